@@ -1,0 +1,111 @@
+"""Hashes, tool versions, sidecars and atomic writes: how every output explains itself."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vidvpr import __version__
+from vidvpr.errors import OutputError
+
+HASH_CHUNK_BYTES = 4 << 20
+PARTIAL_MARKER = ".partial"
+
+
+def sha256_file(path: Path) -> str:
+    """Content hash of a file, streamed so multi-GB 360° videos need no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """Stable short hash of a parameter dict: equal parameters give equal hashes across runs."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """Path, size and content hash of an input, as stored in sidecars."""
+    return {"path": str(path), "bytes": path.stat().st_size, "hash": sha256_file(path)}
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of vidvpr, Python and the in-process media libraries."""
+    import av  # local: keep `import vidvpr.provenance` cheap
+
+    libav = {name: ".".join(map(str, ver)) for name, ver in av.library_versions.items()}
+    return {
+        "vidvpr": __version__,
+        "python": platform.python_version(),
+        "pyav": av.__version__,
+        "libavcodec": libav.get("libavcodec", "?"),
+        "libavformat": libav.get("libavformat", "?"),
+    }
+
+
+def partial_path(final: Path) -> Path:
+    """The temporary name an output is written under: hidden, marked partial, same extension."""
+    return final.with_name(f".{final.stem}{PARTIAL_MARKER}-{os.getpid()}{final.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a temporary path; rename it to `final` only if the block completes.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed, so a
+    file with the final name is always complete. A hard kill leaves only a hidden
+    `.partial` file, which no stage mistakes for a finished output.
+    """
+    final = Path(final)
+    tmp = partial_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise OutputError(f"{final}: disk full while writing") from exc
+        raise
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a sidecar."""
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """Read a sidecar; None if it is missing or unreadable (treated as not done)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` if needed and check it can be written, or raise OutputError naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create output directory ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: output directory is not writable")
+    return path
+
+
+def command_line() -> list[str]:
+    """argv of this run, recorded in sidecars."""
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]
