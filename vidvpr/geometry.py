@@ -155,3 +155,17 @@ def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB between two same-shaped images (inf when identical)."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def direction_to_view_pixel(
+    lon_deg: float, lat_deg: float, yaw_deg: float, pitch_deg: float, intrinsics: PinholeIntrinsics
+) -> tuple[float, float] | None:
+    """Continuous pixel (x, y) (pixel centres at +0.5) where a world direction lands in a view,
+    or None when it is behind the camera."""
+    lon, lat = math.radians(lon_deg), math.radians(lat_deg)
+    world = np.array([math.cos(lat) * math.sin(lon), math.sin(lat), math.cos(lat) * math.cos(lon)])
+    camera = view_rotation(yaw_deg, pitch_deg).T @ world
+    if camera[2] <= 1e-9:
+        return None
+    return (intrinsics.cx + intrinsics.fx * camera[0] / camera[2],
+            intrinsics.cy - intrinsics.fy * camera[1] / camera[2])

@@ -1,0 +1,25 @@
+"""Shared fixtures: synthetic media made once per session, the real samples when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.media import make_equirect_video
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def equirect_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """256×128 equirect video, 12 frames at 30 fps, markers at yaw 0/90/180/270, frame codes."""
+    return make_equirect_video(tmp_path_factory.mktemp("media") / "room.mp4")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data with the real 360° samples; skips the test when it is absent."""
+    if not (SHARED_DATA / "testRoom1_1920Mono.mp4").exists():
+        pytest.skip(f"real samples not found at {SHARED_DATA}")
+    return SHARED_DATA
