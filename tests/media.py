@@ -13,12 +13,16 @@ CODE_BITS = 8  # frame index encoded in 8 blocks along the equator band
 
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction = Fraction(30), pts: Sequence[int] | None = None,
-                time_base: Fraction | None = None, codec: str = "libx264", crf: int = 4) -> Path:
-    """Encode RGB uint8 frames (H, W, 3) to `path` with PyAV; `pts` in `time_base` units for VFR."""
+                time_base: Fraction | None = None, codec: str = "libx264", crf: int = 4,
+                size: tuple[int, int] = (256, 128), faststart: bool = False) -> Path:
+    """Encode RGB uint8 frames (H, W, 3) to `path` with PyAV; `pts` in `time_base` units for VFR.
+    `size` (W, H) only matters when there are no frames."""
     time_base = time_base or 1 / Fraction(fps)
-    with av.open(str(path), mode="w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = size
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         stream.options = {"crf": str(crf), "preset": "ultrafast"} if codec == "libx264" else {}
@@ -30,18 +34,27 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction = Fracti
             frame.time_base = time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+        container.start_encoding()  # writes the header even when there were no frames
     return path
 
 
-def frame_code_columns(width: int, bit: int) -> slice:
-    """Columns of the equator block that carries bit `bit` of the frame index, repeated per 90°."""
-    block = width // (4 * CODE_BITS)
-    return slice(bit * block + block // 4, (bit + 1) * block - block // 4)
+CODE_REPEATS = 8  # the code repeats every 45°, so any 90° view sees every bit near its centre
+CODE_BITS_PER_ROW = 4
+
+
+def frame_code_block(width: int, height: int, repeat: int, bit: int) -> tuple[slice, slice]:
+    """(rows, cols) of the block carrying `bit` of the frame index in the `repeat`-th 45° sector:
+    bits 0-3 in a band just above the horizon, bits 4-7 just below."""
+    block = width // (CODE_REPEATS * CODE_BITS_PER_ROW)
+    col0 = repeat * width // CODE_REPEATS + (bit % CODE_BITS_PER_ROW) * block
+    band = height // 16
+    row0 = height // 2 - height // 32 - band if bit < CODE_BITS_PER_ROW else height // 2 + height // 32
+    return slice(row0, row0 + band), slice(col0 + block // 4, col0 + block - block // 4)
 
 
 def equirect_test_frame(width: int, height: int, index: int, marker_yaws_deg: Sequence[float] = (0, 90, 180, 270)) -> np.ndarray:
     """An equirect RGB frame: smooth texture, a red disc at each marker yaw on the horizon, and
-    the frame index as an 8-bit code in white/black blocks just below the horizon, every 90°."""
+    the frame index as an 8-bit code in white/black blocks around the horizon, every 45°."""
     rows, cols = np.mgrid[0:height, 0:width]
     rgb = np.zeros((height, width, 3), np.uint8)
     rgb[..., 1] = (96 + 64 * np.sin(cols * 2 * np.pi / width * 6) * np.cos(rows * np.pi / height * 3)).astype(np.uint8)
@@ -50,16 +63,51 @@ def equirect_test_frame(width: int, height: int, index: int, marker_yaws_deg: Se
         centre_col = ((yaw / 360.0 + 0.5) % 1.0) * width
         dist2 = (((cols + 0.5 - centre_col + width / 2) % width) - width / 2) ** 2 + (rows + 0.5 - height / 2) ** 2
         rgb[dist2 < (height / 40) ** 2] = (255, 0, 0)
-    code_rows = slice(height // 2 + height // 12, height // 2 + height // 6)
-    for quarter in range(4):
-        offset = quarter * width // 4
+    for repeat in range(CODE_REPEATS):
         for bit in range(CODE_BITS):
-            cols_bit = frame_code_columns(width, bit)
-            value = 255 if (index >> bit) & 1 else 0
-            rgb[code_rows, offset + cols_bit.start: offset + cols_bit.stop] = value
+            block_rows, block_cols = frame_code_block(width, height, repeat, bit)
+            rgb[block_rows, block_cols] = 255 if (index >> bit) & 1 else 0
     return rgb
 
 
 def make_equirect_video(path: Path, width: int = 256, height: int = 128, frames: int = 12, **kwargs) -> Path:
     """A short synthetic 2:1 equirect video with markers and per-frame codes."""
     return write_video(path, (equirect_test_frame(width, height, i) for i in range(frames)), **kwargs)
+
+
+def read_frame_code(luma: np.ndarray, view_yaw_deg: float, eq_width: int, eq_height: int, hfov_deg: float = 90.0) -> int:
+    """Read the frame index back from a decoded view's luma, sampling each code block through
+    the view's own projection (so it also checks the geometry)."""
+    from vidvpr.geometry import direction_to_view_pixel, pinhole_intrinsics
+
+    height, width = luma.shape
+    intrinsics = pinhole_intrinsics(width, height, hfov_deg)
+    value = 0
+    for bit in range(CODE_BITS):
+        candidates = []
+        for repeat in range(CODE_REPEATS):
+            rows, cols = frame_code_block(eq_width, eq_height, repeat, bit)
+            lon_deg = ((cols.start + cols.stop) / 2 / eq_width - 0.5) * 360.0
+            lat_deg = (0.5 - (rows.start + rows.stop) / 2 / eq_height) * 180.0
+            offset_deg = abs((lon_deg - view_yaw_deg + 180.0) % 360.0 - 180.0)
+            candidates.append((offset_deg, lon_deg, lat_deg))
+        _, lon_deg, lat_deg = min(candidates)
+        x, y = direction_to_view_pixel(lon_deg, lat_deg, view_yaw_deg, 0.0, intrinsics)
+        if luma[int(y), int(x)] > 128:
+            value |= 1 << bit
+    return value
+
+
+def decode_luma_and_times(path: Path) -> tuple[list[np.ndarray], list[float]]:
+    """All frames' luma planes and presentation times (seconds from the first frame)."""
+    from vidvpr.video import yuv420p_planes
+
+    lumas, times = [], []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        first = None
+        for frame in container.decode(stream):
+            first = frame.pts if first is None else first
+            lumas.append(yuv420p_planes(frame)[0].copy())  # the coded Y plane, no range conversion
+            times.append(float((frame.pts - first) * stream.time_base))
+    return lumas, times

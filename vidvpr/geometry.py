@@ -51,20 +51,21 @@ def pinhole_intrinsics(width: int, height: int, hfov_deg: float) -> PinholeIntri
     return PinholeIntrinsics(width, height, fx, fx, width / 2.0, height / 2.0, float(hfov_deg), vfov_deg)
 
 
-def round_to_multiple(value: float, multiple: int) -> int:
-    """Nearest positive multiple of `multiple`."""
-    return max(multiple, int(round(value / multiple)) * multiple)
+def floor_to_multiple(value: float, multiple: int) -> int:
+    """Largest positive multiple of `multiple` not above `value` (at least `multiple`)."""
+    return max(multiple, int(math.floor(value / multiple + 1e-9)) * multiple)
 
 
 def default_view_size(src_width: int, hfov_deg: float, aspect: float = 16 / 9, multiple: int = 16) -> tuple[int, int]:
     """View size whose centre has the source's angular resolution, so nothing is upsampled.
 
     Equirectangular: src_width / 2π pixels per radian. Pinhole centre: fx = (W/2)/tan(hfov/2)
-    pixels per radian. Equal when W = src_width · tan(hfov/2) / π. A 5760-wide Insta360 export
-    at 90° gives 1824×1024.
+    pixels per radian. Equal when W = src_width · tan(hfov/2) / π; both sides are rounded down
+    to a multiple of 16 so the view never asks for more detail than the source has. A
+    5760-wide Insta360 export at 90° gives 1824×1024.
     """
-    width = round_to_multiple(src_width * math.tan(math.radians(hfov_deg) / 2.0) / math.pi, multiple)
-    height = round_to_multiple(width / aspect, multiple)
+    width = floor_to_multiple(src_width * math.tan(math.radians(hfov_deg) / 2.0) / math.pi, multiple)
+    height = floor_to_multiple(width / aspect, multiple)
     return width, height
 
 

@@ -19,4 +19,5 @@ def progress_bar(total: int | None, desc: str, unit: str = "frame", quiet: bool 
         dynamic_ncols=True,
         leave=False,
         smoothing=0.1,
+        delay=0.5,  # nothing for runs that finish (or fail) at once
     )

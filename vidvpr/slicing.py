@@ -560,3 +560,16 @@ def expected_frames_hint(info: VideoInfo, config: SliceConfig) -> int | None:
     if config.fps and info.fps:
         return math.floor(info.frames * float(config.fps) / float(info.fps) + 0.5)
     return info.frames
+
+
+V360_INTERP = {"bilinear": "linear", "bicubic": "cubic", "lanczos": "lanczos"}
+
+
+def v360_filter(view: ViewSpec, interp: str = "bilinear") -> str:
+    """ffmpeg v360 filter string that cuts the same view (a peer for benchmarks and cross-checks).
+
+    v360 takes yaw in [-180, 180]; its flat output samples pixel centres like vidvpr does.
+    """
+    yaw = (view.yaw_deg + 180.0) % 360.0 - 180.0
+    return (f"v360=input=e:output=flat:yaw={yaw:g}:pitch={view.pitch_deg:g}:h_fov={view.hfov_deg:g}"
+            f":v_fov={view.intrinsics.vfov_deg:.6f}:w={view.width}:h={view.height}:interp={V360_INTERP[interp]}")

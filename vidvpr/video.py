@@ -68,7 +68,7 @@ def probe_video(path: Path) -> VideoInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise BadInput(f"{path}: no video stream")
+                raise BadInput(f"{path}: no video stream (or zero video frames)")
             stream = container.streams.video[0]
             ctx = stream.codec_context
             if not ctx.width or not ctx.height:
