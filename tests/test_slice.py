@@ -269,3 +269,37 @@ def test_cli_json_summary_lists_every_view(equirect_video: Path, tmp_path: Path)
     summary = json.loads(result.output)
     assert [o["view"] for o in summary["outputs"]] == ["yaw000_pitch+00", "yaw180_pitch+00"]
     assert all(Path(o["path"]).exists() and Path(o["sidecar"]).exists() for o in summary["outputs"])
+
+
+def test_partial_files_of_killed_runs_are_cleaned_on_rerun(equirect_video: Path, tmp_path: Path) -> None:
+    from vidvpr.provenance import PARTIAL_MARKER
+
+    folder = tmp_path / equirect_video.stem
+    folder.mkdir()
+    stale = folder / f".yaw000_pitch+00{PARTIAL_MARKER}-999999999.mp4"
+    stale.write_bytes(b"left by a killed run")
+    slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
+    assert not stale.exists()
+
+
+@pytest.mark.slow
+def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.media import make_equirect_video
+
+    source = make_equirect_video(tmp_path / "long.mp4", width=512, height=256, frames=240)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vidvpr.cli", "slice", str(source), "--out", str(out),
+                             "--size", "256x144", "--preset", "slow", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.rglob(".*partial*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert [p for p in out.rglob("*") if p.is_file()] == []

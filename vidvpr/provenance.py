@@ -59,6 +59,28 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}{PARTIAL_MARKER}-{os.getpid()}{final.suffix}")
 
 
+def remove_stale_partials(final: Path) -> int:
+    """Delete temporary files of `final` left by killed runs (their process no longer exists)."""
+    removed = 0
+    for candidate in Path(final).parent.glob(f".{Path(final).stem}{PARTIAL_MARKER}-*{Path(final).suffix}"):
+        pid_text = candidate.name[len(f".{Path(final).stem}{PARTIAL_MARKER}-"):-len(Path(final).suffix) or None]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
     """Yield a temporary path; rename it to `final` only if the block completes.
@@ -68,6 +90,7 @@ def atomic_output(final: Path) -> Iterator[Path]:
     `.partial` file, which no stage mistakes for a finished output.
     """
     final = Path(final)
+    remove_stale_partials(final)
     tmp = partial_path(final)
     try:
         yield tmp
