@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -80,6 +81,12 @@ def main(verbose: bool) -> None:
     """Build video visual place recognition datasets from 360° video and measure how
     compression hurts recall."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="vidvpr: %(levelname)s: %(message)s")
+    # a `kill` unwinds like Ctrl-C, so temporary outputs are removed rather than left behind
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command()
@@ -144,6 +151,111 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
     elif not quiet:
         done = sum(not r.skipped for r in results)
         click.echo(f"wrote {done} view videos, skipped {len(results) - done} already done, in {out_dir}", err=True)
+
+
+@main.command("manifest")
+@click.argument("definition", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Manifest folder to write (database.csv, query.csv, positives.json, manifest.json).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dataset root; every path must lie inside it [default: the definition's root, else the working directory].")
+@click.option("--database", multiple=True, metavar="REC=TRAJ",
+              help="Without a definition: a database recording and its trajectory file (repeatable).")
+@click.option("--query", multiple=True, metavar="REC=TRAJ",
+              help="Without a definition: a query recording and its trajectory file (repeatable).")
+@click.option("--views-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Without a definition: the `vidvpr slice --out` folder [default: ROOT/views].")
+@click.option("--trajectory-format", default=None, help="Without a definition: csv-xy, csv-latlon, tum, gpx or keyframes-json [default: auto].")
+@click.option("--time-offset", type=float, default=None, help="Without a definition: trajectory time = video time + this (s) [default: 0].")
+@click.option("--axes", type=click.Choice(["xy", "xz"]), default=None, help="Without a definition: SLAM axes of tum/keyframes-json poses.")
+@click.option("--scale", type=float, default=None, help="Without a definition: metres per SLAM unit (tum, keyframes-json).")
+@click.option("--keyframe-fps", type=float, default=None, help="Without a definition: video frame rate of keyframes-json frame numbers.")
+@click.option("--database-sampling", default=None, help="Keep a database frame every Nf frames, Ts seconds, Dm metres, or all [default: the definition's, else 1m].")
+@click.option("--query-sampling", default=None, help="Keep a query frame every Nf, Ts, Dm, or all [default: the definition's, else 1m].")
+@click.option("--radius", "radius_m", type=float, default=None, help="Positives: database rows within this many metres of a query [default: the definition's, else 25].")
+@click.option("--max-heading-diff", "max_heading_diff_deg", type=float, default=None,
+              help="Positives: also within this many degrees of the query's view heading [default: the definition's, else no limit].")
+@click.option("--utm-zone", type=int, default=None, help="Read geographic trajectories into this UTM zone (to join recordings across a zone edge).")
+@click.option("--strict", is_flag=True, help="Error on frames outside the trajectory's time range instead of dropping them.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@handle_errors
+def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, database: tuple[str, ...],
+                     query: tuple[str, ...], views_dir: Path | None, trajectory_format: str | None,
+                     time_offset: float | None, axes: str | None, scale: float | None, keyframe_fps: float | None,
+                     database_sampling: str | None, query_sampling: str | None, radius_m: float | None,
+                     max_heading_diff_deg: float | None, utm_zone: int | None, strict: bool, quiet: bool,
+                     as_json: bool) -> None:
+    """Sample view frames into database.csv and query.csv with positions, and write each query's
+    positives, from a dataset definition (TOML) or --database/--query recordings."""
+    from vidvpr.errors import BadInput
+    from vidvpr.manifest import TrajectorySpec, build_manifest, definition_from_options, load_definition, with_overrides
+    from vidvpr.progress import progress_bar
+
+    recording_options = {"--database": database, "--query": query, "--views-dir": views_dir,
+                         "--trajectory-format": trajectory_format, "--time-offset": time_offset, "--axes": axes,
+                         "--scale": scale, "--keyframe-fps": keyframe_fps}
+    if definition is not None:
+        given = next((name for name, value in recording_options.items() if value not in (None, ())), None)
+        if given:
+            raise BadInput(f"{given} describes recordings on the command line; with a definition file, set it there")
+        dataset = load_definition(definition, root)
+    elif not database or not query:
+        raise BadInput("give a definition file, or at least one --database REC=TRAJ and one --query REC=TRAJ")
+    else:
+        spec = TrajectorySpec(path="", format=trajectory_format or "auto", time_offset_s=time_offset or 0.0,
+                              axes=axes, fps=keyframe_fps, scale=scale)
+        dataset = definition_from_options(root or Path.cwd(), database, query, views_dir=views_dir, trajectory=spec)
+    dataset = with_overrides(dataset, database_sampling=database_sampling, query_sampling=query_sampling,
+                             radius_m=radius_m, max_heading_diff_deg=max_heading_diff_deg, utm_zone=utm_zone,
+                             strict=True if strict else None)
+    with progress_bar(None, "manifest", unit="view", quiet=quiet) as bar:
+        summary = build_manifest(dataset, out_dir, on_view=bar.update)
+    if as_json:
+        emit_json(summary.as_dict())
+    elif not quiet:
+        for line in summary.lines():
+            click.echo(line, err=True)
+
+
+@main.command("export")
+@click.argument("manifest_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: OUT/images/test/{database,queries}/*.jpg and OUT/export.json.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dataset root [default: the one recorded in manifest.json].")
+@click.option("--enc", "enc_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Encode grid folder (ENC/<recording>/<view>/<res>/qp<NN>.mp4); with --res and --qp, export that cell.")
+@click.option("--res", default=None, help="Encode cell resolution, e.g. 360p [default: the reference views].")
+@click.option("--qp", type=int, default=None, help="Encode cell QP, e.g. 30.")
+@click.option("--quality", "jpeg_quality", type=int, default=None, help="JPEG quality 1-100 [default: 95].")
+@click.option("--include-unmatched", is_flag=True, help="Also export queries without positives (benchmarks count them as failures).")
+@click.option("--force", is_flag=True, help="Replace an existing export, or redo one with the same parameters.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@handle_errors
+def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir: Path | None, res: str | None,
+                   qp: int | None, jpeg_quality: int | None, include_unmatched: bool, force: bool, quiet: bool,
+                   as_json: bool) -> None:
+    """Write a manifest's frames as JPEGs in the VPR-datasets-downloader layout, named
+    @east@north@zone@letter@lat@lon@...@.jpg, from the reference views or an encode cell."""
+    from dataclasses import replace
+
+    from vidvpr.export import ExportConfig, export_vpr
+    from vidvpr.progress import progress_bar
+
+    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, include_unmatched=include_unmatched, force=force)
+    if jpeg_quality is not None:
+        config = replace(config, jpeg_quality=jpeg_quality)
+    with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
+        result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update)
+    if as_json:
+        emit_json(result.as_dict())
+    elif not quiet:
+        state = "already done, skipped" if result.skipped else "wrote"
+        click.echo(f"{state}: {result.database} database and {result.queries} query images from the "
+                   f"{result.source} in {Path(out_dir) / 'images' / 'test'} ({result.queries_without_positives_skipped} "
+                   "queries without positives left out)", err=True)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ EYES = ("top", "bottom")
 MIN_VIEW_SIDE = 16
 MAX_VIEW_SIDE = 8192
 SIDECAR_SCHEMA = "vidvpr.slice/1"
+WRITER_QUEUE_FRAMES = 8  # per view: absorbs encoders' uneven pace (x264 lookahead, frame types)
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,10 @@ class ViewWriter:
         self.stream.codec_context.time_base = time_base
         # the muxer may replace the stream's time base once the header is written; frames keep ours
         self.time_base = time_base
+        self.error: OutputError | None = None
+        self.queue: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=WRITER_QUEUE_FRAMES)
+        self.feeder = threading.Thread(target=self._feed, name=f"vidvpr-feed-{view.name}", daemon=True)
+        self.feeder.start()
 
     def new_frame(self) -> tuple[av.VideoFrame, list[np.ndarray]]:
         """A frame to fill, and writable (h, w) arrays over its Y, U, V planes."""
@@ -262,16 +267,31 @@ class ViewWriter:
         return frame, _plane_arrays(frame)
 
     def write(self, frame: av.VideoFrame, pts: int) -> None:
-        """Send one filled frame to the encoder at `pts` (in this writer's time base)."""
+        """Queue one filled frame for the encoder at `pts` (in this writer's time base)."""
+        if self.error is not None:
+            raise self.error
         frame.pts = pts
         frame.time_base = self.time_base
-        try:
-            self.container.mux(self.stream.encode(frame))
-        except (OSError, av.error.FFmpegError) as exc:
-            raise self._failure("while encoding") from exc
+        self.queue.put(frame)
+
+    def _feed(self) -> None:
+        """Feeder thread: pipe queued frames to the encoder, so a view whose encoder is busy never
+        stalls the others (pipe writes release the GIL)."""
+        while (frame := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so the producer never blocks on a dead encoder
+            try:
+                self.container.mux(self.stream.encode(frame))
+            except (OSError, av.error.FFmpegError) as exc:
+                self.error = self._failure("while encoding")
+                self.error.__cause__ = exc
 
     def close(self) -> None:
         """Flush, wait for the encoder and raise if it failed (e.g. disk full)."""
+        self.queue.put(None)
+        self.feeder.join()
+        if self.error is not None:
+            raise self.error
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
@@ -287,6 +307,11 @@ class ViewWriter:
         with contextlib.suppress(Exception):
             self.proc.kill()
             self.proc.wait()
+        with contextlib.suppress(Exception):
+            while self.feeder.is_alive():
+                with contextlib.suppress(queue.Full):
+                    self.queue.put(None, timeout=0.1)
+                self.feeder.join(timeout=0.1)
         with contextlib.suppress(Exception):
             self.stderr.close()
 

@@ -1,0 +1,230 @@
+"""Specification of `vidvpr export`: VPR-datasets-downloader names and layout, from views or encode cells."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.test_manifest import MUNICH, make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.cli import main
+from vidvpr.errors import BadInput, OutputError
+from vidvpr.export import (
+    ExportConfig,
+    VprName,
+    cell_path,
+    export_vpr,
+    format_vpr_filename,
+    parse_vpr_filename,
+    row_filename,
+)
+from vidvpr.manifest import build_manifest, load_definition, load_manifest
+
+
+@pytest.fixture
+def manifest_dir(tmp_path: Path, sliced_views: Path) -> Path:  # noqa: F811
+    """A built manifest of the tiny dataset (local metric frame), every frame sampled, radius 2.5 m."""
+    definition = make_dataset(tmp_path / "ds", sliced_views)
+    build_manifest(load_definition(definition), tmp_path / "ds" / "manifest")
+    return tmp_path / "ds" / "manifest"
+
+
+def images(out: Path, folder: str) -> list[str]:
+    return sorted(path.name for path in (out / "images" / "test" / folder).glob("*.jpg"))
+
+
+def decode_bgr(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(container.streams.video[0])]
+
+
+# ---------------------------------------------------------------- names
+
+
+def test_name_matches_the_downloader_format():
+    # as VPR-datasets-downloader's get_dst_image_name writes San Francisco (UTM 10S, west and north)
+    name = VprName(543256.96, 4178906.2, 10, "S", 37.75344, -122.44727, pano_id="abc_12-x", heading_deg=45, pitch_deg=0)
+    assert format_vpr_filename(name) == "@0543256.96@4178906.20@10@S@037.75344@-122.44727@abc_12-x@@045@000@@@@@.jpg"
+    assert parse_vpr_filename("/data/sf/images/test/queries/" + format_vpr_filename(name)) == name
+
+
+def test_local_frames_leave_zone_and_lat_lon_empty_and_keep_negative_positions():
+    name = VprName(-12.345, 7.0, pano_id="rec~yaw000_pitch+00~000042", heading_deg=359, pitch_deg=-10)
+    text = format_vpr_filename(name)
+    assert text == "@-000012.35@0000007.00@@@@@rec~yaw000_pitch+00~000042@@359@-10@@@@@.jpg"
+    parsed = parse_vpr_filename(text)
+    assert (parsed.easting_m, parsed.northing_m, parsed.utm_zone_number, parsed.lat_deg) == (-12.35, 7.0, None, None)
+    assert parsed.row_id == "rec/yaw000_pitch+00/000042"
+    assert [float(v) for v in text.split("@")[1:3]] == [-12.35, 7.0]  # how benchmark code reads positions
+
+
+@pytest.mark.parametrize("name", ["@1@2@.jpg", "0000001.00@0000002.00@@@@@x@@@@@@@@@.jpg", "x.jpg",
+                                  "@abc@0000002.00@@@@@x@@@@@@@@@.jpg"])
+def test_malformed_names_are_rejected(name):
+    with pytest.raises(ValueError):
+        parse_vpr_filename(name)
+
+
+def test_fields_with_separators_are_refused():
+    with pytest.raises(ValueError, match="'@'"):
+        format_vpr_filename(VprName(1.0, 2.0, pano_id="a@b"))
+    with pytest.raises(ValueError, match="path separator"):
+        format_vpr_filename(VprName(1.0, 2.0, note="a/b"))
+
+
+def test_cell_path_convention():
+    assert cell_path(Path("ENC"), "walk1", "yaw090_pitch+00", "360p", 7) == Path("ENC/walk1/yaw090_pitch+00/360p/qp07.mp4")
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_names_round_trip_to_manifest_positions(tmp_path, manifest_dir):
+    result = export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    manifest = load_manifest(manifest_dir)
+    assert (result.database, result.queries, result.skipped) == (len(manifest.database), len(manifest.queries), False)
+    for folder, rows in (("database", manifest.database), ("queries", manifest.queries)):
+        names = images(tmp_path / "vpr", folder)
+        assert names == sorted(row_filename(row) for row in rows)
+        by_id = {row.id: row for row in rows}
+        for name in names:
+            parsed = parse_vpr_filename(name)
+            row = by_id[parsed.row_id]
+            assert parsed.easting_m == pytest.approx(row.easting_m, abs=0.005)
+            assert parsed.northing_m == pytest.approx(row.northing_m, abs=0.005)
+            assert parsed.heading_deg == round(row.heading_deg) % 360 and parsed.pitch_deg == 0
+            assert parsed.utm_zone_number is None and parsed.lat_deg is None
+    meta = json.loads((tmp_path / "vpr" / "export.json").read_text())
+    assert meta["source"]["kind"] == "reference" and meta["counts"]["database"] == result.database
+    assert all(video["hash"].startswith("sha256:") for video in meta["videos"])
+
+
+def test_export_images_are_the_manifest_frames(tmp_path, manifest_dir):
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    manifest = load_manifest(manifest_dir)
+    row = next(r for r in manifest.queries if r.frame == 5 and r.view == "yaw090_pitch+00")
+    frames = decode_bgr(manifest.video_path(row))
+    jpeg = cv2.imread(str(tmp_path / "vpr" / "images" / "test" / "queries" / row_filename(row)))
+    errors = [float(np.mean((jpeg.astype(float) - frame) ** 2)) for frame in frames]
+    assert int(np.argmin(errors)) == 5 and errors[5] < 100.0 < min(errors[:5] + errors[6:])  # JPEG q95 of frame 5
+
+
+def test_export_from_an_encode_cell(tmp_path, manifest_dir):
+    manifest = load_manifest(manifest_dir)
+    enc = tmp_path / "enc"
+    for row in manifest.database + manifest.queries:
+        cell = cell_path(enc, row.recording, row.view, "360p", 30)
+        if not cell.exists():
+            cell.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(manifest.video_path(row), cell)
+    reference = export_vpr(manifest_dir, tmp_path / "ref", ExportConfig())
+    result = export_vpr(manifest_dir, tmp_path / "cell", ExportConfig(enc_dir=enc, res="360p", qp=30))
+    assert result.source == "encode cell 360p qp30" and result.database == reference.database
+    for folder in ("database", "queries"):
+        names = images(tmp_path / "cell", folder)
+        assert names == images(tmp_path / "ref", folder)
+        for name in names:  # the cell holds the same frames, so frame i maps to the same image
+            ref_bytes = (tmp_path / "ref" / "images" / "test" / folder / name).read_bytes()
+            assert (tmp_path / "cell" / "images" / "test" / folder / name).read_bytes() == ref_bytes
+    meta = json.loads((tmp_path / "cell" / "export.json").read_text())
+    assert meta["source"] == {"kind": "encode_cell", "res": "360p", "qp": 30, "enc_dir": str(enc.resolve())}
+    assert all("/360p/qp30.mp4" in video["path"] for video in meta["videos"])
+    cell_path(enc, "qwalk", "yaw090_pitch+00", "360p", 30).unlink()
+    with pytest.raises(BadInput, match="encode cell not found"):
+        export_vpr(manifest_dir, tmp_path / "cell2", ExportConfig(enc_dir=enc, res="360p", qp=30))
+
+
+def test_a_cell_with_other_frames_is_refused(tmp_path, manifest_dir):
+    from tests.media import make_equirect_video
+
+    manifest = load_manifest(manifest_dir)
+    enc = tmp_path / "enc"
+    for row in manifest.database + manifest.queries:
+        cell = cell_path(enc, row.recording, row.view, "360p", 30)
+        cell.parent.mkdir(parents=True, exist_ok=True)
+        make_equirect_video(cell, width=64, height=32, frames=5)
+    with pytest.raises(BadInput, match="5 frames but the reference view has 12"):
+        export_vpr(manifest_dir, tmp_path / "out", ExportConfig(enc_dir=enc, res="360p", qp=30))
+
+
+@pytest.mark.parametrize("config, message", [
+    (ExportConfig(res="360p", qp=30), "missing --enc"),
+    (ExportConfig(enc_dir=Path("enc"), qp=30), "missing --res"),
+    (ExportConfig(enc_dir=Path("enc"), res="360p", qp=60), "--qp must be in"),
+    (ExportConfig(enc_dir=Path("enc"), res="../..", qp=30), "--res"),
+    (ExportConfig(jpeg_quality=0), "--quality"),
+])
+def test_bad_export_options(tmp_path, manifest_dir, config, message):
+    with pytest.raises(BadInput, match=message):
+        export_vpr(manifest_dir, tmp_path / "out", config)
+
+
+def test_queries_without_positives_are_left_out_unless_asked(tmp_path, sliced_views):  # noqa: F811
+    far = "t,x,y\n0,100,100\n0.2,101,100\n1,108,100\n"
+    definition = make_dataset(tmp_path / "ds", sliced_views, query_traj=far, radius=138.5)
+    build_manifest(load_definition(definition), tmp_path / "m")
+    manifest = load_manifest(tmp_path / "m")
+    matched = len(manifest.matched_queries)
+    assert 0 < matched < len(manifest.queries)
+    result = export_vpr(tmp_path / "m", tmp_path / "out", ExportConfig())
+    assert result.queries == matched == len(images(tmp_path / "out", "queries"))
+    assert result.queries_without_positives_skipped == len(manifest.queries) - matched
+    result = export_vpr(tmp_path / "m", tmp_path / "all", ExportConfig(include_unmatched=True))
+    assert result.queries == len(manifest.queries) == len(images(tmp_path / "all", "queries"))
+
+
+def test_geographic_export_names_carry_zone_and_lat_lon(tmp_path, sliced_views):  # noqa: F811
+    lat, lon = MUNICH
+    db = f"t,lat,lon\n0,{lat},{lon}\n0.4,{lat + 0.0004},{lon}\n"
+    query = f"t,lat,lon\n0,{lat + 0.0001},{lon}\n0.4,{lat + 0.0003},{lon}\n"
+    definition = make_dataset(tmp_path / "ds", sliced_views, db_traj=db, query_traj=query, database="4f", query="6f")
+    build_manifest(load_definition(definition), tmp_path / "m")
+    export_vpr(tmp_path / "m", tmp_path / "out", ExportConfig())
+    rows = {row.id: row for row in load_manifest(tmp_path / "m").database}
+    names = images(tmp_path / "out", "database")
+    assert len(names) == len(rows) == 6
+    for name in names:
+        parsed, row = parse_vpr_filename(name), rows[parse_vpr_filename(name).row_id]
+        assert (parsed.utm_zone_number, parsed.utm_zone_letter) == (32, "U")
+        assert parsed.lat_deg == pytest.approx(row.lat_deg, abs=5e-6) and parsed.lon_deg == pytest.approx(row.lon_deg, abs=5e-6)
+        assert parsed.easting_m == pytest.approx(row.easting_m, abs=0.005)
+
+
+def test_rerun_skips_and_other_exports_need_force(tmp_path, manifest_dir):
+    out = tmp_path / "vpr"
+    export_vpr(manifest_dir, out, ExportConfig())
+    assert export_vpr(manifest_dir, out, ExportConfig()).skipped
+    with pytest.raises(OutputError, match="--force"):
+        export_vpr(manifest_dir, out, ExportConfig(jpeg_quality=80))
+    before = (out / "export.json").read_text()
+    result = export_vpr(manifest_dir, out, ExportConfig(jpeg_quality=80, force=True))
+    assert not result.skipped and (out / "export.json").read_text() != before
+    assert json.loads((out / "export.json").read_text())["jpeg_quality"] == 80
+    assert not [p for p in out.iterdir() if ".partial" in p.name]
+
+
+def test_missing_reference_video_is_bad_input_and_leaves_nothing(tmp_path, manifest_dir):
+    manifest = load_manifest(manifest_dir)
+    manifest.video_path(manifest.queries[0]).unlink()
+    with pytest.raises(BadInput, match="view video not found"):
+        export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    assert not (tmp_path / "vpr" / "images").exists()
+
+
+def test_cli_export(tmp_path, manifest_dir):
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["database"] == len(images(tmp_path / "vpr", "database")) == 24
+    assert summary["queries"] == len(images(tmp_path / "vpr", "queries")) == 14
+    result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr")])
+    assert result.exit_code == 0 and "already done, skipped" in result.stderr
+    result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "x"), "--res", "360p"])
+    assert result.exit_code == 2 and "missing --enc, --qp" in result.stderr
