@@ -303,3 +303,17 @@ def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_full_disk_is_reported_and_leaves_nothing(equirect_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr import slicing
+
+    real_command = slicing.encoder_command
+
+    def command_writing_to_a_full_disk(ffmpeg, path, encoding):  # noqa: ANN001 - mirrors encoder_command
+        return [*real_command(ffmpeg, path, encoding)[:-1], "-f", "matroska", "/dev/full"]
+
+    monkeypatch.setattr(slicing, "encoder_command", command_writing_to_a_full_disk)
+    with pytest.raises(OutputError, match="disk full"):
+        slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
