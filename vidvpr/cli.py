@@ -258,5 +258,114 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
                    "queries without positives left out)", err=True)
 
 
+
+@main.group("demo")
+def demo_group() -> None:
+    """The built-in synthetic 360° demo dataset: run the whole toolkit with nothing to download."""
+
+
+@demo_group.command("make")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--definition", "definition_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Demo definition TOML; keys left out take the built-in values [default: the built-in "
+                   "definition, as written out in manifests/demo.toml].")
+@click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
+                                                "default = 1024x512, small = 256x128).")
+@click.option("--force", is_flag=True, help="Re-render even if finished outputs with the same definition exist.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@handle_errors
+def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: bool, quiet: bool, as_json: bool) -> None:
+    """Render the demo world along its traversals: OUT_DIR/<traversal>/<traversal>.mp4 (equirect)
+    + trajectory, dataset.toml for `vidvpr manifest`, and demo.json."""
+    from dataclasses import asdict
+
+    from vidvpr.demo import DemoConfig, load_definition, make_demo, slice_hint, total_frames
+    from vidvpr.progress import progress_bar
+
+    definition = load_definition(definition_path)
+    config = DemoConfig(definition=definition, definition_source=str(definition_path or "built-in"), size=size,
+                        force=force)
+    with progress_bar(total_frames(definition), "demo", quiet=quiet) as bar:
+        result = make_demo(out_dir, config, on_frame=bar.update)
+    if as_json:
+        emit_json(asdict(result))
+    elif not quiet:
+        for t in result.traversals:
+            state = "already done, skipped" if t.skipped else "wrote"
+            click.echo(f"{state} {t.name} ({t.role}): {t.frames} frames at {t.fps} fps, "
+                       f"{result.size[0]}x{result.size[1]}, {t.video} + {t.trajectory}", err=True)
+        gt = result.ground_truth
+        click.echo(f"positives within {gt['radius_m']:g} m: {gt['positives_per_query']['min']}-"
+                   f"{gt['positives_per_query']['max']} of {gt['database_frames']} database frames per query "
+                   f"(at most {100 * gt['max_fraction_of_database']:.1f}%)", err=True)
+        click.echo(f"next: {slice_hint(result, definition)}", err=True)
+        click.echo(f"then: vidvpr manifest {Path(out_dir) / 'dataset.toml'} --out {Path(out_dir) / 'manifest'}", err=True)
+
+
+@main.command("encode")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: OUT/<recording>/<view>/<res>/qp<NN>.mp4 (+ .json), OUT/encodes.csv, encodes.json, rd.png.")
+@click.option("--qp", "qp_spec", default=None, help="QPs: A..B (step 5), A..B:STEP or a list 20,30,45 [default: 20..50].")
+@click.option("--res", "res_spec", default=None,
+              help="Resolutions: 360p, 480p, 720p, 1080p (height; width keeps the view's aspect) or WxH "
+                   "[default: 1080p,720p,480p,360p, those not larger than the view].")
+@click.option("--codec", default=None, help="libx264 or libx265 [default: libx264].")
+@click.option("--preset", default=None, help="Encoder preset [default: medium].")
+@click.option("--gop", type=int, default=None, help="Keyframe interval in frames, fixed in every cell [default: 2 s of frames].")
+@click.option("--flat-qp", is_flag=True,
+              help="Same QP on I, P and B frames (ipratio=pbratio=1) [default: I frames qp-3, B frames qp+1/qp+2].")
+@click.option("--jobs", type=int, default=None, help="Views encoded at once [default: 1].")
+@click.option("--no-vmaf", is_flag=True, help="Skip VMAF (PSNR-Y and SSIM are always measured).")
+@click.option("--allow-upscale", is_flag=True, help="Allow resolutions larger than the view.")
+@click.option("--force", is_flag=True, help="Redo cells even if finished outputs with the same parameters exist.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (cells, outputs, which would be skipped); write nothing.")
+@click.option("--ffmpeg", "ffmpeg_path", type=click.Path(dir_okay=False), envvar="VIDVPR_FFMPEG", help="ffmpeg binary to use.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@handle_errors
+def encode_grid_command(inputs: tuple[Path, ...], out_dir: Path, qp_spec: str | None, res_spec: str | None,
+                        codec: str | None, preset: str | None, gop: int | None, flat_qp: bool, jobs: int | None,
+                        no_vmaf: bool, allow_upscale: bool, force: bool, dry_run: bool, ffmpeg_path: str | None,
+                        quiet: bool, as_json: bool) -> None:
+    """Encode view videos into a resolution × constant-QP grid and measure rate, PSNR-Y, SSIM and VMAF per cell."""
+    from dataclasses import replace
+
+    from vidvpr.encoding import EncodeConfig, encode_grid, parse_qp_spec, parse_resolutions, plan_encode
+    from vidvpr.ffmpeg import find_ffmpeg
+    from vidvpr.progress import progress_bar
+
+    config = EncodeConfig()
+    given = {"codec": codec, "preset": preset, "gop": gop, "jobs": jobs}
+    config = replace(config, **{key: value for key, value in given.items() if value is not None},
+                     qps=parse_qp_spec(qp_spec) if qp_spec is not None else config.qps,
+                     resolutions=parse_resolutions(res_spec) if res_spec is not None else None,
+                     flat_qp=flat_qp, vmaf=not no_vmaf, allow_upscale=allow_upscale, force=force)
+    ffmpeg = find_ffmpeg(ffmpeg_path)
+    if dry_run:
+        plan = plan_encode(list(inputs), out_dir, config, want_vmaf=config.vmaf and ffmpeg.has_vmaf)
+        cells = [{"cell": s.cell.name, "action": "skip" if s.done else "encode", "width": s.cell.width,
+                  "height": s.cell.height, "qp": s.cell.qp, "gop": s.cell.gop, "video": str(s.cell.video),
+                  "sidecar": str(s.cell.sidecar)} for s in plan]
+        if as_json:
+            emit_json({"cells": cells})
+        else:
+            for cell in cells:
+                click.echo(f"{cell['action']:6}  {cell['width']}x{cell['height']} qp{cell['qp']:02d} gop {cell['gop']}  {cell['video']}")
+            todo = sum(cell["action"] == "encode" for cell in cells)
+            click.echo(f"{len(cells)} cells: {todo} to encode, {len(cells) - todo} already done (dry run, nothing written)")
+        return
+    with progress_bar(None, "encode", unit="frame", quiet=quiet) as bar:
+        result = encode_grid(list(inputs), out_dir, config, ffmpeg=ffmpeg, on_start=lambda total: bar.reset(total=total),
+                             on_frames=bar.update, on_status=bar.set_description)
+    if as_json:
+        emit_json({"encoded": result.encoded, "skipped": result.skipped, "table": str(result.table),
+                   "table_json": str(result.table_json), "plot": str(result.plot), "rows": result.rows})
+    elif not quiet:
+        click.echo(f"encoded {len(result.encoded)} cells, skipped {len(result.skipped)} already done; "
+                   f"table {result.table}, plot {result.plot}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,105 @@
+"""The rate–distortion table (`encodes.csv` + `encodes.json`) and plot (`rd.png`) of an encode grid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vidvpr.provenance import atomic_output, command_line, write_json_atomic
+
+LOG = logging.getLogger(__name__)
+
+TABLE_SCHEMA = "vidvpr.encodes/1"
+TABLE_COLUMNS = (
+    "recording", "view", "resolution", "width", "height", "qp", "codec", "preset", "flat_qp", "gop",
+    "frames", "bytes", "stream_bytes", "kbps", "psnr_y", "ssim_y", "vmaf", "encode_s", "path",
+)
+TABLE_NAME = "encodes.csv"
+TABLE_JSON_NAME = "encodes.json"
+PLOT_NAME = "rd.png"
+
+
+def row_from_sidecar(meta: dict[str, Any], out_dir: Path, sidecar: Path) -> dict[str, Any]:
+    """One table row from a cell's sidecar; `path` is the cell video relative to `out_dir`."""
+    metrics = meta["metrics"]
+    video = sidecar.with_name(meta["output"]["path"])
+    return {
+        "recording": meta["recording"], "view": meta["view"], "resolution": meta["resolution"],
+        "width": meta["width"], "height": meta["height"], "qp": meta["qp"], "codec": meta["codec"],
+        "preset": meta["preset"], "flat_qp": meta["flat_qp"], "gop": meta["gop"], "frames": meta["frames"],
+        "bytes": meta["output"]["bytes"], "stream_bytes": meta["output"]["stream_bytes"], "kbps": meta["kbps"],
+        "psnr_y": metrics["psnr_y"], "ssim_y": metrics["ssim_y"], "vmaf": metrics["vmaf"],
+        "encode_s": meta["encode"]["encode_s"], "path": str(video.relative_to(out_dir)),
+    }
+
+
+def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, config: dict[str, Any]) -> tuple[Path, Path]:
+    """Write `encodes.csv` and its JSON twin atomically; empty metrics are empty CSV fields."""
+    csv_path, json_path = Path(out_dir) / TABLE_NAME, Path(out_dir) / TABLE_JSON_NAME
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_output(csv_path) as tmp:
+        tmp.write_text(text.getvalue())
+    write_json_atomic(json_path, {"schema": TABLE_SCHEMA, "columns": list(TABLE_COLUMNS), "config": config,
+                                  "command": command_line(), "rows": list(rows)})
+    return csv_path, json_path
+
+
+def rd_curves(rows: Sequence[dict[str, Any]]) -> dict[str, list[tuple[int, float, float | None]]]:
+    """Per resolution label: (qp, mean kbps, mean PSNR-Y) over views, sorted by QP; largest size first."""
+    grouped: dict[tuple[int, int, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        grouped[(row["height"], row["width"], row["resolution"])][row["qp"]].append(row)
+    curves: dict[str, list[tuple[int, float, float | None]]] = {}
+    for (_, _, label), by_qp in sorted(grouped.items(), reverse=True):
+        points = []
+        for qp, cells in sorted(by_qp.items()):
+            psnrs = [cell["psnr_y"] for cell in cells if cell["psnr_y"] is not None]
+            points.append((qp, sum(cell["kbps"] for cell in cells) / len(cells),
+                           sum(psnrs) / len(psnrs) if psnrs else None))
+        curves[label] = points
+    return curves
+
+
+def plot_rd(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """`rd.png`: kbps vs QP and PSNR-Y vs kbps, one line per resolution (means over views)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's global state
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    curves = rd_curves(rows)
+    views = len({(row["recording"], row["view"]) for row in rows})
+    codecs = sorted({f"{row['codec']} {row['preset']}{' flat-qp' if row['flat_qp'] else ''}" for row in rows})
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    rate_ax, rd_ax = fig.subplots(1, 2)
+    for label, points in curves.items():
+        qps = [qp for qp, _, _ in points]
+        kbps = [rate for _, rate, _ in points]
+        rate_ax.plot(qps, kbps, marker="o", label=label)
+        measured = [(rate, psnr) for _, rate, psnr in points if psnr is not None]
+        rd_ax.plot([rate for rate, _ in measured], [psnr for _, psnr in measured], marker="o", label=label)
+        for qp, rate, psnr in points:
+            if psnr is not None:
+                rd_ax.annotate(str(qp), (rate, psnr), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    rate_ax.set(xlabel="QP", ylabel="bitrate (kbps, log)", yscale="log", title="Rate vs QP")
+    rd_ax.set(xlabel="bitrate (kbps, log)", ylabel="PSNR-Y vs the view scaled to that size (dB)", xscale="log",
+              title="Rate–distortion (labels: QP)")
+    for axis in (rate_ax.yaxis, rd_ax.xaxis):  # kbps as plain numbers at 1, 2, 5 × 10^k
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    for ax in (rate_ax, rd_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(title="resolution")
+    fig.suptitle(f"{', '.join(codecs)} — mean over {views} view{'s' if views != 1 else ''}")
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return Path(path)
