@@ -98,7 +98,7 @@ def test_sidecar_records_source_geometry_timing_and_versions(sliced: list, equir
     assert geometry_record["interpolation"] == "bilinear"
     assert sidecar["frames"] == 12
     assert sidecar["timestamps"]["rule"] == "time_s[i] = i / fps" and sidecar["timestamps"]["fps"] == "30"
-    assert {"vidvpr", "pyav", "libavcodec", "ffmpeg"} <= set(sidecar["versions"])
+    assert {"vidvpr", "pyav", "libavcodec", "x264_threads_per_view"} <= set(sidecar["versions"])
     assert "x264 - core" in sidecar["encoding"]["encoder_settings"]
     assert sidecar["output"]["bytes"] == Path(sliced[1].path).stat().st_size
 
@@ -306,14 +306,37 @@ def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
 
 
 def test_full_disk_is_reported_and_leaves_nothing(equirect_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
     from vidvpr import slicing
 
-    real_command = slicing.encoder_command
+    real_open = slicing.av.open
 
-    def command_writing_to_a_full_disk(ffmpeg, path, encoding):  # noqa: ANN001 - mirrors encoder_command
-        return [*real_command(ffmpeg, path, encoding)[:-1], "-f", "matroska", "/dev/full"]
+    class FullDisk:
+        """An output file object that fails like a full disk after the first bytes."""
 
-    monkeypatch.setattr(slicing, "encoder_command", command_writing_to_a_full_disk)
+        def __init__(self) -> None:
+            self.written = 0
+
+        def write(self, data: bytes) -> int:
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return len(data)
+
+        def seek(self, *args: int) -> int:
+            return 0
+
+        def tell(self) -> int:
+            return self.written
+
+    def open_on_a_full_disk(target, mode="r", **kwargs):  # noqa: ANN001, ANN003 - mirrors av.open
+        if mode == "w":
+            Path(target).write_bytes(b"")
+            return real_open(FullDisk(), mode="w", format="mp4", **kwargs)
+        return real_open(target, mode, **kwargs)
+
+    monkeypatch.setattr(slicing.av, "open", open_on_a_full_disk)
     with pytest.raises(OutputError, match="disk full"):
         slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -118,20 +118,18 @@ def doctor(ffmpeg_path: str | None, as_json: bool) -> None:
 @click.option("--interp", default="bilinear", type=click.Choice(["bilinear", "bicubic", "lanczos"]))
 @click.option("--stereo", default="mono", type=click.Choice(["mono", "tb"]), help="tb: top-bottom stereo, take one eye.")
 @click.option("--eye", default="top", type=click.Choice(["top", "bottom"]), help="Eye to take with --stereo tb.")
-@click.option("--crf", default=None, type=int, help="x264 CRF of the view videos [default: 12, visually lossless].")
-@click.option("--preset", default=None, help="x264 preset of the view videos [default: fast].")
+@click.option("--crf", default=None, type=int, help="x264 CRF of the view videos [default: 10, visually lossless].")
+@click.option("--preset", default=None, help="x264 preset of the view videos [default: veryfast].")
 @click.option("--force", is_flag=True, help="Redo views even if finished outputs with the same parameters exist.")
-@click.option("--ffmpeg", "ffmpeg_path", type=click.Path(dir_okay=False), envvar="VIDVPR_FFMPEG", help="ffmpeg binary to use.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: float, fov_deg: float, size: str | None,
                   fps: str | None, interp: str, stereo: str, eye: str, crf: int | None, preset: str | None, force: bool,
-                  ffmpeg_path: str | None, quiet: bool, as_json: bool) -> None:
+                  quiet: bool, as_json: bool) -> None:
     """Slice 360° equirectangular videos into perspective view videos (+ sidecar JSON each)."""
     from dataclasses import asdict, replace
 
-    from vidvpr.ffmpeg import find_ffmpeg
     from vidvpr.progress import progress_bar
     from vidvpr.slicing import SliceConfig, ViewEncoding, expected_frames_hint, slice_videos
 
@@ -144,8 +142,7 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
             bar.reset(total=expected_frames_hint(info, config))
             bar.set_description(f"slice {info.path.name}")
 
-        results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update, on_start=on_start,
-                               ffmpeg=find_ffmpeg(ffmpeg_path))
+        results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update, on_start=on_start)
     if as_json:
         emit_json({"outputs": [asdict(result) for result in results]})
     elif not quiet:
