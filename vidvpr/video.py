@@ -143,25 +143,6 @@ def _read_top_level_box(path: Path, box_type: bytes) -> bytes | None:
         return None
 
 
-def constant_frame_interval(path: Path) -> Fraction | None:
-    """Seconds between frames if the container's index says every frame is equally spaced,
-    else None (variable rate, or no index to tell)."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stamps = [entry.timestamp for entry in stream.index_entries]
-            time_base = Fraction(stream.time_base)
-    except (av.error.FFmpegError, IndexError, AttributeError):
-        return None
-    if len(stamps) < 2:
-        return None
-    steps = set(np.diff(np.asarray(stamps, dtype=np.int64)).tolist())
-    if len(steps) != 1:
-        return None
-    step = steps.pop()
-    return Fraction(step) * time_base if step > 0 else None
-
-
 @dataclass
 class DecodedFrame:
     """One decoded frame: its index in the stream, presentation time, and yuv420p planes."""
