@@ -2,18 +2,23 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo-out
+# torch is installed first, pinned: the CPU build that this project's machines carry installs in
+# seconds, where an unpinned "torch" may pull a multi-GB CUDA build. Elsewhere: TORCH=torch.
+TORCH ?= torch==2.13.0
 
-.PHONY: demo test
+.PHONY: demo test install
 
 $(PY):
 	python3 -m venv $(VENV)
 
-demo: $(PY)
-	$(PY) -m pip install --quiet -e .
+install: $(PY)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+
+demo: install
 	$(VENV)/bin/vidvpr demo make $(DEMO)
 	$(VENV)/bin/vidvpr slice $(DEMO)/*/*.mp4 --out $(DEMO)/views
-	$(VENV)/bin/vidvpr manifest $(DEMO)/demo-dataset.toml
+	$(VENV)/bin/vidvpr manifest $(DEMO)/dataset.toml --out $(DEMO)/manifest
 
-test: $(PY)
-	$(PY) -m pip install --quiet -e ".[test]"
+test: install
 	$(PY) -m pytest -q
