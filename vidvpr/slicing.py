@@ -342,22 +342,6 @@ def yuv420p_plane_views(buffer: np.ndarray, width: int, height: int) -> list[np.
             flat[luma + chroma:].reshape(height // 2, width // 2)]
 
 
-def encoder_threads(view_count: int) -> int:
-    """x264 threads per view so that all views' encoders together fill the cores, no more:
-    measured on 2 cores with 4 views, 1 thread each beat x264's own choice (3) by ~8% wall."""
-    return max(1, (os.cpu_count() or 1) // max(1, view_count))
-
-
-def yuv420p_plane_views(buffer: np.ndarray, width: int, height: int) -> list[np.ndarray]:
-    """(h, w) Y and (h/2, w/2) U, V views into a packed yuv420p buffer of shape (3h/2, w)."""
-    flat = buffer.reshape(-1)
-    luma = width * height
-    chroma = luma // 4
-    return [flat[:luma].reshape(height, width),
-            flat[luma:luma + chroma].reshape(height // 2, width // 2),
-            flat[luma + chroma:].reshape(height // 2, width // 2)]
-
-
 def _enlarge_pipe(pipe: Any, size_bytes: int = 1 << 20) -> None:
     """Grow a pipe's kernel buffer (Linux) so a whole frame passes in a few writes, not dozens."""
     with contextlib.suppress(Exception):
