@@ -226,6 +226,18 @@ def test_a_video_cut_after_its_index_is_rejected_and_leaves_nothing(tmp_path: Pa
     assert finished_files(tmp_path / "out") == []
 
 
+def test_a_video_with_garbage_in_its_stream_is_rejected(tmp_path: Path) -> None:
+    whole = write_video(tmp_path / "whole.mp4", (equirect_test_frame(256, 128, i) for i in range(12)), faststart=True)
+    data = bytearray(whole.read_bytes())
+    third = len(data) // 3
+    data[third:2 * third] = np.random.default_rng(1).integers(0, 256, third, dtype=np.uint8).tobytes()
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(BadInput, match="corrupt.mp4: corrupt or truncated video stream"):
+        slice_video(corrupt, tmp_path / "out", small_config())
+    assert finished_files(tmp_path / "out") == []
+
+
 def test_unwritable_output_directory_is_named(equirect_video: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output directory should go")
