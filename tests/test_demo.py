@@ -280,7 +280,7 @@ def test_rerun_skips_finished_files(small_demo):
 
 
 def test_demo_feeds_the_manifest_stage(small_demo):
-    from vidvpr.manifest import load_definition as load_manifest_definition
+    from vidvpr.definition import load_definition as load_manifest_definition
 
     out, _ = small_demo
     dataset = load_manifest_definition(out / "dataset.toml")

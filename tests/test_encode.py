@@ -43,7 +43,7 @@ from vidvpr.errors import BadInput, OutputError, ProcessFailed
 from vidvpr.ffmpeg import find_ffmpeg
 from vidvpr.provenance import partial_path
 from vidvpr.quality import parse_psnr_stats, psnr_db, read_metrics
-from vidvpr.rdreport import TABLE_COLUMNS, rd_curves
+from vidvpr.rdreport import TABLE_COLUMNS, averaged_over, rd_curves
 from vidvpr.slicing import SliceConfig, slice_video
 from vidvpr.video import x264_settings_string
 
@@ -269,7 +269,17 @@ def test_rd_curves_average_views_per_resolution_and_qp() -> None:
     rows = [{"recording": "r", "view": v, "resolution": "360p", "width": 640, "height": 360, "qp": qp,
              "kbps": kbps, "psnr_y": psnr} for v, qp, kbps, psnr in
             (("a", 20, 100, 40), ("b", 20, 300, 44), ("a", 30, 50, 35), ("b", 30, 70, 37))]
-    assert rd_curves(rows) == {"360p": [(20, 200.0, 42.0), (30, 60.0, 36.0)]}
+    assert rd_curves(rows) == {"360p (640x360)": [(20, 200.0, 42.0), (30, 60.0, 36.0)]}
+
+
+def test_a_named_resolution_at_two_sizes_keeps_both_curves_and_says_what_is_averaged() -> None:
+    rows = [{"recording": "r", "view": view, "resolution": res, "width": width, "height": 360, "qp": 30,
+             "kbps": kbps, "psnr_y": 40} for view, res, width, kbps in
+            (("wide", "360p", 640, 100), ("square", "360p", 480, 80), ("wide", "320x360", 320, 50))]
+    assert rd_curves(rows) == {"360p (640x360)": [(30, 100.0, 40.0)], "360p (480x360)": [(30, 80.0, 40.0)],
+                               "320x360": [(30, 50.0, 40.0)]}
+    assert averaged_over(rows) == "mean over 1 view"
+    assert averaged_over([*rows, {**rows[0], "view": "other"}]) == "mean over the views of each size"
 
 
 # --- the grid on disk ---------------------------------------------------------------------
@@ -355,6 +365,34 @@ def test_x264_own_log_confirms_the_documented_qp_of_each_frame_type(views: list[
     assert averages["I"] == expected["I"] and averages["P"] == expected["P"]
     assert expected["B_ref"] <= averages["B"] <= expected["B"]
     assert ("ip_ratio=1.00 pb_ratio=1.00" in x264_settings_string(tmp_path / "c.mp4")) == flat_qp
+
+
+def stream_qps_by_frame_type(path: Path) -> dict[str, set[int]]:
+    """Macroblock QPs the decoder reads from the stream, per frame type (I, P, B)."""
+    if not hasattr(av.sidedata, "encparams"):
+        pytest.skip("this PyAV cannot export video encoding parameters")
+    found: dict[str, set[int]] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "venc_params"}
+        for frame in container.decode(stream):
+            params = frame.side_data.get(av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS)
+            kind = {1: "I", 2: "P", 3: "B"}[int(frame.pict_type)]
+            found.setdefault(kind, set()).update(int(qp) for qp in set(params.qp_map().flat))
+    return found
+
+
+@pytest.mark.parametrize("flat_qp", [False, True])
+def test_the_stream_carries_the_documented_qp_of_each_frame_type(views: list[Path], tmp_path: Path,
+                                                                 flat_qp: bool) -> None:
+    result = encode_grid(views[:1], tmp_path, small_config(qps=(30,), flat_qp=flat_qp, vmaf=False,
+                                                           resolutions=parse_resolutions("128x72")))
+    meta = json.loads((tmp_path / result.rows[0]["path"]).with_suffix(".json").read_text())
+    qps = stream_qps_by_frame_type(tmp_path / result.rows[0]["path"])
+    assert qps["I"] == {meta["frame_qp"]["I"]} and qps["P"] == {30}
+    assert qps["B"] <= {meta["frame_qp"]["B_ref"], meta["frame_qp"]["B"]}
+    documented = {"I": 30, "B": {30}} if flat_qp else {"I": 27, "B": {31, 32}}  # --help: I qp-3, B qp+1/qp+2
+    assert qps["I"] == {documented["I"]} and qps["B"] and qps["B"] <= documented["B"]
 
 
 def test_libx265_cells_use_the_requested_qp(views: list[Path], tmp_path: Path) -> None:
@@ -528,6 +566,20 @@ def test_cli_bad_input_is_one_line_with_nonzero_exit_and_writes_nothing(views: l
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vidvpr: error:") and re.search(message, lines[0])
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_out_that_is_a_file_is_one_line_error(views: list[Path], tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    result = CliRunner().invoke(main, ["encode", str(views[0]), "--out", str(taken), "--qp", "40", "--res", "64x36"])
+    assert result.exit_code == 4 and result.stderr.strip() == f"vidvpr: error: {taken}: is a file, not an output directory"
+
+
+def test_a_folder_in_the_way_of_the_table_is_an_output_error(views: list[Path], tmp_path: Path) -> None:
+    (tmp_path / "encodes.csv").mkdir()
+    with pytest.raises(OutputError, match=r"encodes.csv: cannot write \(Is a directory\)"):
+        encode_grid(views[:1], tmp_path, small_config(qps=(40,), resolutions=parse_resolutions("64x36"), vmaf=False))
+    assert hidden_files(tmp_path) == []
 
 
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(grid: tuple, views: list[Path], tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from vidvpr.export import (
     parse_vpr_filename,
     row_filename,
 )
-from vidvpr.manifest import build_manifest, load_definition, load_manifest
+from vidvpr.definition import load_definition
+from vidvpr.manifest import build_manifest, load_manifest
 
 
 @pytest.fixture
@@ -209,6 +210,51 @@ def test_rerun_skips_and_other_exports_need_force(tmp_path, manifest_dir):
     assert not [p for p in out.iterdir() if ".partial" in p.name]
 
 
+def test_rerun_keys_on_the_manifest_data_and_cell_videos(tmp_path, manifest_dir):
+    build_manifest(load_definition(manifest_dir.parent / "def.toml"), manifest_dir, force=True)  # new manifest.json
+    assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig()).skipped is False
+    build_manifest(load_definition(manifest_dir.parent / "def.toml"), manifest_dir, force=True)
+    assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig()).skipped  # same rows, same images
+    manifest = load_manifest(manifest_dir)
+    enc, config = tmp_path / "enc", ExportConfig(enc_dir=tmp_path / "enc", res="360p", qp=30)
+    for row in manifest.database + manifest.queries:
+        cell_path(enc, row.recording, row.view, "360p", 30).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(manifest.video_path(row), cell_path(enc, row.recording, row.view, "360p", 30))
+    assert not export_vpr(manifest_dir, tmp_path / "cell", config).skipped
+    assert export_vpr(manifest_dir, tmp_path / "cell", config).skipped
+    other = manifest.video_path(next(r for r in manifest.database if r.view == "yaw090_pitch+00"))
+    shutil.copyfile(other, cell_path(enc, "dbwalk", "yaw000_pitch+00", "360p", 30))  # re-encoded cell
+    with pytest.raises(OutputError, match="other parameters or inputs"):
+        export_vpr(manifest_dir, tmp_path / "cell", config)
+
+
+def test_views_option_exports_a_subset_with_positives_among_the_kept_rows(tmp_path, manifest_dir):
+    manifest = load_manifest(manifest_dir)
+    result = export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(views=("yaw090_pitch+00",)))
+    database = [row for row in manifest.database if row.view == "yaw090_pitch+00"]
+    kept = {i for i, row in enumerate(manifest.database) if row.view == "yaw090_pitch+00"}
+    matched = [row for row, hits in zip(manifest.queries, manifest.positives)
+               if row.view == "yaw090_pitch+00" and kept & set(hits.tolist())]
+    assert result.database == len(database) == len(images(tmp_path / "vpr", "database")) == 12
+    assert images(tmp_path / "vpr", "queries") == sorted(row_filename(row) for row in matched)
+    assert json.loads((tmp_path / "vpr" / "export.json").read_text())["views"] == ["yaw090_pitch+00"]
+    with pytest.raises(BadInput, match="no view 'yaw180' in the manifest; it has yaw000_pitch"):
+        export_vpr(manifest_dir, tmp_path / "x", ExportConfig(views=("yaw180",)))
+
+
+def test_export_records_the_positive_radius_to_evaluate_with(tmp_path, manifest_dir):
+    result = export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    meta = json.loads((tmp_path / "vpr" / "export.json").read_text())
+    assert result.radius_m == meta["positives"]["radius_m"] == 2.5 and meta["positives"]["max_heading_diff_deg"] is None
+
+
+def test_a_killed_export_leaves_a_partial_folder_the_next_run_removes(tmp_path, manifest_dir):
+    stale = tmp_path / "vpr" / ".images.partial-999999999"  # no such process
+    (stale / "test" / "database").mkdir(parents=True)
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    assert sorted(p.name for p in (tmp_path / "vpr").iterdir()) == ["export.json", "images"]
+
+
 def test_missing_reference_video_is_bad_input_and_leaves_nothing(tmp_path, manifest_dir):
     manifest = load_manifest(manifest_dir)
     manifest.video_path(manifest.queries[0]).unlink()
@@ -226,5 +272,9 @@ def test_cli_export(tmp_path, manifest_dir):
     assert summary["queries"] == len(images(tmp_path / "vpr", "queries")) == 14
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr")])
     assert result.exit_code == 0 and "already done, skipped" in result.stderr
+    assert "--positive_dist_threshold 2.5" in result.stderr
+    result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "v"), "--views",
+                                  "yaw000_pitch+00", "--json", "--quiet"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["database"] == 12
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "x"), "--res", "360p"])
     assert result.exit_code == 2 and "missing --enc, --qp" in result.stderr

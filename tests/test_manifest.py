@@ -6,8 +6,11 @@ import csv
 import dataclasses
 import json
 import math
+import logging
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,8 @@ from click.testing import CliRunner
 from tests.media import make_equirect_video
 from vidvpr.cli import main
 from vidvpr.errors import BadInput
-from vidvpr.manifest import (
-    COLUMNS,
-    ManifestRow,
-    build_manifest,
-    definition_from_options,
-    load_definition,
-    load_manifest,
-    resolve_inside,
-)
+from vidvpr.definition import definition_from_options, load_definition, resolve_inside, with_overrides
+from vidvpr.manifest import COLUMNS, ManifestRow, build_manifest, load_manifest
 from vidvpr.positives import (
     find_positives,
     heading_difference_deg,
@@ -427,7 +423,7 @@ def test_strict_refuses_frames_outside_the_trajectory(tmp_path, dataset):
     strict = dataclasses.replace(definition, config=dataclasses.replace(definition.config, strict=True))
     with pytest.raises(BadInput, match=r"qwalk.*video \[0\.000, 0\.367\] s.*trajectory \[0\.100, 0\.300\] s") as info:
         build_manifest(strict, tmp_path / "out")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(dataset.parent / "traj" / "qwalk.csv"))
 
 
 def test_geographic_trajectories_give_utm_zone_and_lat_lon(tmp_path, sliced_views):
@@ -755,3 +751,54 @@ def test_cli_manifest_from_definition_and_errors(tmp_path, dataset):
     (dataset.parent / "views" / "dbwalk" / "yaw000_pitch+00.mp4").unlink()
     result = runner.invoke(main, ["manifest", str(dataset), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "view video not found" in result.stderr
+
+
+# ---------------------------------------------------------------- reruns and one-line errors
+
+
+def test_rerun_skips_with_identical_files_and_rebuilds_on_changed_inputs(tmp_path, dataset):
+    out = tmp_path / "m"
+    assert not build_manifest(load_definition(dataset), out).skipped
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    again = build_manifest(load_definition(dataset), out)
+    assert again.skipped and again.rows == {"database": 24, "query": 14}
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # manifest.json too
+    assert not build_manifest(load_definition(dataset), out, force=True).skipped
+    meta = json.loads((out / "manifest.json").read_text())
+    assert set(meta["outputs"]) == {"database.csv", "query.csv", "positives.json"}
+    (dataset.parent / "traj" / "qwalk.csv").write_text("t,x,y\n0.1,0.5,3\n0.3,4.5,3\n")  # a changed input
+    assert not build_manifest(load_definition(dataset), out).skipped
+    (out / "query.csv").write_text("tampered")  # a changed output
+    assert not build_manifest(load_definition(dataset), out).skipped
+    assert build_manifest(with_overrides(load_definition(dataset), radius_m=3.0), out).radius_m == 3.0
+
+
+def test_a_video_without_sidecar_is_left_out_with_a_warning(tmp_path, dataset, caplog):
+    (dataset.parent / "views" / "qwalk" / "yaw090_pitch+00.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="vidvpr.manifest"):
+        summary = build_manifest(load_definition(dataset), tmp_path / "m")
+    assert summary.rows["query"] == 7 and "left out 1 video(s) without a vidvpr slice sidecar: yaw090_pitch+00" in caplog.text
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vidvpr.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_garbage_gives_one_line_errors(tmp_path, dataset):
+    root = dataset.parent
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    cases = [
+        (["manifest", str(root), "--out", str(tmp_path / "m")], f"{root}: cannot read"),  # a folder as definition
+        (["manifest", str(empty), "--out", str(tmp_path / "m")], f"{empty}: no [[recordings]]"),
+        (["manifest", str(dataset), "--out", str(dataset)], f"{dataset}: is a file, not an output directory"),
+        (["manifest", "--root", str(tmp_path / "nope"), "--database", "a=x.csv", "--query", "b=y.csv",
+          "--out", str(tmp_path / "m")], "dataset root (--root) is not a folder"),
+        (["export", str(dataset), "--out", str(tmp_path / "e")], f"{dataset}: is a file, not a manifest folder"),
+        (["demo", "make", str(tmp_path / "d"), "--definition", str(root)], f"{root}: cannot read"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode in (2, 4), (args, result.stderr)
+        assert result.stderr.startswith(f"vidvpr: error: ") and message in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr

@@ -151,16 +151,16 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
 
 
 @main.command("manifest")
-@click.argument("definition", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("definition", required=False, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Manifest folder to write (database.csv, query.csv, positives.json, manifest.json).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root; every path must lie inside it [default: the definition's root, else the working directory].")
 @click.option("--database", multiple=True, metavar="REC=TRAJ",
               help="Without a definition: a database recording and its trajectory file (repeatable).")
 @click.option("--query", multiple=True, metavar="REC=TRAJ",
               help="Without a definition: a query recording and its trajectory file (repeatable).")
-@click.option("--views-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--views-dir", type=click.Path(path_type=Path), default=None,
               help="Without a definition: the `vidvpr slice --out` folder [default: ROOT/views].")
 @click.option("--trajectory-format", default=None, help="Without a definition: csv-xy, csv-latlon, tum, gpx or keyframes-json [default: auto].")
 @click.option("--time-offset", type=float, default=None, help="Without a definition: trajectory time = video time + this (s) [default: 0].")
@@ -174,6 +174,7 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
               help="Positives: also within this many degrees of the query's view heading [default: the definition's, else no limit].")
 @click.option("--utm-zone", type=int, default=None, help="Read geographic trajectories into this UTM zone (to join recordings across a zone edge).")
 @click.option("--strict", is_flag=True, help="Error on frames outside the trajectory's time range instead of dropping them.")
+@click.option("--force", is_flag=True, help="Rebuild even if the folder holds a manifest of the same definition and inputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
@@ -181,12 +182,13 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
                      query: tuple[str, ...], views_dir: Path | None, trajectory_format: str | None,
                      time_offset: float | None, axes: str | None, scale: float | None, keyframe_fps: float | None,
                      database_sampling: str | None, query_sampling: str | None, radius_m: float | None,
-                     max_heading_diff_deg: float | None, utm_zone: int | None, strict: bool, quiet: bool,
-                     as_json: bool) -> None:
+                     max_heading_diff_deg: float | None, utm_zone: int | None, strict: bool, force: bool,
+                     quiet: bool, as_json: bool) -> None:
     """Sample view frames into database.csv and query.csv with positions, and write each query's
     positives, from a dataset definition (TOML) or --database/--query recordings."""
     from vidvpr.errors import BadInput
-    from vidvpr.manifest import TrajectorySpec, build_manifest, definition_from_options, load_definition, with_overrides
+    from vidvpr.definition import TrajectorySpec, definition_from_options, load_definition, with_overrides
+    from vidvpr.manifest import build_manifest
     from vidvpr.progress import progress_bar
 
     recording_options = {"--database": database, "--query": query, "--views-dir": views_dir,
@@ -207,7 +209,7 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
                              radius_m=radius_m, max_heading_diff_deg=max_heading_diff_deg, utm_zone=utm_zone,
                              strict=True if strict else None)
     with progress_bar(None, "manifest", unit="view", quiet=quiet) as bar:
-        summary = build_manifest(dataset, out_dir, on_view=bar.update)
+        summary = build_manifest(dataset, out_dir, on_view=bar.update, force=force)
     if as_json:
         emit_json(summary.as_dict())
     elif not quiet:
@@ -216,24 +218,26 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
 
 
 @main.command("export")
-@click.argument("manifest_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("manifest_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder: OUT/images/test/{database,queries}/*.jpg and OUT/export.json.")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [default: the one recorded in manifest.json].")
-@click.option("--enc", "enc_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
               help="Encode grid folder (ENC/<recording>/<view>/<res>/qp<NN>.mp4); with --res and --qp, export that cell.")
 @click.option("--res", default=None, help="Encode cell resolution, e.g. 360p [default: the reference views].")
 @click.option("--qp", type=int, default=None, help="Encode cell QP, e.g. 30.")
 @click.option("--quality", "jpeg_quality", type=int, default=None, help="JPEG quality 1-100 [default: 95].")
+@click.option("--views", "views", default=None, metavar="VIEW,...",
+              help="Export only these views, e.g. yaw000_pitch+00 (positives: the database rows kept) [default: all].")
 @click.option("--include-unmatched", is_flag=True, help="Also export queries without positives (benchmarks count them as failures).")
 @click.option("--force", is_flag=True, help="Replace an existing export, or redo one with the same parameters.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir: Path | None, res: str | None,
-                   qp: int | None, jpeg_quality: int | None, include_unmatched: bool, force: bool, quiet: bool,
-                   as_json: bool) -> None:
+                   qp: int | None, jpeg_quality: int | None, views: str | None, include_unmatched: bool, force: bool,
+                   quiet: bool, as_json: bool) -> None:
     """Write a manifest's frames as JPEGs in the VPR-datasets-downloader layout, named
     @east@north@zone@letter@lat@lon@...@.jpg, from the reference views or an encode cell."""
     from dataclasses import replace
@@ -241,7 +245,9 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
     from vidvpr.export import ExportConfig, export_vpr
     from vidvpr.progress import progress_bar
 
-    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, include_unmatched=include_unmatched, force=force)
+    view_names = None if views is None else tuple(name.strip() for name in views.split(",") if name.strip())
+    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, include_unmatched=include_unmatched,
+                          views=view_names, force=force)
     if jpeg_quality is not None:
         config = replace(config, jpeg_quality=jpeg_quality)
     with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
@@ -253,7 +259,9 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
         click.echo(f"{state}: {result.database} database and {result.queries} query images from the "
                    f"{result.source} in {Path(out_dir) / 'images' / 'test'} ({result.queries_without_positives_skipped} "
                    "queries without positives left out)", err=True)
-
+        heading = "" if result.max_heading_diff_deg is None else " (file names cannot carry its heading limit)"
+        click.echo(f"evaluate with the manifest's positive radius, {result.radius_m:g} m{heading}: e.g. "
+                   f"--positive_dist_threshold {result.radius_m:g} in gmberton's VPR evaluation code", err=True)
 
 
 @main.group("demo")
@@ -262,8 +270,8 @@ def demo_group() -> None:
 
 
 @demo_group.command("make")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--definition", "definition_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--definition", "definition_path", type=click.Path(path_type=Path), default=None,
               help="Demo definition TOML; keys left out take the built-in values [default: the built-in "
                    "definition, as written out in manifests/demo.toml].")
 @click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
@@ -302,7 +310,7 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
 
 @main.command("encode")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder: OUT/<recording>/<view>/<res>/qp<NN>.mp4 (+ .json), OUT/encodes.csv, encodes.json, rd.png.")
 @click.option("--qp", "qp_spec", default=None, help="QPs: A..B (step 5), A..B:STEP or a list 20,30,45 [default: 20..50].")
 @click.option("--res", "res_spec", default=None,

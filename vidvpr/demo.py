@@ -26,6 +26,7 @@ import logging
 import math
 import re
 import time
+import tomllib
 import typing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +50,7 @@ from vidvpr.demo_world import (
     render_equirect_frame,
     walker_poses,
 )
-from vidvpr.errors import BadInput, ToolMissing
+from vidvpr.errors import BadInput
 from vidvpr.provenance import (
     atomic_output,
     command_line,
@@ -251,13 +252,6 @@ def load_definition(path: Path | None = None) -> DemoDefinition:
         definition = DemoDefinition()
         validate_definition(definition, "built-in definition")
         return definition
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ToolMissing("reading a TOML definition needs Python 3.11+ or the tomli package") from None
     path = Path(path)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ scales once per resolution and splits to one constant-QP encoder per cell.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -20,8 +19,6 @@ from typing import Any
 from vidvpr.errors import BadInput
 from vidvpr.provenance import params_hash
 from vidvpr.quality import PIX_FMT, scale_chain
-
-LOG = logging.getLogger(__name__)
 
 SIDECAR_SCHEMA = "vidvpr.encode/1"
 SLICE_SCHEMA = "vidvpr.slice/1"

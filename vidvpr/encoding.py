@@ -291,7 +291,7 @@ def encode_grid(
     def work(job: tuple[int, list[Cell]]) -> None:
         planned, todo = job
         threads = encoder_threads(config.jobs * planned, cores)
-        _encode_view(todo, ffmpeg, config, pool, threads, want_vmaf, threads, on_frames, on_status, versions)
+        _encode_view(todo, ffmpeg, config, pool, threads, want_vmaf, on_frames, on_status, versions)
 
     _run_jobs(jobs, work, config.jobs, pool)
     rows = []
@@ -325,9 +325,12 @@ def _run_jobs(jobs: list[Any], work: Callable[[Any], None], workers: int, pool: 
 
 
 def _encode_view(cells: list[Cell], ffmpeg: FfmpegInfo, config: EncodeConfig, pool: FfmpegPool, threads: int,
-                 want_vmaf: bool, vmaf_threads: int, on_frames: Callable[[int], None] | None,
+                 want_vmaf: bool, on_frames: Callable[[int], None] | None,
                  on_status: Callable[[str], None] | None, versions: dict[str, str]) -> None:
-    """Encode, verify and measure the cells of one view still to do; write their sidecars last."""
+    """Encode, verify and measure the cells of one view still to do; write their sidecars last.
+
+    `threads` is each encoder's thread count and libvmaf's.
+    """
     source = cells[0].source
     for cell in cells:
         ensure_writable_dir(cell.video.parent)
@@ -353,7 +356,7 @@ def _encode_view(cells: list[Cell], ffmpeg: FfmpegInfo, config: EncodeConfig, po
         targets_measured = [MeasureTarget(cell.width, cell.height, tmp) for cell, tmp in zip(cells, tmps)]
         if on_status:
             on_status(f"measure {source.view} ({len(cells)} cells)")
-        measured = pool.run(measure_command(ffmpeg.path, source.path, targets_measured, want_vmaf, vmaf_threads), Path(work),
+        measured = pool.run(measure_command(ffmpeg.path, source.path, targets_measured, want_vmaf, threads), Path(work),
                             f"measuring {where}", counted)
         metrics = [read_metrics(Path(work), index, want_vmaf, len(ref_times)) for index in range(len(cells))]
         settings = [encoder_settings_string(tmp) for tmp in tmps]

@@ -15,6 +15,9 @@ row id with ``/`` replaced by ``~`` (so names are unique and lead back to the ro
 Frames come from the reference view videos, or from an encode cell
 ``ENC/<recording>/<view>/<res>/qp<NN>.mp4`` (same frames as the reference, so frame i maps
 across). Each video is decoded once, front to back, keeping the manifest's frames.
+
+Benchmark code recomputes positives from the positions in the file names with its own radius
+(25 m by default), so export.json records the manifest's radius to evaluate with.
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ import cv2
 import numpy as np
 
 from vidvpr.errors import BadInput, OutputError
-from vidvpr.manifest import MANIFEST_FILE, Manifest, ManifestRow, load_manifest
+from vidvpr.manifest import CSV_FILES, MANIFEST_FILE, POSITIVES_FILE, Manifest, ManifestRow, load_manifest
 from vidvpr.provenance import (
     command_line,
     ensure_writable_dir,
     file_record,
     params_hash,
+    partial_dir,
     read_json,
+    remove_stale_partial_dirs,
     runtime_versions,
     sha256_file,
     write_json_atomic,
@@ -62,6 +67,7 @@ RES_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
 NAME_FIELDS = ("utm_east", "utm_north", "utm_zone_number", "utm_zone_letter", "lat", "lon", "pano_id", "tile_num",
                "heading", "pitch", "roll", "height", "timestamp", "note", "extension")
 NAMING = "@" + "@".join(NAME_FIELDS)
+MANIFEST_DATA_FILES = (*CSV_FILES.values(), POSITIVES_FILE)  # what an export depends on (not manifest.json's log)
 
 
 # ---------------------------------------------------------------- file names (pure)
@@ -169,6 +175,7 @@ class ExportConfig:
     root: Path | None = None  # dataset root; None: the one recorded in manifest.json
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     include_unmatched: bool = False  # also export queries without positives
+    views: tuple[str, ...] | None = None  # export only these views (manifest view names); None: all
     force: bool = False
 
     @property
@@ -185,6 +192,8 @@ class ExportResult:
     database: int
     queries: int
     queries_without_positives_skipped: int
+    radius_m: float  # the manifest's positive radius: evaluate the export with the same
+    max_heading_diff_deg: float | None
     skipped: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -203,6 +212,8 @@ def validate_export_config(config: ExportConfig) -> None:
         raise BadInput(f"--res {config.res!r}: use the encode grid's resolution name, e.g. 360p")
     if config.qp is not None and not 0 <= config.qp <= MAX_QP:
         raise BadInput(f"--qp must be in [0, {MAX_QP}], got {config.qp}")
+    if config.views is not None and not config.views:
+        raise BadInput("--views: give at least one view name, e.g. yaw000_pitch+00")
 
 
 def cell_path(enc_dir: Path, recording: str, view: str, res: str, qp: int) -> Path:
@@ -222,7 +233,8 @@ def _source_video(manifest: Manifest, row: ManifestRow, config: ExportConfig,
         path = cell_path(config.enc_dir, row.recording, row.view, config.res, config.qp)  # type: ignore[arg-type]
         if not path.is_file():
             raise BadInput(f"{path}: encode cell not found for {row.recording}/{row.view} "
-                           f"(res {config.res}, qp {config.qp}); run the encode grid first")
+                           f"(res {config.res}, qp {config.qp}); run vidvpr encode on it, or export only "
+                           "the encoded views with --views")
         cell_frames = probe_video(path).frames
         if frames and cell_frames and cell_frames != frames:
             raise BadInput(f"{path}: {cell_frames} frames but the reference view has {frames}; "
@@ -265,41 +277,71 @@ def _write_jpeg(path: Path, bgr: np.ndarray, quality: int) -> None:
         raise OutputError(f"{path.parent}: cannot write {path.name} ({exc.strerror})") from exc
 
 
+def select_rows(manifest: Manifest, views: tuple[str, ...] | None,
+                include_unmatched: bool) -> tuple[list[ManifestRow], list[ManifestRow], int]:
+    """(database rows, query rows, queries left out for having no positive) to export.
+
+    With `views`, only rows of those views; a query's positives are then the database rows kept.
+    """
+    database, keep_db = manifest.database, np.ones(len(manifest.database), bool)
+    queries = list(zip(manifest.queries, manifest.positives))
+    if views is not None:
+        known = sorted({row.view for row in manifest.database + manifest.queries})
+        unknown = [view for view in views if view not in known]
+        if unknown:
+            raise BadInput(f"--views: no view {unknown[0]!r} in the manifest; it has {', '.join(known)}")
+        keep_db = np.array([row.view in views for row in database], bool)
+        database = [row for row, keep in zip(database, keep_db) if keep]
+        queries = [(row, hits) for row, hits in queries if row.view in views]
+    matched = [row for row, hits in queries if include_unmatched or keep_db[hits].any()]
+    return database, matched, len(queries) - len(matched)
+
+
 def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConfig,
                on_image: Callable[[int], None] | None = None) -> ExportResult:
     """Write ``OUT/images/test/{database,queries}/*.jpg`` and ``OUT/export.json`` from a manifest.
 
     Queries without positives are left out unless `include_unmatched` (benchmark code would
-    count them as failures). The image tree is written under a hidden partial name and renamed
-    when complete; an export with the same parameters already done is skipped unless `force`.
+    count them as failures); `views` restricts both splits to some views (`select_rows`). The
+    image tree is written under a hidden partial name and renamed when complete; an export with
+    the same parameters and inputs (by hash) already done is skipped unless `force`.
     """
     started = time.perf_counter()
     validate_export_config(config)
     manifest = load_manifest(manifest_dir, config.root)
     source = "reference views" if not config.from_cell else f"encode cell {config.res} qp{config.qp:02d}"
-    queries = [row for row, hits in zip(manifest.queries, manifest.positives) if config.include_unmatched or len(hits)]
-    unmatched_skipped = len(manifest.queries) - len(queries)
-    params = {"schema": EXPORT_SCHEMA, "manifest": sha256_file(manifest.directory / MANIFEST_FILE),
+    database, queries, unmatched_skipped = select_rows(manifest, config.views, config.include_unmatched)
+    jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]] = {}
+    for split, rows in (("database", database), ("query", queries)):
+        for row in rows:
+            jobs.setdefault((row.recording, row.view), []).append((row.frame, split, row))
+    references = _reference_views(manifest)
+    videos = {key: _source_video(manifest, rows[0][2], config, references.get(key)) for key, rows in jobs.items()}
+    video_records = [file_record(path) if config.from_cell else references.get(key, {}).get("video")
+                     for key, path in videos.items()]
+    parameters = manifest.meta.get("parameters", {})
+    positives = {"radius_m": parameters.get("radius_m"), "max_heading_diff_deg": parameters.get("max_heading_diff_deg")}
+    params = {"schema": EXPORT_SCHEMA,
+              "manifest": {name: sha256_file(manifest.directory / name) for name in MANIFEST_DATA_FILES},
+              "root": str(manifest.root), "videos": [(record or {}).get("hash") for record in video_records],
               "res": config.res, "qp": config.qp, "enc_dir": str(Path(config.enc_dir).resolve()) if config.enc_dir else None,
+              "views": list(config.views) if config.views is not None else None,
               "jpeg_quality": config.jpeg_quality, "include_unmatched": config.include_unmatched}
     phash = params_hash(params)
     out = Path(out_dir)
     images = out / IMAGES_DIR
     previous = read_json(out / EXPORT_FILE)
-    result = ExportResult(str(out), source, len(manifest.database), len(queries), unmatched_skipped, False)
+    result = ExportResult(str(out), source, len(database), len(queries), unmatched_skipped,
+                          positives["radius_m"], positives["max_heading_diff_deg"], False)
     if not config.force and previous and previous.get("params_hash") == phash and images.is_dir():
-        LOG.info("%s: export with the same parameters already done, skipping", out)
+        LOG.info("%s: export with the same parameters and inputs already done, skipping", out)
         return dataclasses.replace(result, skipped=True)
     if images.exists() and not config.force:
-        raise OutputError(f"{images} already exists from another export; pass --force to replace it")
-    jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]] = {}
-    for split, rows in (("database", manifest.database), ("query", queries)):
-        for row in rows:
-            jobs.setdefault((row.recording, row.view), []).append((row.frame, split, row))
-    references = _reference_views(manifest)
-    videos = {key: _source_video(manifest, rows[0][2], config, references.get(key)) for key, rows in jobs.items()}
+        raise OutputError(f"{images} already holds an export of other parameters or inputs (see {EXPORT_FILE}); "
+                          "pass --force to replace it")
     ensure_writable_dir(out)
-    tmp = out / f".{IMAGES_DIR}.partial-{os.getpid()}"
+    remove_stale_partial_dirs(images)
+    tmp = partial_dir(images)
     try:
         for folder in SPLIT_DIRS.values():
             (tmp / Path(folder).relative_to(IMAGES_DIR)).mkdir(parents=True, exist_ok=True)
@@ -313,6 +355,7 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
                     _write_jpeg(target, bgr, config.jpeg_quality)
                     if on_image:
                         on_image(1)
+        (out / EXPORT_FILE).unlink(missing_ok=True)  # the old record must not vouch for the new images
         if images.exists():
             shutil.rmtree(images)
         os.replace(tmp, images)
@@ -322,15 +365,18 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
         raise
     write_json_atomic(out / EXPORT_FILE, {
         "schema": EXPORT_SCHEMA, "kind": "vpr_export",
-        "manifest": {"path": str(manifest.directory.resolve()), "hash": params["manifest"]},
+        "manifest": {"path": str(manifest.directory.resolve()), "files": params["manifest"],
+                     "hash": sha256_file(manifest.directory / MANIFEST_FILE)},
         "source": {"kind": "encode_cell" if config.from_cell else "reference", "res": config.res, "qp": config.qp,
                    "enc_dir": params["enc_dir"]},
         "layout": SPLIT_DIRS, "naming": NAMING, "pano_id": "manifest row id with '/' replaced by '~'",
         "jpeg_quality": config.jpeg_quality,
-        "counts": {"database": len(manifest.database), "queries": len(queries),
+        "views": params["views"],
+        "positives": {**positives, "note": "evaluation code that reads positions from file names must use "
+                                           "the same radius (gmberton's: --positive_dist_threshold)"},
+        "counts": {"database": len(database), "queries": len(queries),
                    "queries_without_positives_skipped": unmatched_skipped},
-        "videos": [file_record(path) if config.from_cell else references.get(key, {}).get("video")
-                   for key, path in videos.items()],
+        "videos": video_records,
         "params": params, "params_hash": phash, "versions": runtime_versions(), "command": command_line(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     })

@@ -1,7 +1,7 @@
 """`vidvpr manifest`: sliced view videos + trajectories → database.csv, query.csv, positives.json.
 
-A dataset definition (TOML, see manifests/README.md) lists recordings: each one's split
-(database or query), its sliced views (``<views_dir>/<recording>/<view>.mp4`` + ``.json``
+A dataset definition (`vidvpr.definition`; TOML, see manifests/README.md) lists recordings: each
+one's split (database or query), its sliced views (``<views_dir>/<recording>/<view>.mp4`` + ``.json``
 sidecar, as `vidvpr slice` writes them) and its trajectory. Every view frame inside the
 trajectory's time range gets a position and heading; frames are sampled per split (every N
 frames, T seconds or D metres); each query's positives are the database rows within a radius
@@ -19,31 +19,25 @@ import dataclasses
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vidvpr import __version__
 from vidvpr import trajectory as trj
-from vidvpr.errors import BadInput, ToolMissing
-from vidvpr.positives import (
-    DEFAULT_RADIUS_M,
-    SamplingRule,
-    check_max_heading_diff,
-    check_radius,
-    find_positives,
-    parse_sampling,
-    positive_stats,
-)
+from vidvpr.definition import SPLITS, DatasetDefinition, RecordingSpec, check_name, resolve_inside, validate_definition
+from vidvpr.errors import BadInput
+from vidvpr.positives import SamplingRule, find_positives, positive_stats
 from vidvpr.provenance import (
     atomic_output,
     command_line,
     ensure_writable_dir,
+    params_hash,
     read_json,
     runtime_versions,
     sha256_file,
@@ -55,274 +49,10 @@ LOG = logging.getLogger(__name__)
 SCHEMA = "vidvpr.manifest/1"
 POSITIVES_SCHEMA = "vidvpr.positives/1"
 SLICE_SCHEMA = "vidvpr.slice/1"
-SPLITS = ("database", "query")
 CSV_FILES = {"database": "database.csv", "query": "query.csv"}
 POSITIVES_FILE = "positives.json"
 MANIFEST_FILE = "manifest.json"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # recording and view names
 DECIMALS = {"m": 3, "deg": 3, "latlon": 7, "s": 6}
-
-
-# ---------------------------------------------------------------- names and paths
-
-
-def check_name(name: Any, what: str, source: str) -> str:
-    """A recording or view name usable in ids and file names (letters, digits, . _ + -)."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise BadInput(f"{source}: {what} {name!r} must be 1-100 letters, digits, '.', '_', '+' or '-' "
-                       "(starting with a letter or digit)")
-    return name
-
-
-def resolve_inside(root: Path, path: str | Path, what: str, source: str) -> tuple[Path, str]:
-    """(absolute path, path relative to `root` in POSIX form) of `path`, which must lie in `root`.
-
-    Relative paths are taken from `root`. Rejected with BadInput: empty paths, paths that
-    leave the root (``..``, absolute paths elsewhere) and symlinks resolving outside it.
-    """
-    root_abs = Path(root).resolve()
-    text = str(path)
-    if not text.strip():
-        raise BadInput(f"{source}: {what} is empty")
-    candidate = Path(os.path.normpath(root_abs / Path(text)))  # absolute `path` replaces root_abs
-    if not candidate.is_relative_to(root_abs):
-        raise BadInput(f"{source}: {what} {text!r} is outside the dataset root {root_abs}")
-    if not candidate.resolve().is_relative_to(root_abs):
-        raise BadInput(f"{source}: {what} {text!r} leads outside the dataset root {root_abs} (symlink)")
-    return candidate, candidate.relative_to(root_abs).as_posix()
-
-
-# ---------------------------------------------------------------- the dataset definition
-
-
-@dataclass(frozen=True)
-class TrajectorySpec:
-    """A recording's trajectory file (path relative to the dataset root) and reader options."""
-
-    path: str
-    format: str = "auto"
-    time_offset_s: float = 0.0  # trajectory time = video time + time_offset_s
-    axes: str | None = None  # tum, keyframes-json: "xy" or "xz"
-    fps: float | None = None  # keyframes-json
-    scale: float | None = None  # tum, keyframes-json: metres per SLAM unit
-
-
-@dataclass(frozen=True)
-class RecordingSpec:
-    """One recording: its split, sliced views and trajectory."""
-
-    name: str
-    split: str
-    trajectory: TrajectorySpec
-    views_dir: str = "views"  # holds <recording>/<view>.mp4 + .json, relative to the root
-    views: tuple[str, ...] | None = None  # None: every view found
-
-
-@dataclass(frozen=True)
-class ManifestConfig:
-    """Dataset-wide parameters, each default written once."""
-
-    database_sampling: str = "1m"
-    query_sampling: str = "1m"
-    radius_m: float = DEFAULT_RADIUS_M
-    max_heading_diff_deg: float | None = None  # None: positives by distance only
-    strict: bool = False  # error (instead of dropping) on frames outside the trajectory
-    utm_zone: int | None = None  # force geographic trajectories into this UTM zone
-
-    def sampling(self, split: str) -> SamplingRule:
-        return parse_sampling(self.database_sampling if split == "database" else self.query_sampling,
-                              f"{split} sampling")
-
-
-@dataclass(frozen=True)
-class DatasetDefinition:
-    """Recordings and parameters of one dataset; `source` is the TOML file it came from, if any."""
-
-    name: str
-    root: Path
-    recordings: tuple[RecordingSpec, ...]
-    config: ManifestConfig = field(default_factory=ManifestConfig)
-    source: str = "command line"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "root": str(self.root), "source": self.source,
-                "config": dataclasses.asdict(self.config),
-                "recordings": [dataclasses.asdict(rec) for rec in self.recordings]}
-
-
-TOML_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("dataset", "sampling", "positives", "recordings"),
-    "dataset": ("name", "root", "views_dir", "utm_zone", "strict"),
-    "sampling": ("database", "query"),
-    "positives": ("radius_m", "max_heading_diff_deg"),
-    "recordings": ("name", "split", "trajectory", "views_dir", "views"),
-    "trajectory": tuple(f.name for f in dataclasses.fields(TrajectorySpec)),
-}
-NUMBER = (int, float)
-
-
-def _table(source: str, where: str, value: Any, keys: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadInput(f"{source}: {where} must be a table")
-    unknown = sorted(set(value) - set(TOML_KEYS[keys]))
-    if unknown:
-        raise BadInput(f"{source}: unknown key {unknown[0]!r} in {where or 'the top level'}; "
-                       f"allowed: {', '.join(TOML_KEYS[keys])}")
-    return value
-
-
-TYPE_NAMES = {NUMBER: "number", (str,): "string", (bool,): "boolean", (int,): "integer", (list,): "list"}
-
-
-def _typed(source: str, where: str, table: dict[str, Any], key: str, types: tuple[type, ...], default: Any) -> Any:
-    """table[key] (or `default` when absent), which must be of `types` (a bool is not a number)."""
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise BadInput(f"{source}: {where}.{key} must be a {TYPE_NAMES[types]}, got {value!r}")
-    return value
-
-
-def _trajectory_spec(source: str, where: str, value: Any) -> TrajectorySpec:
-    if isinstance(value, str):
-        return TrajectorySpec(path=value)
-    table = _table(source, where, value, "trajectory")
-    if "path" not in table:
-        raise BadInput(f"{source}: {where} needs a path")
-    return TrajectorySpec(
-        path=_typed(source, where, table, "path", (str,), None),
-        format=_typed(source, where, table, "format", (str,), "auto"),
-        time_offset_s=float(_typed(source, where, table, "time_offset_s", NUMBER, 0.0)),
-        axes=_typed(source, where, table, "axes", (str,), None),
-        fps=_typed(source, where, table, "fps", NUMBER, None),
-        scale=_typed(source, where, table, "scale", NUMBER, None),
-    )
-
-
-def parse_definition(data: dict[str, Any], source: str, root: Path) -> DatasetDefinition:
-    """A definition from parsed TOML (`root` already resolved); BadInput names `source` and the key."""
-    _table(source, "", data, "")
-    dataset = _table(source, "[dataset]", data.get("dataset", {}), "dataset")
-    sampling = _table(source, "[sampling]", data.get("sampling", {}), "sampling")
-    positives = _table(source, "[positives]", data.get("positives", {}), "positives")
-    defaults = ManifestConfig()
-    config = ManifestConfig(
-        database_sampling=str(_typed(source, "sampling", sampling, "database", (str,), defaults.database_sampling)),
-        query_sampling=str(_typed(source, "sampling", sampling, "query", (str,), defaults.query_sampling)),
-        radius_m=_typed(source, "positives", positives, "radius_m", NUMBER, defaults.radius_m),
-        max_heading_diff_deg=_typed(source, "positives", positives, "max_heading_diff_deg", NUMBER, None),
-        strict=_typed(source, "dataset", dataset, "strict", (bool,), defaults.strict),
-        utm_zone=_typed(source, "dataset", dataset, "utm_zone", (int,), None),
-    )
-    views_dir = _typed(source, "dataset", dataset, "views_dir", (str,), "views")
-    entries = data.get("recordings")
-    if not isinstance(entries, list) or not entries:
-        raise BadInput(f"{source}: no [[recordings]]; list at least one database and one query recording")
-    recordings = []
-    for k, entry in enumerate(entries, 1):
-        where = f"recordings[{k}]"
-        table = _table(source, where, entry, "recordings")
-        for key in ("name", "split", "trajectory"):
-            if key not in table:
-                raise BadInput(f"{source}: {where} needs a {key}")
-        views = _typed(source, where, table, "views", (list,), None)
-        if views is not None:
-            views = tuple(check_name(view, f"{where}.views entry", source) for view in views)
-        recordings.append(RecordingSpec(
-            name=check_name(table["name"], f"{where}.name", source),
-            split=_typed(source, where, table, "split", (str,), None),
-            trajectory=_trajectory_spec(source, f"{where}.trajectory", table["trajectory"]),
-            views_dir=_typed(source, where, table, "views_dir", (str,), views_dir),
-            views=views,
-        ))
-    name = _typed(source, "dataset", dataset, "name", (str,), Path(source).stem)
-    return DatasetDefinition(name=name, root=root, recordings=tuple(recordings), config=config, source=source)
-
-
-def load_definition(path: str | Path, root: str | Path | None = None) -> DatasetDefinition:
-    """Read a dataset definition TOML. `root` overrides its ``[dataset] root`` (which is relative
-    to the TOML file's folder, and defaults to that folder)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        raise ToolMissing("reading a dataset definition needs Python 3.11 or later (tomllib)") from None
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: definition file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{path}: not valid TOML ({exc})") from None
-    dataset = data.get("dataset", {})
-    in_file = dataset.get("root", ".") if isinstance(dataset, dict) else "."
-    if not isinstance(in_file, str):
-        raise BadInput(f"{path}: dataset.root must be a string, got {in_file!r}")
-    base = Path(root) if root is not None else path.parent / in_file
-    if isinstance(dataset, dict):
-        data = {**data, "dataset": {k: v for k, v in dataset.items() if k != "root"}}
-    return parse_definition(data, str(path), base.resolve())
-
-
-def parse_recording_option(value: str, option: str) -> tuple[str, str]:
-    """'REC=TRAJECTORY' → (recording, trajectory path)."""
-    name, sep, trajectory_path = value.partition("=")
-    if not sep or not name or not trajectory_path:
-        raise BadInput(f"{option} {value!r}: expected RECORDING=TRAJECTORY, e.g. walk1=trajectories/walk1.csv")
-    return check_name(name, "recording", option), trajectory_path
-
-
-def definition_from_options(
-    root: str | Path, database: Sequence[str], query: Sequence[str], *, views_dir: str | Path | None = None,
-    trajectory: TrajectorySpec | None = None, name: str = "dataset",
-) -> DatasetDefinition:
-    """A definition from `--database REC=TRAJ` / `--query REC=TRAJ` options.
-
-    Paths are ordinary paths (relative to the working directory) and must lie inside `root`;
-    `trajectory` gives the reader options (its path is ignored) shared by all recordings.
-    """
-    root = Path(root).resolve()
-    template = trajectory or TrajectorySpec(path="")
-    views_rel = resolve_inside(root, Path(views_dir or root / "views").resolve(), "--views-dir", "command line")[1]
-    recordings = []
-    for split, values in (("database", database), ("query", query)):
-        for value in values:
-            rec, traj_path = parse_recording_option(value, f"--{split}")
-            traj_rel = resolve_inside(root, Path(traj_path).resolve(), f"--{split} trajectory", "command line")[1]
-            recordings.append(RecordingSpec(rec, split, dataclasses.replace(template, path=traj_rel), views_rel))
-    return DatasetDefinition(name=name, root=root, recordings=tuple(recordings))
-
-
-def with_overrides(definition: DatasetDefinition, **overrides: Any) -> DatasetDefinition:
-    """The definition with config fields replaced by the overrides that are not None."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return dataclasses.replace(definition, config=dataclasses.replace(definition.config, **given))
-
-
-def validate_definition(definition: DatasetDefinition) -> dict[str, SamplingRule]:
-    """Check parameters and recordings before any work; the sampling rule per split."""
-    source, config = definition.source, definition.config
-    check_radius(config.radius_m, "radius (--radius, [positives] radius_m)")
-    check_max_heading_diff(config.max_heading_diff_deg, "max heading difference (--max-heading-diff, "
-                           "[positives] max_heading_diff_deg)")
-    if config.utm_zone is not None and not 1 <= config.utm_zone <= 60:
-        raise BadInput(f"{source}: UTM zone {config.utm_zone} is outside 1-60")
-    rules = {split: config.sampling(split) for split in SPLITS}
-    names = [rec.name for rec in definition.recordings]
-    for rec in definition.recordings:
-        check_name(rec.name, "recording name", source)
-        if names.count(rec.name) > 1:
-            raise BadInput(f"{source}: recording {rec.name!r} is listed twice")
-        if rec.split not in SPLITS:
-            raise BadInput(f"{source}: recording {rec.name!r}: unknown split {rec.split!r}; use database or query")
-        if not math.isfinite(rec.trajectory.time_offset_s):
-            raise BadInput(f"{source}: recording {rec.name!r}: time_offset_s must be finite")
-    for split in SPLITS:
-        if split not in {rec.split for rec in definition.recordings}:
-            raise BadInput(f"{source}: no {split} recording; a dataset needs both a database and queries")
-    return rules
 
 
 # ---------------------------------------------------------------- view sidecars
@@ -407,6 +137,11 @@ def find_views(root: Path, rec: RecordingSpec, source: str) -> list[ViewSource]:
                            f"run vidvpr slice --out {rec.views_dir} on its 360° video")
         sidecars = [car for car in sorted(folder.glob("*.json"))
                     if (read_json(car) or {}).get("kind") == "view_video"]
+        orphans = sorted({video.stem for video in folder.glob("*.mp4") if not video.name.startswith(".")}
+                         - {car.stem for car in sidecars})
+        if orphans:
+            LOG.warning("%s: left out %d video(s) without a vidvpr slice sidecar: %s", folder, len(orphans),
+                        ", ".join(orphans))
         if not sidecars:
             raise BadInput(f"{folder}: no view sidecars (*.json from vidvpr slice) for recording {rec.name!r}")
     return [read_view_sidecar(root, car, rec.name, source) for car in sidecars]
@@ -474,10 +209,8 @@ def _optional(value: float, decimals: int) -> float | None:
 
 def view_coverage(rec: RecordingSpec, traj: trj.Trajectory, view: ViewSource, strict: bool = False) -> np.ndarray:
     """Mask of the view's frames inside the trajectory's time range (`trajectory.coverage`)."""
-    try:
-        return trj.coverage(traj, view.time_s, strict, time_offset_s=rec.trajectory.time_offset_s)
-    except BadInput as exc:
-        raise BadInput(f"recording {rec.name} ({view.video_rel}): {exc}") from None
+    return trj.coverage(traj, view.time_s, strict, time_offset_s=rec.trajectory.time_offset_s,
+                        frames_name=f"frames of recording {rec.name} ({view.video_rel})")
 
 
 def view_rows(rec: RecordingSpec, traj: trj.Trajectory, view: ViewSource, rule: SamplingRule,
@@ -536,7 +269,7 @@ def compute_positives(database: list[ManifestRow], queries: list[ManifestRow], r
 
 @dataclass
 class ManifestSummary:
-    """What `build_manifest` wrote."""
+    """What `build_manifest` wrote (or found already built)."""
 
     out_dir: str
     rows: dict[str, int]
@@ -545,14 +278,23 @@ class ManifestSummary:
     median_positives: float | None
     radius_m: float
     max_heading_diff_deg: float | None
+    skipped: bool = False
+
+    @classmethod
+    def from_meta(cls, out_dir: Path, meta: dict[str, Any], skipped: bool) -> ManifestSummary:
+        counts, parameters = meta["counts"], meta["parameters"]
+        return cls(str(out_dir), {split: counts[split] for split in SPLITS}, counts["dropped_frames"],
+                   counts["queries_without_positives"], meta["positives"]["median"], float(parameters["radius_m"]),
+                   parameters["max_heading_diff_deg"], skipped)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def lines(self) -> list[str]:
+        state = "already done, skipped:" if self.skipped else "wrote"
         heading = f", heading within {self.max_heading_diff_deg:g}°" if self.max_heading_diff_deg else ""
         return [
-            f"wrote {self.rows['database']} database and {self.rows['query']} query rows to {self.out_dir}",
+            f"{state} {self.rows['database']} database and {self.rows['query']} query rows in {self.out_dir}",
             f"dropped {self.dropped_frames} view frames outside their trajectory's time range",
             f"positives within {self.radius_m:g} m{heading}: median {self.median_positives} per query; "
             f"{self.queries_without_positives} queries have none (excluded from recall)",
@@ -572,10 +314,26 @@ def _write_csv(path: Path, split: str, rows: list[ManifestRow]) -> None:
             writer.writerow({k: "" if v is None else v for k, v in row.as_dict(split).items()})
 
 
+def _is_done(out: Path, meta: dict[str, Any] | None, phash: str) -> bool:
+    """True if manifest.json was built from the same definition and inputs and its outputs are intact."""
+    if not meta or meta.get("schema") != SCHEMA or meta.get("params_hash") != phash:
+        return False
+    for name, record in (meta.get("outputs") or {}).items():
+        path = out / name
+        if not (path.is_file() and path.stat().st_size == record.get("bytes") and sha256_file(path) == record.get("hash")):
+            return False
+    return set(meta.get("outputs") or {}) == {*CSV_FILES.values(), POSITIVES_FILE}
+
+
 def build_manifest(
-    definition: DatasetDefinition, out_dir: str | Path, on_view: Callable[[int], None] | None = None
+    definition: DatasetDefinition, out_dir: str | Path, on_view: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> ManifestSummary:
-    """Write database.csv, query.csv, positives.json and (last) manifest.json into `out_dir`."""
+    """Write database.csv, query.csv, positives.json and (last) manifest.json into `out_dir`.
+
+    Skipped, unless `force`, when `out_dir` holds a manifest built from the same definition and
+    input files (by content hash) whose outputs are unchanged.
+    """
     started = time.perf_counter()
     rules = validate_definition(definition)
     root, source, config = definition.root.resolve(), definition.source, definition.config
@@ -589,7 +347,16 @@ def build_manifest(
                                                 scale=spec.scale, force_zone_number=config.utm_zone))
         views.append(find_views(root, rec, source))
     zone = trj.check_same_zone(trajectories)
+    files = {rec.name: {"trajectory": _file_record(root, Path(traj.source)),
+                        "views": {view.name: {"video": _file_record(root, view.video),
+                                              "sidecar": _file_record(root, view.sidecar)} for view in rec_views}}
+             for rec, traj, rec_views in zip(definition.recordings, trajectories, views)}
+    phash = params_hash({"schema": SCHEMA, "vidvpr": __version__, "definition": definition.as_dict(), "files": files})
     out = ensure_writable_dir(Path(out_dir))
+    previous = read_json(out / MANIFEST_FILE)
+    if not force and _is_done(out, previous, phash):
+        LOG.info("%s: manifest of the same definition and inputs already built, skipping", out)
+        return ManifestSummary.from_meta(out, previous, skipped=True)  # type: ignore[arg-type]
     rows: dict[str, list[ManifestRow]] = {split: [] for split in SPLITS}
     inputs, dropped_total = [], 0
     for rec, traj, rec_views in zip(definition.recordings, trajectories, views):
@@ -604,16 +371,15 @@ def build_manifest(
             rec_dropped += dropped
             view_records.append({
                 "view": view.name, "yaw_deg": view.yaw_deg, "pitch_deg": view.pitch_deg, "frames": int(view.time_s.size),
-                "rows": len(sampled), "dropped_frames": dropped, "video": _file_record(root, view.video),
-                "sidecar": _file_record(root, view.sidecar), "params_hash": view.meta.get("params_hash"),
-                "source_hash": (view.meta.get("source") or {}).get("hash"),
+                "rows": len(sampled), "dropped_frames": dropped, **files[rec.name]["views"][view.name],
+                "params_hash": view.meta.get("params_hash"), "source_hash": (view.meta.get("source") or {}).get("hash"),
             })
             if on_view:
                 on_view(1)
         dropped_total += rec_dropped
         inputs.append({
             "name": rec.name, "split": rec.split, "dropped_frames": rec_dropped, "views": view_records,
-            "trajectory": {**_file_record(root, Path(traj.source)), "format": traj.format,
+            "trajectory": {**files[rec.name]["trajectory"], "format": traj.format,
                            "time_offset_s": rec.trajectory.time_offset_s, "samples": int(traj.t_s.size),
                            "time_range_s": [float(traj.t_s[0]), float(traj.t_s[-1])]},
         })
@@ -643,21 +409,22 @@ def build_manifest(
     definition_record = definition.as_dict()
     if Path(source).is_file():
         definition_record["file"] = {"path": source, "hash": sha256_file(Path(source))}
-    write_json_atomic(out / MANIFEST_FILE, {
+    outputs = [*CSV_FILES.values(), POSITIVES_FILE]
+    meta = {
         "schema": SCHEMA, "kind": "manifest", "name": definition.name,
         "root": os.path.relpath(root.resolve(), out.resolve()), "root_abs": str(root.resolve()),
         "files": {**CSV_FILES, "positives": POSITIVES_FILE},
+        "outputs": {name: {"bytes": (out / name).stat().st_size, "hash": sha256_file(out / name)} for name in outputs},
         "utm_zone": None if zone is None else {"number": zone[0], "letter": zone[1]},
         "definition": definition_record,
         "parameters": {**dataclasses.asdict(config), "database_sampling": str(rules["database"]),
                        "query_sampling": str(rules["query"])},
         "inputs": inputs, "counts": counts, "positives": stats,
-        "versions": runtime_versions(), "command": command_line(),
+        "params_hash": phash, "versions": runtime_versions(), "command": command_line(),
         "elapsed_s": round(time.perf_counter() - started, 3),
-    })
-    return ManifestSummary(str(out), {s: len(rows[s]) for s in SPLITS}, dropped_total,
-                           stats["queries_without_positives"], stats["median"], float(config.radius_m),
-                           config.max_heading_diff_deg)
+    }
+    write_json_atomic(out / MANIFEST_FILE, meta)
+    return ManifestSummary.from_meta(out, meta, skipped=False)
 
 
 # ---------------------------------------------------------------- load
@@ -732,6 +499,9 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
 def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> Manifest:
     """Read a manifest folder; `root` overrides the dataset root recorded in manifest.json."""
     folder = Path(manifest_dir)
+    if not folder.is_dir():
+        raise BadInput(f"{folder}: {'is a file, not' if folder.exists() else 'not found; expected'} a manifest folder "
+                       "(vidvpr manifest --out)")
     meta = read_json(folder / MANIFEST_FILE)
     if meta is None or meta.get("schema") != SCHEMA:
         raise BadInput(f"{folder}: not a finished vidvpr manifest (no readable {MANIFEST_FILE} with schema {SCHEMA})")

@@ -67,7 +67,6 @@ def sample_every_metres(easting_m: np.ndarray, northing_m: np.ndarray, step_m: f
     return np.asarray(kept, dtype=np.int64)
 
 
-SAMPLING_UNITS = {"f": "frames", "s": "seconds", "m": "metres"}
 SAMPLING_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(f|s|m)\s*$")
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,23 @@ def remove_stale_partials(final: Path) -> int:
     return removed
 
 
+def partial_dir(final: Path) -> Path:
+    """The temporary name a folder output is built under (renamed to `final` when complete)."""
+    return final.with_name(f".{final.name}{PARTIAL_MARKER}-{os.getpid()}")
+
+
+def remove_stale_partial_dirs(final: Path) -> int:
+    """Delete temporary folders of `final` left by killed runs (their process no longer exists)."""
+    removed = 0
+    prefix = f".{Path(final).name}{PARTIAL_MARKER}-"
+    for candidate in Path(final).parent.glob(f"{prefix}*"):
+        pid_text = candidate.name[len(prefix):]
+        if candidate.is_dir() and pid_text.isdigit() and not _process_alive(int(pid_text)):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -87,7 +105,8 @@ def atomic_output(final: Path) -> Iterator[Path]:
 
     On any exception (including KeyboardInterrupt) the temporary file is removed, so a
     file with the final name is always complete. A hard kill leaves only a hidden
-    `.partial` file, which no stage mistakes for a finished output.
+    `.partial` file, which no stage mistakes for a finished output. Failing to write or
+    rename the file itself (disk full, a folder in the way) is an OutputError naming it.
     """
     final = Path(final)
     remove_stale_partials(final)
@@ -100,6 +119,8 @@ def atomic_output(final: Path) -> Iterator[Path]:
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise OutputError(f"{final}: disk full while writing") from exc
+        if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename) in (tmp, final):
+            raise OutputError(f"{final}: cannot write ({exc.strerror})") from exc
         raise
 
 
@@ -120,6 +141,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def ensure_writable_dir(path: Path) -> Path:
     """Create `path` if needed and check it can be written, or raise OutputError naming it."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, not an output directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -296,28 +296,29 @@ def position_at(
 
 
 def coverage(
-    traj: Trajectory, frame_times_s: ArrayLike, strict: bool = False, *, time_offset_s: float = 0.0
+    traj: Trajectory, frame_times_s: ArrayLike, strict: bool = False, *, time_offset_s: float = 0.0,
+    frames_name: str = "video frames",
 ) -> np.ndarray:
     """Mask of the video frames inside the trajectory's time range; the others are dropped.
 
     The drop count is logged; with `strict`, any frame outside raises BadInput showing the
-    video and trajectory time ranges.
+    video and trajectory time ranges. `frames_name` says whose frames they are in messages.
     """
     frames = np.asarray(frame_times_s, dtype=float)
     inside = _inside(traj, frames + time_offset_s)
     dropped = int(np.count_nonzero(~inside))
     if dropped:
         detail = (
-            f"{dropped} of {frames.size} video frames fall outside the trajectory: "
+            f"{dropped} of {frames.size} {frames_name} fall outside the trajectory: "
             f"video [{np.nanmin(frames):.3f}, {np.nanmax(frames):.3f}] s (time offset {time_offset_s:+g} s)"
             f" vs trajectory [{traj.t_s[0]:.3f}, {traj.t_s[-1]:.3f}] s"
         )
         if strict:
             raise BadInput(
-                f"{traj.source}: {detail}; are the clocks offset? set --time-offset "
-                "(trajectory time = video time + offset)"
+                f"{traj.source}: {detail}; are the clocks offset? set time_offset_s in the definition or "
+                "--time-offset (trajectory time = video time + offset)"
             )
-        LOG.warning("%s: dropping %s", traj.source, detail)
+        LOG.warning("%s: %s; dropping them", traj.source, detail)
     return inside
 
 
