@@ -45,7 +45,7 @@ from vidvpr.provenance import partial_path
 from vidvpr.quality import parse_psnr_stats, psnr_db, read_metrics
 from vidvpr.rdreport import TABLE_COLUMNS, averaged_over, rd_curves
 from vidvpr.slicing import SliceConfig, slice_video
-from vidvpr.video import x264_settings_string
+from vidvpr.video import encoder_settings_string
 
 VIEW_SIZE = (128, 72)
 FRAMES = 16
@@ -301,15 +301,15 @@ def test_grid_writes_every_cell_with_its_sidecar_table_and_plot(grid: tuple) -> 
 def test_requested_qp_is_read_back_from_every_stream(grid: tuple) -> None:
     out, result = grid
     for row in result.rows:
-        settings = x264_settings_string(out / row["path"])
+        settings = encoder_settings_string(out / row["path"])
         assert re.search(rf"rc=cqp .*(?<![\w-])qp={row['qp']} ", settings), settings
 
 
 def test_gop_is_fixed_without_scene_cut_keyframes(grid: tuple) -> None:
     out, result = grid
     assert {row["gop"] for row in result.rows} == {60}
-    assert all("keyint=60 " in x264_settings_string(out / row["path"]) and "scenecut=0" in
-               x264_settings_string(out / row["path"]) for row in result.rows)
+    assert all("keyint=60 " in encoder_settings_string(out / row["path"]) and "scenecut=0" in
+               encoder_settings_string(out / row["path"]) for row in result.rows)
 
 
 def test_every_cell_has_the_frames_and_timestamps_of_its_view(grid: tuple, views: list[Path]) -> None:
@@ -364,7 +364,7 @@ def test_x264_own_log_confirms_the_documented_qp_of_each_frame_type(views: list[
     expected = frame_type_qps(30, *((1.0, 1.0) if flat_qp else (1.4, 1.3)))
     assert averages["I"] == expected["I"] and averages["P"] == expected["P"]
     assert expected["B_ref"] <= averages["B"] <= expected["B"]
-    assert ("ip_ratio=1.00 pb_ratio=1.00" in x264_settings_string(tmp_path / "c.mp4")) == flat_qp
+    assert ("ip_ratio=1.00 pb_ratio=1.00" in encoder_settings_string(tmp_path / "c.mp4")) == flat_qp
 
 
 def stream_qps_by_frame_type(path: Path) -> dict[str, set[int]]:

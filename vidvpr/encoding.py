@@ -63,7 +63,7 @@ from vidvpr.provenance import (
 )
 from vidvpr.quality import MeasureTarget, measure_command, metrics_record, read_metrics, scale_chain
 from vidvpr.rdreport import PLOT_NAME, plot_rd, row_from_sidecar, write_table
-from vidvpr.video import probe_video
+from vidvpr.video import encoder_settings_string, probe_video
 
 __all__ = [  # the public API of `vidvpr encode` (pure parts re-exported from encode_plan)
     "CODECS", "DEFAULT_QP_SPEC", "DEFAULT_RES_SPEC", "GOP_SECONDS", "Cell", "CellStatus", "EncodeConfig",
@@ -73,8 +73,6 @@ __all__ = [  # the public API of `vidvpr encode` (pure parts re-exported from en
 
 LOG = logging.getLogger(__name__)
 
-SETTINGS_PATTERN = re.compile(rb"x26[45] (?:- core|\(build)[^\x00]{0,8000}?(?=\x00|$)")
-SETTINGS_WINDOW_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -191,22 +189,6 @@ def stream_timestamps(path: Path) -> tuple[list[Fraction], int]:
     except (av.error.FFmpegError, IndexError) as exc:
         raise BadInput(f"{path}: cannot read its video stream ({exc})") from exc
     return sorted(times), payload
-
-
-def encoder_settings_string(path: Path) -> str | None:
-    """The x264/x265 settings SEI ("x264 - core ... qp=30 ...") from the head or, for x265's
-    header in the moov box, the tail of an mp4."""
-    size = Path(path).stat().st_size
-    with open(path, "rb") as handle:
-        chunks = [handle.read(SETTINGS_WINDOW_BYTES)]
-        if size > SETTINGS_WINDOW_BYTES:
-            handle.seek(max(SETTINGS_WINDOW_BYTES, size - SETTINGS_WINDOW_BYTES))
-            chunks.append(handle.read())
-    for chunk in chunks:
-        match = SETTINGS_PATTERN.search(chunk)
-        if match:
-            return match.group(0).decode("ascii", "replace")
-    return None
 
 
 def cell_done(cell: Cell, want_vmaf: bool) -> bool:

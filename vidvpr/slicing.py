@@ -38,7 +38,7 @@ from vidvpr.provenance import (
     runtime_versions,
     write_json_atomic,
 )
-from vidvpr.video import DecodedFrame, VideoInfo, decode_frames, probe_video, x264_settings_string
+from vidvpr.video import DecodedFrame, VideoInfo, decode_frames, probe_video, encoder_settings_string
 
 LOG = logging.getLogger(__name__)
 
@@ -439,25 +439,12 @@ def slice_video(
     ensure_writable_dir(outputs[0][0].parent)
     if on_start:
         on_start(info)
-    return _slice_into(info, views, outputs, config, params, phash, source_rec, on_frame)
+    with _opencv_threads(1):
+        return _slice_frames(info, views, outputs, config, params, phash, source_rec, on_frame)
 
 
 def _result(source: Path, view: ViewSpec, video: Path, car: Path, frames: int, skipped: bool) -> ViewResult:
     return ViewResult(str(source), view.name, str(video), str(car), frames, skipped)
-
-
-def _slice_into(
-    info: VideoInfo,
-    views: list[ViewSpec],
-    outputs: list[tuple[Path, Path]],
-    config: SliceConfig,
-    params: dict[str, Any],
-    phash: str,
-    source_rec: dict[str, Any],
-    on_frame: Callable[[int], None] | None,
-) -> list[ViewResult]:
-    with _opencv_threads(1):
-        return _slice_frames(info, views, outputs, config, params, phash, source_rec, on_frame)
 
 
 @contextlib.contextmanager
@@ -523,7 +510,7 @@ def _slice_frames(
     versions = {**runtime_versions(), "x264_threads_per_view": str(threads)}
     results = []
     for view, (video, car) in zip(views, outputs):
-        encoder_settings = x264_settings_string(video)
+        encoder_settings = encoder_settings_string(video)
         write_json_atomic(car, _sidecar(info, view, video, config, params, phash, source_rec, versions,
                                         encoder_settings, timestamps_s, source_indices, out_fps, out_time_base, elapsed_s))
         results.append(_result(info.path, view, video, car, len(source_indices), False))

@@ -201,12 +201,24 @@ def decode_frames(path: Path, expected_frames: int = 0, threads: int = 0) -> Ite
         raise BadInput(f"{path}: truncated or corrupt stream: decoded {index} of {expected_frames} frames")
 
 
-def x264_settings_string(path: Path, search_bytes: int = 1 << 20) -> str | None:
-    """The encoder-settings SEI x264 writes into its stream ("x264 - core N ... options: ...")."""
+ENCODER_SETTINGS_PATTERN = re.compile(rb"x26[45] (?:- core|\(build)[^\x00]{0,8000}?(?=\x00|$)")
+SETTINGS_WINDOW_BYTES = 1 << 20
+
+
+def encoder_settings_string(path: Path) -> str | None:
+    """The settings record x264/x265 write into their streams ("x264 - core N ... qp=30 ..."),
+    searched in the head of the file or, where an mp4 keeps x265's headers in its index, the tail."""
     try:
+        size = Path(path).stat().st_size
         with open(path, "rb") as handle:
-            head = handle.read(search_bytes)
+            chunks = [handle.read(SETTINGS_WINDOW_BYTES)]
+            if size > SETTINGS_WINDOW_BYTES:
+                handle.seek(max(SETTINGS_WINDOW_BYTES, size - SETTINGS_WINDOW_BYTES))
+                chunks.append(handle.read())
     except OSError:
         return None
-    match = re.search(rb"x26[45] \(?[^\x00]{0,4000}?(?=\x00|$)", head)
-    return match.group(0).decode("ascii", "replace") if match else None
+    for chunk in chunks:
+        match = ENCODER_SETTINGS_PATTERN.search(chunk)
+        if match:
+            return match.group(0).decode("ascii", "replace")
+    return None
