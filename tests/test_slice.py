@@ -352,3 +352,14 @@ def test_full_disk_is_reported_and_leaves_nothing(equirect_video: Path, tmp_path
     with pytest.raises(OutputError, match="disk full"):
         slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "vidvpr.cli", "slice", "in.mp4", "--out", str(tmp_path), "--fov", "wide"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "vidvpr: error: Invalid value for '--fov': 'wide' is not a valid float. (see 'vidvpr --help')"]

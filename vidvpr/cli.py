@@ -109,7 +109,7 @@ def doctor(ffmpeg_path: str | None, as_json: bool) -> None:
 
 @main.command("slice")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
 @click.option("--yaw", "yaws", default="0,90,180,270", help="View yaws in degrees (0 = centre column, + turns right).")
 @click.option("--pitch", default=0.0, type=float, help="View pitch in degrees (+ looks up).")
 @click.option("--fov", "fov_deg", default=90.0, type=float, help="Horizontal field of view in degrees.")
@@ -372,5 +372,18 @@ def encode_grid_command(inputs: tuple[Path, ...], out_dir: Path, qp_spec: str | 
                    f"table {result.table}, plot {result.plot}", err=True)
 
 
+def run() -> None:
+    """Console entry point: click's own usage errors also become one line and exit code 2."""
+    try:
+        code = main.main(standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"vidvpr: error: {exc.format_message()} (see 'vidvpr --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("vidvpr: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    main()
+    run()
