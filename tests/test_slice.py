@@ -363,3 +363,13 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "vidvpr: error: Invalid value for '--fov': 'wide' is not a valid float. (see 'vidvpr --help')"]
+
+
+@pytest.mark.parametrize("interp", ["bicubic", "lanczos"])
+def test_wide_kernels_at_the_zenith_never_reach_the_opposite_pole(interp: str) -> None:
+    from vidvpr.slicing import PlaneRemapper, ViewSpec
+
+    equirect = np.zeros((128, 256), np.uint8)
+    equirect[:64] = 200  # bright sky, black ground
+    remap = PlaneRemapper(256, 128, 0, ViewSpec(0.0, 90.0, 120.0, 64, 64), 1, interp)
+    assert remap(equirect).min() >= 195

@@ -1,9 +1,9 @@
 """`vidvpr slice`: 360° equirectangular video → perspective view videos with provenance sidecars.
 
-Each source frame is decoded once; every view's sampling maps are computed once (fixed-point,
-so OpenCV's SIMD remap runs at memory speed); frames are remapped plane by plane in yuv420p
-(no RGB round trip) and encoded in-process by libx264 through PyAV, keeping every source
-timestamp. Decode, remap and encode overlap in threads.
+Each source frame is decoded once for all views; every view's sampling maps are computed once;
+frames are remapped plane by plane in yuv420p (no RGB round trip) and encoded in-process by
+libx264 through PyAV, keeping every source timestamp. Decoding, remapping and each view's
+encoder run in threads of their own.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from vidvpr.provenance import (
     runtime_versions,
     write_json_atomic,
 )
-from vidvpr.video import DecodedFrame, VideoInfo, decode_frames, probe_video, encoder_settings_string
+from vidvpr.video import DecodedFrame, VideoInfo, decode_frames, encoder_settings_string, probe_video
 
 LOG = logging.getLogger(__name__)
 
