@@ -800,5 +800,5 @@ def test_cli_garbage_gives_one_line_errors(tmp_path, dataset):
     for args, message in cases:
         result = run_cli(*args)
         assert result.returncode in (2, 4), (args, result.stderr)
-        assert result.stderr.startswith(f"vidvpr: error: ") and message in result.stderr, (args, result.stderr)
+        assert result.stderr.startswith("vidvpr: error: ") and message in result.stderr, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr

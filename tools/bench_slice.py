@@ -79,7 +79,7 @@ def projection_only_ms(source: Path, config: SliceConfig, frames: int = 30) -> d
     import py360convert
 
     from vidvpr.slicing import ViewRemapper, _opencv_threads
-    from vidvpr.video import decode_frames, yuv420p_planes
+    from vidvpr.video import decode_frames
 
     info = probe_video(source)
     views = plan_views(config, info.width)

@@ -21,7 +21,6 @@ from vidvpr.provenance import params_hash
 from vidvpr.quality import PIX_FMT, scale_chain
 
 SIDECAR_SCHEMA = "vidvpr.encode/1"
-SLICE_SCHEMA = "vidvpr.slice/1"
 DEFAULT_QP_SPEC = "20..50"
 DEFAULT_QP_STEP = 5
 DEFAULT_RES_SPEC = "1080p,720p,480p,360p"  # --res default: these, where not above the view's size
@@ -252,6 +251,14 @@ def plan_grid(sources: Sequence[ViewSource], config: EncodeConfig, out_dir: Path
     return cells
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def encoder_threads(concurrent_encoders: int, cpu_count: int | None = None) -> int:
     """Threads per encoder so that all encoders running at once (jobs × cells per view) fit the cores.
 
@@ -259,7 +266,7 @@ def encoder_threads(concurrent_encoders: int, cpu_count: int | None = None) -> i
     same settings as an uninterrupted one. With more encoders than cores each encoder stays
     single-threaded and they share the cores.
     """
-    cores = cpu_count or os.cpu_count() or 1
+    cores = cpu_count or usable_cores()
     return max(1, cores // max(1, concurrent_encoders))
 
 

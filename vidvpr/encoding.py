@@ -34,7 +34,6 @@ from vidvpr.encode_plan import (
     DEFAULT_RES_SPEC,
     GOP_SECONDS,
     SIDECAR_SCHEMA,
-    SLICE_SCHEMA,
     Cell,
     EncodeConfig,
     EncodeTarget,
@@ -43,6 +42,7 @@ from vidvpr.encode_plan import (
     describe_config,
     encode_command,
     encoder_threads,
+    usable_cores,
     frame_type_qps,
     parse_qp_spec,
     parse_rate_control,
@@ -53,6 +53,7 @@ from vidvpr.encode_plan import (
 from vidvpr.errors import BadInput, OutputError, ProcessFailed, ToolMissing
 from vidvpr.ffmpeg import FfmpegInfo, find_ffmpeg, stderr_tail
 from vidvpr.provenance import (
+    SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,
     ensure_writable_dir,
@@ -160,11 +161,11 @@ def describe_view(path: Path) -> ViewSource:
     info = probe_video(path)
     record = file_record(path)
     meta = read_json(path.with_suffix(".json"))
-    is_view = bool(meta and meta.get("schema") == SLICE_SCHEMA and meta.get("kind") == "view_video"
+    is_view = bool(meta and meta.get("schema") == SLICE_SIDECAR_SCHEMA and meta.get("kind") == "view_video"
                    and meta.get("output", {}).get("bytes") == record["bytes"])
     if not is_view:
         LOG.warning("%s: not a view video made by `vidvpr slice` (no matching %s sidecar); encoding it anyway",
-                    path, SLICE_SCHEMA)
+                    path, SLICE_SIDECAR_SCHEMA)
     return ViewSource(path=path, recording=path.resolve().parent.name or "recording",
                       view=str(meta["view"]) if is_view else path.stem, width=info.width, height=info.height,
                       fps=info.fps, frames=info.frames, bytes=record["bytes"], hash=record["hash"],
@@ -267,7 +268,7 @@ def encode_grid(
         known = all(todo[0].source.frames for _, todo in jobs)
         on_start(2 * sum(len(todo) * todo[0].source.frames for _, todo in jobs) if known else None)
     versions = {**runtime_versions(), "ffmpeg": ffmpeg.version, "ffmpeg_path": ffmpeg.path}
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     pool = FfmpegPool()
 
     def work(job: tuple[int, list[Cell]]) -> None:

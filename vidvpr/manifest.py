@@ -34,6 +34,7 @@ from vidvpr.definition import SPLITS, DatasetDefinition, RecordingSpec, check_na
 from vidvpr.errors import BadInput
 from vidvpr.positives import SamplingRule, find_positives, positive_stats
 from vidvpr.provenance import (
+    SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,
     ensure_writable_dir,
@@ -48,7 +49,6 @@ LOG = logging.getLogger(__name__)
 
 SCHEMA = "vidvpr.manifest/1"
 POSITIVES_SCHEMA = "vidvpr.positives/1"
-SLICE_SCHEMA = "vidvpr.slice/1"
 CSV_FILES = {"database": "database.csv", "query": "query.csv"}
 POSITIVES_FILE = "positives.json"
 MANIFEST_FILE = "manifest.json"
@@ -103,8 +103,8 @@ def read_view_sidecar(root: Path, sidecar: Path, recording: str, source: str) ->
     meta = read_json(sidecar)
     if meta is None:
         raise BadInput(f"{sidecar}: missing or unreadable view sidecar (run vidvpr slice)")
-    if meta.get("schema") != SLICE_SCHEMA or meta.get("kind") != "view_video":
-        raise BadInput(f"{sidecar}: not a vidvpr slice sidecar (schema {meta.get('schema')!r}, expected {SLICE_SCHEMA})")
+    if meta.get("schema") != SLICE_SIDECAR_SCHEMA or meta.get("kind") != "view_video":
+        raise BadInput(f"{sidecar}: not a vidvpr slice sidecar (schema {meta.get('schema')!r}, expected {SLICE_SIDECAR_SCHEMA})")
     name = check_name(meta.get("view"), "view", str(sidecar))
     if name != sidecar.stem:
         raise BadInput(f"{sidecar}: sidecar names view {name!r} but its file is {sidecar.name}")

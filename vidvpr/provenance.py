@@ -18,6 +18,8 @@ from vidvpr import __version__
 from vidvpr.errors import OutputError
 
 HASH_CHUNK_BYTES = 4 << 20
+# schema of the sidecar `vidvpr slice` writes beside each view video; encode and manifest read it
+SLICE_SIDECAR_SCHEMA = "vidvpr.slice/1"
 PARTIAL_MARKER = ".partial"
 
 

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -27,8 +26,10 @@ import cv2
 import numpy as np
 
 from vidvpr import geometry
+from vidvpr.encode_plan import encoder_threads
 from vidvpr.errors import BadInput, OutputError
 from vidvpr.provenance import (
+    SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,
     ensure_writable_dir,
@@ -50,7 +51,7 @@ STEREO_LAYOUTS = ("mono", "tb")
 EYES = ("top", "bottom")
 MIN_VIEW_SIDE = 16
 MAX_VIEW_SIDE = 8192
-SIDECAR_SCHEMA = "vidvpr.slice/1"
+SIDECAR_SCHEMA = SLICE_SIDECAR_SCHEMA
 WRITER_QUEUE_FRAMES = 8  # per view: absorbs encoders' uneven pace (x264 lookahead, frame types)
 
 
@@ -326,12 +327,6 @@ class ViewWriter:
         return error
 
 
-def encoder_threads(view_count: int) -> int:
-    """x264 threads per view so that all views' encoders together fill the cores, no more:
-    measured on 2 cores with 4 views, 1 thread each beat x264's own choice (3) by ~8% wall."""
-    return max(1, (os.cpu_count() or 1) // max(1, view_count))
-
-
 def yuv420p_plane_views(buffer: np.ndarray, width: int, height: int) -> list[np.ndarray]:
     """(h, w) Y and (h/2, w/2) U, V views into a packed yuv420p buffer of shape (3h/2, w)."""
     flat = buffer.reshape(-1)
@@ -474,6 +469,8 @@ def _slice_frames(
     remappers = [ViewRemapper(info.width, eye_h, eye_row, view, config.interp) for view in views]
     out_fps = config.fps or info.fps
     out_time_base = 1 / out_fps if config.fps else info.time_base
+    # one x264 per view, together filling the cores: on 2 cores with 4 views, 1 thread each
+    # beat x264's own choice (3 each) by ~8% wall time
     threads = encoder_threads(len(views))
     schedule = ResampleSchedule(config.fps, info.fps)
     started = time.perf_counter()
