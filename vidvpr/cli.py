@@ -40,6 +40,12 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def output_options(func: F) -> F:
+    """The --quiet and --json options every pipeline command takes."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(func)
+    return click.option("--quiet", is_flag=True, help="No progress bar or summary.")(func)
+
+
 def parse_size(value: str | None) -> tuple[int, int] | None:
     """'WxH' → (W, H); raises click.BadParameter for anything else."""
     if value is None:
@@ -121,8 +127,7 @@ def doctor(ffmpeg_path: str | None, as_json: bool) -> None:
 @click.option("--crf", default=None, type=int, help="x264 CRF of the view videos [default: 10, visually lossless].")
 @click.option("--preset", default=None, help="x264 preset of the view videos [default: veryfast].")
 @click.option("--force", is_flag=True, help="Redo views even if finished outputs with the same parameters exist.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@output_options
 @handle_errors
 def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: float, fov_deg: float, size: str | None,
                   fps: str | None, interp: str, stereo: str, eye: str, crf: int | None, preset: str | None, force: bool,
@@ -175,8 +180,7 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
 @click.option("--utm-zone", type=int, default=None, help="Read geographic trajectories into this UTM zone (to join recordings across a zone edge).")
 @click.option("--strict", is_flag=True, help="Error on frames outside the trajectory's time range instead of dropping them.")
 @click.option("--force", is_flag=True, help="Rebuild even if the folder holds a manifest of the same definition and inputs.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@output_options
 @handle_errors
 def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, database: tuple[str, ...],
                      query: tuple[str, ...], views_dir: Path | None, trajectory_format: str | None,
@@ -232,8 +236,7 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
               help="Export only these views, e.g. yaw000_pitch+00 (positives: the database rows kept) [default: all].")
 @click.option("--include-unmatched", is_flag=True, help="Also export queries without positives (benchmarks count them as failures).")
 @click.option("--force", is_flag=True, help="Replace an existing export, or redo one with the same parameters.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@output_options
 @handle_errors
 def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir: Path | None, res: str | None,
                    qp: int | None, jpeg_quality: int | None, views: str | None, include_unmatched: bool, force: bool,
@@ -277,8 +280,7 @@ def demo_group() -> None:
 @click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
                                                 "default = 1024x512, small = 256x128).")
 @click.option("--force", is_flag=True, help="Re-render even if finished outputs with the same definition exist.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@output_options
 @handle_errors
 def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Render the demo world along its traversals: OUT_DIR/<traversal>/<traversal>.mp4 (equirect)
@@ -327,8 +329,7 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
 @click.option("--force", is_flag=True, help="Redo cells even if finished outputs with the same parameters exist.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cells, outputs, which would be skipped); write nothing.")
 @click.option("--ffmpeg", "ffmpeg_path", type=click.Path(dir_okay=False), envvar="VIDVPR_FFMPEG", help="ffmpeg binary to use.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@output_options
 @handle_errors
 def encode_grid_command(inputs: tuple[Path, ...], out_dir: Path, qp_spec: str | None, res_spec: str | None,
                         codec: str | None, preset: str | None, gop: int | None, flat_qp: bool, jobs: int | None,
