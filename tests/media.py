@@ -78,7 +78,7 @@ def make_equirect_video(path: Path, width: int = 256, height: int = 128, frames:
 def read_frame_code(luma: np.ndarray, view_yaw_deg: float, eq_width: int, eq_height: int, hfov_deg: float = 90.0) -> int:
     """Read the frame index back from a decoded view's luma, sampling each code block through
     the view's own projection (so it also checks the geometry)."""
-    from vidvpr.geometry import direction_to_view_pixel, pinhole_intrinsics
+    from vidvpr.geo.projection import direction_to_view_pixel, pinhole_intrinsics
 
     height, width = luma.shape
     intrinsics = pinhole_intrinsics(width, height, hfov_deg)
@@ -100,7 +100,7 @@ def read_frame_code(luma: np.ndarray, view_yaw_deg: float, eq_width: int, eq_hei
 
 def decode_luma_and_times(path: Path) -> tuple[list[np.ndarray], list[float]]:
     """All frames' luma planes and presentation times (seconds from the first frame)."""
-    from vidvpr.video import yuv420p_planes
+    from vidvpr.media.video import yuv420p_planes
 
     lumas, times = [], []
     with av.open(str(path)) as container:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from vidvpr.cli import main
-from vidvpr.demo import (
+from vidvpr.demo.make import (
     DemoConfig,
     DemoDefinition,
     TraversalSpec,
@@ -22,7 +22,7 @@ from vidvpr.demo import (
     plan_traversal,
     write_trajectory,
 )
-from vidvpr.demo_world import (
+from vidvpr.demo.world import (
     INNER,
     OUTER,
     CameraPose,
@@ -33,10 +33,10 @@ from vidvpr.demo_world import (
     render_equirect_frame,
     walker_poses,
 )
-from vidvpr.errors import BadInput
-from vidvpr.provenance import sha256_file
-from vidvpr.trajectory import coverage, position_at, read_trajectory
-from vidvpr.video import decode_frames, probe_video
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import sha256_file
+from vidvpr.geo.trajectory import coverage, position_at, read_trajectory
+from vidvpr.media.video import decode_frames, probe_video
 
 CHECKED_IN = Path(__file__).resolve().parents[1] / "manifests" / "demo.toml"
 SMALL = (256, 128)
@@ -280,7 +280,7 @@ def test_rerun_skips_finished_files(small_demo):
 
 
 def test_demo_feeds_the_manifest_stage(small_demo):
-    from vidvpr.definition import load_definition as load_manifest_definition
+    from vidvpr.dataset.definition import load_definition as load_manifest_definition
 
     out, _ = small_demo
     dataset = load_manifest_definition(out / "dataset.toml")

@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.media import equirect_test_frame, make_equirect_video, write_video
-from vidvpr import encoding
+from vidvpr.encoding import grid as encoding
 from vidvpr.cli import main
-from vidvpr.encode_plan import (
+from vidvpr.encoding.plan import (
     EncodeConfig,
     EncodeTarget,
     Resolution,
@@ -38,14 +38,14 @@ from vidvpr.encode_plan import (
     plan_grid,
     validate_config,
 )
-from vidvpr.encoding import encode_grid, plan_encode
-from vidvpr.errors import BadInput, OutputError, ProcessFailed
-from vidvpr.ffmpeg import find_ffmpeg
-from vidvpr.provenance import partial_path
-from vidvpr.quality import parse_psnr_stats, psnr_db, read_metrics
-from vidvpr.rdreport import TABLE_COLUMNS, averaged_over, rd_curves
-from vidvpr.slicing import SliceConfig, slice_video
-from vidvpr.video import encoder_settings_string
+from vidvpr.encoding.grid import encode_grid, plan_encode
+from vidvpr.core.errors import BadInput, OutputError, ProcessFailed
+from vidvpr.media.ffmpeg import find_ffmpeg
+from vidvpr.core.provenance import partial_path
+from vidvpr.encoding.quality import parse_psnr_stats, psnr_db, read_metrics
+from vidvpr.encoding.rdreport import TABLE_COLUMNS, averaged_over, rd_curves
+from vidvpr.slicing.slicer import SliceConfig, slice_video
+from vidvpr.media.video import encoder_settings_string
 
 VIEW_SIZE = (128, 72)
 FRAMES = 16
@@ -486,7 +486,7 @@ def test_interrupted_run_resumes_to_the_same_outputs(grid: tuple, views: list[Pa
 @pytest.mark.slow
 def test_killed_cli_run_resumes_to_the_same_outputs(grid: tuple, views: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "vidvpr.cli", "encode", *map(str, views), "--out", str(out), "--qp",
+    argv = [sys.executable, "-m", "vidvpr", "encode", *map(str, views), "--out", str(out), "--qp",
             ",".join(map(str, QPS)), "--res", RESOLUTIONS, "--preset", "fast", "--quiet"]
     proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -505,7 +505,7 @@ def test_killed_cli_run_resumes_to_the_same_outputs(grid: tuple, views: list[Pat
 @pytest.mark.slow
 def test_terminated_cli_run_stops_ffmpeg_and_removes_its_partial_outputs(views: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vidvpr.cli", "encode", *map(str, views), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "vidvpr", "encode", *map(str, views), "--out", str(out),
                              "--qp", "20..50", "--res", RESOLUTIONS, "--preset", "fast", "--quiet"],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from tests.test_manifest import MUNICH, make_dataset, sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.cli import main
-from vidvpr.errors import BadInput, OutputError
-from vidvpr.export import (
+from vidvpr.core.errors import BadInput, OutputError
+from vidvpr.dataset.export import (
     ExportConfig,
     VprName,
     cell_path,
@@ -24,8 +24,8 @@ from vidvpr.export import (
     parse_vpr_filename,
     row_filename,
 )
-from vidvpr.definition import load_definition
-from vidvpr.manifest import build_manifest, load_manifest
+from vidvpr.dataset.definition import load_definition
+from vidvpr.dataset.manifest import build_manifest, load_manifest
 
 
 @pytest.fixture

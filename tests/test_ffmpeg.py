@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vidvpr import ffmpeg
+from vidvpr.media import ffmpeg
 from vidvpr.cli import main
-from vidvpr.errors import ProcessFailed, ToolMissing
+from vidvpr.core.errors import ProcessFailed, ToolMissing
 
 
 def fake_ffmpeg(folder: Path, encoders: str) -> Path:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vidvpr import geometry
+from vidvpr.geo import projection as geometry
 
 
 @pytest.mark.parametrize("yaw_deg", [0.0, 90.0, 180.0, 270.0, -45.0])

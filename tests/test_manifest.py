@@ -21,10 +21,10 @@ from click.testing import CliRunner
 
 from tests.media import make_equirect_video
 from vidvpr.cli import main
-from vidvpr.errors import BadInput
-from vidvpr.definition import definition_from_options, load_definition, resolve_inside, with_overrides
-from vidvpr.manifest import COLUMNS, ManifestRow, build_manifest, load_manifest
-from vidvpr.positives import (
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.definition import definition_from_options, load_definition, resolve_inside, with_overrides
+from vidvpr.dataset.manifest import COLUMNS, ManifestRow, build_manifest, load_manifest
+from vidvpr.dataset.positives import (
     find_positives,
     heading_difference_deg,
     parse_sampling,
@@ -32,7 +32,7 @@ from vidvpr.positives import (
     sample_every_metres,
     sample_every_seconds,
 )
-from vidvpr.slicing import SliceConfig, slice_video
+from vidvpr.slicing.slicer import SliceConfig, slice_video
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "manifests" / "schema.json").read_text())
@@ -775,13 +775,13 @@ def test_rerun_skips_with_identical_files_and_rebuilds_on_changed_inputs(tmp_pat
 
 def test_a_video_without_sidecar_is_left_out_with_a_warning(tmp_path, dataset, caplog):
     (dataset.parent / "views" / "qwalk" / "yaw090_pitch+00.json").write_text("{}")
-    with caplog.at_level(logging.WARNING, logger="vidvpr.manifest"):
+    with caplog.at_level(logging.WARNING, logger="vidvpr.dataset.manifest"):
         summary = build_manifest(load_definition(dataset), tmp_path / "m")
     assert summary.rows["query"] == 7 and "left out 1 video(s) without a vidvpr slice sidecar: yaw090_pitch+00" in caplog.text
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vidvpr.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "vidvpr", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_cli_garbage_gives_one_line_errors(tmp_path, dataset):

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.media import decode_luma_and_times, equirect_test_frame, read_frame_code, write_video
-from vidvpr import geometry
+from vidvpr.geo import projection as geometry
 from vidvpr.cli import main
-from vidvpr.errors import BadInput, OutputError
-from vidvpr.slicing import SliceConfig, slice_video
-from vidvpr.video import decode_frames
+from vidvpr.core.errors import BadInput, OutputError
+from vidvpr.slicing.slicer import SliceConfig, slice_video
+from vidvpr.media.video import decode_frames
 
 VIEW_SIZE = (128, 72)
 
@@ -160,7 +160,7 @@ def test_top_bottom_stereo_takes_the_chosen_eye(tmp_path: Path) -> None:
 
 
 def test_spherical_v1_metadata_is_read(tmp_path: Path, equirect_video: Path) -> None:
-    from vidvpr.video import SPHERICAL_V1_UUID, read_spherical_metadata
+    from vidvpr.media.video import SPHERICAL_V1_UUID, read_spherical_metadata
 
     xml = (b'<?xml version="1.0"?><rdf:SphericalVideo><GSpherical:ProjectionType>equirectangular'
            b'</GSpherical:ProjectionType><GSpherical:StereoMode>top-bottom</GSpherical:StereoMode></rdf:SphericalVideo>')
@@ -284,7 +284,7 @@ def test_cli_json_summary_lists_every_view(equirect_video: Path, tmp_path: Path)
 
 
 def test_partial_files_of_killed_runs_are_cleaned_on_rerun(equirect_video: Path, tmp_path: Path) -> None:
-    from vidvpr.provenance import PARTIAL_MARKER
+    from vidvpr.core.provenance import PARTIAL_MARKER
 
     folder = tmp_path / equirect_video.stem
     folder.mkdir()
@@ -305,7 +305,7 @@ def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
 
     source = make_equirect_video(tmp_path / "long.mp4", width=512, height=256, frames=240)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vidvpr.cli", "slice", str(source), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "vidvpr", "slice", str(source), "--out", str(out),
                              "--size", "256x144", "--preset", "slow", "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not list(out.rglob(".*partial*")) and time.monotonic() < deadline:
@@ -320,7 +320,7 @@ def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
 def test_full_disk_is_reported_and_leaves_nothing(equirect_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from vidvpr import slicing
+    from vidvpr.slicing import slicer as slicing
 
     real_open = slicing.av.open
 
@@ -358,7 +358,7 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "vidvpr.cli", "slice", "in.mp4", "--out", str(tmp_path), "--fov", "wide"],
+    proc = subprocess.run([sys.executable, "-m", "vidvpr", "slice", "in.mp4", "--out", str(tmp_path), "--fov", "wide"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -367,7 +367,7 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
 
 @pytest.mark.parametrize("interp", ["bicubic", "lanczos"])
 def test_wide_kernels_at_the_zenith_never_reach_the_opposite_pole(interp: str) -> None:
-    from vidvpr.slicing import PlaneRemapper, ViewSpec
+    from vidvpr.slicing.slicer import PlaneRemapper, ViewSpec
 
     equirect = np.full((128, 256), 250, np.uint8)
     equirect[:64] = 50  # dark sky, bright ground

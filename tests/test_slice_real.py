@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from vidvpr import geometry
-from vidvpr.slicing import SliceConfig, plan_views, slice_video
-from vidvpr.video import decode_frames, read_spherical_metadata, yuv420p_planes
+from vidvpr.geo import projection as geometry
+from vidvpr.slicing.slicer import SliceConfig, plan_views, slice_video
+from vidvpr.media.video import decode_frames, read_spherical_metadata, yuv420p_planes
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidvpr.errors import BadInput
-from vidvpr.trajectory import (
+from vidvpr.core.errors import BadInput
+from vidvpr.geo.trajectory import (
     Trajectory,
     check_same_zone,
     coverage,
@@ -449,7 +449,7 @@ def test_view_heading_works_on_arrays():
 def test_coverage_drops_frames_outside_and_logs_the_count(caplog):
     traj = local([5, 100], [0, 1], [0, 0])
     frames = np.arange(0.0, 121.0, 1.0)  # 0..120 s
-    with caplog.at_level(logging.WARNING, logger="vidvpr.trajectory"):
+    with caplog.at_level(logging.WARNING, logger="vidvpr.geo.trajectory"):
         mask = coverage(traj, frames, strict=False)
     assert mask.sum() == 96 and not mask[4] and mask[5] and mask[100] and not mask[101]
     assert "25 of 121 video frames fall outside the trajectory" in caplog.text and caplog.text.rstrip().endswith(

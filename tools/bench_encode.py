@@ -30,10 +30,10 @@ from pathlib import Path
 
 import av
 
-from vidvpr.encode_plan import EncodeConfig, EncodeTarget, encode_command, encoder_threads, plan_grid
-from vidvpr.encoding import describe_view, encode_grid
-from vidvpr.ffmpeg import find_ffmpeg
-from vidvpr.quality import MeasureTarget, measure_command, read_metrics, scale_chain
+from vidvpr.encoding.plan import EncodeConfig, EncodeTarget, encode_command, encoder_threads, plan_grid
+from vidvpr.encoding.grid import describe_view, encode_grid
+from vidvpr.media.ffmpeg import find_ffmpeg
+from vidvpr.encoding.quality import MeasureTarget, measure_command, read_metrics, scale_chain
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--skip-auto", action="store_true", help="skip the naive loop with x264's own thread count")
     args = parser.parse_args()
 
-    from vidvpr.encode_plan import parse_qp_spec, parse_resolutions
+    from vidvpr.encoding.plan import parse_qp_spec, parse_resolutions
 
     ffmpeg = find_ffmpeg()
     config = EncodeConfig(qps=parse_qp_spec(args.qp), resolutions=parse_resolutions(args.res), preset=args.preset,

@@ -22,9 +22,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidvpr.ffmpeg import find_ffmpeg
-from vidvpr.slicing import SliceConfig, plan_views, slice_video, v360_filter
-from vidvpr.video import probe_video
+from vidvpr.media.ffmpeg import find_ffmpeg
+from vidvpr.slicing.slicer import SliceConfig, plan_views, slice_video, v360_filter
+from vidvpr.media.video import probe_video
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "testRoom1_1920Mono.mp4"
 
@@ -78,8 +78,8 @@ def projection_only_ms(source: Path, config: SliceConfig, frames: int = 30) -> d
     """Milliseconds per view-frame of the projection alone (no decode, no encode) on real frames."""
     import py360convert
 
-    from vidvpr.slicing import ViewRemapper, _opencv_threads
-    from vidvpr.video import decode_frames
+    from vidvpr.slicing.slicer import ViewRemapper, _opencv_threads
+    from vidvpr.media.video import decode_frames
 
     info = probe_video(source)
     views = plan_views(config, info.width)

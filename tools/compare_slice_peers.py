@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import py360convert
 
-from vidvpr import geometry
-from vidvpr.ffmpeg import find_ffmpeg
-from vidvpr.slicing import SliceConfig, slice_video, source_eye, v360_filter
-from vidvpr.video import decode_frames, probe_video, yuv420p_planes
+from vidvpr.geo import projection as geometry
+from vidvpr.media.ffmpeg import find_ffmpeg
+from vidvpr.slicing.slicer import SliceConfig, slice_video, source_eye, v360_filter
+from vidvpr.media.video import decode_frames, probe_video, yuv420p_planes
 
 import av
 

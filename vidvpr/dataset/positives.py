@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from vidvpr.errors import BadInput
+from vidvpr.core.errors import BadInput
 
 DEFAULT_RADIUS_M = 25.0
 CHUNK_ELEMENTS = 1 << 22  # query x database distances held at once (32 MB of float64)

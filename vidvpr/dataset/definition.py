@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidvpr.errors import BadInput
-from vidvpr.positives import DEFAULT_RADIUS_M, SamplingRule, check_max_heading_diff, check_radius, parse_sampling
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.positives import DEFAULT_RADIUS_M, SamplingRule, check_max_heading_diff, check_radius, parse_sampling
 
 SPLITS = ("database", "query")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # recording and view names

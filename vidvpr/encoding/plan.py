@@ -16,9 +16,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vidvpr.errors import BadInput
-from vidvpr.provenance import params_hash
-from vidvpr.quality import PIX_FMT, scale_chain
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import params_hash
+from vidvpr.encoding.quality import PIX_FMT, scale_chain
 
 SIDECAR_SCHEMA = "vidvpr.encode/1"
 DEFAULT_QP_SPEC = "20..50"

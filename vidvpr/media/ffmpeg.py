@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidvpr.errors import ProcessFailed, ToolMissing
+from vidvpr.core.errors import ProcessFailed, ToolMissing
 
 FFMPEG_ENV_VAR = "VIDVPR_FFMPEG"
 STDERR_TAIL_LINES = 8

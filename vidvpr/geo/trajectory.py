@@ -56,7 +56,7 @@ import numpy as np
 import utm
 from numpy.typing import ArrayLike
 
-from vidvpr.errors import BadInput
+from vidvpr.core.errors import BadInput
 
 LOG = logging.getLogger(__name__)
 

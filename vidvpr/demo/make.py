@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from vidvpr.demo_world import (
+from vidvpr.demo.world import (
     RENDER_VERSION,
     SHAPES,
     CameraPose,
@@ -50,8 +50,8 @@ from vidvpr.demo_world import (
     render_equirect_frame,
     walker_poses,
 )
-from vidvpr.errors import BadInput
-from vidvpr.provenance import (
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import (
     atomic_output,
     command_line,
     ensure_writable_dir,

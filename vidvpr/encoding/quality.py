@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidvpr.errors import ProcessFailed
+from vidvpr.core.errors import ProcessFailed
 
 SCALER = "bicubic"
 PIX_FMT = "yuv420p"

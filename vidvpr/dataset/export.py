@@ -38,9 +38,9 @@ import av
 import cv2
 import numpy as np
 
-from vidvpr.errors import BadInput, OutputError
-from vidvpr.manifest import CSV_FILES, MANIFEST_FILE, POSITIVES_FILE, Manifest, ManifestRow, load_manifest
-from vidvpr.provenance import (
+from vidvpr.core.errors import BadInput, OutputError
+from vidvpr.dataset.manifest import CSV_FILES, MANIFEST_FILE, POSITIVES_FILE, Manifest, ManifestRow, load_manifest
+from vidvpr.core.provenance import (
     command_line,
     ensure_writable_dir,
     file_record,
@@ -52,7 +52,7 @@ from vidvpr.provenance import (
     sha256_file,
     write_json_atomic,
 )
-from vidvpr.video import probe_video
+from vidvpr.media.video import probe_video
 
 LOG = logging.getLogger(__name__)
 

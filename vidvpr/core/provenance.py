@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vidvpr import __version__
-from vidvpr.errors import OutputError
+from vidvpr.core.errors import OutputError
 
 HASH_CHUNK_BYTES = 4 << 20
 # schema of the sidecar `vidvpr slice` writes beside each view video; encode and manifest read it
@@ -45,7 +45,7 @@ def file_record(path: Path) -> dict[str, Any]:
 
 def runtime_versions() -> dict[str, str]:
     """Versions of vidvpr, Python and the in-process media libraries."""
-    import av  # local: keep `import vidvpr.provenance` cheap
+    import av  # local: keep `import vidvpr.core.provenance` cheap
 
     libav = {name: ".".join(map(str, ver)) for name, ver in av.library_versions.items()}
     return {

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from vidvpr import __version__
-from vidvpr.errors import VidvprError
+from vidvpr.core.errors import VidvprError
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG = logging.getLogger("vidvpr")
@@ -102,7 +102,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 @handle_errors
 def doctor(ffmpeg_path: str | None, as_json: bool) -> None:
     """Report the tools vidvpr found; exit non-zero if something required is missing."""
-    from vidvpr.doctor import check_environment
+    from vidvpr.media.doctor import check_environment
 
     report = check_environment(ffmpeg_path)
     if as_json:
@@ -135,8 +135,8 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
     """Slice 360° equirectangular videos into perspective view videos (+ sidecar JSON each)."""
     from dataclasses import asdict, replace
 
-    from vidvpr.progress import progress_bar
-    from vidvpr.slicing import SliceConfig, ViewEncoding, expected_frames_hint, slice_videos
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.slicing.slicer import SliceConfig, ViewEncoding, expected_frames_hint, slice_videos
 
     encoding = ViewEncoding()
     encoding = replace(encoding, crf=encoding.crf if crf is None else crf, preset=preset or encoding.preset)
@@ -190,10 +190,10 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
                      quiet: bool, as_json: bool) -> None:
     """Sample view frames into database.csv and query.csv with positions, and write each query's
     positives, from a dataset definition (TOML) or --database/--query recordings."""
-    from vidvpr.errors import BadInput
-    from vidvpr.definition import TrajectorySpec, definition_from_options, load_definition, with_overrides
-    from vidvpr.manifest import build_manifest
-    from vidvpr.progress import progress_bar
+    from vidvpr.core.errors import BadInput
+    from vidvpr.dataset.definition import TrajectorySpec, definition_from_options, load_definition, with_overrides
+    from vidvpr.dataset.manifest import build_manifest
+    from vidvpr.core.progress import progress_bar
 
     recording_options = {"--database": database, "--query": query, "--views-dir": views_dir,
                          "--trajectory-format": trajectory_format, "--time-offset": time_offset, "--axes": axes,
@@ -245,8 +245,8 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
     @east@north@zone@letter@lat@lon@...@.jpg, from the reference views or an encode cell."""
     from dataclasses import replace
 
-    from vidvpr.export import ExportConfig, export_vpr
-    from vidvpr.progress import progress_bar
+    from vidvpr.dataset.export import ExportConfig, export_vpr
+    from vidvpr.core.progress import progress_bar
 
     view_names = None if views is None else tuple(name.strip() for name in views.split(",") if name.strip())
     config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, include_unmatched=include_unmatched,
@@ -287,8 +287,8 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
     + trajectory, dataset.toml for `vidvpr manifest`, and demo.json."""
     from dataclasses import asdict
 
-    from vidvpr.demo import DemoConfig, load_definition, make_demo, slice_hint, total_frames
-    from vidvpr.progress import progress_bar
+    from vidvpr.demo.make import DemoConfig, load_definition, make_demo, slice_hint, total_frames
+    from vidvpr.core.progress import progress_bar
 
     definition = load_definition(definition_path)
     config = DemoConfig(definition=definition, definition_source=str(definition_path or "built-in"), size=size,
@@ -338,9 +338,9 @@ def encode_grid_command(inputs: tuple[Path, ...], out_dir: Path, qp_spec: str | 
     """Encode view videos into a resolution × constant-QP grid and measure rate, PSNR-Y, SSIM and VMAF per cell."""
     from dataclasses import replace
 
-    from vidvpr.encoding import EncodeConfig, encode_grid, parse_qp_spec, parse_resolutions, plan_encode
-    from vidvpr.ffmpeg import find_ffmpeg
-    from vidvpr.progress import progress_bar
+    from vidvpr.encoding.grid import EncodeConfig, encode_grid, parse_qp_spec, parse_resolutions, plan_encode
+    from vidvpr.media.ffmpeg import find_ffmpeg
+    from vidvpr.core.progress import progress_bar
 
     config = EncodeConfig()
     given = {"codec": codec, "preset": preset, "gop": gop, "jobs": jobs}

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidvpr.errors import BadInput
+from vidvpr.core.errors import BadInput
 
 LOG = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vidvpr.encode_plan import (
+from vidvpr.encoding.plan import (
     CODECS,
     DEFAULT_QP_SPEC,
     DEFAULT_RES_SPEC,
@@ -50,9 +50,9 @@ from vidvpr.encode_plan import (
     plan_grid,
     validate_config,
 )
-from vidvpr.errors import BadInput, OutputError, ProcessFailed, ToolMissing
-from vidvpr.ffmpeg import FfmpegInfo, find_ffmpeg, stderr_tail
-from vidvpr.provenance import (
+from vidvpr.core.errors import BadInput, OutputError, ProcessFailed, ToolMissing
+from vidvpr.media.ffmpeg import FfmpegInfo, find_ffmpeg, stderr_tail
+from vidvpr.core.provenance import (
     SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,
@@ -62,9 +62,9 @@ from vidvpr.provenance import (
     runtime_versions,
     write_json_atomic,
 )
-from vidvpr.quality import MeasureTarget, measure_command, metrics_record, read_metrics, scale_chain
-from vidvpr.rdreport import PLOT_NAME, plot_rd, row_from_sidecar, write_table
-from vidvpr.video import encoder_settings_string, probe_video
+from vidvpr.encoding.quality import MeasureTarget, measure_command, metrics_record, read_metrics, scale_chain
+from vidvpr.encoding.rdreport import PLOT_NAME, plot_rd, row_from_sidecar, write_table
+from vidvpr.media.video import encoder_settings_string, probe_video
 
 __all__ = [  # the public API of `vidvpr encode` (pure parts re-exported from encode_plan)
     "CODECS", "DEFAULT_QP_SPEC", "DEFAULT_RES_SPEC", "GOP_SECONDS", "Cell", "CellStatus", "EncodeConfig",

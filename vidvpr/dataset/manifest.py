@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from vidvpr import __version__
-from vidvpr import trajectory as trj
-from vidvpr.definition import SPLITS, DatasetDefinition, RecordingSpec, check_name, resolve_inside, validate_definition
-from vidvpr.errors import BadInput
-from vidvpr.positives import SamplingRule, find_positives, positive_stats
-from vidvpr.provenance import (
+from vidvpr.geo import trajectory as trj
+from vidvpr.dataset.definition import SPLITS, DatasetDefinition, RecordingSpec, check_name, resolve_inside, validate_definition
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.positives import SamplingRule, find_positives, positive_stats
+from vidvpr.core.provenance import (
     SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidvpr import __version__
-from vidvpr.errors import VidvprError
+from vidvpr.core.errors import VidvprError
 
 
 @dataclass
@@ -52,7 +52,7 @@ def _try(probe: Any) -> str | None:
 
 def check_environment(ffmpeg_path: str | None = None) -> DoctorReport:
     """Probe ffmpeg (and its encoders and filters), PyAV, torch, faiss and OpenCV."""
-    from vidvpr.ffmpeg import find_ffmpeg
+    from vidvpr.media.ffmpeg import find_ffmpeg
 
     report = DoctorReport()
     ffmpeg = _try(lambda: find_ffmpeg(ffmpeg_path))

@@ -25,10 +25,10 @@ import av
 import cv2
 import numpy as np
 
-from vidvpr import geometry
-from vidvpr.encode_plan import encoder_threads
-from vidvpr.errors import BadInput, OutputError
-from vidvpr.provenance import (
+from vidvpr.geo import projection as geometry
+from vidvpr.encoding.plan import encoder_threads
+from vidvpr.core.errors import BadInput, OutputError
+from vidvpr.core.provenance import (
     SLICE_SIDECAR_SCHEMA,
     atomic_output,
     command_line,
@@ -39,7 +39,7 @@ from vidvpr.provenance import (
     runtime_versions,
     write_json_atomic,
 )
-from vidvpr.video import DecodedFrame, VideoInfo, decode_frames, encoder_settings_string, probe_video
+from vidvpr.media.video import DecodedFrame, VideoInfo, decode_frames, encoder_settings_string, probe_video
 
 LOG = logging.getLogger(__name__)
 

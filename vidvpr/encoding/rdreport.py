@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidvpr.provenance import atomic_output, command_line, write_json_atomic
+from vidvpr.core.provenance import atomic_output, command_line, write_json_atomic
 
 TABLE_SCHEMA = "vidvpr.encodes/1"
 TABLE_COLUMNS = (
