@@ -100,7 +100,7 @@ def read_frame_code(luma: np.ndarray, view_yaw_deg: float, eq_width: int, eq_hei
 
 def decode_luma_and_times(path: Path) -> tuple[list[np.ndarray], list[float]]:
     """All frames' luma planes and presentation times (seconds from the first frame)."""
-    from vidvpr.media.video import yuv420p_planes
+    from vidvpr.media.decode import yuv420p_planes
 
     lumas, times = [], []
     with av.open(str(path)) as container:

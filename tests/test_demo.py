@@ -1,4 +1,4 @@
-"""Specification of the demo world (vidvpr.demo_world) and `vidvpr demo make` (vidvpr.demo)."""
+"""Specification of the demo world (vidvpr.demo.world), its definition and `vidvpr demo make`."""
 
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from vidvpr.cli import main
-from vidvpr.demo.make import (
-    DemoConfig,
-    DemoDefinition,
-    TraversalSpec,
-    load_definition,
-    make_demo,
-    plan_traversal,
-    write_trajectory,
-)
+from vidvpr.demo.definition import DemoDefinition, TraversalSpec, load_definition
+from vidvpr.demo.make import DemoConfig, make_demo, plan_traversal, write_trajectory
 from vidvpr.demo.world import (
     INNER,
     OUTER,
@@ -35,8 +28,10 @@ from vidvpr.demo.world import (
 )
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import sha256_file
-from vidvpr.geo.trajectory import coverage, position_at, read_trajectory
-from vidvpr.media.video import decode_frames, probe_video
+from vidvpr.geo.readers import read_trajectory
+from vidvpr.geo.trajectory import coverage, position_at
+from vidvpr.media.decode import decode_frames
+from vidvpr.media.probe import probe_video
 
 CHECKED_IN = Path(__file__).resolve().parents[1] / "manifests" / "demo.toml"
 SMALL = (256, 128)
@@ -69,7 +64,7 @@ def test_checked_in_definition_is_the_built_in_one_spelled_out():
             return [keys(v) for v in value]
         return None
 
-    assert keys(table) == keys(json.loads(json.dumps(dataclasses.asdict(DemoDefinition()))))
+    assert keys(table) == keys(DemoDefinition().model_dump(mode="json"))
 
 
 def test_definition_makes_a_non_trivial_task():
@@ -105,22 +100,23 @@ def toml_text(table: dict) -> str:
 
 
 @pytest.mark.parametrize("table, message", [
-    ({"route": {"lenght_m": 400.0}}, "unknown key 'route.lenght_m'"),
-    ({"seed": "7"}, "seed must be an integer"),
+    ({"route": {"lenght_m": 400.0}}, "route.lenght_m: unknown key"),
+    ({"seed": "7"}, "seed: Input should be a valid integer"),
     ({"route": {"length_m": 60.0}}, "too short"),
     ({"places": {"count": 400}}, "posters need at least"),
     ({"sizes": {"wide": [300, 100]}}, "2:1"),
-    ({"ground_truth": {"radius_m": 0.0}}, "radius_m must be positive"),
+    ({"ground_truth": {"radius_m": 0.0}}, "ground_truth.radius_m: Input should be greater than 0"),
     ({"traversals": [{"name": "db", "role": "database"}]}, "one with role 'query'"),
     ({"traversals": [{"name": "db", "role": "database"}, {"name": "q", "role": "query", "lateral_offset_m": 1.4}]},
      "lateral_offset_m must be within"),
     ({"traversals": [{"name": "db", "role": "database"}, {"name": "q", "role": "query", "trajectory_format": "tum"}]},
      "mix trajectory formats"),
-    ({"traversals": [{"name": "db", "role": "database"}, {"name": "q/1", "role": "query"}]}, "name must be"),
-    ({"traversals": [{"role": "database"}]}, "traversals\\[0\\] needs name"),
+    ({"traversals": [{"name": "db", "role": "database"}, {"name": "q/1", "role": "query"}]},
+     "traversals.1.name: String should match pattern"),
+    ({"traversals": [{"role": "database"}]}, "traversals.0.name: missing"),
     ({"traversals": [{"name": "db", "role": "database", "speed_mps": 1000.0}, {"name": "q", "role": "query"}]},
      "fewer than 2 frames"),
-    ({"name": "my demo"}, "name 'my demo' must be"),
+    ({"name": "my demo"}, "name: String should match pattern"),
 ])
 def test_bad_definitions_are_one_line_errors(tmp_path, table, message):
     path = tmp_path / "demo.toml"
@@ -304,7 +300,7 @@ def test_cli_renders_the_same_files_again(small_demo, tmp_path):
 
 
 def test_tum_trajectories_round_trip_with_heading(tmp_path):
-    spec = TraversalSpec("walk", "query", lateral_offset_m=0.3, speed_mps=1.5, fps=1.0, trajectory_format="tum")
+    spec = TraversalSpec(name="walk", role="query", lateral_offset_m=0.3, speed_mps=1.5, fps=1.0, trajectory_format="tum")
     plan = plan_traversal(DEFINITION, spec)
     path = tmp_path / "trajectory.txt"
     write_trajectory(path, plan, DEFINITION.route.camera_height_m)

@@ -27,10 +27,8 @@ from vidvpr.encoding.plan import (
     EncodeConfig,
     EncodeTarget,
     Resolution,
-    ViewSource,
     default_gop,
     encode_command,
-    encoder_threads,
     frame_type_qps,
     parse_qp_spec,
     parse_rate_control,
@@ -41,11 +39,17 @@ from vidvpr.encoding.plan import (
 from vidvpr.encoding.grid import encode_grid, plan_encode
 from vidvpr.core.errors import BadInput, OutputError, ProcessFailed
 from vidvpr.media.ffmpeg import find_ffmpeg
-from vidvpr.core.provenance import partial_path
-from vidvpr.encoding.quality import parse_psnr_stats, psnr_db, read_metrics
-from vidvpr.encoding.rdreport import TABLE_COLUMNS, averaged_over, rd_curves
-from vidvpr.slicing.slicer import SliceConfig, slice_video
-from vidvpr.media.video import encoder_settings_string
+from vidvpr.core.atomic import partial_path
+from vidvpr.core.sidecars import CellSidecar
+from vidvpr.core.threads import encoder_threads
+from vidvpr.encoding.quality import parse_psnr_stats, read_metrics
+from vidvpr.encoding.rdplot import averaged_over, rd_curves
+from vidvpr.encoding.table import TABLE_COLUMNS
+from vidvpr.media.metrics import psnr_db
+from vidvpr.media.view_video import ViewVideo
+from vidvpr.slicing.config import SliceConfig
+from vidvpr.slicing.slicer import slice_video
+from vidvpr.media.settings import encoder_settings_string
 
 VIEW_SIZE = (128, 72)
 FRAMES = 16
@@ -58,8 +62,8 @@ def small_config(**overrides) -> EncodeConfig:
     return replace(base, **overrides)
 
 
-def fake_source(name: str = "yaw000_pitch+00", width: int = 960, height: int = 540, fps: Fraction = Fraction(30)) -> ViewSource:
-    return ViewSource(Path(f"/data/rec/{name}.mp4"), "rec", name, width, height, fps, 300, 1000, "sha256:x", None)
+def fake_source(name: str = "yaw000_pitch+00", width: int = 960, height: int = 540, fps: Fraction = Fraction(30)) -> ViewVideo:
+    return ViewVideo(Path(f"/data/rec/{name}.mp4"), "rec", name, width, height, fps, 300, 1000, "sha256:x", None)
 
 
 def finished_files(folder: Path) -> dict[str, bytes]:
@@ -344,7 +348,7 @@ def test_vmaf_is_measured_when_libvmaf_is_available(grid: tuple) -> None:
 def test_sidecar_records_parameters_hashes_versions_settings_and_metrics(grid: tuple, views: list[Path]) -> None:
     out, result = grid
     meta = json.loads((out / result.rows[0]["path"]).with_suffix(".json").read_text())
-    assert meta["schema"] == "vidvpr.encode/1" and len(meta["params_hash"]) == 16
+    assert meta["schema"] == "vidvpr.encode/2" and len(meta["params_hash"]) == 16
     assert meta["input"]["hash"].startswith("sha256:") and meta["input"]["slice_sidecar"]
     assert meta["versions"]["ffmpeg"] and meta["encoder_settings"].startswith("x264 - core")
     assert meta["frame_qp"] == {**frame_type_qps(meta["qp"], 1.4, 1.3), "rule": meta["frame_qp"]["rule"]}
@@ -462,16 +466,16 @@ def test_force_redoes_every_cell(grid: tuple, views: list[Path], tmp_path: Path)
 
 def test_interrupted_run_resumes_to_the_same_outputs(grid: tuple, views: list[Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = encoding.write_json_atomic
+    real_save = CellSidecar.save
     calls = []
 
-    def interrupt_after_first_sidecar(path: Path, payload: dict) -> None:
+    def interrupt_after_first_sidecar(self: CellSidecar, path: Path) -> None:
         if calls:
             raise KeyboardInterrupt
         calls.append(path)
-        real_write(path, payload)
+        real_save(self, path)
 
-    monkeypatch.setattr(encoding, "write_json_atomic", interrupt_after_first_sidecar)
+    monkeypatch.setattr(CellSidecar, "save", interrupt_after_first_sidecar)
     with pytest.raises(KeyboardInterrupt):
         encode_grid(views, tmp_path, small_config())
     monkeypatch.undo()
@@ -554,7 +558,7 @@ def test_a_stream_not_at_the_requested_constant_qp_is_rejected_and_leaves_nothin
 @pytest.mark.parametrize(("args", "message"), [
     (["--qp", "50..20"], "empty range"),
     (["--qp", "60"], r"qp must be in \[0, 51\]"),
-    (["--codec", "vp9"], "Use libx264 or libx265"),
+    (["--codec", "vp9"], "'vp9' is not one of 'libx264', 'libx265'"),
     (["--res", "hd"], "Use 360p, 480p, 720p, 1080p or WxH"),
     (["--res", "1080p"], "--allow-upscale"),
     (["--gop", "0"], "--gop"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -15,17 +16,27 @@ from click.testing import CliRunner
 from tests.test_manifest import MUNICH, make_dataset, sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput, OutputError
-from vidvpr.dataset.export import (
-    ExportConfig,
-    VprName,
-    cell_path,
-    export_vpr,
-    format_vpr_filename,
-    parse_vpr_filename,
-    row_filename,
-)
+from vidvpr.dataset.export import ExportConfig, export_vpr
+from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename, row_filename
+from vidvpr.encoding.grid import encode_grid
+from vidvpr.encoding.plan import EncodeConfig, cell_paths, parse_resolutions
 from vidvpr.dataset.definition import load_definition
 from vidvpr.dataset.manifest import build_manifest, load_manifest
+
+
+CELL_RES, CELL_QP = "64x36", 0  # the views' own size at QP 0: lossless, so cell frames equal the views'
+
+
+def cell_path(enc: Path, recording: str, view: str, res: str = CELL_RES, qp: int = CELL_QP) -> Path:
+    return cell_paths(enc, recording, view, res, qp)[0]
+
+
+def encode_cells(manifest_dir: Path, enc: Path, **options) -> Path:
+    """Real encode cells of every view of the manifest's dataset (vidvpr encode at 64x36, QP 0)."""
+    views = sorted((manifest_dir.parent / "views").glob("*/*.mp4"))
+    config = EncodeConfig(qps=(CELL_QP,), resolutions=parse_resolutions(CELL_RES), vmaf=False, preset="ultrafast")
+    encode_grid(views, enc, replace(config, **options))
+    return enc
 
 
 @pytest.fixture
@@ -80,7 +91,8 @@ def test_fields_with_separators_are_refused():
 
 
 def test_cell_path_convention():
-    assert cell_path(Path("ENC"), "walk1", "yaw090_pitch+00", "360p", 7) == Path("ENC/walk1/yaw090_pitch+00/360p/qp07.mp4")
+    assert cell_paths(Path("ENC"), "walk1", "yaw090_pitch+00", "360p", 7) == (
+        Path("ENC/walk1/yaw090_pitch+00/360p/qp07.mp4"), Path("ENC/walk1/yaw090_pitch+00/360p/qp07.json"))
 
 
 # ---------------------------------------------------------------- export
@@ -117,41 +129,48 @@ def test_export_images_are_the_manifest_frames(tmp_path, manifest_dir):
 
 
 def test_export_from_an_encode_cell(tmp_path, manifest_dir):
-    manifest = load_manifest(manifest_dir)
-    enc = tmp_path / "enc"
-    for row in manifest.database + manifest.queries:
-        cell = cell_path(enc, row.recording, row.view, "360p", 30)
-        if not cell.exists():
-            cell.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(manifest.video_path(row), cell)
+    enc = encode_cells(manifest_dir, tmp_path / "enc")
+    config = ExportConfig(enc_dir=enc, res=CELL_RES, qp=CELL_QP)
     reference = export_vpr(manifest_dir, tmp_path / "ref", ExportConfig())
-    result = export_vpr(manifest_dir, tmp_path / "cell", ExportConfig(enc_dir=enc, res="360p", qp=30))
-    assert result.source == "encode cell 360p qp30" and result.database == reference.database
+    result = export_vpr(manifest_dir, tmp_path / "cell", config)
+    assert result.source == "encode cell 64x36 qp00" and result.database == reference.database
     for folder in ("database", "queries"):
         names = images(tmp_path / "cell", folder)
         assert names == images(tmp_path / "ref", folder)
-        for name in names:  # the cell holds the same frames, so frame i maps to the same image
+        for name in names:  # the lossless cell holds the same frames, so frame i maps to the same image
             ref_bytes = (tmp_path / "ref" / "images" / "test" / folder / name).read_bytes()
             assert (tmp_path / "cell" / "images" / "test" / folder / name).read_bytes() == ref_bytes
     meta = json.loads((tmp_path / "cell" / "export.json").read_text())
-    assert meta["source"] == {"kind": "encode_cell", "res": "360p", "qp": 30, "enc_dir": str(enc.resolve())}
-    assert all("/360p/qp30.mp4" in video["path"] for video in meta["videos"])
-    cell_path(enc, "qwalk", "yaw090_pitch+00", "360p", 30).unlink()
+    assert meta["source"] == {"kind": "encode_cell", "res": CELL_RES, "qp": CELL_QP, "enc_dir": str(enc.resolve())}
+    assert all("/64x36/qp00.mp4" in video["path"] for video in meta["videos"])
+    cell_path(enc, "qwalk", "yaw090_pitch+00").unlink()
     with pytest.raises(BadInput, match="encode cell not found"):
-        export_vpr(manifest_dir, tmp_path / "cell2", ExportConfig(enc_dir=enc, res="360p", qp=30))
+        export_vpr(manifest_dir, tmp_path / "cell2", config)
 
 
-def test_a_cell_with_other_frames_is_refused(tmp_path, manifest_dir):
+def test_a_cell_encoded_from_an_earlier_slicing_is_refused(tmp_path, manifest_dir):
+    """After re-slicing with other settings and rebuilding the manifest, old cells no longer match."""
+    from vidvpr.slicing.config import SliceConfig
+    from vidvpr.slicing.slicer import slice_video
     from tests.media import make_equirect_video
 
-    manifest = load_manifest(manifest_dir)
-    enc = tmp_path / "enc"
-    for row in manifest.database + manifest.queries:
-        cell = cell_path(enc, row.recording, row.view, "360p", 30)
-        cell.parent.mkdir(parents=True, exist_ok=True)
-        make_equirect_video(cell, width=64, height=32, frames=5)
-    with pytest.raises(BadInput, match="5 frames but the reference view has 12"):
-        export_vpr(manifest_dir, tmp_path / "out", ExportConfig(enc_dir=enc, res="360p", qp=30))
+    enc = encode_cells(manifest_dir, tmp_path / "enc")
+    views = manifest_dir.parent / "views"
+    for name in ("dbwalk", "qwalk"):  # same frame count and size, other view settings
+        video = make_equirect_video(tmp_path / f"{name}.mp4", frames=12)
+        slice_video(video, views, SliceConfig(yaws_deg=(0.0, 90.0), size=(64, 36), interp="bicubic"))
+    build_manifest(load_definition(manifest_dir.parent / "def.toml"), manifest_dir)
+    with pytest.raises(BadInput, match="encoded from another version of view"):
+        export_vpr(manifest_dir, tmp_path / "out", ExportConfig(enc_dir=enc, res=CELL_RES, qp=CELL_QP))
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_a_damaged_cell_is_refused(tmp_path, manifest_dir):
+    enc = encode_cells(manifest_dir, tmp_path / "enc")
+    with open(cell_path(enc, "dbwalk", "yaw000_pitch+00"), "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BadInput, match="changed since it was encoded"):
+        export_vpr(manifest_dir, tmp_path / "out", ExportConfig(enc_dir=enc, res=CELL_RES, qp=CELL_QP))
 
 
 @pytest.mark.parametrize("config, message", [
@@ -215,17 +234,41 @@ def test_rerun_keys_on_the_manifest_data_and_cell_videos(tmp_path, manifest_dir)
     assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig()).skipped is False
     build_manifest(load_definition(manifest_dir.parent / "def.toml"), manifest_dir, force=True)
     assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig()).skipped  # same rows, same images
-    manifest = load_manifest(manifest_dir)
-    enc, config = tmp_path / "enc", ExportConfig(enc_dir=tmp_path / "enc", res="360p", qp=30)
-    for row in manifest.database + manifest.queries:
-        cell_path(enc, row.recording, row.view, "360p", 30).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(manifest.video_path(row), cell_path(enc, row.recording, row.view, "360p", 30))
+    enc = encode_cells(manifest_dir, tmp_path / "enc")
+    config = ExportConfig(enc_dir=enc, res=CELL_RES, qp=CELL_QP)
     assert not export_vpr(manifest_dir, tmp_path / "cell", config).skipped
     assert export_vpr(manifest_dir, tmp_path / "cell", config).skipped
-    other = manifest.video_path(next(r for r in manifest.database if r.view == "yaw090_pitch+00"))
-    shutil.copyfile(other, cell_path(enc, "dbwalk", "yaw000_pitch+00", "360p", 30))  # re-encoded cell
+    encode_cells(manifest_dir, enc, preset="veryslow", force=True)  # re-encoded cells: other bytes
     with pytest.raises(OutputError, match="other parameters or inputs"):
         export_vpr(manifest_dir, tmp_path / "cell", config)
+
+
+def test_rerun_redoes_a_damaged_export(tmp_path, manifest_dir):
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    victim = next((tmp_path / "vpr" / "images" / "test" / "queries").glob("*.jpg"))
+    victim.unlink()
+    result = export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    assert not result.skipped and victim.exists()
+
+
+def test_force_over_images_that_cannot_be_removed_is_an_output_error(tmp_path, manifest_dir, monkeypatch):
+    import errno
+    import os
+
+    from vidvpr.core import atomic
+
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    real_rename = os.rename
+
+    def refuse_moving_old_images(src, dst):
+        if Path(src).name == "images":
+            raise PermissionError(errno.EACCES, "Permission denied", str(src))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(atomic.os, "rename", refuse_moving_old_images)
+    with pytest.raises(OutputError, match="images: cannot write"):
+        export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(force=True))
+    assert [p.name for p in (tmp_path / "vpr").iterdir() if p.name.startswith(".")] == []
 
 
 def test_views_option_exports_a_subset_with_positives_among_the_kept_rows(tmp_path, manifest_dir):
@@ -249,7 +292,9 @@ def test_export_records_the_positive_radius_to_evaluate_with(tmp_path, manifest_
 
 
 def test_a_killed_export_leaves_a_partial_folder_the_next_run_removes(tmp_path, manifest_dir):
-    stale = tmp_path / "vpr" / ".images.partial-999999999"  # no such process
+    from vidvpr.core.atomic import host_tag
+
+    stale = tmp_path / "vpr" / f".images.partial-{host_tag()}-999999999"  # no such process
     (stale / "test" / "database").mkdir(parents=True)
     export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
     assert sorted(p.name for p in (tmp_path / "vpr").iterdir()) == ["export.json", "images"]

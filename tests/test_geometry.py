@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from vidvpr.media.metrics import image_psnr_db, psnr_db
 from vidvpr.geo import projection as geometry
 
 
@@ -88,4 +89,12 @@ def test_sample_bilinear_wraps_horizontally() -> None:
 
 def test_psnr_of_identical_images_is_infinite() -> None:
     image = np.full((4, 4), 7, np.uint8)
-    assert geometry.psnr_db(image, image) == math.inf
+    assert image_psnr_db(image, image) == math.inf
+
+
+def test_psnr_of_a_known_error_matches_the_definition() -> None:
+    image = np.zeros((4, 4), np.uint8)
+    noisy = image.copy()
+    noisy[0, :2] = 8  # squared error 64 on 2 of 16 pixels: MSE 8
+    assert image_psnr_db(image, noisy) == pytest.approx(10 * math.log10(255**2 / 8))
+    assert psnr_db(8.0, peak=1.0) == pytest.approx(10 * math.log10(1 / 8))

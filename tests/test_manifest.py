@@ -23,16 +23,12 @@ from tests.media import make_equirect_video
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import definition_from_options, load_definition, resolve_inside, with_overrides
-from vidvpr.dataset.manifest import COLUMNS, ManifestRow, build_manifest, load_manifest
-from vidvpr.dataset.positives import (
-    find_positives,
-    heading_difference_deg,
-    parse_sampling,
-    sample_every_frames,
-    sample_every_metres,
-    sample_every_seconds,
-)
-from vidvpr.slicing.slicer import SliceConfig, slice_video
+from vidvpr.dataset.manifest import build_manifest, load_manifest
+from vidvpr.dataset.positives import find_positives, heading_difference_deg
+from vidvpr.dataset.records import COLUMNS, ManifestRow
+from vidvpr.dataset.sampling import parse_sampling, sample_every_frames, sample_every_metres, sample_every_seconds
+from vidvpr.slicing.config import SliceConfig
+from vidvpr.slicing.slicer import slice_video
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "manifests" / "schema.json").read_text())
@@ -256,25 +252,29 @@ trajectory = "t/b.gpx"
 """)
     definition = load_definition(path)
     assert definition.name == "walks" and definition.root == (tmp_path / "data").resolve()
-    config = definition.config
-    assert (config.database_sampling, config.query_sampling, config.radius_m, config.max_heading_diff_deg,
-            config.strict, config.utm_zone) == ("2m", "0.5s", 10, 45.5, True, 32)
+    spec = definition.spec
+    assert (spec.sampling.database, spec.sampling.query, spec.positives.radius_m, spec.positives.max_heading_diff_deg,
+            spec.dataset.strict, spec.dataset.utm_zone) == ("2m", "0.5s", 10, 45.5, True, 32)
     first, second = definition.recordings
-    assert (first.name, first.split, first.views_dir, first.views) == ("a", "database", "sliced", ("yaw000_pitch+00",))
-    assert dataclasses.asdict(first.trajectory) == {"path": "t/a.json", "format": "keyframes-json", "time_offset_s": -1.5,
-                                                    "axes": "xz", "fps": 30, "scale": 0.5}
-    assert (second.views_dir, second.views, second.trajectory.path, second.trajectory.format) == ("other", None, "t/b.gpx", "auto")
+    assert (first.name, first.split, definition.views_dir(first), first.views) == (
+        "a", "database", "sliced", ("yaw000_pitch+00",))
+    assert first.trajectory.model_dump() == {"path": "t/a.json", "format": "keyframes-json", "time_offset_s": -1.5,
+                                             "axes": "xz", "fps": 30, "scale": 0.5}
+    assert (definition.views_dir(second), second.views, second.trajectory.path, second.trajectory.format) == (
+        "other", None, "t/b.gpx", "auto")
     assert load_definition(path, root=tmp_path).root == tmp_path.resolve()  # --root overrides
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[positives]\nradius = 5\n", "unknown key 'radius' in \\[positives\\]"),
+    ("[positives]\nradius = 5\n", "positives.radius: unknown key"),
     ("[dataset]\nname = \n", "not valid TOML"),
-    ("[positives]\nradius_m = '5'\n", "radius_m must be a number"),
-    ("[dataset]\nstrict = 1\n", "strict must be a boolean"),
-    ("[[recordings]]\nname = 'a'\nsplit = 'database'\n", "recordings\\[1\\] needs a trajectory"),
-    ("[[recordings]]\nname = 'a/b'\nsplit = 'database'\ntrajectory = 'x'\n", "'a/b' must be"),
-    ("[[recordings]]\nname = 'a'\nsplit = 'query'\ntrajectory = { file = 'x' }\n", "unknown key 'file'"),
+    ("[positives]\nradius_m = '5'\n", "positives.radius_m: Input should be a valid number"),
+    ("[dataset]\nstrict = 1\n", "dataset.strict: Input should be a valid boolean"),
+    ("[[recordings]]\nname = 'a'\nsplit = 'database'\n", "recordings.0.trajectory: missing"),
+    ("[[recordings]]\nname = 'a/b'\nsplit = 'database'\ntrajectory = 'x'\n", "recordings.0.name: String should match"),
+    ("[[recordings]]\nname = 'a'\nsplit = 'query'\ntrajectory = { file = 'x' }\n", "recordings.0.trajectory.file: unknown key"),
+    ("[[recordings]]\nname = 'a'\nsplit = 'query'\nviews = []\ntrajectory = 'x'\n", "recordings.0.views: Tuple should have at least 1"),
+    ("\ufeff[positives]\nradius_m = -5\n", "positives.radius_m: Input should be greater than 0"),
 ])
 def test_bad_definitions_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "d.toml"
@@ -377,8 +377,7 @@ def test_positives_file_matches_a_brute_force_check(tmp_path, dataset):
 
 def test_distance_sampling_and_heading_filter(tmp_path, sliced_views):
     definition = make_dataset(tmp_path / "ds", sliced_views, database="1m", query="0.1s", radius=25)
-    config = dataclasses.replace(load_definition(definition).config, max_heading_diff_deg=30.0)
-    build_manifest(dataclasses.replace(load_definition(definition), config=config), tmp_path / "out")
+    build_manifest(with_overrides(load_definition(definition), max_heading_diff_deg=30.0), tmp_path / "out")
     database = read_csv(tmp_path / "out" / "database.csv")
     assert sorted({int(r["frame"]) for r in database}) == [0, 3, 6, 9]  # 0.373 m per frame: every third ≥ 1 m
     queries = read_csv(tmp_path / "out" / "query.csv")
@@ -420,7 +419,7 @@ def test_time_offset_shifts_the_lookup(tmp_path, sliced_views):
 
 def test_strict_refuses_frames_outside_the_trajectory(tmp_path, dataset):
     definition = load_definition(dataset)
-    strict = dataclasses.replace(definition, config=dataclasses.replace(definition.config, strict=True))
+    strict = with_overrides(definition, strict=True)
     with pytest.raises(BadInput, match=r"qwalk.*video \[0\.000, 0\.367\] s.*trajectory \[0\.100, 0\.300\] s") as info:
         build_manifest(strict, tmp_path / "out")
     assert "\n" not in str(info.value) and str(info.value).startswith(str(dataset.parent / "traj" / "qwalk.csv"))
@@ -454,8 +453,7 @@ def test_heading_filter_needs_headings(tmp_path, sliced_views):
     assert {r["heading_deg"] for r in read_csv(tmp_path / "out" / "query.csv")} == {""}
     loaded = load_definition(definition)
     with pytest.raises(BadInput, match="qwalk: no heading"):
-        build_manifest(dataclasses.replace(loaded, config=dataclasses.replace(loaded.config, max_heading_diff_deg=45.0)),
-                       tmp_path / "out")
+        build_manifest(with_overrides(loaded, max_heading_diff_deg=45.0), tmp_path / "out")
 
 
 def test_a_split_without_rows_is_bad_input(tmp_path, sliced_views):
@@ -469,7 +467,7 @@ def test_mixed_frames_are_rejected(tmp_path, sliced_views):
     lat, lon = MUNICH
     db = f"t,lat,lon\n0,{lat},{lon}\n0.4,{lat + 0.0004},{lon}\n"
     definition = make_dataset(tmp_path / "ds", sliced_views, db_traj=db)  # query stays in a local frame
-    with pytest.raises(BadInput, match="one zone per dataset"):
+    with pytest.raises(BadInput, match="geographic and local positions cannot be compared"):
         build_manifest(load_definition(definition), tmp_path / "out")
 
 
@@ -501,14 +499,13 @@ def test_view_subset_and_changed_video_size(tmp_path, dataset):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"radius_m": 0}, "radius"), ({"radius_m": -3.0}, "radius"), ({"max_heading_diff_deg": 200.0}, "heading"),
-    ({"database_sampling": "3 metres"}, "Unknown database sampling rule"), ({"utm_zone": 61}, "zone 61"),
+    ({"radius_m": 0}, "--radius: positives.radius_m"), ({"radius_m": -3.0}, "--radius"),
+    ({"max_heading_diff_deg": 200.0}, "--max-heading-diff: positives.max_heading_diff_deg"),
+    ({"database_sampling": "3 metres"}, "Unknown sampling rule '3 metres'"), ({"utm_zone": 61}, "--utm-zone: dataset.utm_zone"),
 ])
 def test_bad_parameters(tmp_path, dataset, change, message):
-    definition = load_definition(dataset)
     with pytest.raises(BadInput, match=message):
-        build_manifest(dataclasses.replace(definition, config=dataclasses.replace(definition.config, **change)),
-                       tmp_path / "out")
+        with_overrides(load_definition(dataset), **change)
 
 
 def test_definition_needs_both_splits_and_unique_names(tmp_path, dataset):
@@ -520,14 +517,14 @@ def test_definition_needs_both_splits_and_unique_names(tmp_path, dataset):
     with pytest.raises(BadInput, match="listed twice"):
         build_manifest(load_definition(dataset), tmp_path / "out")
     dataset.write_text(text.replace('split = "query"', 'split = "queries"'))
-    with pytest.raises(BadInput, match="unknown split 'queries'"):
+    with pytest.raises(BadInput, match="recordings.1.split: Input should be 'database' or 'query'"):
         build_manifest(load_definition(dataset), tmp_path / "out")
 
 
 def test_manifest_records_inputs_and_versions(tmp_path, dataset):
     build_manifest(load_definition(dataset), tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert meta["schema"] == "vidvpr.manifest/1" and meta["name"] == "tiny"
+    assert meta["schema"] == "vidvpr.manifest/2" and meta["name"] == "tiny"
     assert (tmp_path / "out" / meta["root"]).resolve() == dataset.parent.resolve()
     assert meta["definition"]["file"]["hash"].startswith("sha256:")
     assert meta["parameters"]["radius_m"] == 2.5 and meta["parameters"]["database_sampling"] == "1f"
@@ -713,7 +710,7 @@ def test_quick_definition_from_options(tmp_path, dataset):
     root = dataset.parent
     definition = definition_from_options(root, ["dbwalk=" + str(root / "traj/dbwalk.csv")],
                                          ["qwalk=" + str(root / "traj/qwalk.csv")])
-    assert [(r.name, r.split, r.trajectory.path, r.views_dir) for r in definition.recordings] == [
+    assert [(r.name, r.split, r.trajectory.path, definition.views_dir(r)) for r in definition.recordings] == [
         ("dbwalk", "database", "traj/dbwalk.csv", "views"), ("qwalk", "query", "traj/qwalk.csv", "views")]
     with pytest.raises(BadInput, match="outside the dataset root"):
         definition_from_options(root, [f"dbwalk={tmp_path / 'x.csv'}"], ["qwalk=" + str(root / "traj/qwalk.csv")])
@@ -743,7 +740,7 @@ def test_cli_manifest_from_definition_and_errors(tmp_path, dataset):
     assert "wrote 24 database and 6 query rows" in result.stderr
     assert "dropped 10 view frames" in result.stderr
     result = runner.invoke(main, ["manifest", str(dataset), "--out", str(tmp_path / "m"), "--radius", "0"])
-    assert result.exit_code == 2 and result.stderr.startswith("vidvpr: error: radius") and result.stderr.count("\n") == 1
+    assert result.exit_code == 2 and result.stderr.startswith("vidvpr: error: --radius: ") and result.stderr.count("\n") == 1
     result = runner.invoke(main, ["manifest", str(dataset), "--out", str(tmp_path / "m"), "--time-offset", "1"])
     assert result.exit_code == 2 and "--time-offset describes recordings" in result.stderr
     result = runner.invoke(main, ["manifest", "--out", str(tmp_path / "m"), "--database", "a=b"])
@@ -789,13 +786,13 @@ def test_cli_garbage_gives_one_line_errors(tmp_path, dataset):
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     cases = [
-        (["manifest", str(root), "--out", str(tmp_path / "m")], f"{root}: cannot read"),  # a folder as definition
-        (["manifest", str(empty), "--out", str(tmp_path / "m")], f"{empty}: no [[recordings]]"),
-        (["manifest", str(dataset), "--out", str(dataset)], f"{dataset}: is a file, not an output directory"),
+        (["manifest", str(root), "--out", str(tmp_path / "m")], f"{root}: is a folder, not a definition file"),
+        (["manifest", str(empty), "--out", str(tmp_path / "m")], f"{empty}: recordings: missing"),
+        (["manifest", str(dataset), "--out", str(dataset)], f"{dataset}: is a file, not a manifest folder"),
         (["manifest", "--root", str(tmp_path / "nope"), "--database", "a=x.csv", "--query", "b=y.csv",
           "--out", str(tmp_path / "m")], "dataset root (--root) is not a folder"),
         (["export", str(dataset), "--out", str(tmp_path / "e")], f"{dataset}: is a file, not a manifest folder"),
-        (["demo", "make", str(tmp_path / "d"), "--definition", str(root)], f"{root}: cannot read"),
+        (["demo", "make", str(tmp_path / "d"), "--definition", str(root)], f"{root}: is a folder, not a definition"),
     ]
     for args, message in cases:
         result = run_cli(*args)

@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from tests.media import decode_luma_and_times, equirect_test_frame, read_frame_code, write_video
+from vidvpr.media.metrics import image_psnr_db
 from vidvpr.geo import projection as geometry
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput, OutputError
-from vidvpr.slicing.slicer import SliceConfig, slice_video
-from vidvpr.media.video import decode_frames
+from vidvpr.slicing.config import SliceConfig
+from vidvpr.slicing.slicer import slice_video
+from vidvpr.media.decode import decode_frames
 
 VIEW_SIZE = (128, 72)
 
@@ -108,7 +110,7 @@ def test_views_are_visually_lossless_against_an_exact_float_remap(sliced: list, 
     map_x, map_y = geometry.equirect_to_perspective_maps(256, 128, *VIEW_SIZE, 90.0, 0.0, 90.0)
     reference = [geometry.sample_bilinear(luma, map_x, map_y) for luma in source_luma]
     lumas, _ = decode_luma_and_times(Path(sliced[1].path))
-    assert geometry.psnr_db(np.stack(lumas), np.stack(reference)) >= 45.0
+    assert image_psnr_db(np.stack(lumas), np.stack(reference)) >= 45.0
 
 
 def test_rerun_with_same_parameters_skips(sliced: list, equirect_video: Path) -> None:
@@ -160,7 +162,7 @@ def test_top_bottom_stereo_takes_the_chosen_eye(tmp_path: Path) -> None:
 
 
 def test_spherical_v1_metadata_is_read(tmp_path: Path, equirect_video: Path) -> None:
-    from vidvpr.media.video import SPHERICAL_V1_UUID, read_spherical_metadata
+    from vidvpr.media.probe import SPHERICAL_V1_UUID, read_spherical_metadata
 
     xml = (b'<?xml version="1.0"?><rdf:SphericalVideo><GSpherical:ProjectionType>equirectangular'
            b'</GSpherical:ProjectionType><GSpherical:StereoMode>top-bottom</GSpherical:StereoMode></rdf:SphericalVideo>')
@@ -284,14 +286,25 @@ def test_cli_json_summary_lists_every_view(equirect_video: Path, tmp_path: Path)
 
 
 def test_partial_files_of_killed_runs_are_cleaned_on_rerun(equirect_video: Path, tmp_path: Path) -> None:
-    from vidvpr.core.provenance import PARTIAL_MARKER
+    from vidvpr.core.atomic import PARTIAL_MARKER, host_tag
 
     folder = tmp_path / equirect_video.stem
     folder.mkdir()
-    stale = folder / f".yaw000_pitch+00{PARTIAL_MARKER}-999999999.mp4"
+    stale = folder / f".yaw000_pitch+00{PARTIAL_MARKER}-{host_tag()}-999999999.mp4"
     stale.write_bytes(b"left by a killed run")
     slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
     assert not stale.exists()
+
+
+def test_partial_files_of_another_host_on_shared_storage_are_kept(equirect_video: Path, tmp_path: Path) -> None:
+    from vidvpr.core.atomic import PARTIAL_MARKER
+
+    folder = tmp_path / equirect_video.stem
+    folder.mkdir()
+    live_elsewhere = folder / f".yaw000_pitch+00{PARTIAL_MARKER}-otherhost-1.mp4"  # pid 1 is dead nowhere
+    live_elsewhere.write_bytes(b"written right now by a run on another machine")
+    slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
+    assert live_elsewhere.exists()
 
 
 @pytest.mark.slow
@@ -320,7 +333,7 @@ def test_terminated_cli_run_removes_its_partial_outputs(tmp_path: Path) -> None:
 def test_full_disk_is_reported_and_leaves_nothing(equirect_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from vidvpr.slicing import slicer as slicing
+    from vidvpr.slicing import writer as slicing
 
     real_open = slicing.av.open
 
@@ -367,7 +380,8 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
 
 @pytest.mark.parametrize("interp", ["bicubic", "lanczos"])
 def test_wide_kernels_at_the_zenith_never_reach_the_opposite_pole(interp: str) -> None:
-    from vidvpr.slicing.slicer import PlaneRemapper, ViewSpec
+    from vidvpr.slicing.config import ViewSpec
+    from vidvpr.slicing.remap import PlaneRemapper
 
     equirect = np.full((128, 256), 250, np.uint8)
     equirect[:64] = 50  # dark sky, bright ground

@@ -9,9 +9,12 @@ import av
 import numpy as np
 import pytest
 
+from vidvpr.media.metrics import image_psnr_db
 from vidvpr.geo import projection as geometry
-from vidvpr.slicing.slicer import SliceConfig, plan_views, slice_video
-from vidvpr.media.video import decode_frames, read_spherical_metadata, yuv420p_planes
+from vidvpr.slicing.config import SliceConfig, plan_views
+from vidvpr.slicing.slicer import slice_video
+from vidvpr.media.decode import decode_frames, yuv420p_planes
+from vidvpr.media.probe import read_spherical_metadata
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -39,7 +42,7 @@ def test_real_views_are_within_45_db_of_an_exact_float_remap(room_views: list, s
     for view, result in zip(plan_views(SliceConfig(size=(480, 270)), 1920), room_views):
         map_x, map_y = geometry.equirect_to_perspective_maps(1920, 960, 480, 270, view.yaw_deg, 0.0, 90.0)
         decoded, _ = first_frame_luma_and_rgb(result.path)
-        assert geometry.psnr_db(decoded, geometry.sample_bilinear(source, map_x, map_y)) >= 45.0
+        assert image_psnr_db(decoded, geometry.sample_bilinear(source, map_x, map_y)) >= 45.0
 
 
 def test_stereo_sample_carries_v1_top_bottom_metadata(shared_data: Path) -> None:

@@ -1,4 +1,5 @@
-"""Specification of vidvpr.trajectory: readers, UTM, interpolation, heading and time alignment."""
+"""Specification of vidvpr.geo.trajectory and vidvpr.geo.readers: readers, UTM, interpolation,
+heading and time alignment."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from vidvpr.geo.trajectory import (
     heading_from_travel,
     lat_lon,
     position_at,
-    read_trajectory,
     view_heading_deg,
 )
+from vidvpr.geo.readers import read_trajectory
 
 # Two points near Munich (UTM 32U) and one across the 12°E zone boundary (33U).
 MUNICH = (48.137, 11.575)
@@ -449,7 +450,7 @@ def test_view_heading_works_on_arrays():
 def test_coverage_drops_frames_outside_and_logs_the_count(caplog):
     traj = local([5, 100], [0, 1], [0, 0])
     frames = np.arange(0.0, 121.0, 1.0)  # 0..120 s
-    with caplog.at_level(logging.WARNING, logger="vidvpr.geo.trajectory"):
+    with caplog.at_level(logging.WARNING, logger="vidvpr.geo"):
         mask = coverage(traj, frames, strict=False)
     assert mask.sum() == 96 and not mask[4] and mask[5] and mask[100] and not mask[101]
     assert "25 of 121 video frames fall outside the trajectory" in caplog.text and caplog.text.rstrip().endswith(

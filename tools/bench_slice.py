@@ -23,8 +23,9 @@ import av
 import numpy as np
 
 from vidvpr.media.ffmpeg import find_ffmpeg
-from vidvpr.slicing.slicer import SliceConfig, plan_views, slice_video, v360_filter
-from vidvpr.media.video import probe_video
+from vidvpr.slicing.config import SliceConfig, plan_views, v360_filter
+from vidvpr.slicing.slicer import slice_video
+from vidvpr.media.probe import probe_video
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "testRoom1_1920Mono.mp4"
 
@@ -78,8 +79,8 @@ def projection_only_ms(source: Path, config: SliceConfig, frames: int = 30) -> d
     """Milliseconds per view-frame of the projection alone (no decode, no encode) on real frames."""
     import py360convert
 
-    from vidvpr.slicing.slicer import ViewRemapper, _opencv_threads
-    from vidvpr.media.video import decode_frames
+    from vidvpr.slicing.remap import ViewRemapper, opencv_threads
+    from vidvpr.media.decode import decode_frames
 
     info = probe_video(source)
     views = plan_views(config, info.width)
@@ -87,7 +88,7 @@ def projection_only_ms(source: Path, config: SliceConfig, frames: int = 30) -> d
     with av.open(str(source)) as container:
         rgb = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(frames), container.decode(video=0))]
     remappers = [ViewRemapper(info.width, info.height, 0, view, config.interp) for view in views]
-    with _opencv_threads(1):
+    with opencv_threads(1):
         started = time.process_time()
         for frame in decoded:
             for remap in remappers:

@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import py360convert
 
+from vidvpr.media.metrics import image_psnr_db
 from vidvpr.geo import projection as geometry
 from vidvpr.media.ffmpeg import find_ffmpeg
-from vidvpr.slicing.slicer import SliceConfig, slice_video, source_eye, v360_filter
-from vidvpr.media.video import decode_frames, probe_video, yuv420p_planes
+from vidvpr.slicing.config import SliceConfig, plan_views, v360_filter
+from vidvpr.slicing.slicer import slice_video, source_eye
+from vidvpr.media.decode import decode_frames, yuv420p_planes
+from vidvpr.media.probe import probe_video
 
 import av
 
@@ -69,15 +72,15 @@ def main() -> None:
         for result in results:
             with av.open(result.path) as container:
                 ours = yuv420p_planes(nth(container.decode(video=0), args.frame))[0].astype(np.float64)
-            view = next(v for v in __import__("vidvpr.slicing", fromlist=["plan_views"]).plan_views(config, info.width)
+            view = next(v for v in plan_views(config, info.width)
                         if v.name == result.view)
             map_x, map_y = geometry.equirect_to_perspective_maps(info.width, eye_h, width, height, view.yaw_deg,
                                                                  view.pitch_deg, view.hfov_deg)
             exact = geometry.sample_bilinear(source_luma, map_x, map_y)
             v360 = v360_luma(args.video, view, args.frame, eye_crop)
             py360 = py360_luma(source_luma, view)
-            row = [geometry.psnr_db(ours, exact), geometry.psnr_db(ours, v360), geometry.psnr_db(ours, py360),
-                   geometry.psnr_db(v360, exact), geometry.psnr_db(py360, exact)]
+            row = [image_psnr_db(ours, exact), image_psnr_db(ours, v360), image_psnr_db(ours, py360),
+                   image_psnr_db(v360, exact), image_psnr_db(py360, exact)]
             print(f"{result.view:18}" + "".join(f"{value:>10.2f}" if i < 3 else f"{value:>15.2f}" if i == 3 else f"{value:>16.2f}"
                                                 for i, value in enumerate(row)))
             assert not any(math.isnan(v) for v in row)

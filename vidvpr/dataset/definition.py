@@ -1,5 +1,7 @@
 """Dataset definitions: which recordings form the database and the queries, their trajectories and
-views, and the dataset-wide parameters, read from TOML (manifests/README.md) or command-line options.
+views, and the dataset-wide parameters. One pydantic model (`DefinitionFile`) is the TOML's
+shape: it validates, words the errors, supplies the defaults `--help` shows, and generates
+``manifests/schema.json`` (see `vidvpr.dataset.schema`).
 
 Every path in a definition is relative to the dataset root and must stay inside it
 (`resolve_inside`): ``..`` escapes, absolute paths elsewhere and symlinks leading out are rejected.
@@ -7,21 +9,137 @@ Every path in a definition is relative to the dataset root and must stay inside 
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import json
 import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from vidvpr.core.errors import BadInput
-from vidvpr.dataset.positives import DEFAULT_RADIUS_M, SamplingRule, check_max_heading_diff, check_radius, parse_sampling
+from vidvpr.core.records import Strict, validate_data, validation_problem
+from vidvpr.dataset.sampling import SamplingRule, parse_sampling
 
 SPLITS = ("database", "query")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # recording and view names
+NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"  # recording and view names
+NAME_PATTERN = re.compile(NAME_REGEX)
+DEFAULT_RADIUS_M = 25.0  # the outdoor convention of the VPR benchmarks
+
+Name = Annotated[str, StringConstraints(pattern=NAME_REGEX)]
+TrajectoryFormat = Literal["auto", "csv-xy", "csv-latlon", "tum", "gpx", "keyframes-json"]
+
+
+class DefinitionPart(Strict):
+    """TOML tables: strict types (a boolean is not a number, a string not a list), unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, frozen=True)
+
+
+class TrajectorySpec(DefinitionPart):
+    """A recording's trajectory file (path relative to the dataset root) and reader options."""
+
+    path: str = Field(min_length=1, description="trajectory file, relative to the dataset root")
+    format: TrajectoryFormat = Field("auto", description="auto: by extension, then content")
+    time_offset_s: float = Field(0.0, description="trajectory time = video time + time_offset_s")
+    axes: Literal["xy", "xz"] | None = Field(None, description="SLAM axes of tum/keyframes-json poses (default xy)")
+    fps: float | None = Field(None, gt=0, description="frame rate of keyframes-json frame numbers")
+    scale: float | None = Field(None, gt=0, description="metres per SLAM unit (tum, keyframes-json; default 1)")
+
+
+class RecordingSpec(DefinitionPart):
+    """One recording: its split, sliced views and trajectory."""
+
+    name: Name
+    split: Literal["database", "query"]
+    trajectory: TrajectorySpec
+    views_dir: str | None = Field(None, min_length=1, description="overrides [dataset] views_dir")
+    views: tuple[Name, ...] | None = Field(None, min_length=1, description="a subset of the sliced views")
+
+    @field_validator("trajectory", mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+class DatasetSection(DefinitionPart):
+    name: str | None = Field(None, description="default: the definition file's name")
+    root: str = Field(".", description="dataset root, relative to the definition file; --root overrides")
+    views_dir: str = Field("views", min_length=1, description="holds <recording>/<view>.mp4 + .json")
+    utm_zone: int | None = Field(None, ge=1, le=60, description="read lat/lon trajectories into this UTM zone")
+    strict: bool = Field(False, description="error on frames outside the trajectory instead of dropping them")
+    shared_local_frame: bool = Field(False, description="local trajectories of different formats share one "
+                                                        "metric frame (e.g. SLAM aligned to a survey)")
+
+
+class SamplingSection(DefinitionPart):
+    database: str = Field("1m", description="Nf (every N frames), Ts (seconds), Dm (metres) or all")
+    query: str = Field("1m", description="Nf (every N frames), Ts (seconds), Dm (metres) or all")
+
+    @field_validator("database", "query")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        try:
+            parse_sampling(value)
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class PositivesSection(DefinitionPart):
+    radius_m: float = Field(DEFAULT_RADIUS_M, gt=0, description="database rows within this many metres")
+    max_heading_diff_deg: float | None = Field(None, gt=0, le=180,
+                                               description="and facing within this many degrees (default: any)")
+
+
+class DefinitionFile(DefinitionPart):
+    """The dataset definition TOML (manifests/README.md)."""
+
+    dataset: DatasetSection = DatasetSection()
+    sampling: SamplingSection = SamplingSection()
+    positives: PositivesSection = PositivesSection()
+    recordings: tuple[RecordingSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _recordings(self) -> DefinitionFile:
+        names = [rec.name for rec in self.recordings]
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated:
+            raise ValueError(f"recording {repeated!r} is listed twice")
+        missing = [split for split in SPLITS if split not in {rec.split for rec in self.recordings}]
+        if missing:
+            raise ValueError(f"no {missing[0]} recording; a dataset needs both a database and queries")
+        return self
+
+
+@dataclass(frozen=True)
+class DatasetDefinition:
+    """A definition with its dataset root resolved; `source` is the TOML file it came from, if any."""
+
+    spec: DefinitionFile
+    root: Path
+    source: str = "command line"
+
+    @property
+    def name(self) -> str:
+        return self.spec.dataset.name or (Path(self.source).stem if self.source != "command line" else "dataset")
+
+    @property
+    def recordings(self) -> tuple[RecordingSpec, ...]:
+        return self.spec.recordings
+
+    def views_dir(self, rec: RecordingSpec) -> str:
+        return rec.views_dir or self.spec.dataset.views_dir
+
+    def sampling(self, split: str) -> SamplingRule:
+        return parse_sampling(getattr(self.spec.sampling, split), f"{split} sampling")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "root": str(self.root), "source": self.source,
+                "spec": self.spec.model_dump(mode="json")}
 
 
 # ---------------------------------------------------------------- names and paths
@@ -43,162 +161,26 @@ def resolve_inside(root: Path, path: str | Path, what: str, source: str) -> tupl
     """
     root_abs = Path(root).resolve()
     text = str(path)
-    if not text.strip():
-        raise BadInput(f"{source}: {what} is empty")
+    if not text.strip() or "\x00" in text:
+        raise BadInput(f"{source}: {what} is empty or not a path")
     candidate = Path(os.path.normpath(root_abs / Path(text)))  # absolute `path` replaces root_abs
     if not candidate.is_relative_to(root_abs):
         raise BadInput(f"{source}: {what} {text!r} is outside the dataset root {root_abs}")
-    if not candidate.resolve().is_relative_to(root_abs):
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # symlink loops
+        raise BadInput(f"{source}: {what} {text!r} cannot be resolved ({exc})") from None
+    if not resolved.is_relative_to(root_abs):
         raise BadInput(f"{source}: {what} {text!r} leads outside the dataset root {root_abs} (symlink)")
     return candidate, candidate.relative_to(root_abs).as_posix()
 
 
-# ---------------------------------------------------------------- the dataset definition
+# ---------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class TrajectorySpec:
-    """A recording's trajectory file (path relative to the dataset root) and reader options."""
-
-    path: str
-    format: str = "auto"
-    time_offset_s: float = 0.0  # trajectory time = video time + time_offset_s
-    axes: str | None = None  # tum, keyframes-json: "xy" or "xz"
-    fps: float | None = None  # keyframes-json
-    scale: float | None = None  # tum, keyframes-json: metres per SLAM unit
-
-
-@dataclass(frozen=True)
-class RecordingSpec:
-    """One recording: its split, sliced views and trajectory."""
-
-    name: str
-    split: str
-    trajectory: TrajectorySpec
-    views_dir: str = "views"  # holds <recording>/<view>.mp4 + .json, relative to the root
-    views: tuple[str, ...] | None = None  # None: every view found
-
-
-@dataclass(frozen=True)
-class ManifestConfig:
-    """Dataset-wide parameters, each default written once."""
-
-    database_sampling: str = "1m"
-    query_sampling: str = "1m"
-    radius_m: float = DEFAULT_RADIUS_M
-    max_heading_diff_deg: float | None = None  # None: positives by distance only
-    strict: bool = False  # error (instead of dropping) on frames outside the trajectory
-    utm_zone: int | None = None  # force geographic trajectories into this UTM zone
-
-    def sampling(self, split: str) -> SamplingRule:
-        return parse_sampling(self.database_sampling if split == "database" else self.query_sampling,
-                              f"{split} sampling")
-
-
-@dataclass(frozen=True)
-class DatasetDefinition:
-    """Recordings and parameters of one dataset; `source` is the TOML file it came from, if any."""
-
-    name: str
-    root: Path
-    recordings: tuple[RecordingSpec, ...]
-    config: ManifestConfig = field(default_factory=ManifestConfig)
-    source: str = "command line"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "root": str(self.root), "source": self.source,
-                "config": dataclasses.asdict(self.config),
-                "recordings": [dataclasses.asdict(rec) for rec in self.recordings]}
-
-
-TOML_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("dataset", "sampling", "positives", "recordings"),
-    "dataset": ("name", "root", "views_dir", "utm_zone", "strict"),
-    "sampling": ("database", "query"),
-    "positives": ("radius_m", "max_heading_diff_deg"),
-    "recordings": ("name", "split", "trajectory", "views_dir", "views"),
-    "trajectory": tuple(f.name for f in dataclasses.fields(TrajectorySpec)),
-}
-NUMBER = (int, float)
-
-
-def _table(source: str, where: str, value: Any, keys: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadInput(f"{source}: {where} must be a table")
-    unknown = sorted(set(value) - set(TOML_KEYS[keys]))
-    if unknown:
-        raise BadInput(f"{source}: unknown key {unknown[0]!r} in {where or 'the top level'}; "
-                       f"allowed: {', '.join(TOML_KEYS[keys])}")
-    return value
-
-
-TYPE_NAMES = {NUMBER: "number", (str,): "string", (bool,): "boolean", (int,): "integer", (list,): "list"}
-
-
-def _typed(source: str, where: str, table: dict[str, Any], key: str, types: tuple[type, ...], default: Any) -> Any:
-    """table[key] (or `default` when absent), which must be of `types` (a bool is not a number)."""
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise BadInput(f"{source}: {where}.{key} must be a {TYPE_NAMES[types]}, got {value!r}")
-    return value
-
-
-def _trajectory_spec(source: str, where: str, value: Any) -> TrajectorySpec:
-    if isinstance(value, str):
-        return TrajectorySpec(path=value)
-    table = _table(source, where, value, "trajectory")
-    if "path" not in table:
-        raise BadInput(f"{source}: {where} needs a path")
-    return TrajectorySpec(
-        path=_typed(source, where, table, "path", (str,), None),
-        format=_typed(source, where, table, "format", (str,), "auto"),
-        time_offset_s=float(_typed(source, where, table, "time_offset_s", NUMBER, 0.0)),
-        axes=_typed(source, where, table, "axes", (str,), None),
-        fps=_typed(source, where, table, "fps", NUMBER, None),
-        scale=_typed(source, where, table, "scale", NUMBER, None),
-    )
-
-
-def parse_definition(data: dict[str, Any], source: str, root: Path) -> DatasetDefinition:
+def parse_definition(data: Any, source: str, root: Path) -> DatasetDefinition:
     """A definition from parsed TOML (`root` already resolved); BadInput names `source` and the key."""
-    _table(source, "", data, "")
-    dataset = _table(source, "[dataset]", data.get("dataset", {}), "dataset")
-    sampling = _table(source, "[sampling]", data.get("sampling", {}), "sampling")
-    positives = _table(source, "[positives]", data.get("positives", {}), "positives")
-    defaults = ManifestConfig()
-    config = ManifestConfig(
-        database_sampling=str(_typed(source, "sampling", sampling, "database", (str,), defaults.database_sampling)),
-        query_sampling=str(_typed(source, "sampling", sampling, "query", (str,), defaults.query_sampling)),
-        radius_m=_typed(source, "positives", positives, "radius_m", NUMBER, defaults.radius_m),
-        max_heading_diff_deg=_typed(source, "positives", positives, "max_heading_diff_deg", NUMBER, None),
-        strict=_typed(source, "dataset", dataset, "strict", (bool,), defaults.strict),
-        utm_zone=_typed(source, "dataset", dataset, "utm_zone", (int,), None),
-    )
-    views_dir = _typed(source, "dataset", dataset, "views_dir", (str,), "views")
-    entries = data.get("recordings")
-    if not isinstance(entries, list) or not entries:
-        raise BadInput(f"{source}: no [[recordings]]; list at least one database and one query recording")
-    recordings = []
-    for k, entry in enumerate(entries, 1):
-        where = f"recordings[{k}]"
-        table = _table(source, where, entry, "recordings")
-        for key in ("name", "split", "trajectory"):
-            if key not in table:
-                raise BadInput(f"{source}: {where} needs a {key}")
-        views = _typed(source, where, table, "views", (list,), None)
-        if views is not None:
-            views = tuple(check_name(view, f"{where}.views entry", source) for view in views)
-        recordings.append(RecordingSpec(
-            name=check_name(table["name"], f"{where}.name", source),
-            split=_typed(source, where, table, "split", (str,), None),
-            trajectory=_trajectory_spec(source, f"{where}.trajectory", table["trajectory"]),
-            views_dir=_typed(source, where, table, "views_dir", (str,), views_dir),
-            views=views,
-        ))
-    name = _typed(source, "dataset", dataset, "name", (str,), Path(source).stem)
-    return DatasetDefinition(name=name, root=root, recordings=tuple(recordings), config=config, source=source)
+    return DatasetDefinition(spec=validate_data(DefinitionFile, data, source), root=root, source=source)
 
 
 def load_definition(path: str | Path, root: str | Path | None = None) -> DatasetDefinition:
@@ -206,21 +188,18 @@ def load_definition(path: str | Path, root: str | Path | None = None) -> Dataset
     to the TOML file's folder, and defaults to that folder)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise BadInput(f"{path}: definition file not found") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a folder, not a definition file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path}: not valid TOML ({exc})") from None
-    dataset = data.get("dataset", {})
-    in_file = dataset.get("root", ".") if isinstance(dataset, dict) else "."
-    if not isinstance(in_file, str):
-        raise BadInput(f"{path}: dataset.root must be a string, got {in_file!r}")
-    base = Path(root) if root is not None else path.parent / in_file
-    if isinstance(dataset, dict):
-        data = {**data, "dataset": {k: v for k, v in dataset.items() if k != "root"}}
-    return parse_definition(data, str(path), base.resolve())
+    definition = parse_definition(data, str(path), Path("."))
+    base = Path(root) if root is not None else path.parent / definition.spec.dataset.root
+    return DatasetDefinition(spec=definition.spec, root=base.resolve(), source=str(path))
 
 
 def parse_recording_option(value: str, option: str) -> tuple[str, str]:
@@ -233,52 +212,54 @@ def parse_recording_option(value: str, option: str) -> tuple[str, str]:
 
 def definition_from_options(
     root: str | Path, database: Sequence[str], query: Sequence[str], *, views_dir: str | Path | None = None,
-    trajectory: TrajectorySpec | None = None, name: str = "dataset",
+    trajectory: dict[str, Any] | None = None, name: str = "dataset",
 ) -> DatasetDefinition:
     """A definition from `--database REC=TRAJ` / `--query REC=TRAJ` options.
 
     Paths are ordinary paths (relative to the working directory) and must lie inside `root`;
-    `trajectory` gives the reader options (its path is ignored) shared by all recordings.
+    `trajectory` gives the reader options (format, time_offset_s, ...) shared by all recordings.
     """
     root = Path(root).resolve()
     if not root.is_dir():
         raise BadInput(f"{root}: dataset root (--root) is not a folder")
-    template = trajectory or TrajectorySpec(path="")
     views_rel = resolve_inside(root, Path(views_dir or root / "views").resolve(), "--views-dir", "command line")[1]
     recordings = []
     for split, values in (("database", database), ("query", query)):
         for value in values:
             rec, traj_path = parse_recording_option(value, f"--{split}")
             traj_rel = resolve_inside(root, Path(traj_path).resolve(), f"--{split} trajectory", "command line")[1]
-            recordings.append(RecordingSpec(rec, split, dataclasses.replace(template, path=traj_rel), views_rel))
-    return DatasetDefinition(name=name, root=root, recordings=tuple(recordings))
+            recordings.append({"name": rec, "split": split, "trajectory": {**(trajectory or {}), "path": traj_rel}})
+    data = {"dataset": {"name": name, "views_dir": views_rel}, "recordings": recordings}
+    return parse_definition(data, "command line", root)
+
+
+OVERRIDE_SECTIONS = {"database_sampling": ("sampling", "database"), "query_sampling": ("sampling", "query"),
+                     "radius_m": ("positives", "radius_m"),
+                     "max_heading_diff_deg": ("positives", "max_heading_diff_deg"),
+                     "utm_zone": ("dataset", "utm_zone"), "strict": ("dataset", "strict")}
+OVERRIDE_OPTIONS = {"database_sampling": "--database-sampling", "query_sampling": "--query-sampling",
+                    "radius_m": "--radius", "max_heading_diff_deg": "--max-heading-diff", "utm_zone": "--utm-zone",
+                    "strict": "--strict"}
 
 
 def with_overrides(definition: DatasetDefinition, **overrides: Any) -> DatasetDefinition:
-    """The definition with config fields replaced by the overrides that are not None."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return dataclasses.replace(definition, config=dataclasses.replace(definition.config, **given))
+    """The definition with command-line values (those not None) in place of its own, re-validated."""
+    data = definition.spec.model_dump(mode="json")
+    for key, value in overrides.items():
+        if value is not None:
+            section, field = OVERRIDE_SECTIONS[key]
+            data[section][field] = value
+    try:
+        spec = DefinitionFile.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        location = tuple(exc.errors()[0].get("loc", ()))[:2]
+        option = next((OVERRIDE_OPTIONS[key] for key, where in OVERRIDE_SECTIONS.items()
+                       if where == location and overrides.get(key) is not None), None)
+        raise BadInput(f"{option or definition.source}: {validation_problem(exc)}") from None
+    return DatasetDefinition(spec=spec, root=definition.root, source=definition.source)
 
 
-def validate_definition(definition: DatasetDefinition) -> dict[str, SamplingRule]:
-    """Check parameters and recordings before any work; the sampling rule per split."""
-    source, config = definition.source, definition.config
-    check_radius(config.radius_m, "radius (--radius, [positives] radius_m)")
-    check_max_heading_diff(config.max_heading_diff_deg, "max heading difference (--max-heading-diff, "
-                           "[positives] max_heading_diff_deg)")
-    if config.utm_zone is not None and not 1 <= config.utm_zone <= 60:
-        raise BadInput(f"{source}: UTM zone {config.utm_zone} is outside 1-60")
-    rules = {split: config.sampling(split) for split in SPLITS}
-    names = [rec.name for rec in definition.recordings]
-    for rec in definition.recordings:
-        check_name(rec.name, "recording name", source)
-        if names.count(rec.name) > 1:
-            raise BadInput(f"{source}: recording {rec.name!r} is listed twice")
-        if rec.split not in SPLITS:
-            raise BadInput(f"{source}: recording {rec.name!r}: unknown split {rec.split!r}; use database or query")
-        if not math.isfinite(rec.trajectory.time_offset_s):
-            raise BadInput(f"{source}: recording {rec.name!r}: time_offset_s must be finite")
-    for split in SPLITS:
-        if split not in {rec.split for rec in definition.recordings}:
-            raise BadInput(f"{source}: no {split} recording; a dataset needs both a database and queries")
-    return rules
+def reader_options_default(field: str) -> Any:
+    """The default of a trajectory reader option, for `--help` texts."""
+    return TrajectorySpec.model_fields[field].default
+

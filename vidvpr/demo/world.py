@@ -34,6 +34,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from vidvpr.demo.definition import PlacesSpec, RouteSpec
+
 RENDER_VERSION = 1  # bump when the pictures change for the same definition (invalidates old renders)
 TEXEL_M = 0.02  # wall texture resolution at mip level 0
 MIP_LEVELS = 5  # 2, 4, 8, 16, 32 cm texels, chosen per column from the ray's footprint
@@ -45,50 +47,7 @@ LIGHT_HALF_M = 0.3
 AMBIENT = 0.45  # share of the light that does not fall off with distance
 FALLOFF_M = 18.0  # distance over which the rest of the light falls to 1/e
 CORNER_MARGIN_M = 2.5  # no poster centre closer than this to a corner of the centreline
-SHAPES = ("rectangle",)
 MAX_VIEW_M = 400.0  # floor and ceiling farther than this are always behind a wall
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    """The loop's geometry. `length_m` is the perimeter of the corridor centreline."""
-
-    shape: str = "rectangle"
-    length_m: float = 480.0
-    aspect: float = 3.0  # east-west side / north-south side
-    corridor_width_m: float = 3.0
-    wall_height_m: float = 3.0
-    camera_height_m: float = 1.6
-    corner_radius_m: float = 1.5  # the walker's path rounds each corner with this radius (at offset 0)
-
-    @property
-    def sides_m(self) -> tuple[float, float]:
-        """(A, B): east-west and north-south side of the centreline rectangle."""
-        short = self.length_m / (2.0 * (1.0 + self.aspect))
-        return self.aspect * short, short
-
-    @property
-    def half_width_m(self) -> float:
-        return self.corridor_width_m / 2.0
-
-    @property
-    def corners_s_m(self) -> tuple[float, float, float, float]:
-        """Arc length of the centreline corners: NW, NE, SE, SW (= the end of the loop)."""
-        a, b = self.sides_m
-        return b, a + b, a + 2 * b, 2 * (a + b)
-
-
-@dataclass(frozen=True)
-class PlacesSpec:
-    """How many places (posters) line the route, and how many of them share a design."""
-
-    count: int = 96
-    shared_designs: int = 3  # designs that appear at several places (perceptual aliasing)
-    places_sharing: int = 12  # places that show one of the shared designs
-
-    @property
-    def distinct_designs(self) -> int:
-        return self.count - self.places_sharing + (self.shared_designs if self.places_sharing else 0)
 
 
 @dataclass(frozen=True)
@@ -171,7 +130,7 @@ def _direction(bearing_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def path_length_m(route: RouteSpec, lateral_offset_m: float) -> float:
     """Length of one loop walked `lateral_offset_m` to the right of the centreline."""
-    return route.length_m - 8.0 * route.corner_radius_m + 2.0 * math.pi * (route.corner_radius_m - lateral_offset_m)
+    return route.loop_length_m(lateral_offset_m)
 
 
 def walker_poses(route: RouteSpec, lateral_offset_m: float,

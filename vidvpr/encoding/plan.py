@@ -8,7 +8,6 @@ scales once per resolution and splits to one constant-QP encoder per cell.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,14 +17,19 @@ from typing import Any
 
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import params_hash
+from vidvpr.core.sidecars import CellSidecar
 from vidvpr.encoding.quality import PIX_FMT, scale_chain
+from vidvpr.media.codecs import X26X_PRESETS, X26X_QP_RANGE
+from vidvpr.media.view_video import ViewVideo
 
-SIDECAR_SCHEMA = "vidvpr.encode/1"
+# Bump when a change to the encoder or measuring pipeline changes a cell made from the same
+# view and options: cells recorded with an older version are redone, not kept as finished.
+# 2: typed sidecars; VMAF skipped (not crashed) on cells under 18 px.
+ENCODE_OUTPUT_VERSION = 2
 DEFAULT_QP_SPEC = "20..50"
 DEFAULT_QP_STEP = 5
 DEFAULT_RES_SPEC = "1080p,720p,480p,360p"  # --res default: these, where not above the view's size
 NAMED_HEIGHTS = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080}
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 GOP_SECONDS = 2.0  # default keyframe interval: 2 s of frames at the view's frame rate
 FPS_WHEN_UNKNOWN = 30  # for the default GOP of a video whose container gives no frame rate
 MIN_SIDE = 16
@@ -54,8 +58,8 @@ class CodecSpec:
 
 
 CODECS = {
-    "libx264": CodecSpec("libx264", 0, 51, _x264_args),
-    "libx265": CodecSpec("libx265", 0, 51, _x265_args),
+    "libx264": CodecSpec("libx264", *X26X_QP_RANGE, _x264_args),
+    "libx265": CodecSpec("libx265", *X26X_QP_RANGE, _x265_args),
 }
 
 
@@ -139,8 +143,8 @@ def validate_config(config: EncodeConfig) -> None:
     codec = CODECS.get(config.codec)
     if codec is None:
         raise BadInput(f"Unknown codec '{config.codec}'. Use {' or '.join(CODECS)}.")
-    if config.preset not in PRESETS:
-        raise BadInput(f"Unknown preset '{config.preset}'. Use one of {', '.join(PRESETS)}.")
+    if config.preset not in X26X_PRESETS:
+        raise BadInput(f"Unknown preset '{config.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
     if not config.qps:
         raise BadInput("--qp is empty; give e.g. 20..50 or 20,30,45")
     for qp in config.qps:
@@ -155,31 +159,10 @@ def validate_config(config: EncodeConfig) -> None:
 
 
 @dataclass(frozen=True)
-class ViewSource:
-    """An input view video as far as planning needs it (see describe_view)."""
-
-    path: Path
-    recording: str
-    view: str
-    width: int
-    height: int
-    fps: Fraction
-    frames: int
-    bytes: int
-    hash: str
-    slice_sidecar: Path | None  # the `vidvpr slice` sidecar, when the input is one of its views
-
-    def record(self) -> dict[str, Any]:
-        return {"path": str(self.path), "bytes": self.bytes, "hash": self.hash, "width": self.width,
-                "height": self.height, "fps": str(self.fps), "frames": self.frames,
-                "slice_sidecar": str(self.slice_sidecar) if self.slice_sidecar else None}
-
-
-@dataclass(frozen=True)
 class Cell:
     """One grid cell: a view encoded at one size and one QP."""
 
-    source: ViewSource
+    source: ViewVideo
     resolution: str
     width: int
     height: int
@@ -208,13 +191,13 @@ def default_gop(fps: Fraction) -> int:
 
 def cell_params(config: EncodeConfig, width: int, height: int, qp: int, gop: int) -> dict[str, Any]:
     """Everything that determines a cell's content; hashed to decide whether a rerun can skip it."""
-    return {"schema": SIDECAR_SCHEMA, "codec": config.codec, "preset": config.preset, "qp": qp,
+    return {"schema": CellSidecar.SCHEMA, "version": ENCODE_OUTPUT_VERSION, "codec": config.codec, "preset": config.preset, "qp": qp,
             "flat_qp": config.flat_qp, "gop": gop, "width": width, "height": height,
             "filter": scale_chain(width, height), "pix_fmt": PIX_FMT, "fps_mode": "passthrough",
             "rate_control": "constant qp"}
 
 
-def source_resolutions(source: ViewSource, config: EncodeConfig) -> list[tuple[str, int, int]]:
+def source_resolutions(source: ViewVideo, config: EncodeConfig) -> list[tuple[str, int, int]]:
     """(label, width, height) of each resolution for one view; refuses upscaling unless allowed."""
     if config.resolutions is None:
         fitting = [(r.label, *r.size_for(source.width, source.height)) for r in parse_resolutions(DEFAULT_RES_SPEC)]
@@ -233,7 +216,7 @@ def source_resolutions(source: ViewSource, config: EncodeConfig) -> list[tuple[s
     return sizes
 
 
-def plan_grid(sources: Sequence[ViewSource], config: EncodeConfig, out_dir: Path) -> list[Cell]:
+def plan_grid(sources: Sequence[ViewVideo], config: EncodeConfig, out_dir: Path) -> list[Cell]:
     """Every cell of the grid, view by view, resolution by resolution, QP by QP."""
     validate_config(config)
     names = [(source.recording, source.view) for source in sources]
@@ -249,25 +232,6 @@ def plan_grid(sources: Sequence[ViewSource], config: EncodeConfig, out_dir: Path
                 video, sidecar = cell_paths(out_dir, source.recording, source.view, label, qp)
                 cells.append(Cell(source, label, width, height, qp, gop, video, sidecar, params_hash(params), params))
     return cells
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, which containers narrow), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def encoder_threads(concurrent_encoders: int, cpu_count: int | None = None) -> int:
-    """Threads per encoder so that all encoders running at once (jobs × cells per view) fit the cores.
-
-    Callers count the whole grid, not what is left to do, so a resumed run encodes with the
-    same settings as an uninterrupted one. With more encoders than cores each encoder stays
-    single-threaded and they share the cores.
-    """
-    cores = cpu_count or usable_cores()
-    return max(1, cores // max(1, concurrent_encoders))
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,25 @@ each writing a per-frame log that is parsed here.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from vidvpr.core.errors import ProcessFailed
+from vidvpr.core.records import finite_or_none
+from vidvpr.core.sidecars import MetricsRecord
+from vidvpr.media.metrics import psnr_db
 
 SCALER = "bicubic"
 PIX_FMT = "yuv420p"
 VMAF_MODEL = "vmaf_v0.6.1"
-PEAK_8BIT = 255.0
+VMAF_MIN_SIDE = 18  # libvmaf (ffmpeg 9) crashes on frames with a side of 16 px or less
 PER_FRAME_DECIMALS = 4
+
+
+def vmaf_measurable(width: int, height: int) -> bool:
+    """Whether libvmaf can measure a cell of this size (it segfaults below VMAF_MIN_SIDE)."""
+    return min(width, height) >= VMAF_MIN_SIDE
 
 
 def scale_chain(width: int, height: int) -> str:
@@ -37,6 +43,10 @@ class MeasureTarget:
     width: int
     height: int
     path: Path
+
+    @property
+    def vmaf_measurable(self) -> bool:
+        return vmaf_measurable(self.width, self.height)
 
 
 @dataclass
@@ -66,12 +76,13 @@ def measure_command(ffmpeg_path: str, reference: Path, cells: Sequence[MeasureTa
     """
     if not cells:
         raise ValueError("measure_command needs at least one cell")
-    metrics = 3 if vmaf else 2
     argv = [ffmpeg_path, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1",
             "-i", str(Path(reference).resolve())]
     argv += [arg for cell in cells for arg in ("-i", str(Path(cell.path).resolve()))]
     maps: list[str] = []
     for i, cell in enumerate(cells):
+        with_vmaf = vmaf and vmaf_measurable(cell.width, cell.height)
+        metrics = 3 if with_vmaf else 2
         psnr_log, ssim_log, vmaf_log = _log_names(i)
         ref = [f"[c{i}r{m}]" for m in range(metrics)]
         dist = [f"[c{i}d{m}]" for m in range(metrics)]
@@ -80,7 +91,7 @@ def measure_command(ffmpeg_path: str, reference: Path, cells: Sequence[MeasureTa
                  f"[{i + 1}:v]split={metrics}{''.join(dist)}",
                  f"{dist[0]}{ref[0]}psnr=stats_file={psnr_log}{out[0]}",
                  f"{dist[1]}{ref[1]}ssim=stats_file={ssim_log}{out[1]}"]
-        if vmaf:
+        if with_vmaf:
             graph.append(f"{dist[2]}{ref[2]}libvmaf=model='version={VMAF_MODEL}':n_threads={vmaf_threads}"
                          f":log_fmt=json:log_path={vmaf_log}{out[2]}")
         argv += ["-filter_complex", ";".join(graph)]
@@ -107,11 +118,6 @@ def parse_vmaf_log(text: str) -> list[float]:
     return [float(frame["metrics"]["vmaf"]) for frame in json.loads(text)["frames"]]
 
 
-def psnr_db(mse: float, peak: float = PEAK_8BIT) -> float | None:
-    """PSNR of a mean squared error; None for 0 (identical images)."""
-    return None if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
-
-
 def read_metrics(work_dir: Path, index: int, vmaf: bool, expected_frames: int) -> CellMetrics:
     """Parse cell `index`'s logs. PSNR-Y is ffmpeg's convention (PSNR of the mean MSE over frames);
     SSIM-Y and VMAF are means over frames. Raises ProcessFailed if frames are missing."""
@@ -126,14 +132,14 @@ def read_metrics(work_dir: Path, index: int, vmaf: bool, expected_frames: int) -
     if any(count != expected_frames for count in counts.values()):
         raise ProcessFailed(f"quality pass compared {counts} frames, expected {expected_frames} per metric")
     per_frame: dict[str, list[float | None]] = {
-        "psnr_y": [_round(psnr_db(mse)) for mse in mse_y],
+        "psnr_y": [_round(finite_or_none(psnr_db(mse))) for mse in mse_y],
         "ssim_y": [_round(value) for value in ssim_y],
     }
     if vmaf:
         per_frame["vmaf"] = [_round(value) for value in vmaf_scores]
     return CellMetrics(
         frames=expected_frames,
-        psnr_y=_round(psnr_db(sum(mse_y) / len(mse_y))),
+        psnr_y=_round(finite_or_none(psnr_db(sum(mse_y) / len(mse_y)))),
         ssim_y=_round(sum(ssim_y) / len(ssim_y)),  # type: ignore[arg-type]
         vmaf=_round(sum(vmaf_scores) / len(vmaf_scores)) if vmaf else None,
         per_frame=per_frame,
@@ -144,18 +150,26 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, PER_FRAME_DECIMALS)
 
 
-def metrics_record(metrics: CellMetrics, width: int, height: int, vmaf_available: bool) -> dict[str, Any]:
+def metrics_record(metrics: CellMetrics, width: int, height: int, vmaf_wanted: bool,
+                   vmaf_available: bool) -> MetricsRecord:
     """How a cell was measured and what came out, as stored in its sidecar."""
-    return {
-        "psnr_y": metrics.psnr_y,
-        "ssim_y": metrics.ssim_y,
-        "vmaf": metrics.vmaf,
-        "frames_compared": metrics.frames,
-        "reference": f"the input view video through '{scale_chain(width, height)}' (the encoder's own input)",
-        "psnr_y_definition": "10*log10(255^2 / mean over frames of luma MSE) (ffmpeg psnr filter convention)",
-        "ssim_y_definition": "mean over frames of luma SSIM (ffmpeg ssim filter)",
-        "vmaf_model": VMAF_MODEL if metrics.vmaf is not None else None,
-        "vmaf_note": None if metrics.vmaf is not None else ("turned off (--no-vmaf)" if vmaf_available
-                                                             else "libvmaf not available in this ffmpeg"),
-        "per_frame": metrics.per_frame,
-    }
+    if metrics.vmaf is not None:
+        note = None
+    elif not vmaf_wanted:
+        note = "turned off (--no-vmaf)"
+    elif not vmaf_available:
+        note = "libvmaf not available in this ffmpeg"
+    else:
+        note = f"cell smaller than {VMAF_MIN_SIDE} px on a side: libvmaf cannot measure it"
+    return MetricsRecord(
+        psnr_y=metrics.psnr_y,
+        ssim_y=metrics.ssim_y,
+        vmaf=metrics.vmaf,
+        frames_compared=metrics.frames,
+        reference=f"the input view video through '{scale_chain(width, height)}' (the encoder's own input)",
+        psnr_y_definition="10*log10(255^2 / mean over frames of luma MSE) (ffmpeg psnr filter convention)",
+        ssim_y_definition="mean over frames of luma SSIM (ffmpeg ssim filter)",
+        vmaf_model=VMAF_MODEL if metrics.vmaf is not None else None,
+        vmaf_note=note,
+        per_frame=metrics.per_frame,
+    )

@@ -152,12 +152,6 @@ def sample_bilinear(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> 
     return top * (1 - fy) + bottom * fy
 
 
-def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB between two same-shaped images (inf when identical)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
-
-
 def direction_to_view_pixel(
     lon_deg: float, lat_deg: float, yaw_deg: float, pitch_deg: float, intrinsics: PinholeIntrinsics
 ) -> tuple[float, float] | None:

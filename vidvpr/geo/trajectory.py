@@ -25,33 +25,18 @@ Both maps are proper rotations, so a right turn stays clockwise. Rotations (quat
 [qx, qy, qz, qw] as in TUM, or 3x3 matrices) are body-to-world (the camera's pose); heading is
 the yaw of the body's forward axis projected onto the ground plane.
 
-Keyframe JSON (no public spec exists; this is the format we accept, after LoQI-VPR's maps):
-    {"fps": 30.0, "scale": 0.85, "axes": "xz",
-     "keyframes": [{"frame": 0, "trans": [0, 0, 0], "rot": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
-                   {"frame": 15, "trans": [0.1, 0, 1.2], "rot": [0, 0, 0, 1]}]}
-`frame` is the video frame index (time = frame / fps), `trans` the position in SLAM units
-(metres = scale * trans), `rot` optional (all keyframes or none) as a row-major 3x3 matrix or a
-quaternion [qx, qy, qz, qw]. `scale` defaults to 1, `axes` to "xy". A bare list of keyframes is
-accepted too, with fps/scale/axes passed to `read_trajectory`; a value given both ways must agree.
+File formats and their readers are in `vidvpr.geo.readers`.
 
 Without a heading in the file, heading follows the direction of travel (`heading_from_travel`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timezone
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import gpxpy
-import gpxpy.gpx
 import numpy as np
 import utm
 from numpy.typing import ArrayLike
@@ -69,12 +54,6 @@ AXES: dict[str, tuple[np.ndarray, np.ndarray]] = {
     "xy": (np.eye(3), np.array([1.0, 0.0, 0.0])),
     "xz": (np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]), np.array([0.0, 0.0, 1.0])),
 }
-CSV_COLUMNS = {  # format -> (required columns, optional columns)
-    "csv-xy": (("t", "x", "y"), ("z", "heading")),
-    "csv-latlon": (("t", "lat", "lon"), ("alt", "heading")),
-}
-TUM_COLUMNS = ("timestamp", "tx", "ty", "tz", "qx", "qy", "qz", "qw")
-EXTENSIONS = {".gpx": "gpx", ".json": "keyframes-json", ".tum": "tum"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,7 +68,7 @@ class Trajectory:
     utm_zone_number: int | None  # set when the source was geographic (lat/lon)
     utm_zone_letter: str | None
     source: str  # path of the file it came from
-    format: str  # a key of READERS
+    format: str  # a key of vidvpr.geo.readers.READERS
     t0_epoch_s: float | None = None  # UTC epoch of t_s = 0, when the file has absolute times
 
     def __post_init__(self) -> None:
@@ -105,16 +84,6 @@ class Pose(NamedTuple):
     northing_m: np.ndarray
     heading_deg: np.ndarray
     inside: np.ndarray
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """Reader settings; each applies only to the formats named."""
-
-    axes: Axes | None = None  # tum, keyframes-json (default "xy")
-    fps: float | None = None  # keyframes-json
-    scale: float | None = None  # tum, keyframes-json: metres per SLAM unit (default 1)
-    force_zone_number: int | None = None  # csv-latlon, gpx: convert into this UTM zone
 
 
 # ---------------------------------------------------------------- pure maths
@@ -239,28 +208,37 @@ def lat_lon(
     return np.asarray(lat), np.asarray(lon)
 
 
-def _frame_name(traj: Trajectory) -> str:
+def _frame_name(traj: Trajectory, shared_local_frame: bool = False) -> str:
     if traj.utm_zone_number is None:
-        return f"a local metric frame ({traj.format})"
+        return "a local metric frame" if shared_local_frame else f"a local metric frame ({traj.format})"
     hemisphere = "N" if (traj.utm_zone_letter or "N") >= "N" else "S"
     return f"UTM zone {traj.utm_zone_number}{hemisphere}"
 
 
-def check_same_zone(trajectories: Sequence[Trajectory]) -> tuple[int, str] | None:
+def check_same_zone(trajectories: Sequence[Trajectory], shared_local_frame: bool = False) -> tuple[int, str] | None:
     """The UTM zone (number, letter) shared by all trajectories; None if all are local frames.
 
-    BadInput if they mix zones, hemispheres, or UTM with local frames: their positions
-    could not be compared. Read geographic recordings with `force_zone_number` to join zones.
+    BadInput if they mix zones, hemispheres, or UTM with local frames: their positions could
+    not be compared. Local trajectories of different formats are taken to be different frames
+    unless `shared_local_frame` says they were aligned to one (a SLAM map registered to a survey).
     """
     if not trajectories:
         return None
     first = trajectories[0]
     for other in trajectories[1:]:
-        if _frame_name(other) != _frame_name(first):
-            raise BadInput(
-                f"{other.source}: positions are in {_frame_name(other)} but {first.source} is in "
-                f"{_frame_name(first)}; one zone per dataset (force one UTM zone when reading)"
-            )
+        mine, theirs = _frame_name(other, shared_local_frame), _frame_name(first, shared_local_frame)
+        if mine == theirs:
+            continue
+        both_local = other.utm_zone_number is None and first.utm_zone_number is None
+        both_utm = other.utm_zone_number is not None and first.utm_zone_number is not None
+        if both_local:
+            advice = ("if they were aligned to one frame (e.g. a SLAM map registered to the survey), say so with "
+                      "shared_local_frame = true in [dataset]")
+        elif both_utm:
+            advice = "one zone per dataset: force one UTM zone (utm_zone in [dataset], or --utm-zone)"
+        else:
+            advice = "geographic and local positions cannot be compared; give every recording the same kind"
+        raise BadInput(f"{other.source}: positions are in {mine} but {first.source} is in {theirs}; {advice}")
     if first.utm_zone_number is None:
         return None
     return first.utm_zone_number, str(first.utm_zone_letter)
@@ -320,247 +298,3 @@ def coverage(
             )
         LOG.warning("%s: %s; dropping them", traj.source, detail)
     return inside
-
-
-# ---------------------------------------------------------------- readers
-
-
-def _number(path: Path, label: str, name: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        shown = value.strip() if isinstance(value, str) else value
-        raise BadInput(f"{path}: {label}: {name} is not a number: {shown!r}") from None
-
-
-def _check_samples(path: Path, labels: Sequence[str], columns: dict[str, np.ndarray], time_key: str) -> None:
-    """At least two samples, all values finite, times strictly increasing."""
-    if len(labels) < 2:
-        raise BadInput(f"{path}: needs at least 2 trajectory samples, found {len(labels)}")
-    for name, values in columns.items():
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise BadInput(f"{path}: {labels[bad[0]]}: {name} is {values[bad[0]]} (NaN, inf not allowed)")
-    t = columns[time_key]
-    steps = np.flatnonzero(np.diff(t) <= 0)
-    if steps.size:
-        i = steps[0] + 1
-        what = "duplicate" if t[i] == t[i - 1] else "decreasing"
-        raise BadInput(
-            f"{path}: {labels[i]}: {what} {time_key} ({float(t[i])} after {float(t[i - 1])}); "
-            f"{time_key} must strictly increase"
-        )
-
-
-def _read_csv(path: Path, text: str, opts: ReadOptions, fmt: str) -> Trajectory:
-    required, optional = CSV_COLUMNS[fmt]
-    expected = ",".join(required) + "".join(f"[,{name}]" for name in optional)
-    reader = csv.reader(io.StringIO(text))
-    rows = [(reader.line_num, row) for row in reader if "".join(row).strip() and not row[0].startswith("#")]
-    if not rows:
-        raise BadInput(f"{path}: no header; expected {expected}")
-    names = [cell.strip().lower() for cell in rows[0][1]]
-    missing = [name for name in required if name not in names]
-    unknown = [name for name in names if name not in required + optional]
-    if missing or unknown or len(set(names)) != len(names):
-        problem = f"missing column(s) {', '.join(missing)}" if missing else "unknown or repeated column(s)"
-        raise BadInput(f"{path}: {problem} in header {','.join(names)!r}; expected {expected}")
-    labels, values = [], np.empty((len(rows) - 1, len(names)))
-    for k, (line, row) in enumerate(rows[1:]):
-        labels.append(f"line {line}")
-        if len(row) != len(names):
-            raise BadInput(f"{path}: line {line}: expected {len(names)} values, got {len(row)}")
-        values[k] = [_number(path, labels[-1], name, cell) for name, cell in zip(names, row)]
-    col = {name: values[:, j] for j, name in enumerate(names)}
-    _check_samples(path, labels, col, "t")
-    heading = None if "heading" not in col else np.asarray(wrap_deg(col["heading"]))
-    if fmt == "csv-xy":
-        return Trajectory(col["t"], col["x"], col["y"], col.get("z"), heading, None, None, str(path), fmt)
-    east, north, zone, letter = latlon_to_utm(col["lat"], col["lon"], source=str(path), labels=labels,
-                                              force_zone_number=opts.force_zone_number)
-    return Trajectory(col["t"], east, north, col.get("alt"), heading, zone, letter, str(path), fmt)
-
-
-def _pose_trajectory(
-    path: Path, fmt: str, t_s: np.ndarray, trans: np.ndarray, rot: np.ndarray | None, axes: Any, scale: float
-) -> Trajectory:
-    """Trajectory from SLAM poses: positions scaled and mapped to east/north/up, heading from rot."""
-    if axes not in AXES:
-        raise BadInput(f"{path}: unknown axes {axes!r}; use {' or '.join(map(repr, AXES))}")
-    enu = scale * trans @ AXES[axes][0].T
-    heading = None if rot is None else heading_from_rotation(rot, axes)
-    return Trajectory(t_s, enu[:, 0], enu[:, 1], enu[:, 2], heading, None, None, str(path), fmt)
-
-
-def _positive(path: Path, name: str, value: Any) -> float:
-    number = _number(path, "settings", name, value)
-    if not (math.isfinite(number) and number > 0):
-        raise BadInput(f"{path}: {name} must be positive, got {value!r}")
-    return number
-
-
-def _read_tum(path: Path, text: str, opts: ReadOptions) -> Trajectory:
-    labels, rows = [], []
-    for line_no, line in enumerate(text.splitlines(), 1):
-        cells = line.split()
-        if not cells or cells[0].startswith("#"):
-            continue
-        labels.append(f"line {line_no}")
-        if len(cells) != len(TUM_COLUMNS):
-            raise BadInput(f"{path}: line {line_no}: expected 8 values ({' '.join(TUM_COLUMNS)}), "
-                           f"got {len(cells)}")
-        rows.append([_number(path, labels[-1], name, cell) for name, cell in zip(TUM_COLUMNS, cells)])
-    values = np.array(rows, dtype=float).reshape(-1, len(TUM_COLUMNS))
-    _check_samples(path, labels, dict(zip(TUM_COLUMNS, values.T)), "timestamp")
-    bad = np.flatnonzero(np.linalg.norm(values[:, 4:], axis=1) < 1e-9)
-    if bad.size:
-        raise BadInput(f"{path}: {labels[bad[0]]}: quaternion qx qy qz qw is zero")
-    scale = 1.0 if opts.scale is None else _positive(path, "scale", opts.scale)
-    rot = quat_to_matrix(values[:, 4:])
-    return _pose_trajectory(path, "tum", values[:, 0], values[:, 1:4], rot, opts.axes or "xy", scale)
-
-
-def _read_gpx(path: Path, text: str, opts: ReadOptions) -> Trajectory:
-    try:
-        gpx = gpxpy.parse(text)
-    except gpxpy.gpx.GPXException as exc:
-        reason = (str(exc) or type(exc).__name__).splitlines()[0]
-        raise BadInput(f"{path}: not a readable GPX file ({reason})") from None
-    points = [point for track in gpx.tracks for segment in track.segments for point in segment.points]
-    labels = [f"track point {i}" for i in range(1, len(points) + 1)]
-    for label, point in zip(labels, points):
-        if point.time is None:
-            raise BadInput(f"{path}: {label} has no <time>; every track point needs one")
-    times = [p.time if p.time.tzinfo else p.time.replace(tzinfo=timezone.utc) for p in points]
-    columns = {
-        "time": np.array([time.timestamp() for time in times], dtype=float),
-        "lat": np.array([p.latitude for p in points], dtype=float),
-        "lon": np.array([p.longitude for p in points], dtype=float),
-    }
-    if points and all(p.elevation is not None for p in points):
-        columns["elevation"] = np.array([p.elevation for p in points], dtype=float)
-    _check_samples(path, labels, columns, "time")
-    east, north, zone, letter = latlon_to_utm(columns["lat"], columns["lon"], source=str(path), labels=labels,
-                                              force_zone_number=opts.force_zone_number)
-    epoch = columns["time"]
-    up, start = columns.get("elevation"), float(epoch[0])
-    return Trajectory(epoch - start, east, north, up, None, zone, letter, str(path), "gpx", start)
-
-
-def _setting(path: Path, settings: dict[str, Any], name: str, option: Any) -> Any:
-    """A keyframe-file setting from the file or the caller; both given must agree."""
-    in_file = settings.get(name)
-    if in_file is not None and option is not None and in_file != option:
-        raise BadInput(f"{path}: {name} is {in_file!r} in the file but {option!r} was given")
-    return in_file if option is None else option
-
-
-def _rotation(path: Path, label: str, value: Any) -> np.ndarray:
-    is_list = isinstance(value, list)
-    if is_list and len(value) == 4 and not any(isinstance(v, list) for v in value):
-        quat = np.array([_number(path, label, "rot", v) for v in value])
-        if not np.linalg.norm(quat) > 1e-9:
-            raise BadInput(f"{path}: {label}: rot quaternion is zero or not finite")
-        return quat_to_matrix(quat[None])[0]
-    if not (is_list and len(value) == 3 and all(isinstance(r, list) and len(r) == 3 for r in value)):
-        raise BadInput(f"{path}: {label}: rot must be a row-major 3x3 matrix or a quaternion [qx,qy,qz,qw]")
-    rot = np.array([[_number(path, label, "rot", v) for v in row] for row in value])
-    if not (np.allclose(rot @ rot.T, np.eye(3), atol=1e-3) and np.linalg.det(rot) > 0):
-        raise BadInput(f"{path}: {label}: rot is not a rotation matrix")
-    return rot
-
-
-def _read_keyframes_json(path: Path, text: str, opts: ReadOptions) -> Trajectory:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
-    settings = data if isinstance(data, dict) else {}
-    keyframes = data.get("keyframes") if isinstance(data, dict) else data
-    if not isinstance(keyframes, list):
-        raise BadInput(f'{path}: expected {{"keyframes": [...]}} or a list of keyframes')
-    fps = _setting(path, settings, "fps", opts.fps)
-    if fps is None:
-        raise BadInput(f'{path}: frame rate unknown: put "fps" in the file or pass fps')
-    fps = _positive(path, "fps", fps)
-    scale = _setting(path, settings, "scale", opts.scale)
-    scale = 1.0 if scale is None else _positive(path, "scale", scale)
-    labels, frames, trans, rots = [], [], [], []
-    for i, keyframe in enumerate(keyframes, 1):
-        labels.append(f"keyframe {i}")
-        if not isinstance(keyframe, dict) or "frame" not in keyframe or "trans" not in keyframe:
-            raise BadInput(f"{path}: keyframe {i} needs 'frame' and 'trans' (and optionally 'rot')")
-        frames.append(_number(path, labels[-1], "frame", keyframe["frame"]))
-        if not (isinstance(keyframe["trans"], list) and len(keyframe["trans"]) == 3):
-            raise BadInput(f"{path}: keyframe {i}: trans must be a list of 3 numbers")
-        trans.append([_number(path, labels[-1], "trans", v) for v in keyframe["trans"]])
-        rots.append(_rotation(path, labels[-1], keyframe["rot"]) if "rot" in keyframe else None)
-    trans_m = np.array(trans, dtype=float).reshape(-1, 3)
-    columns = {"frame": np.array(frames, dtype=float), **{f"trans {c}": v for c, v in zip("xyz", trans_m.T)}}
-    _check_samples(path, labels, columns, "frame")
-    has_rot = [rot is not None for rot in rots]
-    if any(has_rot) and not all(has_rot):
-        raise BadInput(f"{path}: {labels[has_rot.index(False)]} has no 'rot' but others do; give all or none")
-    rot = np.stack(rots) if all(has_rot) else None
-    axes = _setting(path, settings, "axes", opts.axes) or "xy"
-    return _pose_trajectory(path, "keyframes-json", columns["frame"] / fps, trans_m, rot, axes, scale)
-
-
-READERS: dict[str, Callable[[Path, str, ReadOptions], Trajectory]] = {
-    "csv-xy": lambda path, text, opts: _read_csv(path, text, opts, "csv-xy"),
-    "csv-latlon": lambda path, text, opts: _read_csv(path, text, opts, "csv-latlon"),
-    "tum": _read_tum,
-    "gpx": _read_gpx,
-    "keyframes-json": _read_keyframes_json,
-}
-
-
-def detect_format(path: Path, text: str) -> str:
-    """Format from the extension (.gpx, .json, .tum), else from the content."""
-    if Path(path).suffix.lower() in EXTENSIONS:
-        return EXTENSIONS[Path(path).suffix.lower()]
-    head = text.lstrip()
-    if head.startswith("<"):
-        return "gpx"
-    if head.startswith(("{", "[")):
-        return "keyframes-json"
-    lines = (line.strip() for line in text.splitlines())
-    first = next((line for line in lines if line and not line.startswith("#")), "")
-    if not first:
-        raise BadInput(f"{path}: file is empty")
-    names = {cell.strip().lower() for cell in first.split(",")}
-    if {"lat", "lon"} <= names:
-        return "csv-latlon"
-    if {"x", "y"} <= names:
-        return "csv-xy"
-    if len(first.split()) == len(TUM_COLUMNS):
-        return "tum"
-    raise BadInput(f"{path}: cannot tell the trajectory format: a CSV needs a header t,x,y or t,lat,lon; "
-                   f"or give one of {', '.join(READERS)}")
-
-
-def read_trajectory(
-    path: str | Path, format: str = "auto", *, axes: Axes | None = None, fps: float | None = None,
-    scale: float | None = None, force_zone_number: int | None = None,
-) -> Trajectory:
-    """Read a trajectory file; `format` is a key of READERS or "auto" (by extension, then content).
-
-    axes: SLAM axes for tum/keyframes-json; fps, scale: for keyframe maps (scale also for tum);
-    force_zone_number: UTM zone for geographic sources, to keep several recordings in one zone.
-    """
-    path = Path(path)
-    if format != "auto" and format not in READERS:
-        raise BadInput(f"{path}: unknown trajectory format {format!r}; use auto, {', '.join(READERS)}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: file not found") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{path}: not a text file") from None
-    fmt = detect_format(path, text) if format == "auto" else format
-    traj = READERS[fmt](path, text, ReadOptions(axes, fps, scale, force_zone_number))
-    zone = f", UTM zone {traj.utm_zone_number}{traj.utm_zone_letter}" if traj.utm_zone_number else ""
-    LOG.info("%s: %s, %d samples over %.1f s%s", path, fmt, traj.t_s.size, traj.t_s[-1] - traj.t_s[0], zone)
-    return traj

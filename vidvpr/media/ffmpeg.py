@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidvpr.core.errors import ProcessFailed, ToolMissing
+from vidvpr.core.errors import OutputError, ProcessFailed, ToolMissing
 
 FFMPEG_ENV_VAR = "VIDVPR_FFMPEG"
 STDERR_TAIL_LINES = 8
@@ -85,7 +91,9 @@ def find_ffmpeg(explicit: str | os.PathLike[str] | None = None) -> FfmpegInfo:
 
 
 def _require_existing(path: str, source: str) -> FfmpegInfo:
+    # resolved now, against the working directory the user meant: later runs change directory
     resolved = shutil.which(path) or path
+    resolved = str(Path(resolved).absolute()) if os.sep in resolved or Path(resolved).exists() else resolved
     if not Path(resolved).is_file():
         raise ToolMissing(f"{path}: ffmpeg not found (from {'--ffmpeg' if source == 'option' else FFMPEG_ENV_VAR})")
     return describe_ffmpeg(resolved, source)
@@ -97,11 +105,99 @@ def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
     return " | ".join(kept[-lines:])
 
 
+def exit_description(returncode: int) -> str:
+    """'exited with 1' or, for a process killed by a signal, 'crashed (SIGSEGV)'."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"crashed ({signal.Signals(-returncode).name})"
+        return f"crashed (signal {-returncode})"
+    return f"exited with {returncode}"
+
+
+def process_failure(what: str, returncode: int, stderr: str) -> ProcessFailed | OutputError:
+    """The one-line error for a failed ffmpeg run: a full disk is an output error."""
+    if "No space left on device" in stderr:
+        return OutputError(f"{what}: disk full (No space left on device)")
+    return ProcessFailed(f"{what}: ffmpeg {exit_description(returncode)}: {stderr_tail(stderr) or 'no message'}")
+
+
 def run_ffmpeg(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
     """Run an ffmpeg argument list; raise ProcessFailed naming `what` with its stderr tail."""
     if not isinstance(argv, list):
         raise TypeError("ffmpeg commands are argument lists, never shell strings")
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise ProcessFailed(f"{what}: ffmpeg exited with {proc.returncode}: {stderr_tail(proc.stderr)}")
+        raise process_failure(what, proc.returncode, proc.stderr)
     return proc
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """Wall and CPU (user + system) seconds of one finished ffmpeg process."""
+
+    wall_s: float
+    cpu_s: float
+
+
+class FfmpegPool:
+    """Runs ffmpeg argument lists (several at once), reporting `-progress` frame counts.
+
+    `stop_all` kills every running process and refuses new ones: a Ctrl-C or a failing job
+    stops the whole run, and each job's partial outputs are removed as its error unwinds.
+    """
+
+    def __init__(self) -> None:
+        self._live: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def run(self, argv: list[str], cwd: Path, what: str, on_frames: Callable[[int], None] | None = None) -> ProcessRun:
+        """Run to completion; raise OutputError for a full disk, ProcessFailed for other failures."""
+        if not isinstance(argv, list):
+            raise TypeError("ffmpeg commands are argument lists, never shell strings")
+        with tempfile.TemporaryFile() as stderr:
+            started = time.perf_counter()
+            with self._lock:
+                if self._stopped:
+                    raise ProcessFailed(f"{what}: not started, the run is stopping")
+                proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=stderr, text=True)
+                self._live.add(proc)
+            try:
+                _follow_progress(proc, on_frames)
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                proc.wait()
+                raise
+            finally:
+                with self._lock:
+                    self._live.discard(proc)
+                if proc.stdout:
+                    proc.stdout.close()
+            if proc.returncode != 0:
+                stderr.seek(0)
+                raise process_failure(what, proc.returncode, stderr.read().decode("utf-8", "replace"))
+        return ProcessRun(time.perf_counter() - started, usage.ru_utime + usage.ru_stime)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for proc in self._live:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+
+
+def _follow_progress(proc: subprocess.Popen[str], on_frames: Callable[[int], None] | None) -> None:
+    """Read `-progress pipe:1` to its end, reporting new frames (of the process's first output)."""
+    seen = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if on_frames and line.startswith("frame="):
+            with contextlib.suppress(ValueError):
+                frame = int(line[6:])
+                if frame > seen:
+                    on_frames(frame - seen)
+                    seen = frame

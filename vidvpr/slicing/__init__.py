@@ -1,0 +1,1 @@
+"""Stage 1: 360° equirectangular video → perspective view videos (`vidvpr slice`)."""

@@ -1,52 +1,15 @@
-"""The rate–distortion table (`encodes.csv` + `encodes.json`) and plot (`rd.png`) of an encode grid."""
+"""The rate–distortion plot of an encode grid (`rd.png`): kbps against QP, PSNR-Y against kbps."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidvpr.core.provenance import atomic_output, command_line, write_json_atomic
+from vidvpr.core.atomic import atomic_output
 
-TABLE_SCHEMA = "vidvpr.encodes/1"
-TABLE_COLUMNS = (
-    "recording", "view", "resolution", "width", "height", "qp", "codec", "preset", "flat_qp", "gop",
-    "frames", "bytes", "stream_bytes", "kbps", "psnr_y", "ssim_y", "vmaf", "encode_s", "path",
-)
-TABLE_NAME = "encodes.csv"
-TABLE_JSON_NAME = "encodes.json"
 PLOT_NAME = "rd.png"
-
-
-def row_from_sidecar(meta: dict[str, Any], out_dir: Path, sidecar: Path) -> dict[str, Any]:
-    """One table row from a cell's sidecar; `path` is the cell video relative to `out_dir`."""
-    metrics = meta["metrics"]
-    video = sidecar.with_name(meta["output"]["path"])
-    return {
-        "recording": meta["recording"], "view": meta["view"], "resolution": meta["resolution"],
-        "width": meta["width"], "height": meta["height"], "qp": meta["qp"], "codec": meta["codec"],
-        "preset": meta["preset"], "flat_qp": meta["flat_qp"], "gop": meta["gop"], "frames": meta["frames"],
-        "bytes": meta["output"]["bytes"], "stream_bytes": meta["output"]["stream_bytes"], "kbps": meta["kbps"],
-        "psnr_y": metrics["psnr_y"], "ssim_y": metrics["ssim_y"], "vmaf": metrics["vmaf"],
-        "encode_s": meta["encode"]["encode_s"], "path": str(video.relative_to(out_dir)),
-    }
-
-
-def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, config: dict[str, Any]) -> tuple[Path, Path]:
-    """Write `encodes.csv` and its JSON twin atomically; empty metrics are empty CSV fields."""
-    csv_path, json_path = Path(out_dir) / TABLE_NAME, Path(out_dir) / TABLE_JSON_NAME
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_output(csv_path) as tmp:
-        tmp.write_text(text.getvalue())
-    write_json_atomic(json_path, {"schema": TABLE_SCHEMA, "columns": list(TABLE_COLUMNS), "config": config,
-                                  "command": command_line(), "rows": list(rows)})
-    return csv_path, json_path
 
 
 def curve_label(resolution: str, width: int, height: int) -> str:

@@ -1,0 +1,103 @@
+"""What every command shares: error handling, --quiet/--json, option parsers, JSON output.
+
+The CLI is the only place that exits: library errors become one line on stderr with their exit
+code (2 bad input, 3 missing tool, 4 output problem, 5 external process failed), Ctrl-C and
+SIGTERM exit 130, and anything unexpected is one line saying so with exit 1 (run with -v for the
+traceback), never a traceback on a user's screen.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import click
+
+from vidvpr.core.errors import VidvprError
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOG = logging.getLogger("vidvpr")
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and their exit code; Ctrl-C exits 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VidvprError as exc:
+            click.echo(f"vidvpr: error: {one_line(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("vidvpr: interrupted; finished outputs are kept, partial ones removed", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug, not the user's input: one line, the traceback only with -v
+            LOG.debug("internal error", exc_info=True)
+            if LOG.isEnabledFor(logging.INFO):
+                traceback.print_exc()
+            click.echo(f"vidvpr: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+                       "(please report it; -v shows the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def one_line(text: str) -> str:
+    """A message folded onto one line."""
+    return " ".join(text.split())
+
+
+def output_options(func: F) -> F:
+    """The --quiet and --json options every pipeline command takes."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(func)
+    return click.option("--quiet", is_flag=True, help="No progress bar or summary.")(func)
+
+
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    """'WxH' → (W, H); raises click.BadParameter for anything else."""
+    if value is None:
+        return None
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not WxH (e.g. 1824x1024)") from None
+    return width, height
+
+
+def parse_float_list(value: str) -> tuple[float, ...]:
+    """'0,90,180' → (0.0, 90.0, 180.0)."""
+    try:
+        return tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
+
+
+def parse_fraction(value: str | None) -> Fraction | None:
+    """'29.97', '30000/1001' or '10' → Fraction."""
+    if value is None:
+        return None
+    try:
+        return Fraction(value).limit_denominator(1_000_000)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"'{value}' is not a frame rate (e.g. 10 or 30000/1001)") from None
+
+
+def parse_names(value: str | None) -> tuple[str, ...] | None:
+    """'a,b' → ('a', 'b'); None stays None."""
+    return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def emit_json(payload: Any) -> None:
+    """Machine-readable result on stdout."""
+    click.echo(json.dumps(payload, indent=2, default=str))

@@ -1,0 +1,52 @@
+"""`vidvpr demo ...`: the built-in synthetic 360° dataset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from vidvpr.cli.common import emit_json, handle_errors, output_options
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """The built-in synthetic 360° demo dataset: run the whole toolkit with nothing to download."""
+
+
+@demo_group.command("make")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--definition", "definition_path", type=click.Path(path_type=Path), default=None,
+              help="Demo definition TOML; keys left out take the built-in values [default: the built-in "
+                   "definition, as written out in manifests/demo.toml].")
+@click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
+                                                "default = 1024x512, small = 256x128).")
+@click.option("--force", is_flag=True, help="Re-render even if finished outputs with the same definition exist.")
+@output_options
+@handle_errors
+def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: bool, quiet: bool, as_json: bool) -> None:
+    """Render the demo world along its traversals: OUT_DIR/<traversal>/<traversal>.mp4 (equirect)
+    + trajectory, dataset.toml for `vidvpr manifest`, and demo.json."""
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.demo.definition import load_definition
+    from vidvpr.demo.make import DemoConfig, make_demo, slice_hint, total_frames
+
+    definition = load_definition(definition_path)
+    config = DemoConfig(definition=definition, definition_source=str(definition_path or "built-in"), size=size,
+                        force=force)
+    with progress_bar(total_frames(definition), "demo", quiet=quiet) as bar:
+        result = make_demo(out_dir, config, on_frame=bar.update)
+    if as_json:
+        emit_json(asdict(result))
+    elif not quiet:
+        for t in result.traversals:
+            state = "already done, skipped" if t.skipped else "wrote"
+            click.echo(f"{state} {t.name} ({t.role}): {t.frames} frames at {t.fps} fps, "
+                       f"{result.size[0]}x{result.size[1]}, {t.video} + {t.trajectory}", err=True)
+        gt = result.ground_truth
+        click.echo(f"positives within {gt['radius_m']:g} m: {gt['positives_per_query']['min']}-"
+                   f"{gt['positives_per_query']['max']} of {gt['database_frames']} database frames per query "
+                   f"(at most {100 * gt['max_fraction_of_database']:.1f}%)", err=True)
+        click.echo(f"next: {slice_hint(result, definition)}", err=True)
+        click.echo(f"then: vidvpr manifest {Path(out_dir) / 'dataset.toml'} --out {Path(out_dir) / 'manifest'}", err=True)

@@ -1,0 +1,51 @@
+"""`vidvpr export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_names
+from vidvpr.dataset.export import DEFAULT_JPEG_QUALITY
+
+
+@click.command("export")
+@click.argument("manifest_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder: OUT/images/test/{database,queries}/*.jpg and OUT/export.json.")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Dataset root [default: the one recorded in manifest.json].")
+@click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
+              help="Encode grid folder (ENC/<recording>/<view>/<res>/qp<NN>.mp4); with --res and --qp, export that cell.")
+@click.option("--res", default=None, help="Encode cell resolution, e.g. 360p [default: the reference views].")
+@click.option("--qp", type=int, default=None, help="Encode cell QP, e.g. 30.")
+@click.option("--quality", "jpeg_quality", type=int, default=DEFAULT_JPEG_QUALITY, help="JPEG quality 1-100.")
+@click.option("--views", "views", default=None, metavar="VIEW,...",
+              help="Export only these views, e.g. yaw000_pitch+00 (positives: the database rows kept) [default: all].")
+@click.option("--include-unmatched", is_flag=True, help="Also export queries without positives (benchmarks count them as failures).")
+@click.option("--force", is_flag=True, help="Replace an existing export, or redo one with the same parameters.")
+@output_options
+@handle_errors
+def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir: Path | None, res: str | None,
+                   qp: int | None, jpeg_quality: int, views: str | None, include_unmatched: bool, force: bool,
+                   quiet: bool, as_json: bool) -> None:
+    """Write a manifest's frames as JPEGs in the VPR-datasets-downloader layout, named
+    @east@north@zone@letter@lat@lon@...@.jpg, from the reference views or an encode cell."""
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.dataset.export import ExportConfig, export_vpr
+
+    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, jpeg_quality=jpeg_quality,
+                          include_unmatched=include_unmatched, views=parse_names(views), force=force)
+    with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
+        result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update)
+    if as_json:
+        emit_json(result.as_dict())
+    elif not quiet:
+        state = "already done, skipped" if result.skipped else "wrote"
+        click.echo(f"{state}: {result.database} database and {result.queries} query images from the "
+                   f"{result.source} in {Path(out_dir) / 'images' / 'test'} ({result.queries_without_positives_skipped} "
+                   "queries without positives left out)", err=True)
+        heading = "" if result.max_heading_diff_deg is None else " (file names cannot carry its heading limit)"
+        click.echo(f"evaluate with the manifest's positive radius, {result.radius_m:g} m{heading}: e.g. "
+                   f"--positive_dist_threshold {result.radius_m:g} in gmberton's VPR evaluation code", err=True)

@@ -1,0 +1,55 @@
+"""`vidvpr slice`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_float_list, parse_fraction, parse_size
+from vidvpr.slicing.config import DEFAULT_YAWS_DEG, EYES, INTERPOLATIONS, STEREO_LAYOUTS, SliceConfig, ViewEncoding
+
+DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
+
+
+@click.command("slice")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--yaw", "yaws", default=",".join(f"{yaw:g}" for yaw in DEFAULT_YAWS_DEG),
+              help="View yaws in degrees (0 = centre column, + turns right).")
+@click.option("--pitch", default=DEFAULTS.pitch_deg, type=float, help="View pitch in degrees (+ looks up).")
+@click.option("--fov", "fov_deg", default=DEFAULTS.hfov_deg, type=float, help="Horizontal field of view in degrees.")
+@click.option("--size", default=None, help="View size WxH [default: matches the source's angular resolution, 16:9].")
+@click.option("--fps", default=None, help="Keep the source frame nearest each 1/FPS s [default: keep every frame].")
+@click.option("--interp", default=DEFAULTS.interp, type=click.Choice(INTERPOLATIONS))
+@click.option("--stereo", default=DEFAULTS.stereo, type=click.Choice(STEREO_LAYOUTS),
+              help="tb: top-bottom stereo, take one eye.")
+@click.option("--eye", default=DEFAULTS.eye, type=click.Choice(EYES), help="Eye to take with --stereo tb.")
+@click.option("--crf", default=ENCODING.crf, type=int, help="x264 CRF of the view videos, 0-51 (visually lossless).")
+@click.option("--preset", default=ENCODING.preset, help="x264 preset of the view videos.")
+@click.option("--force", is_flag=True, help="Redo views even if finished, and replace views of another source.")
+@output_options
+@handle_errors
+def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: float, fov_deg: float, size: str | None,
+                  fps: str | None, interp: str, stereo: str, eye: str, crf: int, preset: str, force: bool,
+                  quiet: bool, as_json: bool) -> None:
+    """Slice 360° equirectangular videos into perspective view videos (+ sidecar JSON each)."""
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.slicing.slicer import expected_frames_hint, slice_videos
+
+    config = SliceConfig(yaws_deg=parse_float_list(yaws), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
+                         fps=parse_fraction(fps), interp=interp, stereo=stereo, eye=eye,
+                         encoding=ViewEncoding(crf=crf, preset=preset), force=force)
+    with progress_bar(None, "slice", quiet=quiet) as bar:
+        def on_start(info: Any) -> None:
+            bar.reset(total=expected_frames_hint(info, config))
+            bar.set_description(f"slice {info.path.name}")
+
+        results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update, on_start=on_start)
+    if as_json:
+        emit_json({"outputs": [asdict(result) for result in results]})
+    elif not quiet:
+        done = sum(not r.skipped for r in results)
+        click.echo(f"wrote {done} view videos, skipped {len(results) - done} already done, in {out_dir}", err=True)

@@ -1,0 +1,270 @@
+"""The sidecars one stage writes and a later stage reads, each defined once.
+
+`SliceSidecar` sits beside every view video (`vidvpr slice`), `CellSidecar` beside every
+encoded grid cell (`vidvpr encode`). The writer builds the model and saves it; readers load
+the same model, so a renamed field fails at once with a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import model_validator
+
+from vidvpr.core.records import Record, Strict
+
+CONSTANT_RATE_RULE = "time_s[i] = i / fps"
+IDENTITY_SOURCE_RULE = "source_frame_index[i] = i"
+
+
+class ColorRecord(Strict):
+    """Colour range, matrix, primaries and transfer as libav names them ("unknown" when untagged)."""
+
+    range: str = "unknown"
+    space: str = "unknown"
+    primaries: str = "unknown"
+    transfer: str = "unknown"
+
+
+class SphericalRecord(Strict):
+    version: str
+    projection: str
+    stereo_mode: str
+
+
+class SourceRecord(Strict):
+    """The 360° video a view was cut from."""
+
+    path: str
+    bytes: int
+    hash: str
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+    fps: str
+    frames: int
+    spherical_metadata: SphericalRecord | None
+    stereo: str
+    eye: str | None
+    color: ColorRecord
+
+
+class IntrinsicsRecord(Strict):
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    K: list[list[float]]
+    model: Literal["pinhole"] = "pinhole"
+    pixel_centers: str = "+0.5"
+
+
+class GeometryRecord(Strict):
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float = 0.0
+    hfov_deg: float
+    vfov_deg: float
+    width: int
+    height: int
+    intrinsics: IntrinsicsRecord
+    interpolation: str
+    conventions: str
+
+
+class FrameTimes(Strict):
+    """Presentation time and source frame of every output frame: as rules when regular, else listed."""
+
+    fps: str
+    time_base: str
+    frames: int
+    rule: Literal["time_s[i] = i / fps"] | None = None
+    time_s: list[float] | None = None
+    source_frame_index: list[int] | None = None
+    source_frame_index_rule: Literal["source_frame_index[i] = i"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FrameTimes:
+        if self.frames < 1:
+            raise ValueError("frames must be at least 1")
+        if (self.rule is None) == (self.time_s is None):
+            raise ValueError("give exactly one of rule and time_s")
+        if (self.source_frame_index is None) == (self.source_frame_index_rule is None):
+            raise ValueError("give exactly one of source_frame_index and source_frame_index_rule")
+        for name in ("time_s", "source_frame_index"):
+            values = getattr(self, name)
+            if values is not None and len(values) != self.frames:
+                raise ValueError(f"{name} has {len(values)} entries for {self.frames} frames")
+        if self.rule is not None:
+            try:
+                if Fraction(self.fps) <= 0:
+                    raise ValueError
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"fps {self.fps!r} is not a positive rate") from None
+        return self
+
+    @classmethod
+    def build(cls, times_s: list[float], source_indices: list[int], fps: Fraction, time_base: Fraction) -> FrameTimes:
+        """Times as the rule when every frame sits at i / fps (within half a tick), else listed."""
+        frames = len(times_s)
+        tolerance = 0.5 * float(time_base) + 1e-6
+        regular = all(abs(t - i / float(fps)) < tolerance for i, t in enumerate(times_s))
+        identity = source_indices == list(range(frames))
+        return cls(fps=str(fps), time_base=str(time_base), frames=frames,
+                   rule=CONSTANT_RATE_RULE if regular else None, time_s=None if regular else times_s,
+                   source_frame_index=None if identity else source_indices,
+                   source_frame_index_rule=IDENTITY_SOURCE_RULE if identity else None)
+
+    def times(self) -> np.ndarray:
+        """Seconds of every frame from the first."""
+        if self.time_s is not None:
+            return np.asarray(self.time_s, dtype=float)
+        return np.arange(self.frames) / float(Fraction(self.fps))
+
+    def source_frames(self) -> np.ndarray:
+        """Index in the source video of every frame."""
+        if self.source_frame_index is not None:
+            return np.asarray(self.source_frame_index, dtype=np.int64)
+        return np.arange(self.frames, dtype=np.int64)
+
+
+class ViewEncodingRecord(Strict):
+    codec: str
+    crf: int
+    preset: str
+    pix_fmt: str
+    color: ColorRecord
+    encoder_settings: str | None
+
+
+class OutputRecord(Strict):
+    """The output file beside the sidecar: its name and size when written."""
+
+    path: str
+    bytes: int
+
+
+class SliceSidecar(Record):
+    """`<view>.json` beside each view video of `vidvpr slice`."""
+
+    SCHEMA = "vidvpr.slice/2"
+    KIND = "vidvpr slice sidecar"
+
+    kind: Literal["view_video"] = "view_video"
+    view: str
+    source: SourceRecord
+    geometry: GeometryRecord
+    frames: int
+    timestamps: FrameTimes
+    encoding: ViewEncodingRecord
+    output: OutputRecord
+    params_hash: str
+    params: dict[str, Any]
+    versions: dict[str, str]
+    command: list[str]
+    elapsed_s: float
+
+    @model_validator(mode="after")
+    def _frames_agree(self) -> SliceSidecar:
+        if self.frames != self.timestamps.frames:
+            raise ValueError(f"frames ({self.frames}) and timestamps.frames ({self.timestamps.frames}) disagree")
+        return self
+
+
+class FrameQpRecord(Strict):
+    I: int
+    P: int
+    B: int
+    B_ref: int
+    rule: str
+
+
+class CellInputRecord(Strict):
+    """The view video a cell was encoded from."""
+
+    path: str
+    bytes: int
+    hash: str
+    width: int
+    height: int
+    fps: str
+    frames: int
+    slice_sidecar: str | None
+
+
+class CellOutputRecord(Strict):
+    path: str
+    bytes: int
+    stream_bytes: int
+
+
+class CellTimestamps(Strict):
+    equal_to_input: bool
+    check: str
+    input_fps: str
+
+
+class MetricsRecord(Strict):
+    """Quality of a cell against the view scaled to the cell's size (see vidvpr.encoding.quality)."""
+
+    psnr_y: float | None
+    ssim_y: float
+    vmaf: float | None
+    frames_compared: int
+    reference: str
+    psnr_y_definition: str
+    ssim_y_definition: str
+    vmaf_model: str | None
+    vmaf_note: str | None
+    per_frame: dict[str, list[float | None]]
+
+
+class ProcessRecord(Strict):
+    process_wall_s: float
+    process_cpu_s: float
+    cells_in_process: int
+
+
+class EncodeProcessRecord(ProcessRecord):
+    encode_s: float
+    threads_per_encoder: int
+    note: str
+
+
+class CellSidecar(Record):
+    """`qp<NN>.json` beside each encoded grid cell of `vidvpr encode`."""
+
+    SCHEMA = "vidvpr.encode/2"
+    KIND = "vidvpr encode cell sidecar"
+
+    kind: Literal["encoded_cell"] = "encoded_cell"
+    recording: str
+    view: str
+    resolution: str
+    width: int
+    height: int
+    qp: int
+    codec: str
+    preset: str
+    flat_qp: bool
+    gop: int
+    frame_qp: FrameQpRecord
+    input: CellInputRecord
+    output: CellOutputRecord
+    frames: int
+    timestamps: CellTimestamps
+    duration_s: float
+    kbps: float | None
+    encoder_settings: str | None
+    encoder_args: list[str]
+    filter: str
+    metrics: MetricsRecord
+    encode: EncodeProcessRecord
+    measure: ProcessRecord
+    params_hash: str
+    params: dict[str, Any]
+    versions: dict[str, str]
+    command: list[str]

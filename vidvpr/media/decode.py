@@ -1,0 +1,128 @@
+"""Frame-exact decoding over PyAV: every frame once, in order, with its own timestamp.
+
+Frames come out as 8-bit 4:2:0 planes in the source's own colour range (a full-range source
+stays full range: its values are never squeezed), or as RGB images for models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidvpr.core.errors import BadInput
+from vidvpr.media.probe import av_problem
+
+PLANAR_420 = ("yuv420p", "yuvj420p")
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded frame: its index in the stream, presentation time, and 8-bit 4:2:0 planes."""
+
+    index: int
+    pts: int
+    time_s: float
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def yuv420p_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V planes of a frame as uint8 arrays without copying (other formats converted first).
+
+    Conversion (10-bit, 4:2:2, ...) keeps the frame's colour range, so full-range sources stay
+    full range. The arrays view the frame's own buffers (rows may be padded, so they can be
+    strided); they stay valid while the returned arrays are referenced.
+    """
+    if frame.format.name not in PLANAR_420:
+        full = frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2
+        target = "JPEG" if full else "MPEG"
+        frame = frame.reformat(format="yuv420p", src_color_range=target, dst_color_range=target)
+    sizes = ((frame.height, frame.width), (frame.height // 2, frame.width // 2), (frame.height // 2, frame.width // 2))
+    return tuple(  # type: ignore[return-value]
+        np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:rows, :cols]
+        for plane, (rows, cols) in zip(frame.planes, sizes)
+    )
+
+
+def decode_frames(path: Path, expected_frames: int = 0, threads: int = 0) -> Iterator[DecodedFrame]:
+    """Decode every frame of the first video stream in presentation order, each exactly once.
+
+    Raises BadInput for a stream that errors mid-way, ends before the frame count its
+    container declares (truncated file), or holds no frames at all.
+    """
+    path = Path(path)
+    index = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if threads:
+                stream.codec_context.thread_count = threads
+            start_pts: int | None = None
+            for frame in container.decode(stream):
+                pts = frame.pts if frame.pts is not None else index
+                if start_pts is None:
+                    start_pts = pts
+                y, u, v = yuv420p_planes(frame)
+                time_s = float((pts - start_pts) * stream.time_base)
+                yield DecodedFrame(index, pts, time_s, y, u, v)
+                index += 1
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: corrupt or truncated video stream at frame {index} ({av_problem(exc)})") from exc
+    if index == 0:
+        raise BadInput(f"{path}: video has zero decodable frames")
+    if expected_frames and index < expected_frames:
+        raise BadInput(f"{path}: truncated or corrupt stream: decoded {index} of {expected_frames} frames")
+
+
+def decode_selected(path: Path, indices: Sequence[int], format: str = "rgb24") -> Iterator[tuple[int, np.ndarray]]:
+    """(index, image) of the frames at `indices` (any order, repeats allowed), decoding once in order.
+
+    Images are (H, W, 3) uint8 in `format` ("rgb24" or "bgr24"). BadInput when the video is
+    corrupt or shorter than the largest index.
+    """
+    wanted = set(int(i) for i in indices)
+    if not wanted:
+        return
+    last, index = max(wanted), -1
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadInput(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    yield index, frame.to_ndarray(format=format)
+                if index >= last:
+                    return
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: corrupt or unreadable video at frame {index + 1} ({av_problem(exc)})") from exc
+    raise BadInput(f"{path}: has {index + 1} frames but frame {last} is needed")
+
+
+def stream_timestamps(path: Path) -> tuple[list[Fraction], int]:
+    """Presentation times (s, exact) of every frame in order, and the stream's payload bytes."""
+    times: list[Fraction] = []
+    payload = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadInput(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                payload += packet.size
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                times.append(Fraction(stamp or 0) * stream.time_base)
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: cannot read its video stream ({av_problem(exc)})") from exc
+    return sorted(times), payload

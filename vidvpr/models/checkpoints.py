@@ -1,0 +1,175 @@
+"""Reading and writing model checkpoints. Every checkpoint is untrusted input.
+
+Files are read with ``torch.load(weights_only=True)``: only tensors, containers, numbers and
+strings, plus the few numpy globals that training scripts' pickles carry (numpy scalars such as
+the recalls pytorch-NetVlad stores, and their dtypes). The allow-list is active only during the
+call. A file that needs any other global is refused, never executed, with the global named.
+
+Key layouts of pytorch-NetVlad and LoQI-VPR are accepted as they are: a ``state_dict`` entry or a
+bare state dict; ``module.`` segments of DataParallel (``encoder.module.0.weight``,
+``module.pool.centroids``) and ``_orig_mod.`` of torch.compile are removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidvpr.core.atomic import atomic_output
+from vidvpr.core.errors import BadInput
+
+VIDVPR_CHECKPOINT_FORMAT = "vidvpr.checkpoint/1"
+WRAPPER_SEGMENT = re.compile(r"(^|\.)(module|_orig_mod)\.")
+MAX_KEYS_SHOWN = 4
+
+# Patterns of torch's weights-only refusals; the first group is the global that was refused.
+REFUSAL_PATTERNS = (
+    re.compile(r"Unsupported global: GLOBAL (\S+)"),
+    re.compile(r"but got <class '([^']+)'>"),
+    re.compile(r"unrecognized function (\S+)"),
+    re.compile(r"Unsupported class (\S+)"),
+)
+
+
+def _numpy_scalar_constructor() -> Any:
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def _allowed_globals() -> list[Any]:
+    """numpy scalars and dtypes, under the module names of numpy 1.x and 2.x pickles."""
+    scalar = _numpy_scalar_constructor()
+    allowed: list[Any] = [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+                          np.dtype]
+    dtype_classes = ("BoolDType", "Int8DType", "Int16DType", "Int32DType", "Int64DType", "UInt8DType",
+                     "UInt16DType", "UInt32DType", "UInt64DType", "Float16DType", "Float32DType", "Float64DType")
+    dtypes = getattr(np, "dtypes", None)
+    allowed += [getattr(dtypes, name) for name in dtype_classes if hasattr(dtypes, name)]
+    return allowed
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "unknown error")
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def _refused_global(message: str) -> str | None:
+    for pattern in REFUSAL_PATTERNS:
+        found = pattern.search(message)
+        if found:
+            return found.group(1).rstrip(".,;:")
+    return None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at `path`, loaded on the CPU without executing any code from it.
+
+    Missing, unreadable, truncated or non-torch files, files that need a global outside the
+    allow-list, and files that hold something other than a dict are one-line BadInputs.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, not a checkpoint file")
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # torch raises many types for damaged files; all are bad input here
+        message = str(exc)
+        refused = _refused_global(message) if "WeightsUnpickler error" in message else None
+        if refused:
+            raise BadInput(f"{path}: refused to load: the checkpoint needs {refused}, which is not plain "
+                           f"data (only tensors, numbers, strings, containers and numpy scalars load)") from None
+        reason = message.split("WeightsUnpickler error:")[-1]
+        raise BadInput(f"{path}: not a readable PyTorch checkpoint ({_first_line(reason)})") from None
+    if not isinstance(data, Mapping):
+        raise BadInput(f"{path}: expected a checkpoint dict, found {type(data).__name__}")
+    return dict(data)
+
+
+def is_vidvpr_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether a loaded checkpoint was written by `save_checkpoint` (it carries model and options)."""
+    return checkpoint.get("format") == VIDVPR_CHECKPOINT_FORMAT
+
+
+def unwrap_key(key: str) -> str:
+    """`key` without DataParallel's ``module.`` and torch.compile's ``_orig_mod.`` segments."""
+    while True:
+        stripped = WRAPPER_SEGMENT.sub(r"\1", key)
+        if stripped == key:
+            return key
+        key = stripped
+
+
+def state_dict_of(checkpoint: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint (its ``state_dict``, or the checkpoint itself), unwrapped."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, Mapping):
+        raise BadInput(f"{source}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
+    unwrapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise BadInput(f"{source}: not a model checkpoint: entry {key!r} is a {type(value).__name__}, not a tensor")
+        name = unwrap_key(str(key))
+        if name in unwrapped:
+            raise BadInput(f"{source}: weights for {name!r} appear twice (with and without a module. prefix)")
+        unwrapped[name] = value
+    if not unwrapped:
+        raise BadInput(f"{source}: checkpoint holds no weights")
+    return unwrapped
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f" (+{len(keys) - MAX_KEYS_SHOWN} more)" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
+def state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
+    """What keeps `found` from loading where `expected` is: missing, unexpected keys and shapes."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{key} is {tuple(found[key].shape)}, model expects {tuple(expected[key].shape)}"
+              for key in sorted(set(expected) & set(found)) if found[key].shape != expected[key].shape]
+    problems = ([f"missing {_listing(missing)}"] if missing else []) + \
+               ([f"unexpected {_listing(unexpected)}"] if unexpected else []) + shapes[:MAX_KEYS_SHOWN]
+    return "; ".join(problems) or None
+
+
+def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+               what: str = "model") -> None:
+    """Load `state` into `module`, all keys and shapes exactly, or BadInput naming the offenders."""
+    problem = state_mismatch(module.state_dict(), state)
+    if problem:
+        raise BadInput(f"{source}: weights do not fit the {what}: {problem}")
+    module.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(path: str | Path, model_name: str, options: Mapping[str, Any],
+                    state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write a vidvpr checkpoint atomically: a plain dict of tensors, names, options and metadata.
+
+    Everything in it loads with weights_only and no allow-list.
+    """
+    path = Path(path)
+    payload = {
+        "format": VIDVPR_CHECKPOINT_FORMAT,
+        "model": model_name,
+        "options": dict(options),
+        "state_dict": {key: value.detach().cpu().clone() for key, value in state.items()},
+        "metadata": dict(metadata or {}),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return path

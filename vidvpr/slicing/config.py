@@ -1,0 +1,118 @@
+"""`vidvpr slice` options and the views they describe, each default written once."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from vidvpr.core.errors import BadInput
+from vidvpr.geo import projection
+from vidvpr.media.codecs import X26X_PRESETS, X26X_QP_RANGE
+
+INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
+STEREO_LAYOUTS = ("mono", "tb")
+EYES = ("top", "bottom")
+MIN_VIEW_SIDE = 16
+MAX_VIEW_SIDE = 8192
+DEFAULT_YAWS_DEG = (0.0, 90.0, 180.0, 270.0)  # the four horizontal views of the LoQI-VPR video dataset
+
+
+@dataclass(frozen=True)
+class ViewEncoding:
+    """How view videos are stored. Defaults are visually lossless references (see README)."""
+
+    codec: str = "libx264"
+    crf: int = 10
+    preset: str = "veryfast"
+    pix_fmt: str = "yuv420p"
+
+
+@dataclass(frozen=True)
+class SliceConfig:
+    """Every `vidvpr slice` option, with its default written once."""
+
+    yaws_deg: tuple[float, ...] = DEFAULT_YAWS_DEG
+    pitch_deg: float = 0.0
+    hfov_deg: float = 90.0
+    size: tuple[int, int] | None = None  # None: match the source's angular resolution
+    fps: Fraction | None = None  # None: keep every frame
+    interp: str = "bilinear"
+    stereo: str = "mono"
+    eye: str = "top"
+    encoding: ViewEncoding = field(default_factory=ViewEncoding)
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One perspective view: direction, field of view and size."""
+
+    yaw_deg: float
+    pitch_deg: float
+    hfov_deg: float
+    width: int
+    height: int
+
+    @property
+    def name(self) -> str:
+        """File stem, e.g. ``yaw090_pitch+00``: yaw in [0, 360), signed pitch."""
+        return f"yaw{round(self.yaw_deg) % 360:03d}_pitch{round(self.pitch_deg):+03d}"
+
+    @property
+    def intrinsics(self) -> projection.PinholeIntrinsics:
+        return projection.pinhole_intrinsics(self.width, self.height, self.hfov_deg)
+
+
+def validate_config(config: SliceConfig) -> None:
+    """Reject nonsense options before any work starts (BadInput naming the option and its range)."""
+    if not config.yaws_deg:
+        raise BadInput("--yaw: give at least one view yaw")
+    if not all(math.isfinite(yaw) for yaw in config.yaws_deg):
+        raise BadInput("--yaw: every yaw must be a finite number of degrees")
+    if not projection.MIN_FOV_DEG <= config.hfov_deg <= projection.MAX_FOV_DEG:
+        raise BadInput(f"--fov must be in [{projection.MIN_FOV_DEG:g}, {projection.MAX_FOV_DEG:g}] degrees, "
+                       f"got {config.hfov_deg:g}")
+    if not -90.0 <= config.pitch_deg <= 90.0:
+        raise BadInput(f"--pitch must be in [-90, 90] degrees, got {config.pitch_deg:g}")
+    if config.size is not None:
+        width, height = config.size
+        if not (MIN_VIEW_SIDE <= width <= MAX_VIEW_SIDE and MIN_VIEW_SIDE <= height <= MAX_VIEW_SIDE):
+            raise BadInput(f"--size {width}x{height}: each side must be in [{MIN_VIEW_SIDE}, {MAX_VIEW_SIDE}]")
+        if width % 2 or height % 2:
+            raise BadInput(f"--size {width}x{height}: width and height must be even (yuv420p video)")
+    if config.fps is not None and config.fps <= 0:
+        raise BadInput(f"--fps must be positive, got {config.fps}")
+    if config.interp not in INTERPOLATIONS:
+        raise BadInput(f"Unknown --interp '{config.interp}'. Use {', '.join(INTERPOLATIONS)}.")
+    if config.stereo not in STEREO_LAYOUTS:
+        raise BadInput(f"Unknown --stereo '{config.stereo}'. Use {' or '.join(STEREO_LAYOUTS)}.")
+    if config.eye not in EYES:
+        raise BadInput(f"Unknown --eye '{config.eye}'. Use {' or '.join(EYES)}.")
+    low, high = X26X_QP_RANGE
+    if not low <= config.encoding.crf <= high:
+        raise BadInput(f"--crf must be in [{low}, {high}] for {config.encoding.codec}, got {config.encoding.crf}")
+    if config.encoding.preset not in X26X_PRESETS:
+        raise BadInput(f"Unknown --preset '{config.encoding.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
+    names = [ViewSpec(yaw, config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
+    if len(set(names)) != len(names):
+        raise BadInput(f"--yaw: two views have the same direction ({', '.join(names)})")
+
+
+def plan_views(config: SliceConfig, eye_width: int) -> list[ViewSpec]:
+    """The views to cut from a source whose (single-eye) equirect frame is `eye_width` wide."""
+    width, height = config.size or projection.default_view_size(eye_width, config.hfov_deg)
+    return [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, width, height) for yaw in config.yaws_deg]
+
+
+V360_INTERP = {"bilinear": "linear", "bicubic": "cubic", "lanczos": "lanczos"}
+
+
+def v360_filter(view: ViewSpec, interp: str = "bilinear") -> str:
+    """ffmpeg v360 filter string that cuts the same view (a peer for benchmarks and cross-checks).
+
+    v360 takes yaw in [-180, 180]; its flat output samples pixel centres like vidvpr does.
+    """
+    yaw = (view.yaw_deg + 180.0) % 360.0 - 180.0
+    return (f"v360=input=e:output=flat:yaw={yaw:g}:pitch={view.pitch_deg:g}:h_fov={view.hfov_deg:g}"
+            f":v_fov={view.intrinsics.vfov_deg:.6f}:w={view.width}:h={view.height}:interp={V360_INTERP[interp]}")
