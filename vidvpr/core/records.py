@@ -25,7 +25,7 @@ def validation_problem(exc: ValidationError) -> str:
     """The first problem of a pydantic error as 'where: what', for one-line messages."""
     # a misspelt key explains the "missing" error beside it: report it first
     first = min(exc.errors(), key=lambda error: error.get("type") != "extra_forbidden")
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    where = ".".join(str(part) for part in first.get("loc", ()) if not _is_branch_name(part))
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         message = "unknown key"
@@ -33,6 +33,14 @@ def validation_problem(exc: ValidationError) -> str:
         message = "missing"
     more = f" (and {len(exc.errors()) - 1} more problem{'s' if len(exc.errors()) > 2 else ''})" if len(exc.errors()) > 1 else ""
     return f"{where or 'top level'}: {message}{more}"
+
+
+def _is_branch_name(part: object) -> bool:
+    """Location parts pydantic adds for union members and validators, not keys of the file."""
+    if not isinstance(part, str):
+        return False
+    return (part == "__root__" or part[:1].isupper() or part in ("str", "int", "float", "bool", "list", "dict", "tuple")
+            or part.startswith(("function-", "constrained-", "json-or-python", "tagged-union", "nullable")))
 
 
 def read_json_file(path: Path, what: str = "JSON file") -> Any:

@@ -55,14 +55,15 @@ class RecordingSpec(DefinitionPart):
 
     name: Name
     split: Literal["database", "query"]
-    trajectory: TrajectorySpec
+    # a path alone, or a table with the reader options; always a TrajectorySpec once read
+    trajectory: TrajectorySpec | Annotated[str, Field(min_length=1)]
     views_dir: str | None = Field(None, min_length=1, description="overrides [dataset] views_dir")
     views: tuple[Name, ...] | None = Field(None, min_length=1, description="a subset of the sliced views")
 
-    @field_validator("trajectory", mode="before")
+    @field_validator("trajectory", mode="after")
     @classmethod
-    def _path_alone(cls, value: Any) -> Any:
-        return {"path": value} if isinstance(value, str) else value
+    def _path_alone(cls, value: TrajectorySpec | str) -> TrajectorySpec:
+        return TrajectorySpec(path=value) if isinstance(value, str) else value
 
 
 class DatasetSection(DefinitionPart):

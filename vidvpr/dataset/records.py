@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
+
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from vidvpr.core.records import FileRecord, Record, Strict
+from vidvpr.dataset.definition import NAME_REGEX
 
 CSV_FILES = {"database": "database.csv", "query": "query.csv"}
 POSITIVES_FILE = "positives.json"
@@ -14,34 +17,47 @@ MANIFEST_FILE = "manifest.json"
 DATA_FILES = (*CSV_FILES.values(), POSITIVES_FILE)  # what later stages read (manifest.json describes them)
 
 
+Name = Annotated[str, Field(pattern=NAME_REGEX)]
+Heading = Annotated[float | None, Field(ge=0, lt=360)]
+RelativePath = Annotated[str, Field(pattern=r"^(?![/\\])(?!.*(^|/)\.\.(/|$)).+$",
+                                    description="relative to the dataset root, never leaving it")]
+
+
 @dataclass
 class ManifestRow:
     """One sampled frame of one view; fields are the CSV columns (see manifests/README.md).
 
-    A dataclass rather than a pydantic model: datasets have millions of rows, and the CSV
-    reader (`vidvpr.dataset.manifest.read_rows`) checks each cell against these types itself.
+    A plain dataclass, so building millions of rows costs nothing; `ROW` validates a row read
+    back from CSV against these annotations, and generates the row's JSON Schema.
     """
 
-    id: str
+    __pydantic_config__ = ConfigDict(
+        extra="forbid", allow_inf_nan=False, regex_engine="python-re",
+        json_schema_extra={"if": {"properties": {"split": {"const": "query"}}},
+                           "then": {"required": ["num_positives"]},
+                           "else": {"not": {"required": ["num_positives"]}}})
+
+    id: Annotated[str, Field(pattern=NAME_REGEX.rstrip("$") + "/" + NAME_REGEX.lstrip("^").rstrip("$") + "/[0-9]{6,}$",
+                             description="<recording>/<view>/<frame:06d>, unique in the dataset")]
     split: Literal["database", "query"]
-    recording: str
-    view: str
-    yaw_deg: float
-    pitch_deg: float
-    hfov_deg: float
-    frame: int
-    source_frame: int
+    recording: Name
+    view: Name
+    yaw_deg: Annotated[float, Field(description="view yaw, clockwise from the camera's forward direction")]
+    pitch_deg: Annotated[float, Field(ge=-90, le=90)]
+    hfov_deg: Annotated[float, Field(gt=0, lt=180)]
+    frame: Annotated[int, Field(ge=0, description="frame index in the view video and in every encode cell of it")]
+    source_frame: Annotated[int, Field(ge=0)]
     time_s: float
     easting_m: float
     northing_m: float
-    utm_zone_number: int | None
-    utm_zone_letter: str | None
-    lat_deg: float | None
-    lon_deg: float | None
-    camera_heading_deg: float | None
-    heading_deg: float | None
-    video: str
-    num_positives: int | None = None  # query.csv only
+    utm_zone_number: Annotated[int | None, Field(ge=1, le=60)]
+    utm_zone_letter: Annotated[str | None, Field(pattern=r"^[C-HJ-NP-X]$")]
+    lat_deg: Annotated[float | None, Field(ge=-90, le=90)]
+    lon_deg: Annotated[float | None, Field(ge=-180, le=180)]
+    camera_heading_deg: Heading
+    heading_deg: Heading
+    video: RelativePath
+    num_positives: Annotated[int | None, Field(ge=0, description="query.csv only")] = None
 
     def as_dict(self, split: str | None = None) -> dict[str, Any]:
         """The row as CSV/JSON values; database rows have no num_positives."""
@@ -49,6 +65,9 @@ class ManifestRow:
         if (split or self.split) == "database":
             row.pop("num_positives")
         return row
+
+
+ROW = TypeAdapter(ManifestRow)
 
 
 def _column_kind(hint: Any) -> str:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
 
 from vidvpr.core.errors import BadInput
-from vidvpr.dataset.definition import check_name, resolve_inside
-from vidvpr.dataset.records import COLUMNS, ManifestRow, columns
-
-CSV_FIELD_LIMIT = 1 << 20
+from vidvpr.core.records import validation_problem
+from vidvpr.dataset.definition import resolve_inside
+from vidvpr.dataset.records import ROW, ManifestRow, columns
 
 
 def frame_id(recording: str, view: str, frame: int) -> str:
@@ -30,24 +29,9 @@ def rows_csv_text(split: str, rows: list[ManifestRow]) -> str:
     return text.getvalue()
 
 
-def _cell(path: Path, line: int, name: str, kind: str, text: str) -> Any:
-    if text == "" and kind.endswith("?"):
-        return None
-    base = kind.rstrip("?")
-    try:
-        value = {"str": str, "int": int, "float": float}[base](text)
-    except ValueError:
-        raise BadInput(f"{path}: line {line}: {name} is not a{'n' if base == 'int' else ''} {base}: "
-                       f"{text[:40]!r}") from None
-    if base == "float" and not math.isfinite(value):
-        raise BadInput(f"{path}: line {line}: {name} is {text!r} (must be finite)")
-    if base == "str" and not value:
-        raise BadInput(f"{path}: line {line}: {name} is empty")
-    return value
-
-
 def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
-    """Rows of a manifest CSV, typed and checked (known split, id, names, video path inside `root`)."""
+    """Rows of a manifest CSV, typed and checked against `ManifestRow` (split, id, names, ranges,
+    video path inside `root`); BadInput naming the file and line for anything else."""
     expected = columns(split)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -65,17 +49,17 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
             line = reader.line_num
             if None in record or any(value is None for value in record.values()):
                 raise BadInput(f"{path}: line {line}: expected {len(reader.fieldnames or [])} values")
-            values = {name: _cell(path, line, name, COLUMNS[name], record[name]) for name in expected}
-            if values["split"] != split:
-                raise BadInput(f"{path}: line {line}: split is {values['split']!r}, expected {split}")
-            check_name(values["recording"], f"line {line}: recording", str(path))
-            check_name(values["view"], f"line {line}: view", str(path))
-            if values["id"] != frame_id(values["recording"], values["view"], values["frame"]):
-                raise BadInput(f"{path}: line {line}: id {values['id']!r} is not <recording>/<view>/<frame:06d>")
-            if values["frame"] < 0:
-                raise BadInput(f"{path}: line {line}: frame must not be negative")
-            resolve_inside(root, values["video"], f"line {line}: video", str(path))
-            rows.append(ManifestRow(**values))
+            values = {name: (record[name] or None) for name in expected}
+            resolve_inside(root, values["video"] or "", f"line {line}: video", str(path))
+            try:
+                row = ROW.validate_python(values)
+            except ValidationError as exc:
+                raise BadInput(f"{path}: line {line}: {validation_problem(exc)}") from None
+            if row.split != split:
+                raise BadInput(f"{path}: line {line}: split is {row.split!r}, expected {split}")
+            if row.id != frame_id(row.recording, row.view, row.frame):
+                raise BadInput(f"{path}: line {line}: id {row.id!r} is not <recording>/<view>/<frame:06d>")
+            rows.append(row)
     except csv.Error as exc:
         raise BadInput(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     ids = [row.id for row in rows]
