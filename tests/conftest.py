@@ -11,6 +11,14 @@ from tests.media import make_equirect_video
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_hash_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the content-hash cache of the tests out of the user's ~/.cache."""
+    import os
+
+    os.environ["VIDVPR_CACHE_DIR"] = str(tmp_path_factory.mktemp("vidvpr-cache"))
+
+
 @pytest.fixture(scope="session")
 def equirect_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """256×128 equirect video, 12 frames at 30 fps, markers at yaw 0/90/180/270, frame codes."""

@@ -14,14 +14,14 @@ CODE_BITS = 8  # frame index encoded in 8 blocks along the equator band
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction = Fraction(30), pts: Sequence[int] | None = None,
                 time_base: Fraction | None = None, codec: str = "libx264", crf: int = 4,
-                size: tuple[int, int] = (256, 128), faststart: bool = False) -> Path:
+                size: tuple[int, int] = (256, 128), faststart: bool = False, pix_fmt: str = "yuv420p") -> Path:
     """Encode RGB uint8 frames (H, W, 3) to `path` with PyAV; `pts` in `time_base` units for VFR.
     `size` (W, H) only matters when there are no frames."""
     time_base = time_base or 1 / Fraction(fps)
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         stream.width, stream.height = size
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
@@ -40,6 +40,8 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction = Fracti
 
 CODE_REPEATS = 8  # the code repeats every 45°, so any 90° view sees every bit near its centre
 CODE_BITS_PER_ROW = 4
+SECTOR_CODE_STEP = 37  # sector k carries (index + 37·k) mod 256: a view facing the wrong way reads a wrong index
+MARKER_COLOURS = {0: (255, 0, 0), 90: (0, 255, 0), 180: (0, 0, 255), 270: (255, 255, 0)}  # one colour per direction
 
 
 def frame_code_block(width: int, height: int, repeat: int, bit: int) -> tuple[slice, slice]:
@@ -53,8 +55,10 @@ def frame_code_block(width: int, height: int, repeat: int, bit: int) -> tuple[sl
 
 
 def equirect_test_frame(width: int, height: int, index: int, marker_yaws_deg: Sequence[float] = (0, 90, 180, 270)) -> np.ndarray:
-    """An equirect RGB frame: smooth texture, a red disc at each marker yaw on the horizon, and
-    the frame index as an 8-bit code in white/black blocks around the horizon, every 45°."""
+    """An equirect RGB frame that looks different in every direction: a smooth texture, a disc of
+    its own colour at each marker yaw on the horizon (MARKER_COLOURS), and the frame index as an
+    8-bit code in white/black blocks around the horizon every 45°, offset per sector, so a view
+    with a mirrored yaw convention reads the wrong colour and the wrong index."""
     rows, cols = np.mgrid[0:height, 0:width]
     rgb = np.zeros((height, width, 3), np.uint8)
     rgb[..., 1] = (96 + 64 * np.sin(cols * 2 * np.pi / width * 6) * np.cos(rows * np.pi / height * 3)).astype(np.uint8)
@@ -62,11 +66,12 @@ def equirect_test_frame(width: int, height: int, index: int, marker_yaws_deg: Se
     for yaw in marker_yaws_deg:
         centre_col = ((yaw / 360.0 + 0.5) % 1.0) * width
         dist2 = (((cols + 0.5 - centre_col + width / 2) % width) - width / 2) ** 2 + (rows + 0.5 - height / 2) ** 2
-        rgb[dist2 < (height / 40) ** 2] = (255, 0, 0)
+        rgb[dist2 < (height / 40) ** 2] = MARKER_COLOURS.get(int(yaw) % 360, (255, 0, 255))
     for repeat in range(CODE_REPEATS):
+        code = (index + SECTOR_CODE_STEP * repeat) % (1 << CODE_BITS)
         for bit in range(CODE_BITS):
             block_rows, block_cols = frame_code_block(width, height, repeat, bit)
-            rgb[block_rows, block_cols] = 255 if (index >> bit) & 1 else 0
+            rgb[block_rows, block_cols] = 255 if (code >> bit) & 1 else 0
     return rgb
 
 
@@ -82,20 +87,25 @@ def read_frame_code(luma: np.ndarray, view_yaw_deg: float, eq_width: int, eq_hei
 
     height, width = luma.shape
     intrinsics = pinhole_intrinsics(width, height, hfov_deg)
+    sector_width_deg = 360.0 / CODE_REPEATS
+    # the sector whose code sits closest to the view's centre
+    sector = round(((view_yaw_deg + 180.0) % 360.0 - sector_width_deg / 2) / sector_width_deg) % CODE_REPEATS
     value = 0
     for bit in range(CODE_BITS):
-        candidates = []
-        for repeat in range(CODE_REPEATS):
-            rows, cols = frame_code_block(eq_width, eq_height, repeat, bit)
-            lon_deg = ((cols.start + cols.stop) / 2 / eq_width - 0.5) * 360.0
-            lat_deg = (0.5 - (rows.start + rows.stop) / 2 / eq_height) * 180.0
-            offset_deg = abs((lon_deg - view_yaw_deg + 180.0) % 360.0 - 180.0)
-            candidates.append((offset_deg, lon_deg, lat_deg))
-        _, lon_deg, lat_deg = min(candidates)
+        rows, cols = frame_code_block(eq_width, eq_height, sector, bit)
+        lon_deg = ((cols.start + cols.stop) / 2 / eq_width - 0.5) * 360.0
+        lat_deg = (0.5 - (rows.start + rows.stop) / 2 / eq_height) * 180.0
         x, y = direction_to_view_pixel(lon_deg, lat_deg, view_yaw_deg, 0.0, intrinsics)
         if luma[int(y), int(x)] > 128:
             value |= 1 << bit
-    return value
+    return (value - SECTOR_CODE_STEP * sector) % (1 << CODE_BITS)
+
+
+def marker_colour_at_centre(rgb: np.ndarray) -> tuple[int, int, int]:
+    """The MARKER_COLOURS entry nearest to the colour at the centre of a decoded view."""
+    height, width = rgb.shape[:2]
+    centre = rgb[height // 2 - 1: height // 2 + 1, width // 2 - 1: width // 2 + 1].reshape(-1, 3).mean(0)
+    return min(MARKER_COLOURS.values(), key=lambda colour: float(np.sum((centre - np.array(colour)) ** 2)))
 
 
 def decode_luma_and_times(path: Path) -> tuple[list[np.ndarray], list[float]]:

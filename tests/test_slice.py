@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.media import decode_luma_and_times, equirect_test_frame, read_frame_code, write_video
+from tests.media import (
+    MARKER_COLOURS,
+    decode_luma_and_times,
+    equirect_test_frame,
+    marker_colour_at_centre,
+    read_frame_code,
+    write_video,
+)
 from vidvpr.media.metrics import image_psnr_db
 from vidvpr.geo import projection as geometry
 from vidvpr.cli import main
@@ -47,10 +55,19 @@ def test_default_views_are_the_four_horizontal_quarters(sliced: list) -> None:
 
 @pytest.mark.parametrize("view_index", [0, 1, 2, 3])
 def test_marker_at_a_yaw_appears_at_the_centre_of_that_view(sliced: list, view_index: int) -> None:
-    rgb = decode_rgb(Path(sliced[view_index].path))[0].astype(int)
-    width, height = VIEW_SIZE
-    centre = rgb[height // 2 - 1: height // 2 + 1, width // 2 - 1: width // 2 + 1]
-    assert (centre[..., 0] > 180).all() and (centre[..., 1] < 90).all()
+    yaw = (0, 90, 180, 270)[view_index]
+    rgb = decode_rgb(Path(sliced[view_index].path))[0]
+    assert marker_colour_at_centre(rgb) == MARKER_COLOURS[yaw]
+
+
+def test_a_slicer_with_the_yaw_sign_flipped_would_fail_the_frame_code_check(equirect_video: Path) -> None:
+    """The test media pin the convention: the view at yaw +90 seen from -90 reads wrong indices."""
+    frame = next(decode_frames(equirect_video))
+    map_x, map_y = geometry.equirect_to_perspective_maps(256, 128, 128, 72, -90.0, 0.0, 90.0)  # mirrored yaw
+    mirrored = geometry.sample_bilinear(frame.y, map_x, map_y)
+    assert read_frame_code(mirrored, 90.0, 256, 128) != 0
+    correct = geometry.sample_bilinear(frame.y, *geometry.equirect_to_perspective_maps(256, 128, 128, 72, 90.0, 0.0, 90.0))
+    assert read_frame_code(correct, 90.0, 256, 128) == 0
 
 
 def test_every_source_frame_appears_once_in_order_in_every_view(sliced: list) -> None:
@@ -390,3 +407,209 @@ def test_wide_kernels_at_the_zenith_never_reach_the_opposite_pole(interp: str) -
     near_zenith = ViewSpec(0.0, 90.0 - 180.0 / 128, 2.0, 16, 16)
     sampled = PlaneRemapper(256, 128, 0, near_zenith, 1, interp)(equirect)
     assert sampled.min() == 50 and sampled.max() == 50
+
+
+# --- defects found by review, each pinned ----------------------------------------------------
+
+def test_fps_across_a_gap_keeps_the_nearest_real_frames_with_their_own_times(tmp_path: Path) -> None:
+    """30 fps with a 1 s gap, resampled to 10 fps: nearest frames on both sides of the gap, real times."""
+    pts_ms = [round(1000 * i / 30) for i in range(30)] + [2000 + round(1000 * i / 30) for i in range(15)]
+    source = write_video(tmp_path / "gap.mp4", (equirect_test_frame(256, 128, i) for i in range(len(pts_ms))),
+                         pts=pts_ms, time_base=Fraction(1, 1000))
+    result = slice_video(source, tmp_path / "out", small_config(yaws_deg=(90.0,), fps=Fraction(10)))[0]
+    lumas, times = decode_luma_and_times(Path(result.path))
+    kept = [read_frame_code(luma, 90.0, 256, 128) for luma in lumas]
+    # targets 0.0..0.9 → frames 0, 3, ..., 27; 1.0-1.4 → frame 29 (0.967 s); 1.5-2.0 → frame 30 (2.0 s); then every third
+    assert kept == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29, 30, 33, 36, 39, 42]
+    assert times == pytest.approx([pts_ms[i] / 1000 for i in kept], abs=1e-6)
+    sidecar = json.loads(Path(result.sidecar).read_text())
+    assert sidecar["timestamps"]["time_s"] == pytest.approx([pts_ms[i] / 1000 for i in kept])
+    assert sidecar["timestamps"]["source_frame_index"] == kept
+
+
+def test_a_source_with_the_same_name_from_another_card_is_refused_without_force(tmp_path: Path) -> None:
+    first = write_video((tmp_path / "card1").mkdir() or tmp_path / "card1" / "GS010001.mp4",
+                        (equirect_test_frame(256, 128, i) for i in range(3)))
+    second = write_video((tmp_path / "card2").mkdir() or tmp_path / "card2" / "GS010001.mp4",
+                         (equirect_test_frame(256, 128, i + 5) for i in range(3)))
+    slice_video(first, tmp_path / "views", small_config(yaws_deg=(0.0,)))
+    before = (tmp_path / "views" / "GS010001" / "yaw000_pitch+00.mp4").read_bytes()
+    with pytest.raises(BadInput, match=r"card1/GS010001\.mp4 .*not from .*card2/GS010001\.mp4.*another --out.*--force"):
+        slice_video(second, tmp_path / "views", small_config(yaws_deg=(0.0,)))
+    assert (tmp_path / "views" / "GS010001" / "yaw000_pitch+00.mp4").read_bytes() == before
+    replaced = slice_video(second, tmp_path / "views", small_config(yaws_deg=(0.0,), force=True))[0]
+    assert json.loads(Path(replaced.sidecar).read_text())["source"]["path"] == str(second)
+
+
+def test_full_range_source_stays_full_range(tmp_path: Path) -> None:
+    def black_and_white(index: int) -> np.ndarray:
+        rgb = equirect_test_frame(256, 128, index)
+        rgb[:, :64] = 0
+        rgb[:, 64:128] = 255
+        return rgb
+
+    source = write_video(tmp_path / "full.mp4", (black_and_white(i) for i in range(3)), pix_fmt="yuvj420p")
+    result = slice_video(source, tmp_path / "out", SliceConfig(yaws_deg=(270.0,), size=(64, 36)))[0]
+    with av.open(result.path) as container:
+        stream = container.streams.video[0]
+        assert int(stream.codec_context.color_range) == 2  # JPEG / full range
+        luma = next(container.decode(stream)).to_ndarray(format="gray")
+    assert luma.min() <= 3 and luma.max() >= 252  # not squeezed to 16..235
+    assert json.loads(Path(result.sidecar).read_text())["encoding"]["color"]["range"] == "pc"
+
+
+def test_ten_bit_source_slices_to_the_same_views(tmp_path: Path) -> None:
+    frames = [equirect_test_frame(256, 128, i) for i in range(4)]
+    eight = write_video(tmp_path / "eight.mp4", frames, crf=0)
+    ten = write_video(tmp_path / "ten.mp4", frames, crf=0, pix_fmt="yuv420p10le")
+    views = [slice_video(source, tmp_path / source.stem, small_config(yaws_deg=(90.0,)))[0] for source in (eight, ten)]
+    (luma8, _), (luma10, _) = (decode_luma_and_times(Path(view.path)) for view in views)
+    assert [read_frame_code(luma, 90.0, 256, 128) for luma in luma10] == [0, 1, 2, 3]
+    assert image_psnr_db(np.stack(luma8), np.stack(luma10)) > 40.0
+    assert marker_colour_at_centre(decode_rgb(Path(views[1].path))[0]) == MARKER_COLOURS[90]
+
+
+@pytest.mark.parametrize(("encoding", "message"), [
+    ({"crf": 99}, r"--crf must be in \[0, 51\]"), ({"crf": -1}, r"--crf must be in \[0, 51\]"),
+    ({"preset": "bogus"}, "Unknown --preset 'bogus'. Use one of ultrafast"),
+])
+def test_view_encoder_settings_are_validated(equirect_video: Path, tmp_path: Path, encoding: dict, message: str) -> None:
+    from vidvpr.slicing.config import ViewEncoding
+
+    with pytest.raises(BadInput, match=message):
+        slice_video(equirect_video, tmp_path, small_config(encoding=ViewEncoding(**encoding)))
+    result = CliRunner().invoke(main, ["slice", str(equirect_video), "--out", str(tmp_path), "--crf", "99"])
+    assert result.exit_code == 2 and "--crf must be in [0, 51]" in result.stderr
+
+
+def test_one_missing_view_is_redone_alone(equirect_video: Path, tmp_path: Path) -> None:
+    first = slice_video(equirect_video, tmp_path, small_config())
+    Path(first[2].path).unlink()
+    stamps = {r.view: Path(r.path).stat().st_mtime_ns for r in first if r.view != first[2].view}
+    again = slice_video(equirect_video, tmp_path, small_config())
+    assert [r.skipped for r in again] == [True, True, False, True]
+    assert {r.view: Path(r.path).stat().st_mtime_ns for r in again if r.view in stamps} == stamps
+    assert Path(again[2].path).is_file()
+
+
+def test_views_made_by_an_older_slicer_are_redone(equirect_video: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr.slicing import slicer
+
+    slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
+    monkeypatch.setattr(slicer, "SLICE_OUTPUT_VERSION", slicer.SLICE_OUTPUT_VERSION + 1)  # a fix in slicing
+    assert not slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))[0].skipped
+
+
+def test_deciding_to_skip_reads_no_source_twice(equirect_video: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr.core import provenance
+
+    slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
+    reads = []
+    real = provenance._hash_file_contents
+    monkeypatch.setattr(provenance, "_hash_file_contents", lambda path: reads.append(path) or real(path))
+    assert slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))[0].skipped
+    assert reads == []  # served from the hash cache: (device, inode, size, mtime) unchanged
+
+
+def test_a_changed_source_is_hashed_again(tmp_path: Path) -> None:
+    from vidvpr.core.provenance import sha256_file
+
+    path = tmp_path / "source.bin"
+    path.write_bytes(b"first")
+    first = sha256_file(path)
+    path.write_bytes(b"other contents")
+    assert sha256_file(path) != first
+
+
+def test_a_failure_in_an_encoder_thread_ends_the_run_without_output(equirect_video: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from vidvpr.slicing import writer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something no one expected")
+
+    monkeypatch.setattr(writer.av.VideoFrame, "from_ndarray", broken)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _run_capturing(outcome, equirect_video, tmp_path), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the run hangs after a writer thread failed"
+    assert isinstance(outcome[0], OutputError) and "something no one expected" in str(outcome[0])
+    assert finished_files(tmp_path) == []
+
+
+def _run_capturing(outcome: list, source: Path, out: Path) -> None:
+    try:
+        slice_video(source, out, small_config())
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        outcome.append(exc)
+
+
+def test_encoder_settings_are_read_from_the_stream_wherever_the_index_is(tmp_path: Path) -> None:
+    """x265 keeps its settings in the MP4 index; a file padded after it defeated byte scanning."""
+    from vidvpr.media.settings import encoder_settings_string
+
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (128, 256, 3), dtype=np.uint8) for _ in range(40)]
+    path = tmp_path / "x265.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx265", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 256, 128, "yuv420p"
+        stream.options = {"x265-params": "qp=0:log-level=error"}
+        for index, rgb in enumerate(noise):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with open(path, "ab") as handle:  # a top-level free box of 2 MiB after the index
+        size = 2 << 20
+        handle.write(size.to_bytes(4, "big") + b"free" + bytes(size - 8))
+    assert path.stat().st_size > 4 << 20
+    settings = encoder_settings_string(path)
+    assert settings is not None and settings.startswith("x265") and "qp=0" in settings
+
+
+def test_an_insv_dual_fisheye_recording_is_refused_with_how_to_export_it(equirect_video: Path, tmp_path: Path) -> None:
+    insv = tmp_path / "VID_20260101_120000_00_001.insv"
+    shutil.copyfile(equirect_video, insv)
+    with pytest.raises(BadInput, match=r"Insta360 dual-fisheye recording \(\.insv\).*export it as an equirectangular"):
+        slice_video(insv, tmp_path / "out", small_config())
+
+
+def test_a_renamed_insv_is_recognised_by_its_trailer(equirect_video: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed.mp4"
+    renamed.write_bytes(equirect_video.read_bytes() + b"\0" * 32 + b"8db42d694ccc418790edff439fe026bf")
+    with pytest.raises(BadInput, match="Insta360 dual-fisheye"):
+        slice_video(renamed, tmp_path / "out", small_config())
+
+
+def test_a_gopro_360_file_is_refused(equirect_video: Path, tmp_path: Path) -> None:
+    gopro = tmp_path / "GS010001.360"
+    shutil.copyfile(equirect_video, gopro)
+    with pytest.raises(BadInput, match=r"GoPro MAX \.360 file \(equi-angular cubemap"):
+        slice_video(gopro, tmp_path / "out", small_config())
+
+
+def test_a_two_to_one_dual_fisheye_frame_is_refused(tmp_path: Path) -> None:
+    def dual_fisheye(index: int) -> np.ndarray:
+        rgb = np.zeros((128, 256, 3), np.uint8)
+        rows, cols = np.mgrid[0:128, 0:128]
+        circle = np.hypot(rows + 0.5 - 64, cols + 0.5 - 64) < 62
+        for half in (0, 128):
+            rgb[:, half:half + 128][circle] = equirect_test_frame(128, 128, index)[circle] // 2 + 100
+        return rgb
+
+    source = write_video(tmp_path / "fisheye.mp4", (dual_fisheye(i) for i in range(2)))
+    with pytest.raises(BadInput, match="looks like a dual-fisheye frame"):
+        slice_video(source, tmp_path / "out", small_config())
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_equirect_frame_is_not_taken_for_dual_fisheye(equirect_video: Path) -> None:
+    from vidvpr.media.probe import looks_dual_fisheye
+
+    assert not looks_dual_fisheye(next(decode_frames(equirect_video)).y)

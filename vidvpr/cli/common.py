@@ -43,6 +43,9 @@ def handle_errors(func: F) -> F:
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # a bug, not the user's input: one line, the traceback only with -v
+            if _caused_by_interrupt(exc):  # cleanup disturbed by Ctrl-C / SIGTERM arriving mid-operation
+                click.echo("vidvpr: interrupted; finished outputs are kept, partial ones removed", err=True)
+                sys.exit(EXIT_INTERRUPTED)
             LOG.debug("internal error", exc_info=True)
             if LOG.isEnabledFor(logging.INFO):
                 traceback.print_exc()
@@ -51,6 +54,16 @@ def handle_errors(func: F) -> F:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def one_line(text: str) -> str:
