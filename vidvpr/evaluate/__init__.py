@@ -1,0 +1,1 @@
+"""Evaluation: exact (or approximate) faiss nearest-neighbour search and recall@N, as pure functions."""
