@@ -12,6 +12,7 @@ bare state dict; ``module.`` segments of DataParallel (``encoder.module.0.weight
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,13 +29,8 @@ VIDVPR_CHECKPOINT_FORMAT = "vidvpr.checkpoint/1"
 WRAPPER_SEGMENT = re.compile(r"(^|\.)(module|_orig_mod)\.")
 MAX_KEYS_SHOWN = 4
 
-# Patterns of torch's weights-only refusals; the first group is the global that was refused.
-REFUSAL_PATTERNS = (
-    re.compile(r"Unsupported global: GLOBAL (\S+)"),
-    re.compile(r"but got <class '([^']+)'>"),
-    re.compile(r"unrecognized function (\S+)"),
-    re.compile(r"Unsupported class (\S+)"),
-)
+# How torch's weights-only unpickler names what it refused (a global, or a class to build)
+REFUSAL_PATTERNS = (re.compile(r"GLOBAL (\S+)"), re.compile(r"but got <class '([^']+)'>"))
 
 
 def _numpy_scalar_constructor() -> Any:
@@ -57,17 +53,26 @@ def _allowed_globals() -> list[Any]:
     return allowed
 
 
-def _first_line(text: str, limit: int = 160) -> str:
-    line = next((part.strip() for part in text.splitlines() if part.strip()), "unknown error")
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+def _torch_reason(message: str) -> str:
+    """The unpickler's own words inside torch's multi-paragraph weights-only message."""
+    core = message.split("Check the documentation of torch.load")[0].strip()
+    if "WeightsUnpickler error:" in core:
+        core = core.rsplit("WeightsUnpickler error:", 1)[1]
+    elif core.startswith("Weights only load failed"):
+        core = core.rsplit("\n\n", 1)[-1]
+    return next((line.strip() for line in core.splitlines() if line.strip()), "unknown error")
 
 
-def _refused_global(message: str) -> str | None:
+def _refused_global(reason: str) -> str | None:
     for pattern in REFUSAL_PATTERNS:
-        found = pattern.search(message)
+        found = pattern.search(reason)
         if found:
             return found.group(1).rstrip(".,;:")
     return None
+
+
+def _shortened(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -87,13 +92,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except MemoryError:
         raise
     except Exception as exc:  # torch raises many types for damaged files; all are bad input here
-        message = str(exc)
-        refused = _refused_global(message) if "WeightsUnpickler error" in message else None
+        reason = _torch_reason(str(exc))
+        refused = _refused_global(reason) if isinstance(exc, pickle.UnpicklingError) else None
         if refused:
             raise BadInput(f"{path}: refused to load: the checkpoint needs {refused}, which is not plain "
                            f"data (only tensors, numbers, strings, containers and numpy scalars load)") from None
-        reason = message.split("WeightsUnpickler error:")[-1]
-        raise BadInput(f"{path}: not a readable PyTorch checkpoint ({_first_line(reason)})") from None
+        raise BadInput(f"{path}: not a readable PyTorch checkpoint ({_shortened(reason)})") from None
     if not isinstance(data, Mapping):
         raise BadInput(f"{path}: expected a checkpoint dict, found {type(data).__name__}")
     return dict(data)
@@ -138,10 +142,10 @@ def _listing(keys: list[str]) -> str:
 
 def state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
     """What keeps `found` from loading where `expected` is: missing, unexpected keys and shapes."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
+    missing = [key for key in expected if key not in found]  # in model order
+    unexpected = [key for key in found if key not in expected]
     shapes = [f"{key} is {tuple(found[key].shape)}, model expects {tuple(expected[key].shape)}"
-              for key in sorted(set(expected) & set(found)) if found[key].shape != expected[key].shape]
+              for key in expected if key in found and found[key].shape != expected[key].shape]
     problems = ([f"missing {_listing(missing)}"] if missing else []) + \
                ([f"unexpected {_listing(unexpected)}"] if unexpected else []) + shapes[:MAX_KEYS_SHOWN]
     return "; ".join(problems) or None

@@ -135,6 +135,9 @@ def initialise_netvlad(model: VPRModel, images: Iterable[torch.Tensor], out_path
         return out_path
 
     started = time.monotonic()
+    if model.whiten is not None:
+        LOG.info("%s: dropping PCA-whitening fitted to the previous NetVLAD parameters", model.name)
+        model.set_whitening(None)
     was_training = model.training
     model.eval()
     features, used = sample_local_features(model, images, max_features, features_per_image, seed)

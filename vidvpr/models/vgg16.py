@@ -31,6 +31,7 @@ def vgg16_features() -> nn.Sequential:
 def vgg16_netvlad_encoder() -> nn.Sequential:
     """VGG16 cut where pytorch-NetVlad cuts it: without the last ReLU and max-pool.
 
-    Output: conv5_3 before its ReLU, 512 channels at stride 16 (keys ``0.weight`` .. ``28.bias``).
+    Output: conv5_3 before its ReLU, 512 channels at stride 16 (keys ``0.weight`` .. ``28.bias``);
+    inputs need H, W >= 16 (four 2×2 max-pools).
     """
     return nn.Sequential(*list(vgg16_features().children())[:-2])
