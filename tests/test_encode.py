@@ -536,9 +536,13 @@ def test_a_file_that_is_not_a_video_is_rejected(tmp_path: Path) -> None:
         encode_grid([fake], tmp_path / "out", small_config())
 
 
-def test_disk_full_during_an_encode_is_an_output_error_and_leaves_nothing(views: list[Path], tmp_path: Path) -> None:
+def test_disk_full_during_an_encode_is_an_output_error_and_leaves_nothing(views: list[Path], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr.core import atomic
+
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full")
+    monkeypatch.setattr(atomic, "_owner_tag", lambda: "thishost-1-0")  # a predictable temporary name
     video = tmp_path / "room" / "yaw000_pitch+00" / "64x36" / "qp40.mp4"
     video.parent.mkdir(parents=True)
     partial_path(video).symlink_to("/dev/full")  # ffmpeg writes the cell there and gets ENOSPC
@@ -604,3 +608,63 @@ def test_cli_json_summary_lists_the_table_and_rows(views: list[Path], tmp_path: 
     summary = json.loads(result.stdout)
     assert Path(summary["table"]).exists() and Path(summary["plot"]).exists()
     assert [row["qp"] for row in summary["rows"]] == [40] and summary["rows"][0]["vmaf"] is None
+
+
+# --- defects found by review, each pinned ----------------------------------------------------
+
+def test_the_table_describes_every_cell_under_out_across_runs(views: list[Path], tmp_path: Path) -> None:
+    """One cluster job per recording writes into the same --out: the table holds them all."""
+    other = tmp_path / "views" / "other" / views[0].name
+    other.parent.mkdir(parents=True)
+    shutil.copyfile(views[0], other)
+    shutil.copyfile(views[0].with_suffix(".json"), other.with_suffix(".json"))
+    config = small_config(qps=(35,), resolutions=parse_resolutions("64x36"), vmaf=False)
+    encode_grid(views[:1], tmp_path / "out", config)
+    result = encode_grid([other], tmp_path / "out", config)
+    assert sorted({row["recording"] for row in result.rows}) == ["other", "room"]
+    with open(result.table, newline="") as handle:
+        assert sorted(row["recording"] for row in csv.DictReader(handle)) == ["other", "room"]
+    assert len(json.loads(result.table_json.read_text())["rows"]) == 2
+
+
+def test_a_cell_too_small_for_vmaf_is_measured_without_it(views: list[Path], tmp_path: Path) -> None:
+    ffmpeg = find_ffmpeg()
+    if not ffmpeg.has_vmaf:
+        pytest.skip("this ffmpeg has no libvmaf")
+    result = encode_grid(views[:1], tmp_path, small_config(qps=(30,), resolutions=parse_resolutions("28x16,64x36")))
+    by_size = {row["height"]: row for row in result.rows}
+    assert by_size[16]["vmaf"] is None and by_size[16]["psnr_y"] is not None and by_size[36]["vmaf"] is not None
+    sidecar = json.loads((tmp_path / "room" / "yaw000_pitch+00" / "28x16" / "qp30.json").read_text())
+    assert "cannot measure" in sidecar["metrics"]["vmaf_note"]
+    assert encode_grid(views[:1], tmp_path, small_config(qps=(30,), resolutions=parse_resolutions("28x16"))).skipped
+
+
+def test_another_tools_json_list_beside_an_input_is_not_a_sidecar(views: list[Path], tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(views[0], clip)
+    clip.with_suffix(".json").write_text('[{"tool": "someone else\'s"}]')
+    with caplog.at_level("WARNING"):
+        plan = plan_encode([clip], tmp_path / "out", small_config())
+    assert plan and "not a view video made by `vidvpr slice`" in caplog.text
+
+
+def test_a_relative_ffmpeg_path_is_resolved_where_it_was_given(views: list[Path], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ffmpeg").symlink_to(find_ffmpeg().path)
+    monkeypatch.chdir(tmp_path)
+    info = find_ffmpeg("./tools/ffmpeg")
+    assert Path(info.path).is_absolute() and Path(info.path).parent == tools
+    monkeypatch.chdir(views[0].parent)  # the grid runs ffmpeg from scratch folders
+    result = encode_grid(views[:1], tmp_path / "out", small_config(qps=(40,), resolutions=parse_resolutions("64x36"),
+                                                                     vmaf=False), ffmpeg=info)
+    assert len(result.encoded) == 1
+
+
+def test_ffmpeg_killed_by_a_signal_is_reported_as_a_crash() -> None:
+    from vidvpr.media.ffmpeg import process_failure
+
+    error = process_failure("measuring room/yaw000", -11, "")
+    assert isinstance(error, ProcessFailed) and "ffmpeg crashed (SIGSEGV)" in str(error)

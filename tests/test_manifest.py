@@ -715,3 +715,117 @@ def test_cli_garbage_gives_one_line_errors(tmp_path, dataset):
         assert result.returncode in (2, 4), (args, result.stderr)
         assert result.stderr.startswith("vidvpr: error: ") and message in result.stderr, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- defects found by review, each pinned
+
+
+def test_two_runs_with_different_options_on_one_out_leave_one_whole_manifest(tmp_path, dataset):
+    """Started together, `--radius 60` and `--radius 5` leave one run's four files, never a mix."""
+    import threading
+
+    out = tmp_path / "m"
+    definition = load_definition(dataset)
+    errors = []
+
+    def run(radius):
+        try:
+            for _ in range(3):
+                build_manifest(with_overrides(definition, radius_m=radius), out, force=True)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(radius,)) for radius in (60.0, 0.2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    meta = json.loads((out / "manifest.json").read_text())
+    positives = json.loads((out / "positives.json").read_text())
+    assert positives["radius_m"] == meta["parameters"]["radius_m"]
+    counts = {r["id"]: int(r["num_positives"]) for r in read_csv(out / "query.csv")}
+    assert counts == {qid: len(ids) for qid, ids in positives["positives"].items()}
+    assert sorted(p.name for p in out.iterdir()) == ["database.csv", "manifest.json", "positives.json", "query.csv"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_manifest_records_the_hashes_of_what_it_wrote(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "m")
+    (tmp_path / "m" / "query.csv").write_text("tampered\n")
+    assert not build_manifest(load_definition(dataset), tmp_path / "m").skipped  # not vouched for, so rebuilt
+    meta = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    from vidvpr.core.provenance import sha256_file
+
+    assert meta["outputs"]["query.csv"]["hash"] == sha256_file(tmp_path / "m" / "query.csv")
+
+
+def test_a_damaged_manifest_json_in_out_is_rebuilt(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "m")
+    (tmp_path / "m" / "manifest.json").write_text("[1, 2, 3]")
+    assert not build_manifest(load_definition(dataset), tmp_path / "m").skipped
+    assert load_manifest(tmp_path / "m").queries
+
+
+def test_a_manifest_json_holding_a_list_is_one_line_bad_input(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "m")
+    (tmp_path / "m" / "manifest.json").write_text('["not", "an", "object"]')
+    with pytest.raises(BadInput, match=r"manifest.json: expected a JSON object \(vidvpr manifest\), found list"):
+        load_manifest(tmp_path / "m")
+    result = run_cli("export", str(tmp_path / "m"), "--out", str(tmp_path / "e"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "found list" in result.stderr
+
+
+def test_a_stray_json_file_in_a_views_folder_is_left_out(tmp_path, dataset, caplog):
+    (dataset.parent / "views" / "qwalk" / "notes.json").write_text('["someone", "else\'s"]')
+    with caplog.at_level(logging.WARNING):
+        summary = build_manifest(load_definition(dataset), tmp_path / "m")
+    assert summary.rows["query"] == 14 and "notes.json: not a vidvpr slice sidecar; left out" in caplog.text
+
+
+def test_a_sidecar_of_an_older_slicer_asks_for_a_reslice(tmp_path, dataset):
+    sidecar = dataset.parent / "views" / "qwalk" / "yaw090_pitch+00.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "schema": "vidvpr.slice/1"}))
+    with pytest.raises(BadInput, match="made by another vidvpr version.*re-run vidvpr slice"):
+        build_manifest(load_definition(dataset), tmp_path / "m")
+
+
+def test_a_stray_quote_in_query_csv_is_one_line_bad_input(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "m")
+    path = tmp_path / "m" / "query.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",", ',"', 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInput, match=r"query.csv: line \d+") as info:
+        load_manifest(tmp_path / "m")
+    assert "\n" not in str(info.value)
+
+
+def test_a_view_sidecar_symlinked_outside_the_root_is_refused(tmp_path, dataset):
+    sidecar = dataset.parent / "views" / "qwalk" / "yaw090_pitch+00.json"
+    outside = tmp_path / "outside.json"
+    outside.write_text(sidecar.read_text())
+    sidecar.unlink()
+    sidecar.symlink_to(outside)
+    with pytest.raises(BadInput, match="view sidecar .* leads outside the dataset root"):
+        build_manifest(load_definition(dataset), tmp_path / "m")
+
+
+def test_local_trajectories_of_different_formats_need_a_declared_shared_frame(tmp_path, sliced_views):
+    tum = "0 0 0 0 0 0 0 1\n0.4 2.5 3 0 0 0 0 1\n"
+    definition = make_dataset(tmp_path / "ds", sliced_views, query_traj=tum)
+    text = definition.read_text().replace('"traj/qwalk.csv"', '{ path = "traj/qwalk.csv", format = "tum" }')
+    definition.write_text(text)
+    with pytest.raises(BadInput, match="local metric frame \\(tum\\).*shared_local_frame = true") as info:
+        build_manifest(load_definition(definition), tmp_path / "m")
+    assert "UTM" not in str(info.value)
+    definition.write_text(text.replace('name = "tiny"', 'name = "tiny"\nshared_local_frame = true'))
+    assert build_manifest(load_definition(definition), tmp_path / "m").rows["query"] > 0
+
+
+def test_a_failed_run_leaves_no_empty_out_folder(tmp_path, dataset):
+    (dataset.parent / "views" / "qwalk" / "yaw090_pitch+00.mp4").unlink()
+    result = run_cli("manifest", str(dataset), "--out", str(tmp_path / "new" / "m"))
+    assert result.returncode == 2 and not (tmp_path / "new").exists()
+    result = run_cli("export", str(tmp_path / "nothing"), "--out", str(tmp_path / "e"))
+    assert result.returncode == 2 and not (tmp_path / "e").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
@@ -28,8 +29,12 @@ def host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname() or "host")[:40] or "host"
 
 
+_UNIQUE = itertools.count()
+
+
 def _owner_tag() -> str:
-    return f"{host_tag()}-{os.getpid()}"
+    """'<host>-<pid>-<n>': whose temporary file this is, unique even between threads of one process."""
+    return f"{host_tag()}-{os.getpid()}-{next(_UNIQUE)}"
 
 
 def partial_path(final: Path) -> Path:
@@ -45,9 +50,14 @@ def partial_dir(final: Path) -> Path:
 
 
 def _dead_on_this_host(owner: str) -> bool:
-    """True for '<host>-<pid>' naming this host and a process that no longer exists."""
-    host, sep, pid = owner.rpartition("-")
-    return bool(sep) and host == host_tag() and pid.isdigit() and not process_alive(int(pid))
+    """True for '<host>-<pid>[-<n>]' naming this host and a process that no longer exists."""
+    parts = owner.split("-")
+    if len(parts) == 3 and parts[2].isdigit():
+        parts = parts[:2]
+    if len(parts) != 2:
+        return False
+    host, pid = parts
+    return host == host_tag() and pid.isdigit() and not process_alive(int(pid))
 
 
 def remove_stale_partials(final: Path) -> int:
@@ -157,18 +167,17 @@ def ensure_writable_dir(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def created_dir(path: Path) -> Iterator[Path]:
-    """`ensure_writable_dir`, removing the folder again if this call created it and the block fails
-    before anything was written into it (a failed run leaves no empty --out behind)."""
-    path = Path(path)
-    existed = path.exists()
-    ensure_writable_dir(path)
+def removing_new_dirs(path: Path) -> Iterator[None]:
+    """Inside the block `path` and any missing parents may be created; if the block fails, those
+    that were created and are still empty are removed (a failed run leaves no empty --out behind)."""
+    path = Path(path).absolute()
+    new = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     try:
-        yield path
+        yield
     except BaseException:
-        if not existed:
+        for folder in new:
             with contextlib.suppress(OSError):
-                path.rmdir()  # only succeeds when empty
+                folder.rmdir()  # only succeeds when empty
         raise
 
 
@@ -187,7 +196,7 @@ def replace_dir(built: Path, final: Path, attempts: int = 20) -> None:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 error = output_error(final, exc)
                 raise (error or exc) from exc
-        aside = final.with_name(f".{final.name}.old-{_owner_tag()}-{attempt}")
+        aside = final.with_name(f".{final.name}.old-{_owner_tag()}")
         try:
             os.rename(final, aside)
         except FileNotFoundError:

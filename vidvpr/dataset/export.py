@@ -31,7 +31,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidvpr.core.atomic import ensure_writable_dir, output_error, partial_dir, remove_stale_partial_dirs, replace_dir
+from vidvpr.core.atomic import (
+    ensure_writable_dir,
+    output_error,
+    partial_dir,
+    remove_stale_partial_dirs,
+    removing_new_dirs,
+    replace_dir,
+)
 from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions, sha256_file
 from vidvpr.core.records import FileRecord, Record
@@ -199,6 +206,39 @@ def export_intact(out: Path, record: ExportRecord | None, phash: str) -> bool:
     return True
 
 
+def _write_images(out: Path, images_dir: Path, jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]],
+                  videos: dict[tuple[str, str], Path], jpeg_quality: int,
+                  on_image: Callable[[int], None] | None) -> dict[str, dict[str, int]]:
+    """Decode each video once and write its rows' frames, building the tree under a temporary
+    name and putting it in place of `images_dir` in one rename; the size of every image written."""
+    remove_stale_partial_dirs(images_dir)
+    tmp = partial_dir(images_dir)
+    written: dict[str, dict[str, int]] = {folder: {} for folder in SPLIT_DIRS.values()}
+    try:
+        for folder in SPLIT_DIRS.values():
+            (tmp / Path(folder).relative_to(IMAGES_DIR)).mkdir(parents=True, exist_ok=True)
+        for key, rows in jobs.items():
+            by_frame: dict[int, list[tuple[str, ManifestRow]]] = {}
+            for frame, split, row in rows:
+                by_frame.setdefault(frame, []).append((split, row))
+            for index, rgb in decode_selected(videos[key], sorted(by_frame)):
+                for split, row in by_frame[index]:
+                    name = row_filename(row)
+                    target = tmp / Path(SPLIT_DIRS[split]).relative_to(IMAGES_DIR) / name
+                    written[SPLIT_DIRS[split]][name] = _write_jpeg(target, rgb, jpeg_quality)
+                    if on_image:
+                        on_image(1)
+        (out / EXPORT_FILE).unlink(missing_ok=True)  # the old record must not vouch for the new images
+        replace_dir(tmp, images_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = output_error(images_dir, exc)
+        if error is not None:
+            raise error from exc
+        raise
+    return written
+
+
 def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConfig,
                on_image: Callable[[int], None] | None = None) -> ExportResult:
     """Write ``OUT/images/test/{database,queries}/*.jpg`` and ``OUT/export.json`` from a manifest.
@@ -239,32 +279,10 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
     if images_dir.exists() and previous is not None and previous.params_hash != phash and not config.force:
         raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {EXPORT_FILE}); "
                           "pass --force to replace it")
-    ensure_writable_dir(out)
-    remove_stale_partial_dirs(images_dir)
-    tmp = partial_dir(images_dir)
-    written: dict[str, dict[str, int]] = {folder: {} for folder in SPLIT_DIRS.values()}
-    try:
-        for folder in SPLIT_DIRS.values():
-            (tmp / Path(folder).relative_to(IMAGES_DIR)).mkdir(parents=True, exist_ok=True)
-        for key, rows in jobs.items():
-            by_frame: dict[int, list[tuple[str, ManifestRow]]] = {}
-            for frame, split, row in rows:
-                by_frame.setdefault(frame, []).append((split, row))
-            for index, rgb in decode_selected(videos[key][0], sorted(by_frame)):
-                for split, row in by_frame[index]:
-                    name = row_filename(row)
-                    target = tmp / Path(SPLIT_DIRS[split]).relative_to(IMAGES_DIR) / name
-                    written[SPLIT_DIRS[split]][name] = _write_jpeg(target, rgb, config.jpeg_quality)
-                    if on_image:
-                        on_image(1)
-        (out / EXPORT_FILE).unlink(missing_ok=True)  # the old record must not vouch for the new images
-        replace_dir(tmp, images_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        error = output_error(images_dir, exc)
-        if error is not None:
-            raise error from exc
-        raise
+    with removing_new_dirs(out):
+        ensure_writable_dir(out)
+        written = _write_images(out, images_dir, jobs, {key: path for key, (path, _) in videos.items()},
+                                config.jpeg_quality, on_image)
     ExportRecord(
         manifest={"path": str(manifest.directory.resolve()), "files": params["manifest"],
                   "hash": sha256_file(manifest.directory / MANIFEST_FILE)},

@@ -32,6 +32,7 @@ from vidvpr.core.atomic import (
     output_error,
     partial_dir,
     remove_stale_partial_dirs,
+    removing_new_dirs,
     replace_dir,
 )
 from vidvpr.core.errors import BadInput, OutputError
@@ -108,7 +109,7 @@ def _is_view_sidecar(path: Path) -> bool:
     try:
         data = read_json_object(path, "view sidecar")
     except BadInput as exc:
-        LOG.warning("%s; left out", exc)
+        LOG.warning("%s: not a vidvpr slice sidecar; left out (%s)", path, str(exc).removeprefix(f"{path}: "))
         return False
     schema = str(data.get("schema", ""))
     if schema.startswith("vidvpr.slice/") and schema != SliceSidecar.SCHEMA:
@@ -376,7 +377,13 @@ def build_manifest(
 def _write_folder(out: Path, rows: dict[str, list[ManifestRow]], positives: PositivesFile,
                   manifest: Callable[[dict[str, FileRecord]], ManifestRecord]) -> None:
     """Build the folder under a temporary name, then put it in place of `out` in one rename."""
-    ensure_writable_dir(out.parent)
+    with removing_new_dirs(out.parent):
+        ensure_writable_dir(out.parent)
+        _swap_in_folder(out, rows, positives, manifest)
+
+
+def _swap_in_folder(out: Path, rows: dict[str, list[ManifestRow]], positives: PositivesFile,
+                    manifest: Callable[[dict[str, FileRecord]], ManifestRecord]) -> None:
     remove_stale_partial_dirs(out)
     tmp = partial_dir(out)
     try:

@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vidvpr.core.atomic import atomic_output, ensure_writable_dir
+from vidvpr.core.atomic import atomic_output, ensure_writable_dir, removing_new_dirs
 from vidvpr.core.errors import BadInput, ProcessFailed, ToolMissing
 from vidvpr.core.provenance import command_line, runtime_versions
 from vidvpr.core.sidecars import CellOutputRecord, CellSidecar, CellTimestamps, EncodeProcessRecord, FrameQpRecord, ProcessRecord
@@ -117,7 +117,14 @@ def encode_grid(
         LOG.warning("%s has no libvmaf filter; the VMAF column stays empty", ffmpeg.path)
     want_vmaf = config.vmaf and ffmpeg.has_vmaf
     statuses = plan_encode(inputs, Path(out_dir), config, want_vmaf)  # all checks before anything is written
-    out_dir = ensure_writable_dir(Path(out_dir))
+    with removing_new_dirs(Path(out_dir)):
+        return _encode_statuses(statuses, ensure_writable_dir(Path(out_dir)), config, ffmpeg, want_vmaf, on_start,
+                                on_frames, on_status)
+
+
+def _encode_statuses(statuses: list[CellStatus], out_dir: Path, config: EncodeConfig, ffmpeg: FfmpegInfo,
+                     want_vmaf: bool, on_start: Callable[[int | None], None] | None,
+                     on_frames: Callable[[int], None] | None, on_status: Callable[[str], None] | None) -> EncodeResult:
     by_view: dict[Path, list[CellStatus]] = {}
     for status in statuses:
         by_view.setdefault(status.cell.source.path, []).append(status)

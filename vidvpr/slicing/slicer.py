@@ -24,7 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vidvpr.core.atomic import atomic_output, ensure_writable_dir
+from vidvpr.core.atomic import atomic_output, ensure_writable_dir, removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions, sha256_file
 from vidvpr.core.sidecars import (
@@ -172,12 +172,12 @@ def slice_video(
     if not todo:
         LOG.info("%s: all %d views already done, skipping", source, len(views))
         return [result for result in results if result is not None]
-    ensure_writable_dir(outputs[0][0].parent)
     if on_start:
         on_start(info)
     # one x264 per planned view, together filling the cores (a resumed run encodes like a whole one)
     threads = encoder_threads(len(views))
-    with opencv_threads(1):
+    with removing_new_dirs(outputs[0][0].parent), opencv_threads(1):
+        ensure_writable_dir(outputs[0][0].parent)
         written = _slice_frames(info, source_hash, [views[i] for i in todo], [outputs[i] for i in todo],
                                 [hashes[i] for i in todo], config, threads, on_frame)
     for i, result in zip(todo, written):
