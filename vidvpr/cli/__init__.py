@@ -50,11 +50,13 @@ def _register() -> None:
     from vidvpr.cli.demo import demo_group
     from vidvpr.cli.doctor import doctor
     from vidvpr.cli.encode import encode_command
+    from vidvpr.cli.evaluate import eval_command, models_command
     from vidvpr.cli.export import export_command
     from vidvpr.cli.manifest import manifest_command
     from vidvpr.cli.slice import slice_command
 
-    for command in (doctor, slice_command, encode_command, manifest_command, export_command, demo_group):
+    for command in (doctor, slice_command, encode_command, manifest_command, export_command, eval_command,
+                    models_command, demo_group):
         main.add_command(command)
 
 

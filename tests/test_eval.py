@@ -1,0 +1,220 @@
+"""Specification of `vidvpr eval`: descriptors (cached), search and Recall@N across the grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.test_export import encode_cells
+from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.cli import main
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.definition import load_definition
+from vidvpr.dataset.manifest import build_manifest, load_manifest
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.descriptors.extract import ForwardCounter, describe_video
+from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
+from vidvpr.models import load_model
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> tuple[Path, Path]:  # noqa: F811
+    """(manifest folder, encode folder) of the tiny two-recording dataset, cells 64x36 at QP 0 and 40."""
+    root = tmp_path_factory.mktemp("eval-ds")
+    definition = make_dataset(root / "ds", sliced_views, radius=2.5)
+    build_manifest(load_definition(definition), root / "ds" / "manifest")
+    enc = encode_cells(root / "ds" / "manifest", root / "ds" / "enc")
+    encode_cells(root / "ds" / "manifest", enc, qps=(40,))
+    return root / "ds" / "manifest", enc
+
+
+@pytest.fixture(scope="module")
+def evaluated(dataset: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
+    manifest, enc = dataset
+    out = tmp_path_factory.mktemp("eval")
+    return out, evaluate_grid(manifest, out, EvalConfig(enc_dir=enc, batch_size=8))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_results_have_one_row_per_model_cell_and_threshold_with_the_documented_columns(evaluated) -> None:
+    out, result = evaluated
+    rows = read_csv(out / "results.csv")
+    assert [row["cell"] for row in rows] == ["reference", "64x36/qp00", "64x36/qp40"]
+    for column in ("model", "protocol", "cell", "resolution", "width", "height", "qp", "kbps", "psnr_y", "ssim_y",
+                   "vmaf", "queries", "threshold_m", "recall@1", "recall@5", "recall@10", "recall@20", "predictions"):
+        assert column in rows[0], column
+    assert rows[0]["qp"] == "" and rows[0]["kbps"] == "" and rows[1]["qp"] == "0" and float(rows[1]["kbps"]) > 0
+    assert {row["protocol"] for row in rows} == {"same"} and {row["threshold_m"] for row in rows} == {"2.5"}
+    for row in rows:
+        recalls = [float(row[f"recall@{n}"]) for n in (1, 5, 10, 20)]
+        assert recalls == sorted(recalls) and 0 <= recalls[0] <= recalls[-1] <= 1
+
+
+def test_predictions_list_the_top_k_of_every_query_with_manifest_ids(evaluated, dataset) -> None:
+    out, result = evaluated
+    manifest = load_manifest(dataset[0])
+    rows = read_csv(out / result.rows[0].predictions)
+    assert list(rows[0]) == ["query_id", "rank", "database_id", "distance"]
+    by_query: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_query.setdefault(row["query_id"], []).append(row)
+    assert set(by_query) == {q.id for q in manifest.queries}
+    database_ids = {d.id for d in manifest.database}
+    for ranked in by_query.values():
+        assert [int(r["rank"]) for r in ranked] == list(range(1, len(ranked) + 1)) and len(ranked) == 20
+        assert all(r["database_id"] in database_ids for r in ranked)
+        distances = [float(r["distance"]) for r in ranked]
+        assert distances == sorted(distances)
+
+
+def test_recall_can_be_recomputed_from_the_predictions(evaluated, dataset) -> None:
+    out, result = evaluated
+    manifest = load_manifest(dataset[0])
+    positives = {q.id: {manifest.database[i].id for i in hits} for q, hits in zip(manifest.queries, manifest.positives)}
+    for row in result.rows:
+        hits = {}
+        for entry in read_csv(out / row.predictions):
+            if int(entry["rank"]) <= 5 and entry["database_id"] in positives[entry["query_id"]]:
+                hits[entry["query_id"]] = True
+        counted = [q for q, p in positives.items() if p]
+        assert row.recall[5] == pytest.approx(sum(q in hits for q in counted) / len(counted))
+        assert row.queries == len(counted) and row.excluded == len(positives) - len(counted)
+
+
+def test_recall_is_reported_per_view_direction(evaluated) -> None:
+    _, result = evaluated
+    assert set(result.rows[0].per_view) == {"yaw000_pitch+00", "yaw090_pitch+00"}
+
+
+def test_plots_of_recall_against_qp_and_bitrate_are_written(evaluated) -> None:
+    out, result = evaluated
+    assert sorted(p.name for p in result.plots) == ["recall_vs_kbps.png", "recall_vs_qp.png"]
+    assert all(p.stat().st_size > 10_000 for p in result.plots)
+
+
+def test_a_rerun_makes_no_forward_pass_and_gives_identical_results(evaluated, dataset) -> None:
+    out, first = evaluated
+    manifest, enc = dataset
+    again = evaluate_grid(manifest, out, EvalConfig(enc_dir=enc, batch_size=8))
+    assert again.forward_images == 0
+    assert [row.model_dump() for row in again.rows] == [row.model_dump() for row in first.rows]
+
+
+def test_the_offline_model_is_initialised_once_and_reused(evaluated) -> None:
+    out, _ = evaluated
+    checkpoints = sorted((out / "models").glob("*.pt"))
+    assert [p.name for p in checkpoints] == ["netvlad-efficientnet-lite0-netvlad-init.pt"]
+    sidecar = json.loads(checkpoints[0].with_suffix(".json").read_text())
+    assert sidecar["schema"] == "vidvpr.netvlad-init/1" and sidecar["images"] > 0
+
+
+def test_a_changed_model_or_video_is_never_served_from_the_cache(dataset, tmp_path: Path) -> None:
+    manifest = load_manifest(dataset[0])
+    row = manifest.database[0]
+    video = manifest.video_path(row)
+    cache = DescriptorCache(tmp_path / "cache")
+    model = load_model("netvlad-efficientnet-lite0", num_clusters=4)
+    counter = ForwardCounter()
+    first = describe_video(model, video, [0, 3], cache, counter=counter)
+    assert counter.images == 2 and describe_video(model, video, [0, 3], cache, counter=counter).tolist() == first.tolist()
+    assert counter.images == 2  # served from the cache
+    other = load_model("netvlad-efficientnet-lite0", num_clusters=8)
+    describe_video(other, video, [0, 3], cache, counter=counter)
+    assert counter.images == 4  # another model: computed
+    copy = tmp_path / "copy.mp4"
+    shutil.copyfile(video, copy)
+    with open(copy, "ab") as handle:
+        handle.write(b"\0" * 16)  # other bytes: another content hash
+    describe_video(model, copy, [0, 3], cache, counter=counter)
+    assert counter.images == 6
+
+
+def test_the_reference_protocol_searches_compressed_queries_in_the_clean_map(dataset, tmp_path: Path) -> None:
+    manifest, enc = dataset
+    result = evaluate_grid(manifest, tmp_path, EvalConfig(enc_dir=enc, protocol="reference", cells=("64x36/qp40",),
+                                                          batch_size=8))
+    assert [row.cell for row in result.rows] == ["64x36/qp40"] and result.rows[0].protocol == "reference"
+    assert "reference" in result.rows[0].predictions
+
+
+def test_smaller_thresholds_count_fewer_positives(dataset, tmp_path: Path) -> None:
+    result = evaluate_grid(dataset[0], tmp_path, EvalConfig(thresholds_m=(2.0, 2.5), batch_size=8))
+    by_threshold = {row.threshold_m: row for row in result.rows}
+    assert by_threshold[2.0].queries < by_threshold[2.5].queries
+
+
+def test_no_positive_at_a_threshold_is_one_line_bad_input(dataset, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no query has a positive within 0.01 m"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(thresholds_m=(0.01,)))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (EvalConfig(models=("resnet",)), "Unknown model 'resnet'"),
+    (EvalConfig(models=("netvlad-vgg16",)), "netvlad-vgg16 needs weights"),
+    (EvalConfig(thresholds_m=(30.0,)), "exceeds the manifest's positive radius"),
+    (EvalConfig(protocol="mixed"), "Unknown --database 'mixed'"),
+    (EvalConfig(cells=("64x36/qp07",)), "--cells names encoded cells"),
+    (EvalConfig(device="cuda"), "no CUDA GPU"),
+])
+def test_bad_options_are_one_line_errors_and_write_nothing(dataset, tmp_path: Path, config, message) -> None:
+    with pytest.raises(BadInput, match=message):
+        evaluate_grid(dataset[0], tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_missing_for_one_view_is_named(dataset, tmp_path: Path) -> None:
+    manifest, enc = dataset
+    partial = tmp_path / "enc"
+    shutil.copytree(enc, partial)
+    shutil.rmtree(partial / "qwalk" / "yaw090_pitch+00" / "64x36")
+    with pytest.raises(BadInput, match="cell 64x36/qp00 is missing for view qwalk/yaw090_pitch\\+00"):
+        evaluate_grid(manifest, tmp_path / "out", EvalConfig(enc_dir=partial))
+    assert not (tmp_path / "out").exists()
+
+
+def test_incompatible_weights_name_the_offending_keys(dataset, tmp_path: Path) -> None:
+    import torch
+
+    bogus = tmp_path / "bogus.pth.tar"
+    torch.save({"state_dict": {"encoder.0.weight": torch.zeros(3, 3), "pool.centroids": torch.zeros(4, 7)}}, bogus)
+    with pytest.raises(BadInput, match="bogus.pth.tar: weights do not fit"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(models=(f"netvlad-vgg16:{bogus}",)))
+
+
+def test_manifest_frames_beyond_a_videos_end_are_bad_input(dataset, tmp_path: Path) -> None:
+    manifest_dir = tmp_path / "manifest"
+    shutil.copytree(dataset[0], manifest_dir)
+    meta = json.loads((manifest_dir / "manifest.json").read_text())
+    meta["root"] = str(load_manifest(dataset[0]).root)
+    (manifest_dir / "manifest.json").write_text(json.dumps(meta))
+    path = manifest_dir / "database.csv"
+    text = path.read_text().replace("dbwalk/yaw000_pitch+00/000011,database,dbwalk,yaw000_pitch+00,0.0,0.0,90.0,11,",
+                                    "dbwalk/yaw000_pitch+00/000099,database,dbwalk,yaw000_pitch+00,0.0,0.0,90.0,99,")
+    assert "000099" in text
+    path.write_text(text)
+    positives = manifest_dir / "positives.json"
+    positives.write_text(positives.read_text().replace("dbwalk/yaw000_pitch+00/000011", "dbwalk/yaw000_pitch+00/000099"))
+    with pytest.raises(BadInput, match="frame 99 is needed"):
+        evaluate_grid(manifest_dir, tmp_path / "out", EvalConfig(batch_size=8))
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_cli_prints_the_recall_table_and_writes_results(dataset, tmp_path: Path) -> None:
+    manifest, enc = dataset
+    result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(tmp_path / "e"),
+                                       "--cells", "reference,64x36/qp40", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert "recall@1 at 2.5 m (same protocol)" in result.stdout and "64x36" in result.stdout
+    result = CliRunner().invoke(main, ["eval", str(manifest), "--out", str(tmp_path / "x"), "--model", "nope"])
+    assert result.exit_code == 2 and result.stderr.startswith("vidvpr: error: Unknown model 'nope'")

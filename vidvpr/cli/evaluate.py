@@ -1,0 +1,94 @@
+"""`vidvpr eval` and `vidvpr models`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.evaluate.grid import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
+
+DEFAULTS = EvalConfig()
+
+
+def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
+
+
+@click.command("eval")
+@click.argument("manifest_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder: results.csv/.json, predictions/, plots, descriptors/ (the cache), models/.")
+@click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
+              help="Encode grid folder (vidvpr encode --out) [default: evaluate the reference views only].")
+@click.option("--model", "models", multiple=True, default=(DEFAULT_MODEL,), metavar="NAME[:WEIGHTS]",
+              help="Model, optionally with a checkpoint (repeatable; see `vidvpr models`).")
+@click.option("--database", "protocol", default=DEFAULTS.protocol, type=click.Choice(PROTOCOLS),
+              help="same: database and queries from the same cell; reference: a clean map queried by compressed video.")
+@click.option("--input-size", default=DEFAULTS.input_size, type=click.Choice(INPUT_SIZES),
+              help="Feed frames at the cell's own size, or upsampled back to the view's.")
+@click.option("--cells", default=None, metavar="CELL,...",
+              help="Evaluate only these cells, e.g. reference,360p/qp40 [default: all].")
+@click.option("--recall-at", default=",".join(map(str, DEFAULTS.recall_at)), help="Recall@N for these N.")
+@click.option("--threshold", "thresholds", default=None, metavar="METRES,...",
+              help="Distance thresholds (m), at most the manifest's radius [default: the manifest's radius].")
+@click.option("--index", default=None, help="faiss index factory string, e.g. IVF1024,PQ64 [default: exact L2].")
+@click.option("--batch-size", default=DEFAULTS.batch_size, type=int, help="Images per forward pass.")
+@click.option("--device", default=DEFAULTS.device, help="cpu, cuda or mps (mixed precision on cuda).")
+@click.option("--pca-dim", type=int, default=None, help="PCA-whiten descriptors to this size, fitted on the database.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="Descriptor cache folder, shareable between evaluations [default: OUT/descriptors].")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset root [default: the manifest's].")
+@click.option("--save-preds", type=int, default=0, help="Write a strip of N queries and their top 5 per cell.")
+@output_options
+@handle_errors
+def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models: tuple[str, ...], protocol: str,
+                 input_size: str, cells: str | None, recall_at: str, thresholds: str | None, index: str | None,
+                 batch_size: int, device: str, pca_dim: int | None, cache_dir: Path | None, root: Path | None,
+                 save_preds: int, quiet: bool, as_json: bool) -> None:
+    """Recall@N of place recognition across the encode grid: one row per model × cell × threshold,
+    with predictions, plots of recall against QP and bitrate, and a printed table."""
+    from vidvpr.cli.common import parse_names
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.evaluate.grid import evaluate_grid
+    from vidvpr.evaluate.results import recall_table
+
+    config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
+                        cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at") or (),
+                        thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
+                        device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds)
+    with progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
+        result = evaluate_grid(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
+                               on_images=bar.update, on_status=bar.set_description)
+    if as_json:
+        emit_json({"results": str(result.results_csv), "results_json": str(result.results_json),
+                   "plots": [str(p) for p in result.plots], "forward_images": result.forward_images,
+                   "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows]})
+    elif not quiet:
+        for line in recall_table(result.rows):
+            click.echo(line)
+        click.echo(f"results {result.results_csv}; plots {', '.join(str(p) for p in result.plots) or 'none'}; "
+                   f"{result.forward_images} images through the models, descriptor cache "
+                   f"{result.cache_bytes / 1e6:.1f} MB", err=True)
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@handle_errors
+def models_command(as_json: bool) -> None:
+    """List the models vidvpr can load: name, descriptor size, where the weights come from."""
+    from vidvpr.models import list_models
+
+    infos = list_models()
+    if as_json:
+        emit_json([info.model_dump() for info in infos])
+        return
+    for info in infos:
+        click.echo(f"{info.name:30} {info.descriptor_dim:6d}-D  {info.description}")
+        click.echo(f"{'':30} weights: {info.weights}")

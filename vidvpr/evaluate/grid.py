@@ -1,0 +1,268 @@
+"""`vidvpr eval`: place recognition across the encode grid — Recall@N for each model and cell.
+
+For every model and cell (the reference views, then each encoded cell), the descriptors of the
+manifest's database and query frames are computed (or read from the descriptor cache), the
+queries are searched in the database with faiss, and Recall@N is counted at each distance
+threshold, overall and per view direction. Two protocols:
+
+* ``same`` (default; LoQI-VPR's, after Tomita et al.): database and queries come from the same
+  cell, so compression levels never mismatch and the map costs what the queries cost;
+* ``reference``: the map is the reference views, queried by compressed video (the streaming case).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import command_line, runtime_versions, sha256_file
+from vidvpr.dataset.manifest import Manifest, load_manifest
+from vidvpr.dataset.records import DATA_FILES, ManifestRow
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device
+from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
+from vidvpr.evaluate.models import ModelChoice, parse_model_choice, prepare_model
+from vidvpr.evaluate.plots import plot_recall
+from vidvpr.evaluate.recall import DEFAULT_NS, filter_positives_by_distance, first_positive_rank, recall_at_n
+from vidvpr.evaluate.results import (
+    RESULTS_CSV,
+    RESULTS_JSON,
+    EvalResults,
+    EvalRow,
+    predictions_path,
+    write_predictions,
+    write_results_csv,
+)
+from vidvpr.evaluate.search import build_index, search
+from vidvpr.media.probe import probe_video
+from vidvpr.models.initialise import model_versions
+from vidvpr.models.model import VPRModel
+
+LOG = logging.getLogger(__name__)
+
+PROTOCOLS = ("same", "reference")
+INPUT_SIZES = ("cell", "reference")
+DEFAULT_MODEL = "netvlad-efficientnet-lite0"
+CACHE_DIR = "descriptors"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Every `vidvpr eval` option, with its default written once."""
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    enc_dir: Path | None = None  # None: the reference views only
+    protocol: str = "same"
+    input_size: str = "cell"
+    cells: tuple[str, ...] | None = None  # None: every cell (and the reference)
+    recall_at: tuple[int, ...] = DEFAULT_NS
+    thresholds_m: tuple[float, ...] | None = None  # None: the manifest's radius
+    index: str | None = None  # faiss factory string; None: exact L2
+    batch_size: int = 16
+    device: str = "cpu"
+    pca_dim: int | None = None
+    cache_dir: Path | None = None  # None: EVAL/descriptors
+    root: Path | None = None
+    save_preds: int = 0  # query strips per cell
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate_grid` wrote."""
+
+    rows: list[EvalRow]
+    results_csv: Path
+    results_json: Path
+    plots: list[Path]
+    forward_images: int
+    cache_bytes: int
+    strips: list[Path] = field(default_factory=list)
+
+
+def validate_config(config: EvalConfig) -> None:
+    if config.protocol not in PROTOCOLS:
+        raise BadInput(f"Unknown --database '{config.protocol}'. Use {' or '.join(PROTOCOLS)}.")
+    if config.input_size not in INPUT_SIZES:
+        raise BadInput(f"Unknown --input-size '{config.input_size}'. Use {' or '.join(INPUT_SIZES)}.")
+    if not config.models:
+        raise BadInput("give at least one --model")
+    if not config.recall_at or any(n < 1 for n in config.recall_at):
+        raise BadInput(f"--recall-at takes positive integers, got {list(config.recall_at)}")
+    if config.thresholds_m is not None and (not config.thresholds_m or any(not t > 0 for t in config.thresholds_m)):
+        raise BadInput(f"--threshold takes positive distances in metres, got {list(config.thresholds_m)}")
+    if config.batch_size < 1:
+        raise BadInput(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.pca_dim is not None and config.pca_dim < 1:
+        raise BadInput(f"--pca-dim must be at least 1, got {config.pca_dim}")
+    if config.save_preds < 0:
+        raise BadInput(f"--save-preds must not be negative, got {config.save_preds}")
+    if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
+        raise BadInput("--cells names encoded cells: give --enc with the encode folder")
+
+
+def _thresholds(config: EvalConfig, manifest: Manifest) -> list[float]:
+    radius = float(manifest.meta.parameters["radius_m"])
+    thresholds = sorted(set(config.thresholds_m or (radius,)))
+    too_far = [t for t in thresholds if t > radius + 1e-9]
+    if too_far:
+        raise BadInput(f"--threshold {too_far[0]:g} m exceeds the manifest's positive radius ({radius:g} m); "
+                       "rebuild the manifest with a larger --radius")
+    return thresholds
+
+
+def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
+    cells = []
+    if config.cells is None or "reference" in config.cells:
+        cells.append(reference_cell(manifest))
+    if config.enc_dir is not None and (config.cells is None or any(c != "reference" for c in config.cells)):
+        cells.extend(encoded_cells(manifest, config.enc_dir, list(config.cells) if config.cells else None))
+    return cells
+
+
+def describe_rows(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell,
+                  cache: DescriptorCache, config: EvalConfig, device: torch.device, counter: ForwardCounter,
+                  on_images: Callable[[int], None] | None) -> np.ndarray:
+    """Descriptors of `rows` (in order) taken from `cell`'s videos, each video decoded once."""
+    by_video: dict[tuple[str, str], list[int]] = {}
+    for i, row in enumerate(rows):
+        by_video.setdefault((row.recording, row.view), []).append(i)
+    out = np.empty((len(rows), model.descriptor_dim), np.float32)
+    for key, members in by_video.items():
+        video, record = cell.videos[key]
+        size = None
+        if config.input_size == "reference" and not cell.is_reference:
+            info = probe_video(reference.videos[key][0])  # frames go in at the view's own size
+            size = (info.width, info.height)
+        frames = [rows[i].frame for i in members]
+        out[members] = describe_video(model, video, frames, cache, record, config.batch_size, device, size,
+                                      counter, on_images)
+    return out
+
+
+def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int]) -> dict[str, dict[int, float]]:
+    """Recall@N per view direction over the counted queries (views with none counted are left out)."""
+    out = {}
+    labels = np.asarray(views, dtype=object)
+    for view in sorted(set(views)):
+        mine = ranks[(labels == view) & (ranks >= 0)]
+        if mine.size:
+            out[view] = {n: round(float(np.mean((mine > 0) & (mine <= n))), 6) for n in ns}
+    return out
+
+
+def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
+                  on_start: Callable[[int], None] | None = None,
+                  on_images: Callable[[int], None] | None = None,
+                  on_status: Callable[[str], None] | None = None) -> EvalResult:
+    """Recall@N of every model on every cell of the grid; results, predictions and plots in `out_dir`."""
+    started = time.perf_counter()
+    validate_config(config)
+    manifest = load_manifest(manifest_dir, config.root)
+    if not manifest.database:
+        raise BadInput(f"{manifest_dir}: the manifest's database is empty")
+    choices: list[ModelChoice] = [parse_model_choice(text) for text in config.models]
+    if len({c.label for c in choices}) != len(choices):
+        raise BadInput("--model: the same model is given twice")
+    device = resolve_device(config.device)
+    thresholds = _thresholds(config, manifest)
+    cells = _grid(manifest, config)
+    reference = reference_cell(manifest)
+    positives_at = {t: filter_positives_by_distance(manifest.positives,
+                                                    [(r.easting_m, r.northing_m) for r in manifest.queries],
+                                                    [(r.easting_m, r.northing_m) for r in manifest.database], t)
+                    for t in thresholds}
+    for threshold, positives in positives_at.items():
+        if not any(len(p) for p in positives):
+            raise BadInput(f"{manifest_dir}: no query has a positive within {threshold:g} m: recall is undefined")
+    out_dir = Path(out_dir)
+    rows: list[EvalRow] = []
+    counter = ForwardCounter()
+    ns = sorted(set(config.recall_at))
+    with removing_new_dirs(out_dir):
+        ensure_writable_dir(out_dir)
+        cache = DescriptorCache(config.cache_dir or out_dir / CACHE_DIR)
+        if on_start:
+            per_cell = len(manifest.queries) + len(manifest.database)
+            shared_db = len(manifest.database) if config.protocol == "reference" else 0
+            on_start(len(choices) * (len(cells) * per_cell - (len(cells) - 1) * shared_db))
+        models_record = []
+        for choice in choices:
+            if on_status:
+                on_status(f"prepare {choice.label}")
+            model = prepare_model(choice, manifest, reference, out_dir, cache, device, config.batch_size,
+                                  config.pca_dim, counter)
+            models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
+                                  "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
+                                  "options": model.options, "whitening": model.whiten is not None})
+            reference_db = None
+            for cell in cells:
+                if on_status:
+                    on_status(f"{choice.label} {cell.name}")
+                if config.protocol == "reference":
+                    if reference_db is None:
+                        reference_db = describe_rows(model, manifest.database, reference, reference, cache, config,
+                                                     device, counter, on_images)
+                    database = reference_db
+                else:
+                    database = describe_rows(model, manifest.database, cell, reference, cache, config, device,
+                                             counter, on_images)
+                queries = describe_rows(model, manifest.queries, cell, reference, cache, config, device, counter,
+                                        on_images)
+                rows.extend(_score_cell(choice, cell, database, queries, manifest, positives_at, config, ns, out_dir))
+        results_csv, results_json = out_dir / RESULTS_CSV, out_dir / RESULTS_JSON
+        write_results_csv(results_csv, rows, ns)
+        plots = plot_recall(rows, out_dir)
+        EvalResults(
+            manifest={"path": str(manifest.directory.resolve()), "name": manifest.meta.name,
+                      "files": {name: sha256_file(manifest.directory / name) for name in DATA_FILES},
+                      "radius_m": manifest.meta.parameters["radius_m"],
+                      "max_heading_diff_deg": manifest.meta.parameters.get("max_heading_diff_deg")},
+            enc_dir=str(Path(config.enc_dir).resolve()) if config.enc_dir else None, protocol=config.protocol,
+            input_size=config.input_size, recall_at=ns, thresholds_m=thresholds, index=config.index or "Flat (exact L2)",
+            models=models_record, rows=rows,
+            descriptors={"cache": str(cache.folder), "bytes": cache.size_bytes(), "dtype": "float16"},
+            forward_images=counter.images, elapsed_s=round(time.perf_counter() - started, 3),
+            versions={**runtime_versions(), **model_versions()}, command=command_line(),
+        ).save(results_json)
+    strips: list[Path] = []
+    if config.save_preds:
+        from vidvpr.evaluate.strips import save_prediction_strips
+
+        strips = save_prediction_strips(rows, manifest, cells, out_dir, config.save_preds)
+    return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips)
+
+
+def _score_cell(choice: ModelChoice, cell: GridCell, database: np.ndarray, queries: np.ndarray, manifest: Manifest,
+                positives_at: dict[float, list[np.ndarray]], config: EvalConfig, ns: list[int],
+                out_dir: Path) -> list[EvalRow]:
+    """Search the cell's queries in its database, write the ranking, count recall per threshold."""
+    index = build_index(database, config.index)
+    k = max(ns)
+    distances, predictions = search(index, queries, k)
+    if predictions.shape[1] < k:  # a database smaller than the largest N: pad with "no prediction"
+        pad = k - predictions.shape[1]
+        predictions = np.pad(predictions, ((0, 0), (0, pad)), constant_values=-1)
+        distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
+    path = predictions_path(out_dir, choice.label, cell.name, config.protocol)
+    write_predictions(path, [r.id for r in manifest.queries], [r.id for r in manifest.database], predictions, distances)
+    views = [row.view for row in manifest.queries]
+    out = []
+    for threshold, positives in positives_at.items():
+        overall = recall_at_n(predictions, positives, ns)
+        ranks = first_positive_rank(predictions, positives)
+        out.append(EvalRow(
+            model=choice.label, protocol=config.protocol, cell=cell.name, codec=cell.codec, resolution=cell.resolution,
+            width=cell.width, height=cell.height, qp=cell.qp, kbps=cell.kbps, psnr_y=cell.psnr_y, ssim_y=cell.ssim_y,
+            vmaf=cell.vmaf, input_size=config.input_size, queries=overall.queries, excluded=overall.excluded,
+            threshold_m=threshold, recall={n: round(v, 6) for n, v in overall.recall.items()},
+            per_view=_per_view(ranks, views, ns),
+            predictions=path.relative_to(out_dir).as_posix()))
+    return out

@@ -1,0 +1,115 @@
+"""The models an evaluation compares: `NAME` or `NAME:WEIGHTS` on the command line, made ready.
+
+A model without NetVLAD weights (the offline default) is initialised the standard way on the
+manifest's database reference frames (k-means, `vidvpr.models.initialise_netvlad`) and saved under
+``EVAL/models/``, where the next run finds and reuses it. Optional PCA-whitening is fitted on the
+database reference descriptors and saved with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import sha256_file
+from vidvpr.dataset.manifest import Manifest
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.descriptors.extract import ForwardCounter, describe_video
+from vidvpr.descriptors.frames import frame_batches
+from vidvpr.evaluate.cells import GridCell
+from vidvpr.models import PCAWhitening, VPRModel, fit_pca_whitening, initialise_netvlad, load_model, save_model
+from vidvpr.models.registry import model_spec
+
+LOG = logging.getLogger(__name__)
+
+INIT_IMAGES = 400  # database frames sampled for k-means (evenly along the manifest)
+MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model as named on the command line: registry name and optional checkpoint."""
+
+    name: str
+    weights: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """How results name it: the model name, with the checkpoint's file stem when given."""
+        return self.name if self.weights is None else f"{self.name}:{self.weights.stem}"
+
+
+def parse_model_choice(text: str) -> ModelChoice:
+    """'NAME' or 'NAME:WEIGHTS' (the first ':' separates; paths may contain more)."""
+    name, sep, weights = text.partition(":")
+    model_spec(name)  # BadInput listing the known names
+    if sep and not weights:
+        raise BadInput(f"--model {text!r}: give a checkpoint after ':' or leave the ':' out")
+    path = Path(weights) if weights else None
+    if path is not None and not path.is_file():
+        raise BadInput(f"{path}: checkpoint not found (--model {text})")
+    return ModelChoice(name, path)
+
+
+def _sampled_database_frames(manifest: Manifest, reference: GridCell, limit: int) -> dict[tuple[str, str], list[int]]:
+    rows = manifest.database
+    chosen = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, num=min(limit, len(rows)))]
+    by_video: dict[tuple[str, str], list[int]] = {}
+    for row in chosen:
+        by_video.setdefault((row.recording, row.view), []).append(row.frame)
+    return by_video
+
+
+def _init_batches(reference: GridCell, frames: dict[tuple[str, str], list[int]], batch_size: int,
+                  device: torch.device) -> Iterator[torch.Tensor]:
+    for key, indices in frames.items():
+        video, _ = reference.videos[key]
+        for _, batch in frame_batches(video, indices, batch_size):
+            yield batch.to(device)
+
+
+def prepare_model(choice: ModelChoice, manifest: Manifest, reference: GridCell, eval_dir: Path,
+                  cache: DescriptorCache, device: torch.device, batch_size: int, pca_dim: int | None,
+                  counter: ForwardCounter) -> VPRModel:
+    """Load `choice`, initialise NetVLAD if it has no weights, fit PCA-whitening if asked; on `device`."""
+    model = load_model(choice.name, choice.weights).to(device)
+    models_dir = Path(eval_dir) / MODELS_DIR
+    manifest_hash = sha256_file(manifest.directory / "database.csv")
+    if choice.weights is None and not model_spec(choice.name).requires_weights:
+        frames = _sampled_database_frames(manifest, reference, INIT_IMAGES)
+        checkpoint = models_dir / f"{choice.name}-netvlad-init.pt"
+        models_dir.mkdir(parents=True, exist_ok=True)
+        LOG.info("%s: initialising NetVLAD on %d database frames", choice.name, sum(map(len, frames.values())))
+        initialise_netvlad(model, _init_batches(reference, frames, batch_size, device), checkpoint,
+                           images_source=f"database reference frames of {manifest_hash}")
+        model.to(device)
+    if pca_dim is not None:
+        model = _with_whitening(model, choice, manifest, reference, models_dir, cache, device, batch_size, pca_dim,
+                                counter)
+    model.eval()
+    return model
+
+
+def _with_whitening(model: VPRModel, choice: ModelChoice, manifest: Manifest, reference: GridCell,
+                    models_dir: Path, cache: DescriptorCache, device: torch.device, batch_size: int,
+                    pca_dim: int, counter: ForwardCounter) -> VPRModel:
+    """The model with PCA-whitening to `pca_dim`, fitted on the database reference descriptors
+    (the NetVLAD paper's practice), saved beside the model and reused when already fitted."""
+    path = models_dir / f"{choice.label.replace(':', '-')}-{model.fingerprint[:12]}-pca{pca_dim}.pt"
+    if path.is_file():
+        return load_model(model.name, path).to(device)
+    database = np.concatenate([
+        describe_video(model, reference.videos[key][0], frames, cache, reference.videos[key][1], batch_size, device,
+                       counter=counter)
+        for key, frames in _sampled_database_frames(manifest, reference, len(manifest.database)).items()])
+    mean, projection = fit_pca_whitening(database, pca_dim)
+    model.set_whitening(PCAWhitening(torch.from_numpy(mean), torch.from_numpy(projection)))
+    models_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, path, metadata={"whitening": f"PCA to {pca_dim} fitted on {len(database)} database frames"})
+    return model.to(device)

@@ -1,0 +1,75 @@
+"""Plots of an evaluation: recall@1 against QP (a line per resolution) and against bitrate (log
+axis), with every model on the same axes so a teacher and its distilled student can be compared."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from vidvpr.core.atomic import atomic_output
+from vidvpr.evaluate.results import EvalRow
+
+RECALL_VS_QP = "recall_vs_qp.png"
+RECALL_VS_KBPS = "recall_vs_kbps.png"
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _curves(rows: Sequence[EvalRow], n: int) -> dict[tuple[str, str], list[EvalRow]]:
+    """(model, codec + resolution) -> encoded rows sorted by QP, at each model's smallest threshold."""
+    curves: dict[tuple[str, str], list[EvalRow]] = defaultdict(list)
+    smallest = {row.model: min(r.threshold_m for r in rows if r.model == row.model) for row in rows}
+    for row in rows:
+        if row.qp is not None and row.threshold_m == smallest[row.model] and n in row.recall:
+            label = row.resolution if row.codec in (None, "libx264") else f"{row.codec} {row.resolution}"
+            curves[(row.model, f"{label} ({row.width}x{row.height})")].append(row)
+    return {key: sorted(value, key=lambda r: r.qp or 0) for key, value in curves.items()}
+
+
+def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path]:
+    """`recall_vs_qp.png` and `recall_vs_kbps.png` in `out_dir` (none when no encoded cell was evaluated)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    curves = _curves(rows, n)
+    if not curves:
+        return []
+    models = list(dict.fromkeys(model for model, _ in curves))
+    groups = list(dict.fromkeys(group for _, group in curves))
+    colours = {group: f"C{i % 10}" for i, group in enumerate(groups)}
+    styles = {model: LINESTYLES[i % len(LINESTYLES)] for i, model in enumerate(models)}
+    paths = []
+    for name, x_of, xlabel in ((RECALL_VS_QP, lambda r: r.qp, "QP"),
+                               (RECALL_VS_KBPS, lambda r: r.kbps, "bitrate (kbps, log)")):
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        for (model, group), members in curves.items():
+            points = [(x_of(r), r.recall[n]) for r in members if x_of(r) is not None]
+            label = group if len(models) == 1 else f"{model} · {group}"
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", color=colours[group],
+                    linestyle=styles[model], label=label)
+        for model in models:
+            reference = next((r for r in rows if r.model == model and r.cell == "reference"
+                              and r.threshold_m == min(x.threshold_m for x in rows if x.model == model)), None)
+            if reference is not None:
+                ax.axhline(reference.recall[n], color="0.4", linestyle=styles[model], linewidth=1,
+                           label=f"{'reference' if len(models) == 1 else model + ' · reference'} views")
+        threshold = min(r.threshold_m for r in rows)
+        ax.set(xlabel=xlabel, ylabel=f"recall@{n}", ylim=(0, 1.02),
+               title=f"Recall@{n} at {threshold:g} m ({rows[0].protocol} protocol)")
+        if name == RECALL_VS_KBPS:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        path = Path(out_dir) / name
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+        paths.append(path)
+    return paths

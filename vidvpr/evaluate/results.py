@@ -1,0 +1,129 @@
+"""What `vidvpr eval` writes: ``results.csv`` and ``results.json`` (one row per model × cell ×
+threshold), and per (model, cell) the ranked predictions ``query_id,rank,database_id,distance``
+so anyone can recompute recall or study failures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidvpr.core.atomic import write_text_atomic
+from vidvpr.core.records import Record, Strict
+
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+PREDICTIONS_DIR = "predictions"
+BASE_COLUMNS = ("model", "protocol", "cell", "codec", "resolution", "width", "height", "qp", "kbps", "psnr_y",
+                "ssim_y", "vmaf", "input_size", "queries", "excluded", "threshold_m")
+
+
+class EvalRow(Strict):
+    """One (model, cell, threshold) result. `recall` maps N to the fraction of counted queries
+    whose first N predictions hold a positive; `per_view` the same per view direction."""
+
+    model: str
+    protocol: str
+    cell: str
+    codec: str | None
+    resolution: str | None
+    width: int | None
+    height: int | None
+    qp: int | None
+    kbps: float | None
+    psnr_y: float | None
+    ssim_y: float | None
+    vmaf: float | None
+    input_size: str
+    queries: int
+    excluded: int
+    threshold_m: float
+    recall: dict[int, float]
+    per_view: dict[str, dict[int, float]]
+    predictions: str  # relative to the eval folder
+
+    def csv_row(self) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in BASE_COLUMNS}
+        row.update({f"recall@{n}": round(value, 6) for n, value in sorted(self.recall.items())})
+        row["predictions"] = self.predictions
+        return row
+
+
+class EvalResults(Record):
+    """``results.json``: every row, how the evaluation was run, and what it ran on."""
+
+    SCHEMA = "vidvpr.eval/1"
+    KIND = "vidvpr eval results"
+
+    manifest: dict[str, Any]
+    enc_dir: str | None
+    protocol: str
+    input_size: str
+    recall_at: list[int]
+    thresholds_m: list[float]
+    index: str
+    models: list[dict[str, Any]]
+    rows: list[EvalRow]
+    descriptors: dict[str, Any]
+    forward_images: int
+    elapsed_s: float
+    versions: dict[str, str]
+    command: list[str]
+
+
+def csv_columns(recall_at: Sequence[int]) -> list[str]:
+    return [*BASE_COLUMNS, *(f"recall@{n}" for n in sorted(recall_at)), "predictions"]
+
+
+def write_results_csv(path: Path, rows: Sequence[EvalRow], recall_at: Sequence[int]) -> None:
+    """results.csv: empty cells for values that do not apply (the reference has no QP or rate)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=csv_columns(recall_at), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.csv_row().items()})
+    write_text_atomic(path, text.getvalue())
+
+
+def predictions_path(eval_dir: Path, model_label: str, cell: str, protocol: str) -> Path:
+    """Where a (model, cell) ranking is written: ``EVAL/predictions/<model>/<protocol>/<cell>.csv``."""
+    safe_model = model_label.replace("/", "_").replace(":", "-")
+    return Path(eval_dir) / PREDICTIONS_DIR / safe_model / protocol / f"{cell.replace('/', '_')}.csv"
+
+
+def write_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequence[str], indices: np.ndarray,
+                      distances: np.ndarray) -> None:
+    """``query_id,rank,database_id,distance`` for every query's top K (rank from 1; -1 slots left out)."""
+    lines = ["query_id,rank,database_id,distance"]
+    for q, (row_i, row_d) in enumerate(zip(indices, distances)):
+        for rank, (i, d) in enumerate(zip(row_i, row_d), 1):
+            if i >= 0:
+                lines.append(f"{query_ids[q]},{rank},{database_ids[i]},{float(d):.6g}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def recall_table(rows: Sequence[EvalRow], n: int = 1) -> list[str]:
+    """Recall@n by resolution × QP as text lines, per model (the reference as its own column)."""
+    lines = []
+    for model in dict.fromkeys(row.model for row in rows):
+        mine = [row for row in rows if row.model == model]
+        threshold = min(row.threshold_m for row in mine)
+        mine = [row for row in mine if row.threshold_m == threshold]
+        qps = sorted({row.qp for row in mine if row.qp is not None})
+        lines.append(f"{model}: recall@{n} at {threshold:g} m ({mine[0].protocol} protocol)")
+        lines.append(f"{'cell':>22} " + " ".join(f"{'qp' + str(qp):>6}" for qp in qps))
+        reference = next((row for row in mine if row.cell == "reference"), None)
+        if reference is not None:
+            lines.append(f"{'reference':>22} {reference.recall[n]:6.3f}")
+        groups = dict.fromkeys((row.codec, row.resolution) for row in mine if row.qp is not None)
+        for codec, resolution in groups:
+            by_qp = {row.qp: row.recall[n] for row in mine if (row.codec, row.resolution) == (codec, resolution)}
+            label = resolution if codec in (None, "libx264") else f"{codec} {resolution}"
+            lines.append(f"{label:>22} " + " ".join(f"{by_qp[qp]:6.3f}" if qp in by_qp else f"{'':6}" for qp in qps))
+    return lines
