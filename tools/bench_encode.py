@@ -30,8 +30,10 @@ from pathlib import Path
 
 import av
 
-from vidvpr.encoding.plan import EncodeConfig, EncodeTarget, encode_command, encoder_threads, plan_grid
-from vidvpr.encoding.grid import describe_view, encode_grid
+from vidvpr.core.threads import encoder_threads
+from vidvpr.encoding.grid import encode_grid
+from vidvpr.encoding.plan import EncodeConfig, EncodeTarget, encode_command, plan_grid
+from vidvpr.media.view_video import describe_view_video
 from vidvpr.media.ffmpeg import find_ffmpeg
 from vidvpr.encoding.quality import MeasureTarget, measure_command, read_metrics, scale_chain
 
@@ -86,7 +88,7 @@ def main() -> None:
     ffmpeg = find_ffmpeg()
     config = EncodeConfig(qps=parse_qp_spec(args.qp), resolutions=parse_resolutions(args.res), preset=args.preset,
                           vmaf=not args.no_vmaf)
-    source = describe_view(args.view)
+    source = describe_view_video(args.view)
     cells = plan_grid([source], config, Path("/unused"))
     cores = os.cpu_count() or 1
     threads = encoder_threads(config.jobs * len(cells), cores)

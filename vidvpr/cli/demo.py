@@ -50,3 +50,60 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
                    f"(at most {100 * gt['max_fraction_of_database']:.1f}%)", err=True)
         click.echo(f"next: {slice_hint(result, definition)}", err=True)
         click.echo(f"then: vidvpr manifest {Path(out_dir) / 'dataset.toml'} --out {Path(out_dir) / 'manifest'}", err=True)
+
+
+@demo_group.command("run")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--definition", "definition_path", type=click.Path(path_type=Path), default=None,
+              help="Demo definition TOML [default: the built-in definition].")
+@click.option("--size", default="default", help="Frame size: a name from the definition's [sizes].")
+@click.option("--qp", "qp_spec", default="20..50", help="QPs of the encode grid: A..B (step 5), A..B:STEP or a list.")
+@click.option("--res", "res_spec", default=None, help="Resolutions of the grid [default: the views' own size].")
+@click.option("--no-vmaf", is_flag=True, help="Skip VMAF in the grid (PSNR-Y and SSIM are always measured).")
+@click.option("--model", "models", multiple=True, default=("netvlad-efficientnet-lite0",), metavar="NAME[:WEIGHTS]",
+              help="Model(s) to evaluate (repeatable).")
+@click.option("--batch-size", default=16, type=int, help="Images per forward pass.")
+@output_options
+@handle_errors
+def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: str, res_spec: str | None,
+             no_vmaf: bool, models: tuple[str, ...], batch_size: int, quiet: bool, as_json: bool) -> None:
+    """Render the demo world, slice, encode a grid, build the manifest and evaluate the offline model
+    on every cell: the recall table on stdout, results and plots in OUT_DIR/eval. Reruns skip what is done."""
+    from dataclasses import replace
+
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.demo.definition import load_definition
+    from vidvpr.demo.run import DemoRunConfig, run_demo
+    from vidvpr.encoding.plan import parse_qp_spec
+    from vidvpr.evaluate.results import recall_table
+
+    base = DemoRunConfig()
+    config = DemoRunConfig(size=size, qps=parse_qp_spec(qp_spec), resolutions=res_spec, vmaf=not no_vmaf,
+                           eval=replace(base.eval, models=models, batch_size=batch_size),
+                           definition=load_definition(definition_path),
+                           definition_source=str(definition_path or "built-in"))
+    bars: list = []
+
+    def progress(stage: str, total: int | None):
+        for bar in bars:
+            bar.close()
+        bar = progress_bar(total, stage, unit="frame" if stage != "eval" else "img", quiet=quiet)
+        bars.append(bar)
+        return bar.update
+
+    try:
+        result = run_demo(out_dir, config, progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    evaluation = result.evaluation
+    if as_json:
+        emit_json({"stages_s": result.stages_s, "results": str(evaluation.results_csv),
+                   "plots": [str(p) for p in evaluation.plots],
+                   "rows": [row.model_dump(mode="json") for row in evaluation.rows]})
+    elif not quiet:
+        for line in recall_table(evaluation.rows):
+            click.echo(line)
+        click.echo("stages: " + ", ".join(f"{stage} {seconds:g} s" for stage, seconds in result.stages_s.items()),
+                   err=True)
+        click.echo(f"results {evaluation.results_csv}; plots {', '.join(map(str, evaluation.plots))}", err=True)
