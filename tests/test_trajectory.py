@@ -342,12 +342,12 @@ def test_bad_input_is_one_line_naming_the_file_and_problem(tmp_path, name, text,
 
 
 def test_missing_file_is_an_error(tmp_path):
-    with pytest.raises(BadInput, match=r"nope\.csv: file not found"):
+    with pytest.raises(BadInput, match=r"nope\.csv: trajectory file not found"):
         read_trajectory(tmp_path / "nope.csv")
 
 
 def test_unreadable_file_is_an_error(tmp_path):
-    with pytest.raises(BadInput, match="cannot read"):
+    with pytest.raises(BadInput, match="is a folder, not a trajectory file"):
         read_trajectory(tmp_path)  # a directory
 
 

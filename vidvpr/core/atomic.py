@@ -204,3 +204,23 @@ def replace_dir(built: Path, final: Path, attempts: int = 20) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         raise OutputError(f"{final}: could not replace it (another run keeps writing it)")
+
+
+@contextlib.contextmanager
+def built_dir(final: Path) -> Iterator[Path]:
+    """Yield a new temporary folder beside `final`; when the block completes it replaces `final`
+    in one rename (`replace_dir`). On failure it is removed, and a write failure (disk full, no
+    permission) is an OutputError naming `final`."""
+    final = Path(final)
+    remove_stale_partial_dirs(final)
+    tmp = partial_dir(final)
+    try:
+        tmp.mkdir()
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = output_error(final, exc)
+        if error is not None:
+            raise error from exc
+        raise

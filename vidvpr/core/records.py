@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -43,11 +44,12 @@ def _is_branch_name(part: object) -> bool:
             or part.startswith(("function-", "constrained-", "json-or-python", "tagged-union", "nullable")))
 
 
-def read_json_file(path: Path, what: str = "JSON file") -> Any:
-    """Parse a JSON file, or raise BadInput naming it (missing, unreadable, not JSON)."""
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file's contents (a byte-order mark is dropped), or BadInput naming the file:
+    missing, a folder, unreadable, not text."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise BadInput(f"{path}: {what} not found") from None
     except IsADirectoryError:
@@ -56,6 +58,22 @@ def read_json_file(path: Path, what: str = "JSON file") -> Any:
         raise BadInput(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not a text file (expected a {what})") from None
+
+
+def read_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """A parsed TOML file, or BadInput naming it."""
+    text = read_text_file(path, what)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: not valid TOML (nested too deeply)") from None
+
+
+def read_json_file(path: Path, what: str = "JSON file") -> Any:
+    """Parse a JSON file, or raise BadInput naming it (missing, unreadable, not JSON)."""
+    text = read_text_file(path, what)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:

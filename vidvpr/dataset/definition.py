@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from vidvpr.core.errors import BadInput
-from vidvpr.core.records import Strict, validate_data, validation_problem
+from vidvpr.core.records import Strict, read_toml_file, validate_data, validation_problem
 from vidvpr.dataset.sampling import SamplingRule, parse_sampling
 
 SPLITS = ("database", "query")
@@ -188,16 +187,7 @@ def load_definition(path: str | Path, root: str | Path | None = None) -> Dataset
     """Read a dataset definition TOML. `root` overrides its ``[dataset] root`` (which is relative
     to the TOML file's folder, and defaults to that folder)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: definition file not found") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a folder, not a definition file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml_file(path, "definition file")
     definition = parse_definition(data, str(path), Path("."))
     base = Path(root) if root is not None else path.parent / definition.spec.dataset.root
     return DatasetDefinition(spec=definition.spec, root=base.resolve(), source=str(path))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,14 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidvpr.core.atomic import (
-    ensure_writable_dir,
-    output_error,
-    partial_dir,
-    remove_stale_partial_dirs,
-    removing_new_dirs,
-    replace_dir,
-)
+from vidvpr.core.atomic import built_dir, ensure_writable_dir, removing_new_dirs
 from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions, sha256_file
 from vidvpr.core.records import FileRecord, Record
@@ -211,10 +203,8 @@ def _write_images(out: Path, images_dir: Path, jobs: dict[tuple[str, str], list[
                   on_image: Callable[[int], None] | None) -> dict[str, dict[str, int]]:
     """Decode each video once and write its rows' frames, building the tree under a temporary
     name and putting it in place of `images_dir` in one rename; the size of every image written."""
-    remove_stale_partial_dirs(images_dir)
-    tmp = partial_dir(images_dir)
     written: dict[str, dict[str, int]] = {folder: {} for folder in SPLIT_DIRS.values()}
-    try:
+    with built_dir(images_dir) as tmp:
         for folder in SPLIT_DIRS.values():
             (tmp / Path(folder).relative_to(IMAGES_DIR)).mkdir(parents=True, exist_ok=True)
         for key, rows in jobs.items():
@@ -229,13 +219,6 @@ def _write_images(out: Path, images_dir: Path, jobs: dict[tuple[str, str], list[
                     if on_image:
                         on_image(1)
         (out / EXPORT_FILE).unlink(missing_ok=True)  # the old record must not vouch for the new images
-        replace_dir(tmp, images_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        error = output_error(images_dir, exc)
-        if error is not None:
-            raise error from exc
-        raise
     return written
 
 

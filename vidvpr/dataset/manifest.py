@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,15 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from vidvpr.core.atomic import (
-    ensure_writable_dir,
-    is_partial_name,
-    output_error,
-    partial_dir,
-    remove_stale_partial_dirs,
-    removing_new_dirs,
-    replace_dir,
-)
+from vidvpr.core.atomic import built_dir, ensure_writable_dir, is_partial_name, removing_new_dirs
 from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions, sha256_file
 from vidvpr.core.records import FileRecord, read_json_object
@@ -384,23 +375,13 @@ def _write_folder(out: Path, rows: dict[str, list[ManifestRow]], positives: Posi
 
 def _swap_in_folder(out: Path, rows: dict[str, list[ManifestRow]], positives: PositivesFile,
                     manifest: Callable[[dict[str, FileRecord]], ManifestRecord]) -> None:
-    remove_stale_partial_dirs(out)
-    tmp = partial_dir(out)
-    try:
-        tmp.mkdir()
+    with built_dir(out) as tmp:
         for split in SPLITS:
             (tmp / CSV_FILES[split]).write_text(rows_csv_text(split, rows[split]), encoding="utf-8")
         positives.save(tmp / POSITIVES_FILE)
         # hashes of what this run wrote, recorded before anything else can touch the files
         outputs = {name: FileRecord.of(tmp / name, tmp) for name in DATA_FILES}
         manifest(outputs).save(tmp / MANIFEST_FILE)
-        replace_dir(tmp, out)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        error = output_error(out, exc)
-        if error is not None:
-            raise error from exc
-        raise
 
 
 # ---------------------------------------------------------------- load

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from vidvpr.core.errors import BadInput
-from vidvpr.core.records import Strict, validate_data
+from vidvpr.core.records import Strict, read_toml_file, validate_data
 
 SHAPES = ("rectangle",)
 ROLES = ("database", "query")
@@ -185,16 +183,7 @@ def load_definition(path: Path | None = None) -> DemoDefinition:
     if path is None:
         return DemoDefinition()
     path = Path(path)
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: definition file not found") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a folder, not a definition file") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path}: not valid TOML ({exc})") from None
+    table = read_toml_file(path, "definition file")
     return definition_from_data(table, str(path))
 
 

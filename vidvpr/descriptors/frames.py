@@ -7,8 +7,6 @@ or resized to a given one (`--input-size reference` scales cell frames back to t
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from vidvpr.core.threads import prefetch
 from vidvpr.media.decode import decode_selected
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -37,50 +36,26 @@ def normalise_images(rgb: Sequence[np.ndarray], size: tuple[int, int] | None = N
     return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
 
 
+def _batches(video: Path, wanted: list[int], batch_size: int,
+             size: tuple[int, int] | None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    indices: list[int] = []
+    images: list[np.ndarray] = []
+    for index, rgb in decode_selected(video, wanted):
+        indices.append(index)
+        images.append(rgb)
+        if len(indices) == batch_size:
+            yield indices, normalise_images(images, size)
+            indices, images = [], []
+    if indices:
+        yield indices, normalise_images(images, size)
+
+
 def frame_batches(video: Path, indices: Sequence[int], batch_size: int,
                   size: tuple[int, int] | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """(frame indices, normalised batch) for the sorted distinct `indices`, decoded in a background
-    thread a few batches ahead, so decoding overlaps the consumer's forward passes.
+    """(frame indices, normalised batch) for the sorted distinct `indices`, decoded and normalised
+    in a background thread a few batches ahead, so decoding overlaps the consumer's forward passes.
 
     Errors in the decoder (a corrupt or short video: BadInput) are raised in the consumer.
     """
     wanted = sorted(set(int(i) for i in indices))
-    buffer: queue.Queue[object] = queue.Queue(maxsize=PREFETCH_BATCHES)
-    done, stop = object(), threading.Event()
-
-    def produce() -> None:
-        try:
-            pending_index: list[int] = []
-            pending_rgb: list[np.ndarray] = []
-            for index, rgb in decode_selected(video, wanted):
-                pending_index.append(index)
-                pending_rgb.append(rgb)
-                if len(pending_index) == batch_size:
-                    buffer.put((pending_index, normalise_images(pending_rgb, size)))
-                    pending_index, pending_rgb = [], []
-                if stop.is_set():
-                    return
-            if pending_index:
-                buffer.put((pending_index, normalise_images(pending_rgb, size)))
-            buffer.put(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
-
-    worker = threading.Thread(target=produce, name="vidvpr-frames", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                buffer.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
+    return prefetch(_batches(video, wanted, batch_size, size), PREFETCH_BATCHES, "vidvpr-frames")

@@ -31,6 +31,7 @@ import gpxpy.gpx
 import numpy as np
 
 from vidvpr.core.errors import BadInput
+from vidvpr.core.records import read_text_file
 from vidvpr.geo.trajectory import AXES, Axes, Trajectory, heading_from_rotation, latlon_to_utm, quat_to_matrix, wrap_deg
 
 LOG = logging.getLogger(__name__)
@@ -298,14 +299,7 @@ def read_trajectory(
     path = Path(path)
     if format != "auto" and format not in READERS:
         raise BadInput(f"{path}: unknown trajectory format {format!r}; use auto, {', '.join(READERS)}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: file not found") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{path}: not a text file") from None
+    text = read_text_file(path, "trajectory file")
     fmt = detect_format(path, text) if format == "auto" else format
     traj = READERS[fmt](path, text, ReadOptions(axes, fps, scale, force_zone_number))
     zone = f", UTM zone {traj.utm_zone_number}{traj.utm_zone_letter}" if traj.utm_zone_number else ""

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -38,7 +36,7 @@ from vidvpr.core.sidecars import (
     SphericalRecord,
     ViewEncodingRecord,
 )
-from vidvpr.core.threads import encoder_threads
+from vidvpr.core.threads import encoder_threads, prefetch
 from vidvpr.media.decode import DecodedFrame, decode_frames
 from vidvpr.media.probe import VideoInfo, looks_dual_fisheye, probe_video, unsupported_360_layout
 from vidvpr.media.settings import encoder_settings_string
@@ -53,6 +51,7 @@ LOG = logging.getLogger(__name__)
 # views recorded with an older version are then redone instead of kept as finished.
 # 2: --fps keeps the nearest real frames with their own times; colour range and tags carried.
 SLICE_OUTPUT_VERSION = 2
+DECODE_AHEAD_FRAMES = 4
 CONVENTIONS = "yaw 0 = equirect centre column, +yaw right, +pitch up; pixel (i,j) centre at (i+0.5, j+0.5)"
 
 
@@ -185,40 +184,6 @@ def slice_video(
     return [result for result in results if result is not None]
 
 
-def _prefetch(frames: Iterator[DecodedFrame], depth: int = 4) -> Iterator[DecodedFrame]:
-    """Decode in a background thread so decoding overlaps remapping and encoding."""
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in frames:
-                if stop.is_set():
-                    return
-                buffer.put(item)
-            buffer.put(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
-
-    worker = threading.Thread(target=produce, name="vidvpr-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                buffer.get_nowait()
-        worker.join(timeout=5)
-
-
 def _kept_frames(frames: Iterator[DecodedFrame], fps: Fraction | None) -> Iterator[DecodedFrame]:
     """All frames, or those nearest each 1/fps (see `vidvpr.slicing.resample`)."""
     if fps is None:
@@ -246,7 +211,7 @@ def _slice_frames(info: VideoInfo, source_hash: str, views: list[ViewSpec], outp
             for tmp, view in zip(tmp_paths, views):
                 writers.append(ViewWriter(tmp, view, info.time_base, out_fps, config.encoding, threads, info.color))
             first_pts: int | None = None
-            for frame in _kept_frames(_prefetch(decode_frames(info.path, info.frames)), config.fps):
+            for frame in _kept_frames(prefetch(decode_frames(info.path, info.frames), DECODE_AHEAD_FRAMES, "vidvpr-decode"), config.fps):
                 first_pts = frame.pts if first_pts is None else first_pts
                 pts = frame.pts - first_pts  # the source frame's own time: never invented
                 for remap, writer in zip(remappers, writers):
