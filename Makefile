@@ -16,9 +16,7 @@ install: $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
 
 demo: install
-	$(VENV)/bin/vidvpr demo make $(DEMO)
-	$(VENV)/bin/vidvpr slice $(DEMO)/*/*.mp4 --out $(DEMO)/views
-	$(VENV)/bin/vidvpr manifest $(DEMO)/dataset.toml --out $(DEMO)/manifest
+	$(VENV)/bin/vidvpr demo run $(DEMO)
 
 test: install
 	$(PY) -m pytest -q
