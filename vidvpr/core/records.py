@@ -33,7 +33,12 @@ def validation_problem(exc: ValidationError) -> str:
     elif first.get("type") == "missing":
         message = "missing"
     more = f" (and {len(exc.errors()) - 1} more problem{'s' if len(exc.errors()) > 2 else ''})" if len(exc.errors()) > 1 else ""
-    return f"{where or 'top level'}: {message}{more}"
+    return _printable(f"{where or 'top level'}: {message}{more}")
+
+
+def _printable(text: str) -> str:
+    """`text` with line breaks and other control characters escaped (keys come from the file)."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _is_branch_name(part: object) -> bool:
@@ -65,7 +70,7 @@ def read_toml_file(path: Path, what: str) -> dict[str, Any]:
     text = read_text_file(path, what)
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer beyond Python's digit limit
         raise BadInput(f"{path}: not valid TOML ({exc})") from None
     except RecursionError:
         raise BadInput(f"{path}: not valid TOML (nested too deeply)") from None

@@ -86,6 +86,8 @@ class SamplingSection(DefinitionPart):
             parse_sampling(value)
         except BadInput as exc:
             raise ValueError(str(exc)) from None
+        except OverflowError:  # a count of frames beyond the float range ('1000…000f')
+            raise ValueError(f"sampling rule {value!r} is out of range") from None
         return value
 
 
@@ -190,7 +192,11 @@ def load_definition(path: str | Path, root: str | Path | None = None) -> Dataset
     data = read_toml_file(path, "definition file")
     definition = parse_definition(data, str(path), Path("."))
     base = Path(root) if root is not None else path.parent / definition.spec.dataset.root
-    return DatasetDefinition(spec=definition.spec, root=base.resolve(), source=str(path))
+    try:
+        resolved = base.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+        raise BadInput(f"{path}: dataset root {str(base)!r} cannot be resolved ({exc})") from None
+    return DatasetDefinition(spec=definition.spec, root=resolved, source=str(path))
 
 
 def parse_recording_option(value: str, option: str) -> tuple[str, str]:

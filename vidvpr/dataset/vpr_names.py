@@ -11,6 +11,7 @@ row id with ``/`` replaced by ``~`` (so names are unique and lead back to the ro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ def format_vpr_filename(name: VprName) -> str:
     bad = next((text for text in text_fields if "@" in text or "/" in text or "\\" in text), None)
     if bad is not None:
         raise ValueError(f"VPR file name field {bad!r} contains '@' or a path separator")
+    if not all(math.isfinite(value) for value in (name.easting_m, name.northing_m, name.lat_deg, name.lon_deg)
+               if value is not None):
+        raise ValueError(f"VPR file name position ({name.easting_m}, {name.northing_m}, lat {name.lat_deg}, "
+                         f"lon {name.lon_deg}) is not finite")
     fields = [
         _fixed(name.easting_m, 7, 2),
         _fixed(name.northing_m, 7, 2),

@@ -154,9 +154,10 @@ def _read_tum(path: Path, text: str, opts: ReadOptions) -> Trajectory:
         rows.append([_number(path, labels[-1], name, cell) for name, cell in zip(TUM_COLUMNS, cells)])
     values = np.array(rows, dtype=float).reshape(-1, len(TUM_COLUMNS))
     _check_samples(path, labels, dict(zip(TUM_COLUMNS, values.T)), "timestamp")
-    bad = np.flatnonzero(np.linalg.norm(values[:, 4:], axis=1) < 1e-9)
+    norm = np.linalg.norm(values[:, 4:], axis=1)
+    bad = np.flatnonzero(~((norm > 1e-9) & np.isfinite(norm)))
     if bad.size:
-        raise BadInput(f"{path}: {labels[bad[0]]}: quaternion qx qy qz qw is zero")
+        raise BadInput(f"{path}: {labels[bad[0]]}: quaternion qx qy qz qw is zero or too large")
     scale = 1.0 if opts.scale is None else _positive(path, "scale", opts.scale)
     rot = quat_to_matrix(values[:, 4:])
     return _pose_trajectory(path, "tum", values[:, 0], values[:, 1:4], rot, opts.axes or "xy", scale)
@@ -174,8 +175,14 @@ def _read_gpx(path: Path, text: str, opts: ReadOptions) -> Trajectory:
         if point.time is None:
             raise BadInput(f"{path}: {label} has no <time>; every track point needs one")
     times = [p.time if p.time.tzinfo else p.time.replace(tzinfo=timezone.utc) for p in points]
+    epoch_s = []
+    for label, time in zip(labels, times):
+        try:
+            epoch_s.append(time.timestamp())
+        except (ValueError, OverflowError) as exc:  # a UTC offset of a day or more; before year 1 in UTC
+            raise BadInput(f"{path}: {label}: <time> is out of range ({exc})") from None
     columns = {
-        "time": np.array([time.timestamp() for time in times], dtype=float),
+        "time": np.array(epoch_s, dtype=float),
         "lat": np.array([p.latitude for p in points], dtype=float),
         "lon": np.array([p.longitude for p in points], dtype=float),
     }
@@ -201,8 +208,8 @@ def _rotation(path: Path, label: str, value: Any) -> np.ndarray:
     is_list = isinstance(value, list)
     if is_list and len(value) == 4 and not any(isinstance(v, list) for v in value):
         quat = np.array([_finite(path, label, "rot", v) for v in value])
-        if not np.linalg.norm(quat) > 1e-9:
-            raise BadInput(f"{path}: {label}: rot quaternion is zero or not finite")
+        if not 1e-9 < np.linalg.norm(quat) < math.inf:
+            raise BadInput(f"{path}: {label}: rot quaternion is zero or too large")
         return quat_to_matrix(quat[None])[0]
     if not (is_list and len(value) == 3 and all(isinstance(r, list) and len(r) == 3 for r in value)):
         raise BadInput(f"{path}: {label}: rot must be a row-major 3x3 matrix or a quaternion [qx,qy,qz,qw]")
@@ -301,7 +308,20 @@ def read_trajectory(
         raise BadInput(f"{path}: unknown trajectory format {format!r}; use auto, {', '.join(READERS)}")
     text = read_text_file(path, "trajectory file")
     fmt = detect_format(path, text) if format == "auto" else format
-    traj = READERS[fmt](path, text, ReadOptions(axes, fps, scale, force_zone_number))
+    with np.errstate(over="ignore", invalid="ignore"):  # values too large to compute with: refused below
+        traj = READERS[fmt](path, text, ReadOptions(axes, fps, scale, force_zone_number))
+        span_s = traj.t_s[-1] - traj.t_s[0]
+    _check_range(path, traj, span_s)
     zone = f", UTM zone {traj.utm_zone_number}{traj.utm_zone_letter}" if traj.utm_zone_number else ""
-    LOG.info("%s: %s, %d samples over %.1f s%s", path, fmt, traj.t_s.size, traj.t_s[-1] - traj.t_s[0], zone)
+    LOG.info("%s: %s, %d samples over %.1f s%s", path, fmt, traj.t_s.size, span_s, zone)
     return traj
+
+
+def _check_range(path: Path, traj: Trajectory, span_s: float) -> None:
+    """Values finite in the file can overflow once scaled, divided or subtracted (1e308 × scale 10)."""
+    columns = {"times": traj.t_s, "easting": traj.easting_m, "northing": traj.northing_m, "up": traj.up_m}
+    for name, values in columns.items():
+        if values is not None and not np.isfinite(values).all():
+            raise BadInput(f"{path}: {name} too large (beyond the float range once converted to seconds and metres)")
+    if not np.isfinite(span_s):
+        raise BadInput(f"{path}: times span more than the float range ({float(traj.t_s[0])} to {float(traj.t_s[-1])})")

@@ -1,0 +1,887 @@
+"""No traceback for any input: every reader of a user-supplied or previously written file returns
+a result or raises a one-line BadInput that names the file (property tests with Hypothesis).
+
+Inputs are random bytes and text (invalid UTF-8, BOMs, NUL bytes, huge numbers, NaN/Infinity,
+deep nesting, very long lines) and mutations of valid files: line edits, cell and token swaps,
+truncation and byte flips, and for JSON and TOML edits of the parsed tree (keys dropped or added,
+a value replaced by another type, nested, NaN) written back out. The valid files are written by
+hand (trajectories) or by the real pipeline once per session (sidecars, manifests, exports,
+encode cells and tables, a demo). Each reader's test checks only that property; the plain
+regression tests at the end pin the inputs that once broke it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import math
+import re
+import shutil
+import tomllib
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.cli import main
+from vidvpr.core.errors import BadInput
+from vidvpr.core.sidecars import CellSidecar, SliceSidecar
+from vidvpr.dataset import definition as dataset_definition
+from vidvpr.dataset.export import ExportConfig, ExportRecord, export_vpr
+from vidvpr.dataset.manifest import build_manifest, load_manifest
+from vidvpr.dataset.records import ManifestRecord, PositivesFile
+from vidvpr.dataset.rows import read_rows
+from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename
+from vidvpr.demo import definition as demo_definition
+from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
+from vidvpr.encoding.grid import encode_grid
+from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
+from vidvpr.encoding.table import EncodeTable
+from vidvpr.geo.readers import read_trajectory
+
+REPO = Path(__file__).resolve().parents[1]
+PROPERTY = settings(deadline=None, database=None, print_blob=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+USER_ERROR_CODES = {0, 2, 3, 4, 5}  # 1 is "internal error" in this CLI
+
+
+def prop(examples: int) -> settings:
+    """The settings of these tests with `examples` examples (sized to keep the file within ~60 s)."""
+    return settings(PROPERTY, max_examples=examples)
+
+
+# ---------------------------------------------------------------- the property
+
+
+def assert_result_or_one_line_bad_input(call: Callable[[], Any], path: Path | str) -> Any:
+    """`call()`'s result, or None when it raised a BadInput of one line naming `path` and a problem.
+
+    Any other exception fails the test (Hypothesis shows the input); so does a numpy overflow or
+    invalid-value warning, which means a value went unchecked into the arithmetic.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            return call()
+    except BadInput as exc:
+        message = str(exc)
+        assert message.splitlines() == [message], f"BadInput is not one line: {message!r}"
+        assert str(path) in message, f"BadInput does not name {path}: {message!r}"
+        assert message.replace(str(path), "").strip(" :"), f"BadInput names no problem: {message!r}"
+        return None
+
+
+def assert_user_error_exit(result: Any) -> None:
+    """A CLI run ended with a user-facing code and at most one error line on stderr."""
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if not line.startswith("vidvpr: WARNING")]
+    assert result.exit_code in USER_ERROR_CODES, f"exit {result.exit_code}: {result.stderr!r}"
+    assert len(errors) <= 1 and all(line.startswith("vidvpr: error:") for line in errors), result.stderr
+    assert (result.exit_code == 0) == (not errors), result.stderr
+
+
+# ---------------------------------------------------------------- strategies: random input
+
+EXTREME_NUMBERS = (
+    "1e308", "-1e308", "1.7976931348623157e+308", "-1.7976931348623157e+308", "1e200", "-1e200", "1e154", "1e-300",
+    "5e-324", "0", "-0", "0.0", "1", "-1", "nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e999", "9" * 400,
+    "9" * 5000, "18446744073709551617", "4294967296", "360", "1e5", ".5", "5.", "0x10", "1_000", "\u0663",
+)
+DANGEROUS_STRINGS = (
+    "", " ", "\x00", "x\x00y", "\ufeff", "\u3000", "\u2028", "\r", "\n", "a\nb", "\t", '"', "'", ",", "#", "@",
+    "/", "\\", "..", "../../..", "/etc", "~", "a" * 1000, "<", "&", "&amp;", "]]>", "<![CDATA[", "${HOME}", "%s%n",
+    "\ufffd", "true", "false", "null", "None", "[]", "{}", "[1,2]", '{"a":1}', "all", "5f", "0f", "1" + "0" * 400 + "f",
+    "2024-13-45T99:99:99Z", "0000-00-00T00:00:00Z", "9999-12-31T23:59:59+14:00", "2024-05-01T10:00:00+25:00",
+    "0001-01-01T00:00:00-23:59", "1970-01-01", "+25", "99Z", "dbwalk", "yaw000_pitch+00", "database", "query",
+    "views/dbwalk/yaw000_pitch+00.mp4", "vidvpr.slice/1", "vidvpr.slice/2",
+)
+extreme_number = st.sampled_from(EXTREME_NUMBERS)
+dangerous_string = st.sampled_from(DANGEROUS_STRINGS)
+special_token = st.one_of(extreme_number, dangerous_string)
+token = st.one_of(extreme_number, dangerous_string, st.integers().map(str), st.floats().map(repr), st.text(max_size=12))
+number_text = st.one_of(extreme_number, extreme_number, st.floats().map(repr), st.integers(-10**6, 10**6).map(str),
+                        st.floats(-1e3, 1e3).map(repr))
+WHOLE_FILES = (
+    b"", b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\x00" * 16, b"\xff" * 8, b"\xc3\x28", b"\xed\xa0\x80",
+    b"[" * 100_000, b"{" * 100_000, b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    b'{"schema":' + b"[" * 990 + b"]" * 990 + b"}", b"a = " + b"[" * 5000 + b"]" * 5000,
+    b"a = " + b"{b = " * 3000 + b"1" + b"}" * 3000, b"x" * 300_000,
+    b"9" * 100_000, b"NaN", b"Infinity", b"null", b"[]", b"{}", b'"text"', b"1e999", b"<", b"<?xml?>",
+    b"<gpx>" * 1000, b"\n" * 10_000, b"t,x,y\n" + b"0,0,0\n" * 2, b"t,x,y\n0,0,0\n1,1e308,1e308\n",
+    b"timestamp\n", b"0 0 0 0 0 0 0 0\n1 0 0 0 0 0 0 0\n",
+)
+random_bytes = st.one_of(
+    st.binary(max_size=400),
+    st.text(max_size=400).map(lambda text: text.encode("utf-8")),
+    st.sampled_from(WHOLE_FILES),
+    st.lists(token, max_size=40).map(lambda parts: ",".join(parts).encode("utf-8", "surrogatepass")),
+)
+
+
+# ---------------------------------------------------------------- strategies: text mutations
+
+TOKEN_PATTERN = re.compile(r'[^,\s<>"=\[\]{}:]+')
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn, text: str) -> bytes:
+    """`text` after 1-6 line, token or byte edits (delete/duplicate/swap lines, replace a token,
+    insert a special string, CRLF/CR line ends, BOM, truncation, byte flips)."""
+    lines = text.splitlines(keepends=True) or [""]
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(("delete", "duplicate", "swap", "token", "token", "token", "insert", "line")))
+        i = draw(st.integers(0, len(lines) - 1))
+        if op == "delete" and len(lines) > 1:
+            del lines[i]
+        elif op == "duplicate":
+            lines.insert(i, lines[i])
+        elif op == "swap":
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "token":
+            matches = list(TOKEN_PATTERN.finditer(lines[i]))
+            if matches:
+                m = draw(st.sampled_from(matches))
+                lines[i] = lines[i][:m.start()] + draw(token) + lines[i][m.end():]
+        elif op == "insert":
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + draw(token) + lines[i][at:]
+        else:
+            lines.insert(i, draw(st.lists(token, max_size=8).map(",".join)) + "\n")
+    data = _encode("".join(lines))
+    ending = draw(st.sampled_from((None, None, b"\r\n", b"\r")))
+    if ending:
+        data = data.replace(b"\n", ending)
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 3))):
+            op = draw(st.sampled_from(("truncate", "flip", "bom")))
+            if op == "truncate":
+                data = data[:draw(st.integers(0, len(data)))]
+            elif op == "flip" and data:
+                at = draw(st.integers(0, len(data) - 1))
+                data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+            else:
+                data = b"\xef\xbb\xbf" + data
+    return data
+
+
+# ---------------------------------------------------------------- strategies: tree mutations
+
+DEEP, HUGE = "\x00deep\x00", "\x00huge\x00"  # a deeply nested list, a 5000-digit number: put in by the dumpers
+json_numbers = st.one_of(
+    st.integers(), st.integers(min_value=2**63 - 2, max_value=10**400), st.integers(-(10**400), -(2**63) - 1),
+    st.floats(), st.sampled_from((0.0, -0.0, 1e308, -1e308, 1.7976931348623157e308, 1e200, 5e-324, 1e-320)),
+    st.just(HUGE),
+)
+scalars = st.one_of(st.none(), st.booleans(), json_numbers, special_token, st.text(max_size=12), st.just(DEEP))
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.one_of(special_token, st.text(max_size=8)),
+                                                                      children, max_size=4),
+    max_leaves=8,
+)
+
+
+def _slots(tree: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) in `tree`, parents before children."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []
+        for key in keys:
+            found.append((node, key))
+            stack.append(node[key])
+    return found
+
+
+def _another_type(value: Any) -> list[Any]:
+    """The same value as other JSON types: a string, a number, wrapped, a float spelled out."""
+    swaps: list[Any] = [[value], {"value": value}, None, str(value), json.dumps(value, default=str)]
+    if isinstance(value, bool):
+        swaps += [int(value), float(value)]
+    elif isinstance(value, int):
+        swaps += [-value, value * 10**30, bool(value), value + 0.5 if abs(value) < 2**1000 else str(value)]
+    elif isinstance(value, float):
+        swaps += [int(value) if math.isfinite(value) else 0, math.nan, math.inf, -value, value * 1e300]
+    elif isinstance(value, str):
+        swaps += [value * 50, value + "\n", value + "\x00", value + "\u2028", "", value.upper(), value[:-1], len(value),
+                  "/" + value, "../" + value]
+        if re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+            swaps.append(float(value))
+    elif isinstance(value, list):
+        swaps += [value[:-1], value + value[-1:], value[::-1], {}, []]
+    elif isinstance(value, dict):
+        swaps += [list(value.values()), list(value), {}, []]
+    return swaps
+
+
+@st.composite
+def mutated_tree(draw: st.DrawFn, tree: Any) -> Any:
+    """`tree` after 1-3 structural edits: drop a key or item, add an unknown key, duplicate an item,
+    replace a value by another JSON type (or a random value), nest it."""
+    box = {"root": copy.deepcopy(tree)}
+    for _ in range(draw(st.integers(1, 3))):
+        node, key = draw(st.sampled_from(_slots(box)))
+        op = draw(st.sampled_from(("drop", "add", "duplicate", "swap_type", "swap_type", "random")))
+        if op == "drop" and node is not box:
+            del node[key]
+        elif op == "add":  # to the container itself, or beside a leaf
+            target = node[key] if isinstance(node[key], (dict, list)) or node is box else node
+            if isinstance(target, dict):
+                target[draw(st.one_of(special_token, st.text(max_size=8)))] = draw(json_values)
+            elif isinstance(target, list):
+                target.insert(draw(st.integers(0, len(target))), draw(json_values))
+            else:
+                node[key] = draw(json_values)
+        elif op == "duplicate" and isinstance(node, list):
+            node.insert(key, copy.deepcopy(node[key]))
+        elif op == "swap_type":
+            node[key] = draw(st.sampled_from(_another_type(node[key])))
+        else:
+            node[key] = draw(json_values)
+    return box["root"]
+
+
+def deep_text(text: str, depth: int = 5000) -> str:
+    return text.replace(json.dumps(DEEP), "[" * depth + "]" * depth).replace(json.dumps(HUGE), "9" * 5000)
+
+
+def dump_json(tree: Any) -> bytes:
+    """JSON text of a mutated tree (NaN and infinities as JS constants, DEEP as deep nesting)."""
+    return _encode(deep_text(json.dumps(tree, allow_nan=True, default=str)))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value("null" if v is None else v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+    return json.dumps(str(value))
+
+
+def dump_toml(tree: Any) -> bytes:
+    """TOML of a mutated tree, every table inline (None left out; a non-table root under key 'value')."""
+    table = tree if isinstance(tree, dict) else {"value": tree}
+    lines = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return _encode(deep_text("\n".join(lines) + "\n", 600))
+
+
+def json_file(tree: Any) -> st.SearchStrategy[bytes]:
+    """Random bytes, mutated trees, and byte-level mutations of mutated trees."""
+    text = json.dumps(tree, indent=1)
+    return st.one_of(
+        random_bytes,
+        mutated_tree(tree).map(dump_json),
+        mutated_tree(tree).map(dump_json).flatmap(lambda data: mutated_text(data.decode("utf-8", "replace"))),
+        mutated_text(text),
+    )
+
+
+def toml_file(text: str) -> st.SearchStrategy[bytes]:
+    tree = tomllib.loads(text)
+    return st.one_of(random_bytes, mutated_tree(tree).map(dump_toml), mutated_text(text))
+
+
+# ---------------------------------------------------------------- valid examples
+
+CSV_XY = "t,x,y,z,heading\n0,0,0,0,10\n0.5,1,0.5,0,20\n1.0,2,1,0.1,30\n"
+CSV_LATLON = "t,lat,lon,alt,heading\n0,48.137,11.575,520,0\n1,48.1371,11.5751,520,10\n2,48.1372,11.5752,521,20\n"
+TUM = ("# timestamp tx ty tz qx qy qz qw\n0.0 0 0 0 0 0 0 1\n0.5 0.1 0 0.2 0 0 0.0998 0.995\n"
+       "1.0 0.2 0 0.4 0 0 0.1987 0.980\n")
+GPX = """<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="vidvpr tests" xmlns="http://www.topografix.com/GPX/1/1">
+<trk><name>walk</name><trkseg>
+<trkpt lat="48.137" lon="11.575"><ele>520</ele><time>2024-05-01T10:00:00Z</time></trkpt>
+<trkpt lat="48.1371" lon="11.5751"><ele>520.5</ele><time>2024-05-01T10:00:01.5Z</time></trkpt>
+<trkpt lat="48.1372" lon="11.5752"><ele>521</ele><time>2024-05-01T10:00:03+00:00</time></trkpt>
+</trkseg></trk></gpx>
+"""
+KEYFRAMES = {"fps": 30.0, "scale": 0.85, "axes": "xz", "keyframes": [
+    {"frame": 0, "trans": [0, 0, 0], "rot": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
+    {"frame": 15, "trans": [0.1, 0, 1.2], "rot": [0, 0, 0, 1]},
+    {"frame": 30, "trans": [0.2, 0.1, 2.4], "rot": [0, 0.0998, 0, 0.995]},
+]}
+DATASET_TOML = """
+[dataset]
+name = "tiny"
+root = "."
+views_dir = "views"
+utm_zone = 32
+strict = false
+shared_local_frame = true
+
+[sampling]
+database = "2f"
+query = "0.5s"
+
+[positives]
+radius_m = 2.5
+max_heading_diff_deg = 45.0
+
+[[recordings]]
+name = "dbwalk"
+split = "database"
+trajectory = "traj/dbwalk.csv"
+views = ["yaw000_pitch+00", "yaw090_pitch+00"]
+
+[[recordings]]
+name = "qwalk"
+split = "query"
+views_dir = "other_views"
+
+[recordings.trajectory]
+path = "traj/qwalk.json"
+format = "keyframes-json"
+time_offset_s = 0.1
+axes = "xz"
+fps = 30.0
+scale = 0.5
+"""
+DEMO_TOML = (REPO / "manifests" / "demo.toml").read_text()
+TINY_DEMO = {"route": {"length_m": 40.0, "aspect": 1.0},
+             "places": {"count": 4, "shared_designs": 0, "places_sharing": 0},
+             "traversals": [{"name": "db", "role": "database", "fps": 0.1}, {"name": "q", "role": "query", "fps": 0.1}],
+             "sizes": {"tiny": [32, 16]}}
+
+
+# ---------------------------------------------------------------- strategies: files made from their grammar
+# (every value from the extremes: valid layout, numbers that overflow, times that do not exist)
+
+
+@st.composite
+def generated_csv(draw: st.DrawFn, required: tuple[str, ...], optional: tuple[str, ...],
+                  cells: dict[str, st.SearchStrategy[str]]) -> bytes:
+    names = list(required) + draw(st.lists(st.sampled_from(optional), unique=True, max_size=len(optional)))
+    names = draw(st.permutations(names))
+    rows = draw(st.lists(st.tuples(*(cells.get(name, number_text) for name in names)), min_size=1, max_size=4))
+    return _encode("\n".join([",".join(names)] + [",".join(row) for row in rows]) + "\n")
+
+
+tum_rows = st.lists(st.lists(number_text, min_size=8, max_size=8).map(" ".join), min_size=1, max_size=4)
+generated_tum = tum_rows.map(lambda rows: _encode("# timestamp tx ty tz qx qy qz qw\n" + "\n".join(rows) + "\n"))
+latitude = st.one_of(st.floats(-80, 84).map(repr), number_text)
+longitude = st.one_of(st.floats(-180, 180).map(repr), number_text)
+utc_offset = st.integers(-26 * 60, 26 * 60).map(  # ±24 h and beyond
+    lambda minutes: f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
+gpx_time = st.one_of(
+    st.tuples(st.datetimes(), st.sampled_from(("Z", ""))).map(lambda pair: pair[0].isoformat() + pair[1]),
+    st.tuples(st.datetimes(), utc_offset).map(lambda pair: pair[0].isoformat() + pair[1]),
+    dangerous_string,
+)
+
+
+@st.composite
+def generated_gpx(draw: st.DrawFn) -> bytes:
+    points = []
+    for lat, lon, ele, time in draw(st.lists(st.tuples(latitude, longitude, st.none() | number_text,
+                                                       st.none() | gpx_time), min_size=1, max_size=4)):
+        inner = ("" if ele is None else f"<ele>{ele}</ele>") + ("" if time is None else f"<time>{time}</time>")
+        points.append(f'<trkpt lat="{lat}" lon="{lon}">{inner}</trkpt>')
+    return _encode(GPX.split("<trkpt")[0] + "\n".join(points) + "\n</trkseg></trk></gpx>\n")
+
+
+pose_number = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**6, 10**6),
+                        st.floats(-10, 10), st.sampled_from((1e308, -1e308, 1e200, -1e200, 1e-300, 5e-324, 0.0, -0.0)))
+keyframe = st.fixed_dictionaries(
+    {"frame": pose_number, "trans": st.lists(pose_number, min_size=3, max_size=3)},
+    optional={"rot": st.lists(pose_number, min_size=4, max_size=4)
+              | st.lists(st.lists(pose_number, min_size=3, max_size=3), min_size=3, max_size=3)})
+generated_keyframes = st.fixed_dictionaries(
+    {"keyframes": st.lists(keyframe, max_size=4)},
+    optional={"fps": pose_number, "scale": pose_number, "axes": st.sampled_from(("xy", "xz")) | dangerous_string},
+).map(dump_json)
+GENERATED = {
+    "csv-xy": generated_csv(("t", "x", "y"), ("z", "heading"), {}),
+    "csv-latlon": generated_csv(("t", "lat", "lon"), ("alt", "heading"), {"lat": latitude, "lon": longitude}),
+    "tum": generated_tum,
+    "gpx": generated_gpx(),
+    "keyframes-json": generated_keyframes,
+}
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> dict[str, Any]:  # noqa: F811
+    """One real run of every stage on tiny media: the files the record readers read back."""
+    base = tmp_path_factory.mktemp("bad-input")
+    definition = make_dataset(base / "ds", sliced_views)
+    manifest = base / "ds" / "manifest"
+    build_manifest(dataset_definition.load_definition(definition), manifest)
+    export_vpr(manifest, base / "export", ExportConfig())
+    view = base / "ds" / "views" / "dbwalk" / "yaw000_pitch+00.mp4"
+    encode_grid([view], base / "enc", EncodeConfig(qps=(30,), resolutions=parse_resolutions("64x36"), vmaf=False,
+                                                   preset="ultrafast"))
+    tiny = demo_definition.definition_from_data(TINY_DEMO, "tiny demo")
+    make_demo(base / "demo", DemoConfig(definition=tiny, size="tiny"))
+    records = {"slice": view.with_suffix(".json"),
+               "cell": base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.json",
+               "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
+               "table": base / "enc" / "encodes.json", "export": base / "export" / "export.json",
+               "demo": base / "demo" / "demo.json"}
+    return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the examples are written (one file name per test, overwritten by each example)."""
+    return tmp_path_factory.mktemp("bad-input-examples")
+
+
+def write(folder: Path, name: str, data: bytes) -> Path:
+    """Write `folder/name` afresh (replacing a file is much slower than making one on some file systems)."""
+    path = folder / name
+    path.unlink(missing_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------- trajectories
+
+
+reader_options = st.fixed_dictionaries({}, optional={  # read_trajectory's keywords for tum and keyframes-json
+    "axes": st.sampled_from(("xy", "xz")), "fps": st.floats(0.1, 120), "scale": st.floats(0.01, 100)})
+
+
+def trajectory_case(fmt: str, valid: str, examples: int) -> Callable[..., None]:
+    """A property test: any file read as `fmt` is a trajectory or a one-line BadInput."""
+
+    @prop(examples)
+    @given(data=st.one_of(random_bytes, mutated_text(valid), GENERATED[fmt]), options=reader_options)
+    def test(scratch: Path, data: bytes, options: dict[str, Any]) -> None:
+        if fmt not in ("tum", "keyframes-json"):
+            options = {}
+        path = write(scratch, f"traj-{fmt}.txt", data)
+        assert_result_or_one_line_bad_input(lambda: read_trajectory(path, fmt, **options), path)
+
+    return test
+
+
+test_any_csv_xy_trajectory_is_read_or_refused_in_one_line = trajectory_case("csv-xy", CSV_XY, 250)
+test_any_csv_latlon_trajectory_is_read_or_refused_in_one_line = trajectory_case("csv-latlon", CSV_LATLON, 250)
+test_any_tum_trajectory_is_read_or_refused_in_one_line = trajectory_case("tum", TUM, 250)
+test_any_gpx_trajectory_is_read_or_refused_in_one_line = trajectory_case("gpx", GPX, 250)
+
+
+@prop(300)
+@given(data=st.one_of(json_file(KEYFRAMES), GENERATED["keyframes-json"]), options=reader_options)
+def test_any_keyframes_json_trajectory_is_read_or_refused_in_one_line(scratch: Path, data: bytes,
+                                                                       options: dict[str, Any]) -> None:
+    path = write(scratch, "keyframes.json", data)
+    assert_result_or_one_line_bad_input(lambda: read_trajectory(path, "keyframes-json", **options), path)
+
+
+@prop(250)
+@given(data=st.one_of(random_bytes, *GENERATED.values(), *(mutated_text(text) for text in (CSV_XY, CSV_LATLON, TUM, GPX,
+                                                                                         json.dumps(KEYFRAMES)))),
+       suffix=st.sampled_from(("", ".csv", ".txt", ".gpx", ".json", ".tum", ".GPX", ".xml")))
+def test_any_file_in_auto_format_is_read_or_refused_in_one_line(scratch: Path, data: bytes, suffix: str) -> None:
+    path = write(scratch, f"auto{suffix}", data)
+    assert_result_or_one_line_bad_input(lambda: read_trajectory(path, "auto"), path)
+
+
+# ---------------------------------------------------------------- definitions
+
+
+@prop(250)
+@given(data=toml_file(DATASET_TOML))
+def test_any_dataset_definition_is_loaded_or_refused_in_one_line(scratch: Path, data: bytes) -> None:
+    path = write(scratch, "def.toml", data)
+    assert_result_or_one_line_bad_input(lambda: dataset_definition.load_definition(path), path)
+
+
+override_value = st.one_of(st.none(), token, st.integers(), st.floats(), st.booleans(),
+                           st.integers(min_value=10**20, max_value=10**400))
+
+
+@pytest.fixture(scope="module")
+def loaded_definition(scratch: Path) -> dataset_definition.DatasetDefinition:
+    return dataset_definition.load_definition(write(scratch, "def-overrides.toml", DATASET_TOML.encode()))
+
+
+@prop(200)
+@given(overrides=st.fixed_dictionaries({key: override_value for key in dataset_definition.OVERRIDE_SECTIONS}))
+def test_any_override_values_are_applied_or_refused_in_one_line(loaded_definition: Any,
+                                                                overrides: dict[str, Any]) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            dataset_definition.with_overrides(loaded_definition, **overrides)
+    except BadInput as exc:  # names the option it came from, or the file
+        message = str(exc)
+        assert message.splitlines() == [message], message
+        options = tuple(dataset_definition.OVERRIDE_OPTIONS.values())
+        assert loaded_definition.source in message or message.startswith(options), message
+
+
+@prop(250)
+@given(data=toml_file(DEMO_TOML))
+def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, data: bytes) -> None:
+    path = write(scratch, "demo.toml", data)
+    assert_result_or_one_line_bad_input(lambda: demo_definition.load_definition(path), path)
+
+
+# ---------------------------------------------------------------- records
+
+RECORDS = {"slice": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord, "positives": PositivesFile,
+           "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord}
+
+
+@pytest.mark.parametrize("kind", list(RECORDS))
+def test_any_record_json_is_loaded_or_refused_in_one_line(kind: str, pipeline: dict[str, Any], scratch: Path) -> None:
+    source = pipeline["records"][kind]
+    tree = json.loads(source.read_text())
+    RECORDS[kind].load(source)  # the valid file is valid
+
+    @prop(100)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        path = write(scratch, f"{kind}.json", data)
+        assert_result_or_one_line_bad_input(lambda: RECORDS[kind].load(path), path)
+
+    check()
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def csv_file(text: str) -> st.SearchStrategy[bytes]:
+    return st.one_of(random_bytes, mutated_text(text))
+
+
+@pytest.mark.parametrize("split", ["database", "query"])
+def test_any_manifest_csv_is_read_or_refused_in_one_line(split: str, pipeline: dict[str, Any], scratch: Path) -> None:
+    text = (pipeline["manifest"] / f"{split}.csv").read_text()
+    root = pipeline["root"]
+
+    @prop(150)
+    @given(data=csv_file(text))
+    def check(data: bytes) -> None:
+        path = write(scratch, f"{split}.csv", data)
+        assert_result_or_one_line_bad_input(lambda: read_rows(path, split, root), path)
+
+    check()
+
+
+MANIFEST_FILES = ("manifest.json", "positives.json", "database.csv", "query.csv")
+
+
+def damaged_file(folder: Path) -> st.SearchStrategy[tuple[str, bytes | None]]:
+    """(file name, new content or None to delete it) of one of a manifest folder's files."""
+    cases = []
+    for name in MANIFEST_FILES:
+        text = (folder / name).read_text()
+        content = json_file(json.loads(text)) if name.endswith(".json") else csv_file(text)
+        cases.append(st.tuples(st.just(name), st.one_of(st.none(), content)))
+    return st.one_of(*cases)
+
+
+def unusable_manifest_root(content: bytes | None) -> bool:
+    """Whether `content` is a manifest.json whose root has a line break or is absolute: load_manifest
+    (vidvpr/dataset/manifest.py) then words its error around that root, not the manifest folder."""
+    try:
+        root = json.loads(content or b"").get("root")
+    except (ValueError, AttributeError, RecursionError):
+        return False
+    return isinstance(root, str) and (len(root.splitlines()) > 1 or Path(root).is_absolute())
+
+
+def test_any_damaged_manifest_folder_is_loaded_or_refused_in_one_line(pipeline: dict[str, Any]) -> None:
+    folder = pipeline["manifest"]
+    originals = {name: (folder / name).read_bytes() for name in MANIFEST_FILES}
+
+    @prop(150)
+    @given(damage=damaged_file(folder))
+    def check(damage: tuple[str, bytes | None]) -> None:
+        name, content = damage
+        assume(not unusable_manifest_root(content))  # a known bug outside the readers: see the xfail below
+        try:
+            if content is None:
+                (folder / name).unlink()
+            else:
+                write(folder, name, content)
+            assert_result_or_one_line_bad_input(lambda: load_manifest(folder), folder)
+        finally:
+            write(folder, name, originals[name])
+
+    check()
+    load_manifest(folder)
+
+
+# ---------------------------------------------------------------- every value replaced, one at a time
+# Random mutations rarely hit one given key with one given value; these sweeps try each hostile
+# value in each place of each kind of file once (a few thousand loads, a few seconds).
+
+HOSTILE_VALUES = (None, "", "a\nb", "x\x00y", "\u2028", "/etc", "../..", "~", -1, 0, 0.5, 1e308, -1e308, 2**64,
+                  True, "nan", [], {}, [[]], {"a\nb": 1})
+
+
+def one_value_replaced(tree: Any, values: tuple[Any, ...] = HOSTILE_VALUES) -> Iterator[tuple[str, Any]]:
+    """Yield (what was done, `tree`) with one value replaced by one of `values`, or a key 'a\\nb' added
+    to one table, in turn (the same object, edited in place and restored: use it before the next)."""
+    box = {"root": tree}
+    for node, key in _slots(box):
+        old = node[key]
+        for value in values:
+            node[key] = value
+            yield f"{key!r} (was {str(old)[:40]!r}) replaced by {value!r}", box["root"]
+        node[key] = old
+        if isinstance(old, dict):
+            old["a\nb"] = 1
+            yield f"key 'a\\nb' added to {key!r}", box["root"]
+            del old["a\nb"]
+
+
+@contextlib.contextmanager
+def noted(text: str) -> Iterator[None]:
+    """Add `text` to any exception raised in the block (pytest shows it under the traceback)."""
+    try:
+        yield
+    except BaseException as exc:
+        exc.add_note(text)
+        raise
+
+
+@pytest.mark.parametrize("text, loader", [(DATASET_TOML, dataset_definition.load_definition),
+                                          (DEMO_TOML, demo_definition.load_definition)], ids=["dataset", "demo"])
+def test_every_value_of_a_definition_replaced_is_loaded_or_refused_in_one_line(text: str, loader: Callable[..., Any],
+                                                                                scratch: Path) -> None:
+    for edit, tree in one_value_replaced(tomllib.loads(text)):
+        path = write(scratch, "sweep.toml", dump_toml(tree))
+        with noted(f"input: the definition with {edit}"):
+            assert_result_or_one_line_bad_input(lambda path=path: loader(path), path)
+
+
+@pytest.mark.parametrize("kind", list(RECORDS))
+def test_every_value_of_a_record_replaced_is_loaded_or_refused_in_one_line(kind: str, pipeline: dict[str, Any]) -> None:
+    source = pipeline["records"][kind]
+    for edit, tree in one_value_replaced(json.loads(source.read_text()), HOSTILE_VALUES[::2]):
+        with noted(f"input: {source.name} with {edit}"):
+            assert_result_or_one_line_bad_input(lambda tree=tree: RECORDS[kind].from_data(tree, str(source)), source)
+
+
+# ---------------------------------------------------------------- VPR image names
+
+NAME_FIELDS = 15
+field_text = st.one_of(token, st.from_regex(r"-?[0-9]{0,8}(\.[0-9]{0,6})?", fullmatch=True))
+
+
+@prop(300)
+@given(name=st.one_of(
+    st.text(max_size=60),
+    st.lists(field_text, min_size=0, max_size=NAME_FIELDS + 3).map(lambda fields: "@" + "@".join(fields)),
+    st.lists(field_text, min_size=NAME_FIELDS, max_size=NAME_FIELDS).map(lambda fields: "@" + "@".join(fields)),
+    st.tuples(st.sampled_from(("", "dir/", "/a/b/", "./", "C:\\x\\")),
+              st.lists(field_text, min_size=NAME_FIELDS, max_size=NAME_FIELDS)).map(
+        lambda pair: pair[0] + "@" + "@".join(pair[1])),
+))
+def test_parse_vpr_filename_raises_only_value_error(name: str) -> None:
+    try:
+        parse_vpr_filename(name)
+    except ValueError:
+        pass
+
+
+free_text = st.text(max_size=10).filter(lambda text: not set(text) & {"@", "/", "\\"})
+vpr_names = st.builds(
+    VprName,
+    easting_m=st.floats(allow_nan=True, allow_infinity=True), northing_m=st.floats(-1e9, 1e9),
+    utm_zone_number=st.none() | st.integers(-100, 10**6), utm_zone_letter=st.none() | free_text.filter(bool),
+    lat_deg=st.none() | st.floats(allow_nan=True, allow_infinity=True), lon_deg=st.none() | st.floats(-1e6, 1e6),
+    pano_id=free_text, tile_num=free_text, heading_deg=st.none() | st.integers(-1000, 10**6),
+    pitch_deg=st.none() | st.integers(-1000, 1000), roll=free_text, height=free_text, timestamp=free_text,
+    note=free_text, extension=free_text,
+)
+
+
+@prop(300)
+@given(name=vpr_names)
+def test_vpr_filename_format_then_parse_round_trips(name: VprName) -> None:
+    try:
+        text = format_vpr_filename(name)
+    except ValueError:  # a value no name can hold
+        return
+    parsed = parse_vpr_filename(text)
+    expected = replace(name, easting_m=round(name.easting_m, 2), northing_m=round(name.northing_m, 2),
+                       lat_deg=None if name.lat_deg is None else round(name.lat_deg, 5),
+                       lon_deg=None if name.lon_deg is None else round(name.lon_deg, 5))
+    assert parsed == expected
+    assert format_vpr_filename(parsed) == text
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def cli_run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def test_manifest_command_on_damaged_inputs_exits_with_a_user_error_code(pipeline: dict[str, Any]) -> None:
+    root = pipeline["root"]
+    inputs = {"def.toml": toml_file((root / "def.toml").read_text()),
+              "traj/dbwalk.csv": csv_file((root / "traj" / "dbwalk.csv").read_text()),
+              "views/qwalk/yaw000_pitch+00.json": json_file(json.loads(
+                  (root / "views" / "qwalk" / "yaw000_pitch+00.json").read_text()))}
+    originals = {name: (root / name).read_bytes() for name in inputs}
+    runs = itertools.count()
+
+    @prop(60)
+    @given(damage=st.one_of(*(st.tuples(st.just(name), content) for name, content in inputs.items())))
+    def check(damage: tuple[str, bytes]) -> None:
+        name, content = damage
+        out = root / f"cli-manifest-{next(runs)}"
+        try:
+            write(root, name, content)
+            assert_user_error_exit(cli_run("manifest", str(root / "def.toml"), "--out", str(out), "--quiet"))
+        finally:
+            write(root, name, originals[name])
+            shutil.rmtree(out, ignore_errors=True)
+
+    check()
+
+
+def test_export_command_on_a_damaged_manifest_exits_with_a_user_error_code(pipeline: dict[str, Any]) -> None:
+    folder = pipeline["root"] / "manifest-cli"
+    shutil.copytree(pipeline["manifest"], folder)
+    originals = {name: (folder / name).read_bytes() for name in MANIFEST_FILES}
+    runs = itertools.count()
+
+    @prop(60)
+    @given(damage=damaged_file(folder))
+    def check(damage: tuple[str, bytes | None]) -> None:
+        name, content = damage
+        out = pipeline["base"] / f"cli-export-{next(runs)}"
+        try:
+            if content is None:
+                (folder / name).unlink()
+            else:
+                write(folder, name, content)
+            assert_user_error_exit(cli_run("export", str(folder), "--out", str(out), "--quiet"))
+        finally:
+            write(folder, name, originals[name])
+            shutil.rmtree(out, ignore_errors=True)
+
+    check()
+
+
+# ---------------------------------------------------------------- regressions: inputs that once raised
+
+
+def refused(call: Callable[[], Any], path: Path, match: str) -> str:
+    """The one-line BadInput message of `call`, which must name `path` and say `match`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(BadInput, match=match) as info:
+            call()
+    message = str(info.value)
+    assert message.splitlines() == [message] and str(path) in message
+    return message
+
+
+def test_gpx_time_with_a_utc_offset_of_a_day_or_more_is_refused(tmp_path: Path) -> None:
+    # was ValueError from datetime.timestamp() (gpxpy accepts the offset)
+    path = write(tmp_path, "walk.gpx", GPX.replace("10:00:03+00:00", "10:00:03+25:00").encode())
+    refused(lambda: read_trajectory(path, "gpx"), path, r"track point 3: <time> is out of range")
+
+
+@pytest.mark.parametrize("name, text, options, match", [
+    # were numpy overflow warnings, and infinite positions returned where warnings are not errors
+    ("scaled.tum", "0 1e308 0 0 0 0 0 1\n1 -1e308 0 0 0 0 0 1\n", {"scale": 10.0}, "easting too large"),
+    ("span.csv", "t,x,y\n-1e308,0,0\n1e308,0,0\n", {}, "times span more than the float range"),
+    ("keyframes.json", json.dumps({"fps": 1e-300, "keyframes": [{"frame": 0, "trans": [0, 0, 0]},
+                                                                {"frame": 1e300, "trans": [0, 0, 0]}]}), {},
+     "times too large"),
+    # was a numpy overflow warning; the rotation returned was the identity
+    ("quat.tum", "0 0 0 0 1e200 0 0 1\n1 0 0 0 0 0 0 1\n", {}, "line 1: quaternion qx qy qz qw is zero or too large"),
+    ("quat.json", json.dumps({"fps": 30, "keyframes": [{"frame": 0, "trans": [0, 0, 0], "rot": [1e200, 0, 0, 1]},
+                                                       {"frame": 1, "trans": [0, 0, 0], "rot": [0, 0, 0, 1]}]}), {},
+     "keyframe 1: rot quaternion is zero or too large"),
+    # found by test_any_keyframes_json_trajectory_...: was "overflow encountered in matmul"
+    ("matrix.json", ('{"keyframes":[{"frame":0.0,"trans":[0.0,0.0,0.0],"rot":[[0.0,0.0,0.0],[0.0,0.0,0.0],'
+                     '[0.0,0.0,777e154]]}]}'), {"fps": 1.0}, "keyframe 1: rot is not a rotation matrix"),
+], ids=["tum-scaled", "csv-time-span", "keyframes-fps", "tum-quaternion", "keyframes-quaternion", "keyframes-matrix"])
+def test_trajectory_values_that_overflow_are_refused(tmp_path: Path, name: str, text: str, options: dict[str, Any],
+                                                     match: str) -> None:
+    path = write(tmp_path, name, text.encode())
+    refused(lambda: read_trajectory(path, "auto" if not name.endswith(".csv") else "csv-xy", **options), path, match)
+
+
+@pytest.mark.parametrize("loader", [dataset_definition.load_definition, demo_definition.load_definition],
+                         ids=["dataset", "demo"])
+def test_toml_integer_beyond_the_digit_limit_is_refused(tmp_path: Path, loader: Callable[..., Any]) -> None:
+    # was ValueError "Exceeds the limit (4300 digits) for integer string conversion" from tomllib
+    path = write(tmp_path, "def.toml", f"seed = {'9' * 5000}\n".encode())
+    refused(lambda: loader(path), path, "not valid TOML")
+
+
+def test_dataset_root_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
+    # was ValueError "embedded null byte" from Path.resolve
+    path = write(tmp_path, "def.toml", DATASET_TOML.replace('root = "."', 'root = "a\\u0000b"').encode())
+    refused(lambda: dataset_definition.load_definition(path), path, r"dataset root '.*a\\x00b' cannot be resolved")
+
+
+def test_sampling_rule_beyond_the_float_range_is_refused(tmp_path: Path) -> None:
+    # was OverflowError "cannot convert float infinity to integer" from parse_sampling, in the file and as an option
+    rule = "1" + "0" * 400 + "f"
+    path = write(tmp_path, "def.toml", DATASET_TOML.replace('database = "2f"', f'database = "{rule}"').encode())
+    refused(lambda: dataset_definition.load_definition(path), path, "sampling.database: sampling rule .* out of range")
+    definition = dataset_definition.load_definition(write(tmp_path, "ok.toml", DATASET_TOML.encode()))
+    with pytest.raises(BadInput, match=r"^--query-sampling: sampling.query: sampling rule .* out of range"):
+        dataset_definition.with_overrides(definition, query_sampling=rule)
+
+
+@pytest.mark.parametrize("text, loader, match", [
+    ('"a\\nb" = 1\n' + DATASET_TOML, dataset_definition.load_definition, r"^\S+: a\\nb: unknown key$"),
+    ('[sizes]\n"a\\nb" = [32, 16]\n', demo_definition.load_definition, r"sizes\.a\\nb = 32x16"),
+    ('[sizes]\n"a\\u2028b" = "x"\n', demo_definition.load_definition, r"sizes\.a\\u2028b: Input should be"),
+], ids=["dataset-unknown-key", "demo-size-name", "demo-size-value"])
+def test_keys_with_line_breaks_are_escaped_in_the_message(tmp_path: Path, text: str, loader: Callable[..., Any],
+                                                          match: str) -> None:
+    # were BadInputs of two lines (the key, or a message naming it, printed raw)
+    path = write(tmp_path, "def.toml", text.encode())
+    refused(lambda: loader(path), path, match)
+
+
+def test_a_record_with_a_key_holding_a_line_break_is_refused_in_one_line(pipeline: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    data = json.loads(pipeline["records"]["slice"].read_text())
+    data["geometry"]["a\nb"] = 1
+    path = write(tmp_path, "view.json", json.dumps(data).encode())
+    refused(lambda: SliceSidecar.load(path), path, r"geometry\.a\\nb: unknown key")
+
+
+@pytest.mark.parametrize("position", [{"easting_m": math.inf}, {"northing_m": math.nan}, {"lat_deg": -math.inf}])
+def test_vpr_name_of_a_position_that_is_not_finite_is_refused(position: dict[str, float]) -> None:
+    # formatted as '0000000inf', a name parse_vpr_filename cannot read back
+    with pytest.raises(ValueError, match="not finite"):
+        format_vpr_filename(replace(VprName(1.0, 2.0), **position))
+
+
+@pytest.mark.xfail(strict=True, reason="vidvpr/dataset/manifest.py (not a reader fixed here): load_manifest words "
+                                       "'{root}: dataset root not found' around the recorded root")
+@pytest.mark.parametrize("root", ["..\n", "/nonexistent-vidvpr-root"], ids=["line-break", "absolute"])
+def test_manifest_with_an_unusable_root_is_refused_in_one_line_naming_the_folder(pipeline: dict[str, Any],
+                                                                                  tmp_path: Path, root: str) -> None:
+    folder = tmp_path / "manifest"
+    shutil.copytree(pipeline["manifest"], folder)
+    meta = json.loads((folder / "manifest.json").read_text())
+    write(folder, "manifest.json", json.dumps({**meta, "root": root}).encode())
+    refused(lambda: load_manifest(folder), folder, "dataset root")
