@@ -84,8 +84,8 @@ def view_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
 
 def perspective_rays(intrinsics: PinholeIntrinsics) -> np.ndarray:
     """Unit-less camera rays (H, W, 3) through every pixel centre of the view."""
-    cols = (np.arange(intrinsics.width, dtype=np.float64) + 0.5 - intrinsics.cx) / intrinsics.fx
-    rows = (intrinsics.cy - (np.arange(intrinsics.height, dtype=np.float64) + 0.5)) / intrinsics.fy
+    cols = (np.arange(intrinsics.width) + 0.5 - intrinsics.cx) / intrinsics.fx
+    rows = (intrinsics.cy - (np.arange(intrinsics.height) + 0.5)) / intrinsics.fy
     x, y = np.meshgrid(cols, rows)
     return np.stack([x, y, np.ones_like(x)], axis=-1)
 
@@ -124,14 +124,6 @@ def equirect_to_perspective_maps(
     map_x = np.mod(map_x + 0.5, src_width) - 0.5
     map_y = np.clip(map_y, 0.0, src_height - 1.0)
     return map_x.astype(np.float32), map_y.astype(np.float32)
-
-
-def direction_to_equirect_pixel(yaw_deg: float, pitch_deg: float, src_width: int, src_height: int) -> tuple[float, float]:
-    """Continuous (col, row) in remap convention where the direction (yaw, pitch) lands."""
-    map_x, map_y = lon_lat_to_equirect_pixel(
-        np.array(math.radians(yaw_deg)), np.array(math.radians(pitch_deg)), src_width, src_height
-    )
-    return float(np.mod(map_x + 0.5, src_width) - 0.5), float(map_y)
 
 
 def sample_bilinear(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:

@@ -208,7 +208,7 @@ def lat_lon(
     return np.asarray(lat), np.asarray(lon)
 
 
-def _frame_name(traj: Trajectory, shared_local_frame: bool = False) -> str:
+def _frame_name(traj: Trajectory, shared_local_frame: bool) -> str:
     if traj.utm_zone_number is None:
         return "a local metric frame" if shared_local_frame else f"a local metric frame ({traj.format})"
     hemisphere = "N" if (traj.utm_zone_letter or "N") >= "N" else "S"
@@ -260,15 +260,15 @@ def position_at(
     """
     t = np.asarray(t_s, dtype=float) + time_offset_s
     inside = _inside(traj, t)
-    clipped = np.clip(np.where(inside, t, traj.t_s[0]), traj.t_s[0], traj.t_s[-1])
+    t_inside = np.where(inside, t, traj.t_s[0])  # np.interp holds the end values within the tolerance
     headings = traj.heading_deg
     if headings is None:
         headings = heading_from_travel(traj.t_s, traj.easting_m, traj.northing_m,
                                        baseline_s=baseline_s, min_displacement_m=min_displacement_m)
     return Pose(
-        np.where(inside, np.interp(clipped, traj.t_s, traj.easting_m), np.nan),
-        np.where(inside, np.interp(clipped, traj.t_s, traj.northing_m), np.nan),
-        np.where(inside, interpolate_heading_deg(clipped, traj.t_s, headings), np.nan),
+        np.where(inside, np.interp(t_inside, traj.t_s, traj.easting_m), np.nan),
+        np.where(inside, np.interp(t_inside, traj.t_s, traj.northing_m), np.nan),
+        np.where(inside, interpolate_heading_deg(t_inside, traj.t_s, headings), np.nan),
         inside,
     )
 
