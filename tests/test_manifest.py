@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import logging
-import re
 import shutil
 import subprocess
 import sys

@@ -11,10 +11,12 @@ from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from vidvpr.core.records import Record, Strict
 
+FRACTION_REGEX = r"^[0-9]{1,12}(/[0-9]{1,12})?$"  # str(Fraction): "30", "30000/1001"
+MAX_FRAMES = 10**9  # a day at 10 kHz: anything larger is a damaged sidecar, not a video
 CONSTANT_RATE_RULE = "time_s[i] = i / fps"
 IDENTITY_SOURCE_RULE = "source_frame_index[i] = i"
 
@@ -78,9 +80,9 @@ class GeometryRecord(Strict):
 class FrameTimes(Strict):
     """Presentation time and source frame of every output frame: as rules when regular, else listed."""
 
-    fps: str
-    time_base: str
-    frames: int
+    fps: str = Field(pattern=FRACTION_REGEX)
+    time_base: str = Field(pattern=FRACTION_REGEX)
+    frames: int = Field(ge=1, le=MAX_FRAMES)
     rule: Literal["time_s[i] = i / fps"] | None = None
     time_s: list[float] | None = None
     source_frame_index: list[int] | None = None

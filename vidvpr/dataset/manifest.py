@@ -417,9 +417,12 @@ def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> M
     if not (folder / MANIFEST_FILE).is_file():
         raise BadInput(f"{folder}: not a finished vidvpr manifest (no {MANIFEST_FILE}); run vidvpr manifest --out {folder}")
     meta = ManifestRecord.load(folder / MANIFEST_FILE)
+    if root is None and (Path(meta.root).is_absolute() or not meta.root.isprintable()):
+        raise BadInput(f"{folder / MANIFEST_FILE}: records the dataset root as {meta.root!r}, which must be a "
+                       "path relative to the manifest folder; pass --root")
     base = Path(root) if root is not None else folder / meta.root
     if not base.is_dir():
-        raise BadInput(f"{base}: dataset root not found; pass --root")
+        raise BadInput(f"{folder}: dataset root {str(base)!r} not found; pass --root")
     base = base.resolve()
     database = read_rows(folder / CSV_FILES["database"], "database", base)
     queries = read_rows(folder / CSV_FILES["query"], "query", base)

@@ -17,9 +17,9 @@ MANIFEST_FILE = "manifest.json"
 DATA_FILES = (*CSV_FILES.values(), POSITIVES_FILE)  # what later stages read (manifest.json describes them)
 
 
-Name = Annotated[str, Field(pattern=NAME_REGEX)]
+Name = Annotated[str, Field(pattern=NAME_REGEX.rstrip("$") + r"\Z")]  # \Z: python-re's $ accepts a final \n
 Heading = Annotated[float | None, Field(ge=0, lt=360)]
-RelativePath = Annotated[str, Field(pattern=r"^(?![/\\])(?!.*(^|/)\.\.(/|$)).+$",
+RelativePath = Annotated[str, Field(pattern=r"^(?![/\\])(?!.*(^|/)\.\.(/|$))[^\n]+\Z",
                                     description="relative to the dataset root, never leaving it")]
 
 
@@ -37,7 +37,7 @@ class ManifestRow:
                            "then": {"required": ["num_positives"]},
                            "else": {"not": {"required": ["num_positives"]}}})
 
-    id: Annotated[str, Field(pattern=NAME_REGEX.rstrip("$") + "/" + NAME_REGEX.lstrip("^").rstrip("$") + "/[0-9]{6,}$",
+    id: Annotated[str, Field(pattern=NAME_REGEX.rstrip("$") + "/" + NAME_REGEX.lstrip("^").rstrip("$") + "/[0-9]{6,}\\Z",
                              description="<recording>/<view>/<frame:06d>, unique in the dataset")]
     split: Literal["database", "query"]
     recording: Name
@@ -51,7 +51,7 @@ class ManifestRow:
     easting_m: float
     northing_m: float
     utm_zone_number: Annotated[int | None, Field(ge=1, le=60)]
-    utm_zone_letter: Annotated[str | None, Field(pattern=r"^[C-HJ-NP-X]$")]
+    utm_zone_letter: Annotated[str | None, Field(pattern=r"^[C-HJ-NP-X]\Z")]
     lat_deg: Annotated[float | None, Field(ge=-90, le=90)]
     lon_deg: Annotated[float | None, Field(ge=-180, le=180)]
     camera_heading_deg: Heading

@@ -34,7 +34,7 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
     video path inside `root`); BadInput naming the file and line for anything else."""
     expected = columns(split)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise BadInput(f"{path}: manifest file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

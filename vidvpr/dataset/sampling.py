@@ -47,6 +47,7 @@ def sample_every_metres(easting_m: np.ndarray, northing_m: np.ndarray, step_m: f
     return np.asarray(kept, dtype=np.int64)
 
 
+MAX_SAMPLING_STEP = 1e12  # frames, seconds or metres: beyond any recording
 SAMPLING_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(f|s|m)\s*$")
 
 
@@ -76,6 +77,8 @@ def parse_sampling(text: str, what: str = "sampling") -> SamplingRule:
         return SamplingRule(1, "f")
     match = SAMPLING_PATTERN.match(spec)
     value = float(match.group(1)) if match else 0.0
+    if match and value >= MAX_SAMPLING_STEP:
+        raise BadInput(f"sampling rule {text!r} is out of range (at most {MAX_SAMPLING_STEP:g})")
     if not match or value <= 0 or (match.group(2) == "f" and value != int(value)):
         raise BadInput(f"Unknown {what} rule {text!r}. Use Nf (every N frames), Ts (every T seconds), "
                        "Dm (every D metres) or all, e.g. 5f, 0.5s, 2m.")
