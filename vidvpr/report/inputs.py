@@ -1,0 +1,130 @@
+"""What a report is made of, found and checked: the study (read, or computed from eval folders),
+its eval folders, the manifest and the encode folder(s).
+
+With a study folder, everything else is discovered from what it recorded (each eval folder's
+results.json names its manifest and encode folder); options override. Inputs given explicitly must
+exist (BadInput); discovered ones that are gone become a note in the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidvpr.core.errors import BadInput
+from vidvpr.core.records import FileRecord, read_json_object
+from vidvpr.dataset.manifest import Manifest, load_manifest
+from vidvpr.encoding.rdplot import PLOT_NAME
+from vidvpr.encoding.table import TABLE_JSON_NAME, TABLE_NAME
+from vidvpr.study.inputs import LoadedEval, load_evals
+from vidvpr.study.records import STUDY_JSON, StudyRecord
+from vidvpr.study.stage import StudyConfig, compute_study
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeFolder:
+    """An encode folder as the report shows it: its table rows, run record and RD plot."""
+
+    path: Path
+    rows: list[dict[str, str]]
+    table: dict[str, Any] | None
+    rd_png: bytes | None
+    files: list[FileRecord]
+    speed_note: str | None = None  # how the encoder measured encode_s (from a cell sidecar)
+
+
+@dataclass
+class ReportInputs:
+    study: StudyRecord
+    study_file: FileRecord | None  # None: computed for this report
+    evals: list[LoadedEval]
+    manifest: Manifest | None
+    encodes: list[EncodeFolder]
+    notes: list[str] = field(default_factory=list)
+
+
+def _load_study(folder: Path) -> tuple[StudyRecord, FileRecord]:
+    path = folder / STUDY_JSON
+    if not folder.is_dir() or not path.is_file():
+        raise BadInput(f"{folder}: not a study folder (no {STUDY_JSON}; run vidvpr study --out {folder})")
+    return StudyRecord.load(path), FileRecord.of(path)
+
+
+def _check_unchanged(study: StudyRecord, evals: Sequence[LoadedEval]) -> None:
+    recorded = {Path(i.eval_dir).resolve(): i.results.hash for i in study.inputs}
+    for e in evals:
+        was = recorded.get(e.folder.resolve())
+        if was is not None and was != e.file.hash:
+            raise BadInput(f"{e.json_path}: changed since the study was made; re-run vidvpr study")
+
+
+def read_encode_folder(path: Path) -> EncodeFolder:
+    """encodes.csv rows (any columns), encodes.json's run record when readable, rd.png."""
+    csv_path = path / TABLE_NAME
+    if not csv_path.is_file():
+        raise BadInput(f"{path}: not an encode folder (no {TABLE_NAME}; vidvpr encode --out)")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    files = [FileRecord.of(csv_path)]
+    table = None
+    if (path / TABLE_JSON_NAME).is_file():
+        table = read_json_object(path / TABLE_JSON_NAME, "vidvpr encode table")
+        files.append(FileRecord.of(path / TABLE_JSON_NAME))
+    rd = path / PLOT_NAME
+    return EncodeFolder(path, rows, table, rd.read_bytes() if rd.is_file() else None, files, _speed_note(path, rows))
+
+
+def _speed_note(path: Path, rows: list[dict[str, str]]) -> str | None:
+    """The encode sidecar's own words on what encode_s measures (read leniently: only for a caption)."""
+    if not rows or not rows[0].get("path"):
+        return None
+    sidecar = (path / rows[0]["path"]).with_suffix(".json")
+    try:
+        note = read_json_object(sidecar, "vidvpr encode cell sidecar").get("encode", {}).get("note")
+    except BadInput:
+        return None
+    return str(note) if note else None
+
+
+def gather(study_dir: Path | None, eval_dirs: Sequence[Path], manifest_dir: Path | None, enc_dirs: Sequence[Path],
+           config: StudyConfig | None = None) -> ReportInputs:
+    """Every input of a report; the study is computed in memory when no study folder is given."""
+    notes: list[str] = []
+    if study_dir is not None:
+        study, study_file = _load_study(Path(study_dir))
+        recorded = [Path(i.eval_dir) for i in study.inputs]
+        evals = load_evals(list(eval_dirs) or recorded)
+        _check_unchanged(study, evals)
+    elif eval_dirs:
+        evals = load_evals(eval_dirs)
+        study, study_file = compute_study(evals, config or StudyConfig()), None
+        notes.append("No study folder was given: the study below was computed for this report "
+                     f"({study.method.interpolation} interpolation, recall@{','.join(map(str, study.recall_at))}).")
+    else:
+        raise BadInput("give a study folder (vidvpr study --out) or eval folders with --eval")
+    manifest = None
+    wanted = Path(manifest_dir) if manifest_dir is not None else Path(str(evals[0].results.manifest.get("path", "")))
+    if manifest_dir is not None or wanted.is_dir():
+        manifest = load_manifest(wanted)
+        recorded_files = study.dataset.get("files") or {}
+        for name, digest in recorded_files.items():
+            if manifest.meta.outputs.get(name) and manifest.meta.outputs[name].hash != digest:
+                raise BadInput(f"{wanted}: {name} differs from the one the evaluations used; give the manifest "
+                               "they were run on (--manifest)")
+    else:
+        notes.append(f"The manifest folder {wanted} was not found: the dataset section is left out (pass --manifest).")
+    encodes = []
+    discovered = list(dict.fromkeys(e.results.enc_dir for e in evals if e.results.enc_dir))
+    for path in (list(enc_dirs) or [Path(p) for p in discovered]):
+        path = Path(path)
+        if not enc_dirs and not (path / "encodes.csv").is_file():
+            notes.append(f"The encode folder {path} was not found: its table and plot are left out (pass --enc).")
+            continue
+        encodes.append(read_encode_folder(path))
+    return ReportInputs(study, study_file, evals, manifest, encodes, notes)

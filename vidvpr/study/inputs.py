@@ -1,0 +1,143 @@
+"""The eval folders a study reads: loaded, checked to be one dataset, turned into study points.
+
+Every eval folder's ``results.json`` records the hashes of the manifest files it evaluated
+(database.csv, query.csv, positives.json); a study refuses folders whose hashes differ, since
+their recalls are not comparable. A model label names one set of weights across the folders
+(its fingerprint), and one (model, protocol, cell) result may appear in several folders only with
+the same recall.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidvpr.core.errors import BadInput
+from vidvpr.core.records import FileRecord
+from vidvpr.evaluate.results import RESULTS_JSON, EvalResults, EvalRow
+from vidvpr.study.curves import Point
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedEval:
+    folder: Path
+    results: EvalResults
+    file: FileRecord
+
+    @property
+    def json_path(self) -> Path:
+        return self.folder / RESULTS_JSON
+
+
+@dataclass
+class StudyPoints:
+    """What the study works on: (model, protocol, point) triples and each system's reference recall."""
+
+    points: list[tuple[str, str, Point]] = field(default_factory=list)
+    reference: dict[tuple[str, str], dict[int, float]] = field(default_factory=dict)
+    systems: list[tuple[str, str]] = field(default_factory=list)  # (model, protocol) in input order
+
+
+def load_evals(folders: Sequence[Path]) -> list[LoadedEval]:
+    """Each folder's results.json (BadInput naming the folder when there is none), same dataset."""
+    if not folders:
+        raise BadInput("give at least one eval folder (vidvpr eval --out)")
+    loaded = []
+    seen: dict[Path, Path] = {}
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise BadInput(f"{folder}: not an eval folder ({'a file' if folder.exists() else 'not found'}; "
+                           "expected the --out of vidvpr eval)")
+        path = folder / RESULTS_JSON
+        if not path.is_file():
+            raise BadInput(f"{folder}: no {RESULTS_JSON}; not a finished vidvpr eval folder")
+        if path.resolve() in seen:
+            raise BadInput(f"{folder}: given twice (also as {seen[path.resolve()]})")
+        seen[path.resolve()] = folder
+        loaded.append(LoadedEval(folder, EvalResults.load(path), FileRecord.of(path)))
+    check_same_dataset(loaded)
+    return loaded
+
+
+def check_same_dataset(evals: Sequence[LoadedEval]) -> None:
+    """BadInput when two folders evaluated different manifests (their data files' hashes differ)."""
+    first = evals[0]
+    expected = first.results.manifest.get("files") or {}
+    for other in evals[1:]:
+        found = other.results.manifest.get("files") or {}
+        differing = sorted(name for name in set(expected) | set(found) if expected.get(name) != found.get(name))
+        if differing:
+            raise BadInput(f"{other.json_path}: evaluated a different dataset than {first.json_path} "
+                           f"({differing[0]} differs: manifest {other.results.manifest.get('path')} vs "
+                           f"{first.results.manifest.get('path')}); a study compares evaluations of one manifest")
+
+
+def choose_threshold(evals: Sequence[LoadedEval], wanted: float | None) -> float:
+    """`wanted`, checked to be evaluated in every folder, or the smallest threshold all folders share."""
+    per_folder = [{row.threshold_m for row in e.results.rows} for e in evals]
+    if wanted is not None:
+        for e, thresholds in zip(evals, per_folder):
+            if not any(abs(t - wanted) < 1e-9 for t in thresholds):
+                raise BadInput(f"{e.json_path}: no results at --threshold {wanted:g} m "
+                               f"(it has {', '.join(f'{t:g}' for t in sorted(thresholds))} m)")
+        return next(t for t in per_folder[0] if abs(t - wanted) < 1e-9)
+    common = set.intersection(*per_folder)
+    if not common:
+        raise BadInput(f"the eval folders share no distance threshold ({evals[0].json_path} has "
+                       f"{', '.join(f'{t:g}' for t in sorted(per_folder[0]))} m); re-run vidvpr eval with one --threshold")
+    return min(common)
+
+
+def check_recall_at(evals: Sequence[LoadedEval], ns: Sequence[int]) -> None:
+    for e in evals:
+        missing = [n for n in ns if n not in e.results.recall_at]
+        if missing:
+            raise BadInput(f"{e.json_path}: no recall@{missing[0]} (it has recall@"
+                           f"{','.join(map(str, e.results.recall_at))}); choose --recall-at among those")
+
+
+def _point(row: EvalRow, source: int) -> Point:
+    return Point(cell=row.cell, codec=row.codec or "libx264", resolution=row.resolution or f"{row.width}x{row.height}",
+                 qp=int(row.qp or 0), kbps=float(row.kbps or 0.0), recall=dict(row.recall), width=row.width,
+                 height=row.height, psnr_y=row.psnr_y, ssim_y=row.ssim_y, vmaf=row.vmaf, source=source)
+
+
+def collect_points(evals: Sequence[LoadedEval], threshold_m: float) -> StudyPoints:
+    """Points and reference recalls at `threshold_m`; duplicates across folders must agree."""
+    out = StudyPoints()
+    fingerprints: dict[str, tuple[str, Path]] = {}
+    seen: dict[tuple[str, str, str], tuple[dict[int, float], Path]] = {}
+    for source, e in enumerate(evals):
+        for model in e.results.models:
+            label, fingerprint = str(model.get("label")), str(model.get("fingerprint"))
+            known = fingerprints.setdefault(label, (fingerprint, e.json_path))
+            if known[0] != fingerprint:
+                raise BadInput(f"{e.json_path}: model {label!r} has other weights (fingerprint {fingerprint}) than in "
+                               f"{known[1]} ({known[0]}); give the checkpoints different file names")
+        for row in e.results.rows:
+            if abs(row.threshold_m - threshold_m) > 1e-9:
+                continue
+            key = (row.model, row.protocol, row.cell)
+            if key in seen:
+                if any(abs(seen[key][0].get(n, -1) - value) > 1e-9 for n, value in row.recall.items()):
+                    raise BadInput(f"{e.json_path}: {row.model} ({row.protocol}) on {row.cell} disagrees with the same "
+                                   f"result in {seen[key][1]}; study one of the two")
+                continue
+            seen[key] = (dict(row.recall), e.json_path)
+            system = (row.model, row.protocol)
+            if system not in out.systems:
+                out.systems.append(system)
+            if row.qp is None:
+                out.reference[system] = dict(row.recall)
+            elif row.kbps is None or not row.kbps > 0:
+                LOG.info("%s: cell %s has no bitrate; left out of the study", e.json_path, row.cell)
+            else:
+                out.points.append((row.model, row.protocol, _point(row, source)))
+    if not out.points:
+        raise BadInput(f"{evals[0].json_path}: no encoded cells with a bitrate at {threshold_m:g} m "
+                       "(evaluate with --enc)")
+    return out

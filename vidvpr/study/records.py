@@ -1,0 +1,192 @@
+"""What `vidvpr study` writes: ``study.json`` (`StudyRecord`) and ``study.csv`` (the same numbers
+as one table, a ``section`` column telling point, reference, bd, front and budget rows apart)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Literal
+
+from vidvpr.core.atomic import write_text_atomic
+from vidvpr.core.records import FileRecord, Record, Strict
+
+STUDY_JSON = "study.json"
+STUDY_CSV = "study.csv"
+
+
+class PointRecord(Strict):
+    cell: str
+    codec: str
+    resolution: str
+    width: int | None
+    height: int | None
+    qp: int
+    kbps: float
+    recall: dict[int, float]
+    psnr_y: float | None
+    ssim_y: float | None
+    vmaf: float | None
+    source: int  # index into StudyRecord.inputs
+
+
+class CurveRecord(Strict):
+    """One recall–rate curve; resolution "any" is the codec's non-dominated cells over all resolutions."""
+
+    system: str
+    model: str
+    protocol: str
+    codec: str
+    resolution: str
+    points: list[PointRecord]
+
+
+class DeltaRecord(Strict):
+    """A Bjøntegaard delta, or the reason there is none; averaged over [low, high]."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    overlap_fraction: float | None
+    points: list[int]  # points used: [anchor, test]
+    reason: str | None
+
+
+class ComparisonRecord(Strict):
+    """Test against anchor at recall@n: codecs for one system, or systems for one codec."""
+
+    kind: Literal["codec", "model"]
+    n: int
+    anchor: str
+    test: str
+    system: str | None  # held fixed in a codec comparison
+    codec: str | None  # held fixed in a model comparison
+    resolution: str
+    bd_rate_pct: DeltaRecord  # overlap in recall
+    bd_recall: DeltaRecord  # overlap in kbps; value as a fraction
+    headline: str
+
+
+class FrontRecord(Strict):
+    system: str
+    n: int
+    points: list[PointRecord]
+
+
+class BudgetRecord(Strict):
+    system: str
+    n: int
+    budget_kbps: float
+    best: PointRecord | None
+    reason: str | None
+
+
+class StudyInputRecord(Strict):
+    """One eval folder the study read."""
+
+    eval_dir: str
+    results: FileRecord
+    manifest: dict[str, Any]
+    enc_dir: str | None
+    protocol: str
+    models: list[dict[str, Any]]
+    versions: dict[str, str]
+    command: list[str]
+
+
+class MethodRecord(Strict):
+    package: str
+    version: str
+    bd_rate_function: str
+    bd_recall_function: str
+    interpolation: str
+    interpolation_description: str
+    notes: list[str]
+
+
+class StudyRecord(Record):
+    """``study.json``: every curve, delta, front and budget answer, and what they were made from."""
+
+    SCHEMA = "vidvpr.study/1"
+    KIND = "vidvpr study record"
+
+    dataset: dict[str, Any]
+    threshold_m: float
+    recall_at: list[int]
+    anchor_codec: str | None
+    anchor_system: str | None
+    systems: dict[str, dict[str, str]]  # label -> {model, protocol}
+    method: MethodRecord
+    inputs: list[StudyInputRecord]
+    reference: dict[str, dict[int, float]]  # system -> recall@N of the uncompressed views
+    curves: list[CurveRecord]
+    comparisons: list[ComparisonRecord]
+    fronts: list[FrontRecord]
+    budgets: list[BudgetRecord]
+    outputs: list[str]
+    versions: dict[str, str]
+    command: list[str]
+    elapsed_s: float
+
+
+CSV_COLUMNS = (
+    "section", "n", "threshold_m", "kind", "system", "codec", "resolution", "cell", "qp", "width", "height", "kbps",
+    "recall", "psnr_y", "ssim_y", "vmaf", "on_front", "anchor", "test", "bd_rate_pct", "bd_rate_recall_low",
+    "bd_rate_recall_high", "bd_rate_overlap", "bd_rate_points", "bd_recall", "bd_recall_kbps_low",
+    "bd_recall_kbps_high", "bd_recall_overlap", "bd_recall_points", "budget_kbps", "reason",
+)
+
+
+def _point_fields(point: PointRecord, n: int) -> dict[str, Any]:
+    return {"codec": point.codec, "resolution": point.resolution, "cell": point.cell, "qp": point.qp,
+            "width": point.width, "height": point.height, "kbps": point.kbps, "recall": point.recall[n],
+            "psnr_y": point.psnr_y, "ssim_y": point.ssim_y, "vmaf": point.vmaf}
+
+
+def _delta_fields(prefix: str, delta: DeltaRecord, unit: str) -> dict[str, Any]:
+    return {prefix if prefix == "bd_recall" else f"{prefix}_pct": delta.value, f"{prefix}_{unit}_low": delta.low,
+            f"{prefix}_{unit}_high": delta.high, f"{prefix}_overlap": delta.overlap_fraction,
+            f"{prefix}_points": "/".join(map(str, delta.points))}
+
+
+def csv_rows(study: StudyRecord) -> list[dict[str, Any]]:
+    """Every number of the study as rows of one table."""
+    rows: list[dict[str, Any]] = []
+    base = {"threshold_m": study.threshold_m}
+    on_front = {(f.system, f.n, p.cell) for f in study.fronts for p in f.points}
+    for system, recall in study.reference.items():
+        for n in study.recall_at:
+            rows.append({**base, "section": "reference", "n": n, "system": system, "cell": "reference",
+                         "recall": recall.get(n)})
+    for curve in study.curves:
+        if curve.resolution == "any":
+            continue  # its points are rows of the per-resolution curves
+        for point in curve.points:
+            for n in study.recall_at:
+                rows.append({**base, "section": "point", "n": n, "system": curve.system, **_point_fields(point, n),
+                             "on_front": (curve.system, n, point.cell) in on_front})
+    for c in study.comparisons:
+        reasons = "; ".join(f"{name}: {d.reason}" for name, d in (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
+                            if d.reason)
+        rows.append({**base, "section": "bd", "n": c.n, "kind": c.kind, "system": c.system, "codec": c.codec,
+                     "resolution": c.resolution, "anchor": c.anchor, "test": c.test,
+                     **_delta_fields("bd_rate", c.bd_rate_pct, "recall"), **_delta_fields("bd_recall", c.bd_recall, "kbps"),
+                     "reason": reasons or None})
+    for f in study.fronts:
+        for point in f.points:
+            rows.append({**base, "section": "front", "n": f.n, "system": f.system, **_point_fields(point, f.n),
+                         "on_front": True})
+    for b in study.budgets:
+        fields = _point_fields(b.best, b.n) if b.best else {}
+        rows.append({**base, "section": "budget", "n": b.n, "system": b.system, "budget_kbps": b.budget_kbps,
+                     **fields, "reason": b.reason})
+    return rows
+
+
+def write_study_csv(path: Path, study: StudyRecord) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in csv_rows(study):
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
+    write_text_atomic(Path(path), text.getvalue())
