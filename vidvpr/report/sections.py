@@ -78,6 +78,10 @@ def dataset(inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
+def _qp_order(value: str) -> tuple[int, str]:
+    return (int(value), "") if value.isdigit() else (1 << 30, value)
+
+
 def _speed_columns(rows: list[dict[str, str]]) -> list[str]:
     """Encode-speed columns the table has beyond encode_s (frames per second, CPU seconds)."""
     names = rows[0].keys() if rows else []
@@ -99,7 +103,7 @@ def _grid_table(folder: EncodeFolder) -> str:
         return round(mean(rates), 1) if rates else None
 
     body = []
-    order = sorted(groups, key=lambda k: (k[0], k[1], int(k[2]) if k[2].isdigit() else 0))
+    order = sorted(groups, key=lambda k: (k[0], k[1], _qp_order(k[2])))
     for codec, resolution, qp in order:
         rows = groups[(codec, resolution, qp)]
         body.append([codec, resolution, qp, len(rows), avg(rows, "kbps"), avg(rows, "psnr_y"), avg(rows, "ssim_y"),
@@ -121,9 +125,10 @@ def grid(inputs: ReportInputs) -> str:
         config = (folder.table or {}).get("config") or {}
         parts.append(f"<h3>Encode folder {esc(folder.path)}</h3>")
         parts.append(facts([("cells", len(folder.rows)),
-                            ("codec / preset", f"{config.get('codec', '?')} / {config.get('preset', '?')}"),
-                            ("quantisers", ", ".join(map(str, config.get("qps", [])))),
-                            ("resolutions", ", ".join(map(str, config.get("resolutions", []))))]))
+                            ("codecs", ", ".join(sorted({r.get("codec", "?") for r in folder.rows}))),
+                            ("preset", config.get("preset", "?")),
+                            ("quantisers", ", ".join(sorted({r.get("qp", "?") for r in folder.rows}, key=_qp_order))),
+                            ("resolutions", ", ".join(dict.fromkeys(r.get("resolution", "?") for r in folder.rows)))]))
         if folder.rd_png:
             parts.append(figure(folder.rd_png, f"rate–distortion plot of {folder.path}",
                                 "Rate–distortion of the grid (rd.png of the encode folder)."))
