@@ -58,6 +58,7 @@ def _register() -> None:
     for command in (doctor, slice_command, encode_command, manifest_command, export_command, eval_command,
                     models_command, demo_group):
         main.add_command(command)
+    from vidvpr.cli.distill import distill_command; main.add_command(distill_command)  # noqa: E702
     from vidvpr.cli.report import report_command
     from vidvpr.cli.study import study_command
 

@@ -1,0 +1,297 @@
+"""Specification of `vidvpr distill`: degradations, pairs, inherited targets, mining, training and resume.
+
+Everything runs on a tiny dataset (12 frames of two 64×36 views per recording) and the offline
+EfficientNet-Lite0 teacher; one thread per test process, so a busy shared machine does not stall
+OpenMP's barriers.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.test_export import encode_cells
+from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.cli import main
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.definition import load_definition
+from vidvpr.dataset.export import ExportConfig, export_vpr
+from vidvpr.dataset.manifest import build_manifest
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.distill.config import DistillConfig
+from vidvpr.distill.degrade import Jpeg, Resize, parse_low_quality
+from vidvpr.distill.losses import DistillLoss, ickd_loss, inter_channel_correlation
+from vidvpr.distill.pairs import load_training_set
+from vidvpr.distill.step import StepInputs, batch_loss, ickd_from_correlations
+from vidvpr.distill.teacher import make_student, prepare_teacher
+from vidvpr.distill.train import distill
+from vidvpr.models import initialise_netvlad, load_model, save_model
+
+MODEL = "netvlad-efficientnet-lite0"
+# 12 frames 3.3 m apart along a line (x = 100 t): positives within 5 m are the neighbours
+DB_TRAJ = "t,x,y,heading\n0,0,0,10\n0.4,40,0,10\n"
+CELL = "64x36/qp40"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> Path:  # noqa: F811
+    """The manifest folder of a tiny dataset with an encode grid (64x36 at QP 40) beside it in ../enc."""
+    root = tmp_path_factory.mktemp("distill-ds")
+    definition = make_dataset(root / "ds", sliced_views, db_traj=DB_TRAJ, radius=5)
+    build_manifest(load_definition(definition), root / "ds" / "manifest")
+    encode_cells(root / "ds" / "manifest", root / "ds" / "enc", qps=(40,))
+    return root / "ds" / "manifest"
+
+
+@pytest.fixture(scope="module")
+def small_teacher(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A quicker teacher for most tests: EfficientNet-Lite0 to stage 3 (40 channels) with 8 NetVLAD clusters."""
+    model = load_model(MODEL, stage=3, num_clusters=8)
+    images = [torch.randn(4, 3, 36, 64, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    path = tmp_path_factory.mktemp("teacher") / "small.pt"
+    initialise_netvlad(model, images, path)
+    return f"{MODEL}:{path}"
+
+
+def config(manifest: Path, **changes) -> DistillConfig:
+    base = DistillConfig(train=manifest, lq=(CELL,), negatives=1, negative_radius_m=10, batch_size=4, lr=1e-4,
+                         mine_every=3, checkpoint_every=100)
+    return replace(base, **changes)
+
+
+def one_line_bad_input(call, match: str) -> str:
+    with pytest.raises(BadInput, match=match) as caught:
+        call()
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    one, two = load_model(MODEL, a).state_dict(), load_model(MODEL, b).state_dict()
+    return one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+
+
+# ---------------------------------------------------------------- degradations
+
+
+def test_degradations_parse_combine_in_order_and_never_upscale() -> None:
+    lq = parse_low_quality(["360p/qp40", "resize:24p", "jpeg:10", "libx265/720p/qp5"])
+    assert lq.cells == ("360p/qp40", "libx265/720p/qp05") and lq.degradations == (Resize(24), Jpeg(10))
+    image = np.random.default_rng(0).integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    small = lq.degrade(image)
+    assert small.shape == (24, 43, 3) and small.dtype == np.uint8
+    assert np.array_equal(small, lq.degrade(image))  # deterministic
+    assert Resize(240)(image) is image and Resize(10, 20)(image).shape == (10, 20, 3)
+    assert np.abs(Jpeg(5)(image).astype(int) - image).mean() > np.abs(Jpeg(95)(image).astype(int) - image).mean()
+
+
+@pytest.mark.parametrize("item, match", [("blur:3", "Unknown degradation 'blur:3'. Use jpeg:Q"),
+                                         ("jpeg:0", "JPEG quality must be an integer from 1 to 100"),
+                                         ("resize:big", "resize:240p"), ("360p/qp400", "Unknown degradation")])
+def test_unknown_or_malformed_degradations_are_one_line_bad_input(item: str, match: str) -> None:
+    one_line_bad_input(lambda: parse_low_quality([item]), match)
+
+
+# ---------------------------------------------------------------- losses on correlations, gradients
+
+
+def test_ickd_on_inherited_correlations_equals_ickd_on_maps() -> None:
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(3, 5, 2, 4, generator=generator), torch.randn(3, 5, 6, 7, generator=generator)
+    expected = ickd_loss(student, teacher)
+    got = ickd_from_correlations(inter_channel_correlation(student), inter_channel_correlation(teacher))
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_gradients_reach_only_the_student_and_match_the_composite_loss(dataset: Path, tmp_path: Path,
+                                                                       small_teacher: str) -> None:
+    training = load_training_set(dataset, parse_low_quality([CELL, "resize:24p"]), tmp_path)
+    teacher, _ = prepare_teacher(small_teacher, training, tmp_path, DescriptorCache(tmp_path / "cache"), torch.device("cpu"), 8)
+    student = make_student(teacher)  # early layers frozen: the stem and stage 1 of this 3-stage backbone
+    loss = DistillLoss.from_string("ickd,mse", lambda_mse=10.0)
+    total, _, _ = batch_loss(student, training, loss, StepInputs([0, 5], {}, None, teacher), torch.device("cpu"))
+    total.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    trained = {name: p.grad for name, p in student.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in trained.values()) and sum(float(g.abs().sum()) for g in trained.values()) > 0
+    frozen = [name for name, p in student.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("encoder._conv_stem", "encoder._bn0", "encoder._blocks.0.")) for n in frozen)
+    assert "encoder._blocks.1._depthwise_conv.weight" in trained and "pool.centroids" in trained
+    everything = make_student(teacher, freeze="none")
+    assert all(p.requires_grad for p in everything.parameters())
+    # the same value as the composite loss of vidvpr.distill.losses on both latent maps
+    from vidvpr.descriptors.frames import normalise_images
+
+    with torch.no_grad():
+        lq = normalise_images(training.lq_images([0, 5]))
+        hq = normalise_images(training.hq_images([0, 5]))
+        assert lq.shape[-2:] == (24, 43) and hq.shape[-2:] == (36, 64)  # the student sees a smaller frame
+        expected, _ = loss(student_z=student.features(lq), teacher_z=teacher.features(hq), student_v=student(lq),
+                           teacher_v=teacher(hq))
+    assert torch.allclose(total.detach(), expected, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_inherited_targets_mean_no_teacher_forward_after_they_are_computed(dataset: Path, tmp_path: Path,
+                                                                           small_teacher: str) -> None:
+    cache = tmp_path / "cache"
+    options = config(dataset, teacher=small_teacher, loss="ickd,mse", cache_dir=cache)
+    first = distill(tmp_path / "a", replace(options, epochs=2))
+    assert first.teacher_forwards == {"targets": 24, "epochs": [0, 0]}  # 24 database frames, once
+    again = distill(tmp_path / "b", options)
+    assert again.teacher_forwards == {"targets": 0, "epochs": [0]}  # another run: read from the cache
+    every_step = distill(tmp_path / "c", replace(options, inherit_targets=False))
+    assert every_step.teacher_forwards == {"targets": 0, "epochs": [24]}  # the counter does count
+    # the descriptors that served as targets are the teacher's on the clean frames, float16-rounded
+    inherited, direct = read_csv(first.losses_csv), read_csv(every_step.losses_csv)
+    assert abs(float(inherited[0]["mse"]) - float(direct[0]["mse"])) < 1e-3 * float(direct[0]["mse"])
+    # the default teacher is the model `vidvpr eval` evaluates: its targets sit under that model's fingerprint
+    distill(tmp_path / "d", replace(options, teacher=MODEL, loss="mse", batch_size=24))
+    evaluated = load_model(MODEL, tmp_path / "d" / "models" / f"{MODEL}-netvlad-init.pt")
+    assert (cache / evaluated.fingerprint).is_dir()
+
+
+def test_a_few_steps_lower_the_training_loss_and_the_student_loads_like_any_model(dataset: Path, tmp_path: Path,
+                                                                                  small_teacher: str) -> None:
+    result = distill(tmp_path / "run", config(dataset, teacher=small_teacher, loss="ickd,mse,triplet", epochs=3,
+                                              lr=3e-4, lr_decay=1.0))
+    curve = read_csv(result.losses_csv)
+    assert len(curve) == result.steps == 18 and [int(r["step"]) for r in curve] == list(range(1, 19))
+    first, last = (np.mean([float(r["loss"]) for r in curve if r["epoch"] == e]) for e in ("1", "3"))
+    assert last < 0.9 * first
+    student = load_model(MODEL, result.student)
+    assert student.state_dict().keys() >= {"encoder._conv_stem.weight", "pool.centroids"}
+    from vidvpr.distill.config import StudentRecord
+
+    record = StudentRecord.load(result.sidecar)
+    assert record.losses == ["ickd", "mse", "triplet"] and record.degradation == [CELL] and record.seed == 0
+    assert record.teacher["name"] == MODEL and record.checkpoint.hash.startswith("sha256:")
+    assert not (tmp_path / "run" / "frames").exists() and (tmp_path / "run" / "checkpoints" / "epoch-003.pt").is_file()
+
+
+def test_resume_gives_identical_weights_and_loss_curve(dataset: Path, tmp_path: Path, small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, epochs=2, lq=(CELL, "jpeg:30"), checkpoint_every=2)
+    whole = distill(tmp_path / "whole", options)
+
+    def stop_after_three(row: dict) -> None:
+        if row["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(tmp_path / "cut", options, on_step=stop_after_three)
+    resumed = distill(tmp_path / "cut", replace(options, resume=True))
+    assert resumed.resumed_from == 2  # the last checkpoint before the interruption
+    assert same_weights(whole.student, resumed.student)
+    assert (tmp_path / "whole" / "losses.csv").read_text() == (tmp_path / "cut" / "losses.csv").read_text()
+    # one epoch, then a resume asking for two, is the same training as two at once
+    distill(tmp_path / "grow", replace(options, epochs=1))
+    grown = distill(tmp_path / "grow", replace(options, resume=True))
+    assert grown.resumed_from == 6 and same_weights(whole.student, grown.student)
+
+
+def test_an_image_folder_trains_with_positions_from_the_file_names(dataset: Path, tmp_path: Path,
+                                                                   small_teacher: str) -> None:
+    export_vpr(dataset, tmp_path / "export", ExportConfig())
+    shutil.move(tmp_path / "export" / "images" / "test", tmp_path / "export" / "images" / "train")
+    result = distill(tmp_path / "run", config(tmp_path / "export", teacher=small_teacher, lq=("resize:24p", "jpeg:20"),
+                                              loss="mse,triplet", positive_radius_m=5))
+    assert result.steps > 0 and set(result.final_losses) == {"loss", "mse", "triplet"}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(next((tmp_path / "export" / "images" / "train" / "database").glob("*.jpg")), bad / "street.jpg")
+    one_line_bad_input(lambda: distill(tmp_path / "r2", config(bad, lq=("jpeg:10",))), "street.jpg.*not a VPR image name")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_teacher_weights_that_do_not_fit_the_backbone(dataset: Path, tmp_path: Path) -> None:
+    other = save_model(load_model(MODEL, num_clusters=8, stage=4), tmp_path / "stage4.pt")
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, teacher=f"netvlad-vgg16:{other}")),
+                       "checkpoint is for model 'netvlad-efficientnet-lite0', not 'netvlad-vgg16'")
+    torch.save({"state_dict": {"encoder.0.weight": torch.zeros(64, 3, 3, 3), "pool.centroids": torch.zeros(8, 512)}},
+               tmp_path / "vgg.pth")
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, teacher=f"{MODEL}:{tmp_path / 'vgg.pth'}")),
+                       "weights do not fit netvlad-efficientnet-lite0")
+    assert not (tmp_path / "run").exists()  # a failed run leaves no empty --out
+
+
+def test_a_cell_that_was_never_encoded(dataset: Path, tmp_path: Path) -> None:
+    message = one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, lq=("64x36/qp51",))),
+                                 "--lq 64x36/qp51: that cell was never encoded")
+    assert "it has 64x36/qp40" in message
+
+
+def test_too_few_positives_or_negatives_for_the_triplet_loss_say_the_counts(dataset: Path, tmp_path: Path) -> None:
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, negative_radius_m=34, negatives=4)),
+                       r"no training image has both a positive within 5 m and 4 negatives beyond 34 m: "
+                       r"24 of 24 images have a positive, and images have at most 2 negatives")
+
+
+def test_resume_with_another_configuration_or_nothing_to_resume(dataset: Path, tmp_path: Path,
+                                                                small_teacher: str) -> None:
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, resume=True)), "nothing to resume")
+    options = config(dataset, teacher=small_teacher, loss="mse")
+    distill(tmp_path / "run", options)
+    one_line_bad_input(lambda: distill(tmp_path / "run", options), "pass --resume")
+    one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, lr=1e-3, resume=True)),
+                       r"made with a different configuration \(lr was 0.0001, now 0.001\)")
+
+
+def test_the_command_line_is_one_line_and_exit_code_2_on_bad_input(dataset: Path, tmp_path: Path,
+                                                                   small_teacher: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", "blur:2", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Unknown degradation 'blur:2'" in result.output
+    result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", CELL, "--out", str(tmp_path / "r"),
+                                  "--loss", "mse", "--batch-size", "8", "--teacher", small_teacher, "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"steps": 3' in result.output
+
+
+# ---------------------------------------------------------------- the demo study
+
+
+def test_demo_study_trains_both_students_and_evaluates_three_models(dataset: Path, tmp_path: Path) -> None:
+    from vidvpr.demo.study import StudyConfig, StudyRecord, run_study
+
+    demo = tmp_path / "demo"  # what `vidvpr demo run` leaves: manifest, enc and eval (with its descriptor cache)
+    shutil.copytree(dataset.parent, demo, symlinks=True)
+    (demo / "eval").mkdir()
+    base = StudyConfig()
+    study = replace(base, train_qp=40, eval_qps=(40,),
+                    distill=replace(base.distill, negative_radius_m=10, batch_size=8, checkpoint_every=100))
+    result = run_study(demo, study)
+    assert set(result.summary) == {MODEL, f"{MODEL}:finetuned", f"{MODEL}:distilled"}
+    assert all(set(by_cell) == {CELL} for by_cell in result.summary.values())
+    assert result.runs["finetuned"].final_losses.keys() == {"loss", "triplet"}
+    assert result.runs["distilled"].final_losses.keys() == {"loss", "ickd", "mse", "triplet"}
+    assert (demo / "study" / "eval" / "recall_vs_qp.png").is_file()
+    assert StudyRecord.load(result.record).train_cell == CELL
+    again = run_study(demo, study)  # a rerun reuses the finished runs
+    assert again.runs["distilled"].resumed_from == again.runs["distilled"].steps
+    runner = CliRunner()
+    missing = runner.invoke(main, ["demo", "study", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "run `vidvpr demo run" in missing.output and missing.output.count("\n") == 1

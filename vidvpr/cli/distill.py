@@ -1,0 +1,96 @@
+"""`vidvpr distill`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.distill.config import DistillConfig
+
+DEFAULTS = DistillConfig(train=Path("."), lq=())
+
+
+@click.command("distill")
+@click.option("--teacher", default=DEFAULTS.teacher, metavar="NAME[:WEIGHTS]",
+              help="Teacher model as `vidvpr eval --model` takes it; without weights, NetVLAD is initialised on "
+                   "the training database frames as `vidvpr eval` does it.")
+@click.option("--train", "train", required=True, type=click.Path(path_type=Path),
+              help="Training data: a vidvpr manifest folder (its database recordings) or a VPR-datasets-downloader "
+                   "image folder (positions from the file names).")
+@click.option("--lq", "lq", multiple=True, required=True, metavar="CELL|jpeg:Q|resize:NNNp",
+              help="What the student sees (repeatable): encode cells such as 360p/qp40 (a pair per cell), and/or "
+                   "degradations applied in order, e.g. --lq resize:240p --lq jpeg:10.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run folder: student.pt (+ student.json), checkpoints/, losses.csv, train_state.pt.")
+@click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
+              help="Encode folder of the --lq cells [default: the manifest folder's sibling 'enc'].")
+@click.option("--loss", default=DEFAULTS.loss, help="Loss terms: any of ickd, mse, triplet, comma-separated "
+                                                    "(triplet alone is the fine-tuned baseline).")
+@click.option("--lambda-ickd", type=float, default=DEFAULTS.lambda_ickd, help="Weight of the ICKD term.")
+@click.option("--lambda-mse", type=float, default=DEFAULTS.lambda_mse, help="Weight of the descriptor MSE term.")
+@click.option("--margin", type=float, default=DEFAULTS.margin, help="Triplet margin on squared distances.")
+@click.option("--negatives", type=int, default=DEFAULTS.negatives, help="Hard negatives per query (triplet loss).")
+@click.option("--positive-radius", "positive_radius_m", type=float, default=None,
+              help="Positives within this many metres [default: the manifest's radius; 10 for image folders].")
+@click.option("--negative-radius", "negative_radius_m", type=float, default=DEFAULTS.negative_radius_m,
+              help="Negatives beyond this many metres.")
+@click.option("--mine-every", type=int, default=DEFAULTS.mine_every,
+              help="Optimiser steps between refreshes of the student's descriptors for hard-negative mining.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, help="Passes over the training pairs.")
+@click.option("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate.")
+@click.option("--lr-decay", type=float, default=DEFAULTS.lr_decay,
+              help="The learning rate decays exponentially, step by step, to this fraction over each epoch.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, help="Query images per forward pass.")
+@click.option("--accumulate", type=int, default=DEFAULTS.accumulate, help="Forward passes per optimiser step.")
+@click.option("--freeze", default=DEFAULTS.freeze, type=click.Choice(("early", "none")),
+              help="early: keep the first, high-resolution layers fixed, as NetVLAD trains (half the cost on a "
+                   "CPU); none: train every weight.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, help="Seed of the epoch order and the negative pools.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same options).")
+@click.option("--device", default=DEFAULTS.device, help="cpu, cuda or mps (mixed precision on cuda).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="Descriptor cache for the inherited teacher targets, shareable with `vidvpr eval --cache` "
+                   "[default: OUT/descriptors].")
+@click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
+              help="Optimiser steps between resumable checkpoints (also at each epoch's end).")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset root [default: the manifest's].")
+@output_options
+@handle_errors
+def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Path, enc_dir: Path | None, loss: str,
+                    lambda_ickd: float, lambda_mse: float, margin: float, negatives: int,
+                    positive_radius_m: float | None, negative_radius_m: float, mine_every: int, epochs: int,
+                    lr: float, lr_decay: float, batch_size: int, accumulate: int, freeze: str, seed: int, resume: bool,
+                    device: str, cache_dir: Path | None, checkpoint_every: int, root: Path | None, quiet: bool,
+                    as_json: bool) -> None:
+    """Distil a student that sees low-quality images from a teacher that sees clean ones (LoQI-VPR:
+    ICKD + descriptor MSE + triplet), with the teacher's outputs computed once and inherited."""
+    from vidvpr.core.progress import progress_bar
+    from vidvpr.distill.train import distill
+
+    config = DistillConfig(train=train, lq=lq, teacher=teacher, enc_dir=enc_dir, root=root, loss=loss,
+                           lambda_ickd=lambda_ickd, lambda_mse=lambda_mse, margin=margin, negatives=negatives,
+                           positive_radius_m=positive_radius_m, negative_radius_m=negative_radius_m,
+                           mine_every=mine_every, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
+                           accumulate=accumulate, freeze=freeze, seed=seed, device=device, cache_dir=cache_dir,
+                           checkpoint_every=checkpoint_every, resume=resume)
+    with progress_bar(None, "distill", unit="step", quiet=quiet) as bar:
+        def started(total: int, done: int) -> None:
+            bar.reset(total=total)
+            bar.update(done)
+
+        def stepped(row: dict[str, float]) -> None:
+            bar.set_postfix({"loss": f"{row['loss']:.4g}"}, refresh=False)
+            bar.update(1)
+
+        result = distill(out_dir, config, on_start=started, on_step=stepped, on_status=bar.set_description)
+    if as_json:
+        emit_json({"student": str(result.student), "sidecar": str(result.sidecar), "losses": str(result.losses_csv),
+                   "steps": result.steps, "resumed_from": result.resumed_from, "final_losses": result.final_losses,
+                   "teacher_forwards": result.teacher_forwards, "elapsed_s": result.elapsed_s})
+    elif not quiet:
+        losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
+        click.echo(f"student {result.student} after {result.steps} steps ({losses}); loss curve {result.losses_csv}",
+                   err=True)
+        click.echo(f"evaluate it: vidvpr eval MANIFEST --enc ENC --model NAME --model NAME:{result.student}", err=True)

@@ -1,0 +1,123 @@
+"""Every `vidvpr distill` option with its default written once, and the records a run writes.
+
+Defaults follow the paper's regime: one pass over the training pairs (`epochs=1`) with a small
+Adam learning rate that decays exponentially, step by step, to `lr_decay` of itself over each
+epoch. The rate, 1e-4, was chosen on the training objective alone: one pass over the demo's
+database traversal (171 steps, ICKD + MSE, QP 45) lowered the descriptor MSE by 2% at 1e-5 and
+by 20% at 1e-4 (ICKD by 15% and 40%).
+
+The loss weights put the three terms on one footing: at the start of training (student =
+teacher, offline EfficientNet-Lite0-NetVLAD, demo database traversal, student on the QP 45 cell,
+batch 8, 2 negatives, early layers frozen) the gradient norms of the unweighted terms were
+ICKD 52, MSE 2.0e-4 and triplet 0.86 (ICKD is a Frobenius norm over B·C·C entries, MSE an
+average over D = 7168 elements of unit vectors). λ_ICKD = 0.02 and λ_MSE = 4000 make each term
+pull about as hard as the triplet loss. (LoQI-VPR's code scales its terms by 1/1000, 100·B and
+1/(10·B·P·N) for the same purpose.) With a single term the weight is immaterial to Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vidvpr.core.errors import BadInput
+from vidvpr.core.records import FileRecord, Record
+from vidvpr.distill.losses import DEFAULT_MARGIN, DistillLoss
+from vidvpr.distill.mining import DEFAULT_NEGATIVE_RADIUS_M, DEFAULT_NEGATIVES
+from vidvpr.distill.teacher import FREEZE_CHOICES
+from vidvpr.evaluate.grid import DEFAULT_MODEL
+
+DEFAULT_LOSS = "ickd,mse,triplet"
+DEFAULT_LAMBDA_ICKD = 0.02
+DEFAULT_LAMBDA_MSE = 4000.0
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Every `vidvpr distill` option (see the module docstring for the defaults)."""
+
+    train: Path
+    lq: tuple[str, ...]
+    teacher: str = DEFAULT_MODEL
+    enc_dir: Path | None = None          # encode folder of the `--lq` cells; None: MANIFEST/../enc
+    root: Path | None = None             # dataset root; None: the manifest's
+    loss: str = DEFAULT_LOSS
+    lambda_ickd: float = DEFAULT_LAMBDA_ICKD
+    lambda_mse: float = DEFAULT_LAMBDA_MSE
+    margin: float = DEFAULT_MARGIN
+    negatives: int = DEFAULT_NEGATIVES
+    positive_radius_m: float | None = None  # None: the manifest's radius (10 m for image folders)
+    negative_radius_m: float = DEFAULT_NEGATIVE_RADIUS_M
+    mine_every: int = 100                # optimiser steps between refreshes of the mining descriptors
+    epochs: int = 1
+    lr: float = 1e-4
+    lr_decay: float = 0.5                # learning rate multiplied by this over each epoch
+    batch_size: int = 8                  # query images per forward pass
+    accumulate: int = 1                  # forward passes per optimiser step
+    freeze: str = "early"                # early: keep the first layers fixed (see distill.teacher); none
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Path | None = None        # descriptor cache (inherited targets); None: RUN/descriptors
+    checkpoint_every: int = 100          # optimiser steps between checkpoints (and at each epoch's end)
+    inherit_targets: bool = True         # False: run the teacher at every step (for comparisons)
+    resume: bool = False
+
+    def distill_loss(self) -> DistillLoss:
+        return DistillLoss.from_string(self.loss, lambda_ickd=self.lambda_ickd, lambda_mse=self.lambda_mse,
+                                       margin=self.margin)
+
+    def results_key(self) -> dict[str, Any]:
+        """What decides the training's results (what a resumed run must share); not the epoch count,
+        so a finished run can be resumed for more epochs, nor device, cache, checkpoints or logging."""
+        kept = asdict(self)
+        for name in ("epochs", "device", "cache_dir", "checkpoint_every", "resume", "root", "train", "enc_dir"):
+            kept.pop(name)
+        kept["loss"] = sorted(self.distill_loss().terms)
+        return kept
+
+
+def validate_config(config: DistillConfig) -> None:
+    """BadInput for any option out of range (before anything is read or written)."""
+    config.distill_loss()
+    checks = [(config.freeze in FREEZE_CHOICES, f"Unknown --freeze '{config.freeze}'. Use {' or '.join(FREEZE_CHOICES)}."),
+              (config.negatives >= 1, f"--negatives must be at least 1, got {config.negatives}"),
+              (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
+              (config.lr > 0, f"--lr must be positive, got {config.lr:g}"),
+              (0 < config.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {config.lr_decay:g}"),
+              (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
+              (config.accumulate >= 1, f"--accumulate must be at least 1, got {config.accumulate}"),
+              (config.mine_every >= 1, f"--mine-every must be at least 1, got {config.mine_every}"),
+              (config.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {config.checkpoint_every}"),
+              (config.negative_radius_m > 0, f"--negative-radius must be positive, got {config.negative_radius_m:g}"),
+              (config.positive_radius_m is None or config.positive_radius_m > 0,
+               f"--positive-radius must be positive, got {config.positive_radius_m}")]
+    for ok, message in checks:
+        if not ok:
+            raise BadInput(message)
+
+
+class StudentRecord(Record):
+    """``student.json`` beside ``student.pt``: how the student was made."""
+
+    SCHEMA = "vidvpr.distill/1"
+    KIND = "vidvpr distilled student sidecar"
+
+    model: str
+    checkpoint: FileRecord
+    teacher: dict[str, Any]           # name, weights, fingerprint
+    losses: list[str]
+    weights: dict[str, float]         # lambda_ickd, lambda_mse, margin
+    data: dict[str, Any]              # kind, source, places, image hashes, lq
+    degradation: list[str]
+    seed: int
+    config: dict[str, Any]
+    steps: int
+    epochs: int
+    pairs: int
+    queries: int
+    final_losses: dict[str, float]
+    teacher_forwards: dict[str, Any]  # images through the teacher: for the targets, and per epoch
+    versions: dict[str, str]
+    command: list[str]
+    elapsed_s: float

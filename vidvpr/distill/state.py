@@ -1,0 +1,133 @@
+"""A training run's resumable state and its loss curve.
+
+``RUN/train_state.pt`` holds everything a resumed run needs to continue from the same optimiser
+step to identical results: student weights, Adam's moments, the mined triplets of the current
+mining window, the loss curve so far, the RNG states and what decides the results (options,
+teacher fingerprint, data hashes). It is written atomically every `checkpoint_every` steps and
+at the end of each epoch, and read with ``weights_only`` like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidvpr.core.atomic import atomic_output, write_text_atomic
+from vidvpr.core.errors import BadInput
+from vidvpr.distill.mining import Triplet, triplets_from_tensors, triplets_to_tensors
+from vidvpr.models.checkpoints import load_checkpoint
+
+TRAIN_STATE = "train_state.pt"
+LOSSES_CSV = "losses.csv"
+STATE_FORMAT = "vidvpr.distill-state/1"
+CURVE_COLUMNS = ("step", "epoch", "lr", "images", "loss", "ickd", "mse", "triplet")
+
+
+@dataclass
+class Progress:
+    """Where a run is: optimiser steps done, the loss curve, the current mining window, teacher work."""
+
+    step: int = 0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    mined: dict[int, Triplet] = field(default_factory=dict)
+    teacher_forwards: dict[str, Any] = field(default_factory=lambda: {"targets": 0, "epochs": []})
+
+
+def _rng_states() -> dict[str, Any]:
+    """torch, numpy and Python RNG states (the loop itself draws only from seeded generators)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy_key": torch.from_numpy(key.astype(np.int64)),
+             "numpy": [name, int(pos), int(has_gauss), float(gauss)], "python": json.dumps(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, state["numpy_key"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, progress: Progress) -> None:
+    """Write the resumable state atomically."""
+    payload = {
+        "format": STATE_FORMAT, "key": json.dumps(key, sort_keys=True, default=str), "step": progress.step,
+        "student": {name: value.detach().cpu().clone() for name, value in student.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "curve": progress.curve, "mined": triplets_to_tensors(progress.mined),
+        "teacher_forwards": json.dumps(progress.teacher_forwards), "rng": _rng_states(),
+    }
+    with atomic_output(Path(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def _first_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    for name in sorted(set(stored) | set(current)):
+        if stored.get(name) != current.get(name):
+            return f"{name} was {stored.get(name)!r}, now {current.get(name)!r}"
+    return "unknown difference"
+
+
+def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler) -> Progress:
+    """Restore a run saved by `save_state`, or BadInput when it was made with another configuration."""
+    data = load_checkpoint(path)
+    if data.get("format") != STATE_FORMAT:
+        raise BadInput(f"{path}: not a vidvpr distill training state (format {data.get('format')!r})")
+    stored = json.loads(data["key"])
+    current = json.loads(json.dumps(key, sort_keys=True, default=str))
+    if stored != current:
+        raise BadInput(f"{path}: made with a different configuration ({_first_difference(stored, current)}); "
+                       "resume with the same options, or train into a new --out")
+    student.load_state_dict(data["student"])
+    optimizer.load_state_dict(data["optimizer"])
+    scaler.load_state_dict(data["scaler"])
+    _restore_rng(data["rng"])
+    return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
+                    json.loads(data["teacher_forwards"]))
+
+
+def write_curve(path: Path, curve: list[dict[str, float]]) -> None:
+    """The loss curve as CSV: one row per optimiser step (empty cells for unchosen terms)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in curve:
+        writer.writerow({name: row.get(name, "") for name in CURVE_COLUMNS})
+    write_text_atomic(Path(path), text.getvalue())
+
+
+class TensorBoard:
+    """Scalars to ``RUN/tensorboard`` when `torch.utils.tensorboard` imports; a no-op otherwise."""
+
+    def __init__(self, folder: Path, start_step: int) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(log_dir=str(folder), purge_step=start_step)
+
+    def log(self, row: dict[str, float]) -> None:
+        if self.writer is not None:
+            for name in CURVE_COLUMNS[2:]:
+                if name in row and name != "images":
+                    self.writer.add_scalar(f"train/{name}", row[name], int(row["step"]))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,276 @@
+"""`vidvpr distill`: train a student on low-quality images to follow a teacher on clean ones.
+
+After Yang, Jin et al. (LoQI-VPR): teacher and student start from the same weights; the frozen
+teacher sees the clean image, the student its low-quality counterpart, and the student learns
+from ICKD, descriptor MSE and/or NetVLAD's triplet loss. The teacher's outputs are inherited
+(computed once, cached; NocPlace), so with ICKD and MSE the teacher never runs during training.
+
+Adam with an exponential decay per step (the rate falls to `lr_decay` of itself over each
+epoch); `accumulate` batches per optimiser step; the order of each epoch, the negative pools and
+everything else random derive from (seed, epoch, step), and the resumable state is written every
+`checkpoint_every` steps and at each epoch's end, so a resumed run reproduces an uninterrupted
+one. Outputs, under RUN: student.pt (loads in `vidvpr eval --model NAME:RUN/student.pt`) and its
+sidecar student.json, checkpoints/epoch-NNN.pt, losses.csv, train_state.pt, tensorboard/.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
+from vidvpr.core.errors import BadInput
+from vidvpr.core.provenance import command_line, runtime_versions
+from vidvpr.core.records import FileRecord
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.descriptors.extract import resolve_device
+from vidvpr.distill.config import DistillConfig, StudentRecord, validate_config
+from vidvpr.distill.degrade import parse_low_quality
+from vidvpr.distill.losses import DistillLoss
+from vidvpr.distill.mining import TripletCandidates, mine, triplet_candidates
+from vidvpr.distill.pairs import TrainingSet, load_training_set
+from vidvpr.distill.state import LOSSES_CSV, TRAIN_STATE, Progress, TensorBoard, load_state, save_state, write_curve
+from vidvpr.distill.step import StepInputs, batch_loss, describe_images
+from vidvpr.distill.targets import TeacherTargets, inherited_targets
+from vidvpr.distill.teacher import make_student, prepare_teacher, set_training
+from vidvpr.models import VPRModel, save_model
+from vidvpr.models.initialise import model_versions
+
+LOG = logging.getLogger(__name__)
+
+STUDENT = "student.pt"
+STUDENT_SIDECAR = "student.json"
+CHECKPOINTS_DIR = "checkpoints"
+DESCRIPTORS_DIR = "descriptors"
+
+
+@dataclass
+class DistillResult:
+    """What `distill` wrote and how the training went."""
+
+    student: Path
+    sidecar: Path
+    losses_csv: Path
+    steps: int
+    resumed_from: int
+    final_losses: dict[str, float]
+    teacher_forwards: dict[str, Any]
+    elapsed_s: float
+
+
+class _Counter:
+    """Images through a module's forward (a hook on the teacher's backbone)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.images = 0
+        self.handle = module.register_forward_hook(self._count)
+
+    def _count(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: object) -> None:
+        self.images += int(inputs[0].shape[0])
+
+
+@dataclass
+class _Run:
+    """Everything the loop reads."""
+
+    config: DistillConfig
+    loss: DistillLoss
+    training: TrainingSet
+    teacher: VPRModel
+    student: VPRModel
+    queries: np.ndarray
+    candidates: TripletCandidates | None
+    targets: TeacherTargets | None
+    device: torch.device
+
+    @property
+    def images_per_step(self) -> int:
+        return self.config.batch_size * self.config.accumulate
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.queries) / self.images_per_step)
+
+    def step_queries(self, step: int) -> list[int]:
+        epoch, in_epoch = divmod(step, self.steps_per_epoch)
+        order = self.queries[np.random.default_rng([self.config.seed, epoch]).permutation(len(self.queries))]
+        return [int(q) for q in order[in_epoch * self.images_per_step:(in_epoch + 1) * self.images_per_step]]
+
+
+def _training_queries(training: TrainingSet, candidates: TripletCandidates | None) -> np.ndarray:
+    places = np.arange(len(training.places)) if candidates is None else np.flatnonzero(candidates.usable)
+    if candidates is not None and len(places) < len(training.places):
+        LOG.warning("triplet loss: %d of %d training images have no positive or too few negatives; they are not "
+                    "used as queries", len(training.places) - len(places), len(training.places))
+    return np.concatenate([v * len(training.places) + places for v in range(len(training.variants))])
+
+
+@torch.inference_mode()
+def _refresh(run: _Run, progress: Progress) -> None:
+    """Describe every pair with the current student and mine the triplets of this mining window."""
+    step, config = progress.step, run.config
+    epoch_end = (step // run.steps_per_epoch + 1) * run.steps_per_epoch
+    window_end = min(epoch_end, (step // config.mine_every + 1) * config.mine_every)
+    set_training(run.student, False)
+    chunks = []
+    for start in range(0, run.training.pairs, config.batch_size):
+        images = run.training.lq_images(range(start, min(start + config.batch_size, run.training.pairs)))
+        chunks.append(describe_images(run.student, images, run.device)[0].cpu())
+    set_training(run.student, True)
+    queries = [q for s in range(step, window_end) for q in run.step_queries(s)]
+    assert run.candidates is not None
+    progress.mined = mine(queries, torch.cat(chunks), len(run.training.places), run.candidates, config.negatives,
+                          config.seed, step)
+
+
+def _train_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                progress: Progress) -> dict[str, float]:
+    config, step = run.config, progress.step
+    lr = config.lr * config.lr_decay ** (step / run.steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    queries = run.step_queries(step)
+    chunks = [queries[i:i + config.batch_size] for i in range(0, len(queries), config.batch_size)]
+    sums: dict[str, float] = {}
+    images = 0
+    for chunk in chunks:
+        inputs = StepInputs(chunk, progress.mined, run.targets, None if run.targets is not None else run.teacher)
+        total, parts, count = batch_loss(run.student, run.training, run.loss, inputs, run.device)
+        scaler.scale(total / len(chunks)).backward()
+        images += count
+        for name, value in {"loss": total.detach(), **parts}.items():
+            sums[name] = sums.get(name, 0.0) + float(value) / len(chunks)
+    scaler.step(optimizer)
+    scaler.update()
+    return {"step": step + 1, "epoch": step // run.steps_per_epoch + 1, "lr": lr, "images": images, **sums}
+
+
+def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, device: torch.device,
+             on_status: Callable[[str], None]) -> tuple[_Run, dict[str, Any], int]:
+    loss = config.distill_loss()
+    training = load_training_set(config.train, parse_low_quality(config.lq), out_dir, config.enc_dir,
+                                 config.positive_radius_m, config.root)
+    candidates = None
+    if "triplet" in loss.terms:
+        candidates = triplet_candidates(training.positions(), training.headings(), training.positive_radius_m,
+                                        training.max_heading_diff_deg, config.negative_radius_m, config.negatives)
+    on_status("teacher")
+    teacher, choice = prepare_teacher(config.teacher, training, out_dir, cache, device, config.batch_size)
+    counter = _Counter(teacher.encoder)
+    targets = None
+    if config.inherit_targets and loss.terms & {"ickd", "mse"}:
+        on_status("targets")
+        targets = inherited_targets(teacher, training, cache, "ickd" in loss.terms, config.batch_size, device)
+    counter.handle.remove()
+    on_status("frames")
+    training.prepare(need_hq=targets is None and bool(loss.terms & {"ickd", "mse"}))
+    run = _Run(config, loss, training, teacher, make_student(teacher, config.freeze), _training_queries(training, candidates),
+               candidates, targets, device)
+    teacher_record = {"name": choice.name, "weights": str(choice.weights or ""), "fingerprint": teacher.fingerprint}
+    return run, teacher_record, counter.images
+
+
+def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int], None] | None = None,
+            on_step: Callable[[dict[str, float]], None] | None = None,
+            on_status: Callable[[str], None] | None = None) -> DistillResult:
+    """Train the student into `out_dir` (see the module docstring); `on_start(total, done)` and
+    `on_step(curve row)` report progress."""
+    started = time.perf_counter()
+    validate_config(config)
+    device = resolve_device(config.device)
+    out_dir = Path(out_dir)
+    state_path = out_dir / TRAIN_STATE
+    if config.resume and not state_path.is_file():
+        raise BadInput(f"{out_dir}: nothing to resume (no {TRAIN_STATE}); run without --resume")
+    if not config.resume and state_path.exists():
+        raise BadInput(f"{out_dir}: holds a training run already; pass --resume to continue it, or choose another --out")
+    status = on_status or (lambda text: None)
+    with removing_new_dirs(out_dir):
+        ensure_writable_dir(out_dir)
+        cache = DescriptorCache(config.cache_dir or out_dir / DESCRIPTORS_DIR)
+        run, teacher_record, target_forwards = _prepare(out_dir, config, cache, device, status)
+        counter = _Counter(run.teacher.encoder)
+        optimizer = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=config.lr)
+        scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+        data = {name: value for name, value in run.training.identity().items() if name != "source"}  # moves are fine
+        key = {**config.results_key(), "teacher": teacher_record["fingerprint"], "data": data}
+        progress = load_state(state_path, key, run.student, optimizer, scaler) if config.resume else Progress()
+        resumed_from = progress.step
+        progress.teacher_forwards["targets"] += target_forwards
+        total = config.epochs * run.steps_per_epoch
+        if on_start:
+            on_start(total, progress.step)
+        board = TensorBoard(out_dir / "tensorboard", progress.step)
+        status("train")
+        try:
+            while progress.step < total:
+                _one_step(run, optimizer, scaler, progress, counter, board, out_dir, key, on_step)
+        finally:
+            board.close()
+            counter.handle.remove()
+        write_curve(out_dir / LOSSES_CSV, progress.curve)
+        result = _finish(out_dir, run, progress, teacher_record, started, resumed_from)
+        run.training.cleanup()
+    return result
+
+
+def _one_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, progress: Progress,
+              counter: _Counter, board: TensorBoard, out_dir: Path, key: dict[str, Any],
+              on_step: Callable[[dict[str, float]], None] | None) -> None:
+    config = run.config
+    epoch, in_epoch = divmod(progress.step, run.steps_per_epoch)
+    if run.candidates is not None and (in_epoch == 0 or progress.step % config.mine_every == 0):
+        _refresh(run, progress)
+    before = counter.images
+    row = _train_step(run, optimizer, scaler, progress)
+    progress.step += 1
+    progress.curve.append(row)
+    epochs = progress.teacher_forwards["epochs"]
+    epochs.extend([0] * (epoch + 1 - len(epochs)))
+    epochs[epoch] += counter.images - before
+    board.log(row)
+    if on_step:
+        on_step(row)
+    epoch_done = progress.step % run.steps_per_epoch == 0
+    if epoch_done:
+        folder = ensure_writable_dir(out_dir / CHECKPOINTS_DIR)
+        run.student.update_fingerprint()
+        save_model(run.student, folder / f"epoch-{epoch + 1:03d}.pt", include_encoder=True,
+                   metadata={"epoch": epoch + 1, "step": progress.step})
+    if epoch_done or progress.step % config.checkpoint_every == 0:
+        save_state(out_dir / TRAIN_STATE, key, run.student, optimizer, scaler, progress)
+        write_curve(out_dir / LOSSES_CSV, progress.curve)
+
+
+def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any], started: float,
+            resumed_from: int) -> DistillResult:
+    config = run.config
+    run.student.eval()
+    run.student.update_fingerprint()
+    final = {name: value for name, value in (progress.curve[-1] if progress.curve else {}).items()
+             if name in ("loss", "ickd", "mse", "triplet")}
+    student_path = save_model(run.student, out_dir / STUDENT, include_encoder=True,
+                              metadata={"distilled_from": teacher["fingerprint"], "steps": progress.step})
+    sidecar = out_dir / STUDENT_SIDECAR
+    elapsed = round(time.perf_counter() - started, 3)
+    StudentRecord(
+        model=run.student.name, checkpoint=FileRecord.of(student_path), teacher=teacher,
+        losses=sorted(run.loss.terms),
+        weights={"lambda_ickd": run.loss.lambda_ickd, "lambda_mse": run.loss.lambda_mse, "margin": run.loss.margin},
+        data=run.training.identity(), degradation=run.training.low_quality.names, seed=config.seed,
+        config={name: str(value) if isinstance(value, Path) else value for name, value in vars(config).items()},
+        steps=progress.step, epochs=config.epochs, pairs=run.training.pairs, queries=len(run.queries),
+        final_losses=final, teacher_forwards=progress.teacher_forwards,
+        versions={**runtime_versions(), **model_versions()}, command=command_line(), elapsed_s=elapsed,
+    ).save(sidecar)
+    return DistillResult(student_path, sidecar, out_dir / LOSSES_CSV, progress.step, resumed_from, final,
+                         progress.teacher_forwards, elapsed)
