@@ -107,7 +107,7 @@ def test_degradations_parse_combine_in_order_and_never_upscale() -> None:
 
 @pytest.mark.parametrize("item, match", [("blur:3", "Unknown degradation 'blur:3'. Use jpeg:Q"),
                                          ("jpeg:0", "JPEG quality must be an integer from 1 to 100"),
-                                         ("resize:big", "resize:240p"), ("360p/qp400", "Unknown degradation")])
+                                         ("resize:big", "resize:240p"), ("360p-qp40", "Unknown degradation")])
 def test_unknown_or_malformed_degradations_are_one_line_bad_input(item: str, match: str) -> None:
     one_line_bad_input(lambda: parse_low_quality([item]), match)
 

@@ -124,10 +124,10 @@ def parse_low_quality(items: Sequence[str]) -> LowQuality:
     cells: list[str] = []
     degradations: list[Degradation] = []
     for part in parts:
-        match = CELL_PATTERN.match(part)
-        if match and ":" not in part:
-            name = f"{match['res']}/qp{int(match['qp']):02d}"
-            cells.append(name if match["codec"] in (None, "libx264") else f"{match['codec']}/{name}")
+        if "/" in part and ":" not in part:  # a cell, named as `vidvpr eval` names it (checked against the grid)
+            match = CELL_PATTERN.match(part)
+            name = f"{match['res']}/qp{int(match['qp']):02d}" if match else part
+            cells.append(name if not match or match["codec"] in (None, "libx264") else f"{match['codec']}/{name}")
         else:
             degradations.append(parse_degradation(part))
     if len(set(cells)) != len(cells):
