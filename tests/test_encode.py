@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from tests.media import equirect_test_frame, make_equirect_video, write_video
 from vidvpr.encoding import grid as encoding
+from vidvpr.encoding import verify
 from vidvpr.cli import main
 from vidvpr.encoding.plan import (
     EncodeConfig,
@@ -128,16 +129,16 @@ def test_malformed_qp_spec_is_rejected(spec: str) -> None:
 @pytest.mark.parametrize(("codec", "qp"), [("libx264", 52), ("libx264", -1), ("libx265", 60)])
 def test_qp_outside_the_codec_range_is_rejected(codec: str, qp: int) -> None:
     with pytest.raises(BadInput, match=rf"qp must be in \[0, 51\] for {codec}, got {qp}"):
-        validate_config(EncodeConfig(qps=(30, qp), codec=codec))
+        validate_config(EncodeConfig(qps=(30, qp), codecs=(codec,)))
 
 
 def test_unknown_codec_lists_the_valid_ones() -> None:
-    with pytest.raises(BadInput, match="Unknown codec 'vp9'. Use libx264 or libx265."):
-        validate_config(EncodeConfig(codec="vp9"))
+    with pytest.raises(BadInput, match="Unknown codec 'vp9'. Use libx264, libx265, libsvtav1, libvpx-vp9, libvvenc"):
+        validate_config(EncodeConfig(codecs=("vp9",)))
 
 
 def test_unknown_preset_lists_the_valid_ones() -> None:
-    with pytest.raises(BadInput, match="Unknown preset 'quick'. Use one of ultrafast, .*medium"):
+    with pytest.raises(BadInput, match="Unknown preset 'quick' for libx264. Use one of ultrafast, .*medium"):
         validate_config(EncodeConfig(preset="quick"))
 
 
@@ -230,7 +231,7 @@ def test_encode_command_decodes_once_scales_once_per_size_and_maps_one_encoder_p
 def test_flat_qp_sets_both_ratios_to_one_for_each_codec() -> None:
     for codec in ("libx264", "libx265"):
         argv = encode_command("ffmpeg", Path("/v.mp4"), [EncodeTarget(64, 36, 30, Path("/o.mp4"))],
-                              EncodeConfig(codec=codec, flat_qp=True), gop=10, threads=1)
+                              EncodeConfig(codecs=(codec,), flat_qp=True), gop=10, threads=1)
         params = next(a for a in argv if "ipratio" in a)
         assert "ipratio=1.0" in params and "pbratio=1.0" in params
 
@@ -348,7 +349,7 @@ def test_vmaf_is_measured_when_libvmaf_is_available(grid: tuple) -> None:
 def test_sidecar_records_parameters_hashes_versions_settings_and_metrics(grid: tuple, views: list[Path]) -> None:
     out, result = grid
     meta = json.loads((out / result.rows[0]["path"]).with_suffix(".json").read_text())
-    assert meta["schema"] == "vidvpr.encode/2" and len(meta["params_hash"]) == 16
+    assert meta["schema"] == "vidvpr.encode/3" and len(meta["params_hash"]) == 16
     assert meta["input"]["hash"].startswith("sha256:") and meta["input"]["slice_sidecar"]
     assert meta["versions"]["ffmpeg"] and meta["encoder_settings"].startswith("x264 - core")
     assert meta["frame_qp"] == {**frame_type_qps(meta["qp"], 1.4, 1.3), "rule": meta["frame_qp"]["rule"]}
@@ -400,7 +401,7 @@ def test_the_stream_carries_the_documented_qp_of_each_frame_type(views: list[Pat
 
 
 def test_libx265_cells_use_the_requested_qp(views: list[Path], tmp_path: Path) -> None:
-    result = encode_grid(views[:1], tmp_path, small_config(codec="libx265", qps=(30,), vmaf=False,
+    result = encode_grid(views[:1], tmp_path, small_config(codecs=("libx265",), qps=(30,), vmaf=False,
                                                            resolutions=parse_resolutions("64x36")))
     meta = json.loads((tmp_path / result.rows[0]["path"]).with_suffix(".json").read_text())
     assert parse_rate_control(meta["encoder_settings"])["qp"] == 30 and meta["frames"] == FRAMES
@@ -483,8 +484,9 @@ def test_interrupted_run_resumes_to_the_same_outputs(grid: tuple, views: list[Pa
     result = encode_grid(views, tmp_path, small_config())
     assert len(result.skipped) == 1 and len(result.encoded) == 11
     assert finished_files(tmp_path) == finished_files(grid[0])
-    strip = [{k: v for k, v in row.items() if k != "encode_s"} for row in result.rows]
-    assert strip == [{k: v for k, v in row.items() if k != "encode_s"} for row in grid[1].rows]
+    timing = ("encode_s", "encode_cpu_s", "encode_fps", "realtime_factor")
+    strip = [{k: v for k, v in row.items() if k not in timing} for row in result.rows]
+    assert strip == [{k: v for k, v in row.items() if k not in timing} for row in grid[1].rows]
 
 
 @pytest.mark.slow
@@ -553,7 +555,7 @@ def test_disk_full_during_an_encode_is_an_output_error_and_leaves_nothing(views:
 
 def test_a_stream_not_at_the_requested_constant_qp_is_rejected_and_leaves_nothing(
         views: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoding, "encoder_settings_string", lambda path: "x264 - core 165 - options: rc=crf crf=23.0")
+    monkeypatch.setattr(verify, "encoder_settings_string", lambda path: "x264 - core 165 - options: rc=crf crf=23.0")
     with pytest.raises(ProcessFailed, match="do not say rc=cqp qp=40"):
         encode_grid(views[:1], tmp_path, small_config(qps=(40,), vmaf=False))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
@@ -562,7 +564,7 @@ def test_a_stream_not_at_the_requested_constant_qp_is_rejected_and_leaves_nothin
 @pytest.mark.parametrize(("args", "message"), [
     (["--qp", "50..20"], "empty range"),
     (["--qp", "60"], r"qp must be in \[0, 51\]"),
-    (["--codec", "vp9"], "'vp9' is not one of 'libx264', 'libx265'"),
+    (["--codec", "vp9"], "--codec: unknown codec 'vp9'. Use libx264, libx265, libsvtav1"),
     (["--res", "hd"], "Use 360p, 480p, 720p, 1080p or WxH"),
     (["--res", "1080p"], "--allow-upscale"),
     (["--gop", "0"], "--gop"),

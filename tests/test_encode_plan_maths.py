@@ -42,6 +42,8 @@ def view(name: str = "yaw000_pitch+00", width: int = 960, height: int = 540, fps
 def config(**options) -> EncodeConfig:
     if isinstance(options.get("resolutions"), str):
         options["resolutions"] = parse_resolutions(options["resolutions"])
+    if "codec" in options:
+        options["codecs"] = (options.pop("codec"),)
     return EncodeConfig(**options)
 
 
@@ -156,8 +158,8 @@ def test_a_qp_outside_0_to_51_is_refused(codec: str, qp: int) -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"codec": "vp9"}, "Unknown codec 'vp9'. Use libx264 or libx265."),
-    ({"preset": "quick"}, ("Unknown preset 'quick'. Use one of ultrafast, superfast, veryfast, faster, fast, medium, "
+    ({"codec": "vp9"}, "Unknown codec 'vp9'. Use libx264, libx265, libsvtav1, libvpx-vp9, libvvenc, jpeg, lossless."),
+    ({"preset": "quick"}, ("Unknown preset 'quick' for libx264. Use one of ultrafast, superfast, veryfast, faster, fast, medium, "
                            "slow, slower, veryslow, placebo.")),
     ({"qps": ()}, "--qp is empty; give e.g. 20..50 or 20,30,45"),
     ({"gop": 0}, "--gop must be at least 1 frame, got 0"),
@@ -194,9 +196,9 @@ def test_cell_params_are_everything_that_makes_the_cell() -> None:
     params = cell_params(config(codec="libx265", preset="slow", flat_qp=True), 640, 360, 35, 48)
     assert params == {
         "schema": CellSidecar.SCHEMA, "version": ENCODE_OUTPUT_VERSION, "codec": "libx265", "preset": "slow",
-        "qp": 35, "flat_qp": True, "gop": 48, "width": 640, "height": 360,
+        "quantiser": "qp", "qp": 35, "flat_qp": True, "gop": 48, "width": 640, "height": 360,
         "filter": "scale=640:360:flags=bicubic,format=yuv420p", "pix_fmt": "yuv420p", "fps_mode": "passthrough",
-        "rate_control": "constant qp"}
+        "rate_control": "constant QP, 0 .. 51"}
 
 
 def test_default_resolutions_are_those_not_above_the_view() -> None:
@@ -291,8 +293,10 @@ def test_x265_arguments() -> None:
         "qp=30:keyint=48:min-keyint=48:scenecut=0:open-gop=0:pools=3:log-level=error:ipratio=1.0:pbratio=1.0")
 
 
-def test_both_codecs_take_qp_0_to_51() -> None:
-    assert [(c.name, c.qp_min, c.qp_max) for c in CODECS.values()] == [("libx264", 0, 51), ("libx265", 0, 51)]
+def test_each_codec_has_its_quantiser_range() -> None:
+    assert [(c.name, c.quantiser.name, c.qp_min, c.qp_max) for c in CODECS.values()] == [
+        ("libx264", "qp", 0, 51), ("libx265", "qp", 0, 51), ("libsvtav1", "qp", 1, 63), ("libvpx-vp9", "qp", 0, 63),
+        ("libvvenc", "qp", 0, 63), ("jpeg", "quality", 1, 100), ("lossless", "qp", 0, 0)]
 
 
 def test_encode_command_for_one_target() -> None:
@@ -300,7 +304,7 @@ def test_encode_command_for_one_target() -> None:
                           config(), gop=10, threads=2)
     assert argv == [
         "/usr/bin/ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y",
-        "-i", "/v.mp4", "-filter_complex", "[0:v]split=1[s0];[s0]scale=64:36:flags=bicubic,format=yuv420p,split=1[e0]",
+        "-threads", "1", "-i", "/v.mp4", "-filter_complex", "[0:v]split=1[s0];[s0]scale=64:36:flags=bicubic,format=yuv420p,split=1[e0]",
         "-map", "[e0]", "-c:v", "libx264", "-preset", "medium", "-qp", "30", "-g", "10", "-keyint_min", "10",
         "-sc_threshold", "0", "-threads", "2", "-fps_mode", "passthrough", "-enc_time_base", "filter",
         "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", "/o/qp30.mp4"]
@@ -382,8 +386,9 @@ def test_flat_ratios_give_every_frame_type_the_same_qp() -> None:
 
 def test_the_default_config_described() -> None:
     assert describe_config(EncodeConfig()) == {
-        "qps": (20, 25, 30, 35, 40, 45, 50), "resolutions": None, "codec": "libx264", "preset": "medium",
-        "gop": None, "flat_qp": False, "jobs": 1, "vmaf": True, "allow_upscale": False, "force": False}
+        "qps": (20, 25, 30, 35, 40, 45, 50), "resolutions": None, "codecs": ("libx264",), "codec_qps": {},
+        "preset": None, "codec_presets": {}, "gop": None, "flat_qp": False, "jobs": 1, "vmaf": True,
+        "vmaf_every": 31, "allow_upscale": False, "force": False}
 
 
 def test_resolutions_are_described_by_their_labels() -> None:

@@ -217,3 +217,18 @@ def test_cli_prints_the_recall_table_and_writes_results(dataset, tmp_path: Path)
     assert "recall@1 at 2.5 m (same protocol)" in result.stdout and "64x36" in result.stdout
     result = CliRunner().invoke(main, ["eval", str(manifest), "--out", str(tmp_path / "x"), "--model", "nope"])
     assert result.exit_code == 2 and result.stderr.startswith("vidvpr: error: Unknown model 'nope'")
+
+
+def test_eval_runs_over_mixed_codec_cells_and_plots_codecs_side_by_side(dataset, tmp_path: Path) -> None:
+    manifest, enc = dataset
+    mixed = tmp_path / "enc"
+    shutil.copytree(enc, mixed)
+    encode_cells(manifest, mixed, codecs=("jpeg", "libsvtav1"), qps=(40,), codec_qps=(("jpeg", (50,)),),
+                 codec_presets=(("libsvtav1", "12"),))
+    result = evaluate_grid(manifest, tmp_path / "eval", EvalConfig(enc_dir=mixed, batch_size=8))
+    rows = read_csv(tmp_path / "eval" / "results.csv")
+    assert [row["cell"] for row in rows] == ["reference", "jpeg/64x36/qp50", "libsvtav1/64x36/qp40", "64x36/qp00",
+                                             "64x36/qp40"]
+    assert [row["codec"] for row in rows[1:]] == ["jpeg", "libsvtav1", "libx264", "libx264"]
+    assert all(0 <= float(row["recall@1"]) <= 1 and float(row["kbps"]) > 0 for row in rows[1:])
+    assert (tmp_path / "eval" / "recall_vs_kbps.png").read_bytes()[:4] == b"\x89PNG" and result.rows

@@ -322,3 +322,15 @@ def test_cli_export(tmp_path, manifest_dir):
     assert result.exit_code == 0 and json.loads(result.stdout)["database"] == 12
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "x"), "--res", "360p"])
     assert result.exit_code == 2 and "missing --enc, --qp" in result.stderr
+
+
+def test_export_from_a_jpeg_cell_with_codec(tmp_path, manifest_dir):
+    enc = encode_cells(manifest_dir, tmp_path / "enc", codecs=("jpeg",), codec_qps=(("jpeg", (50,)),))
+    result = export_vpr(manifest_dir, tmp_path / "cell", ExportConfig(enc_dir=enc, res=CELL_RES, qp=50, codec="jpeg"))
+    assert result.source == "encode cell jpeg 64x36 quality50" and result.database > 0
+    meta = json.loads((tmp_path / "cell" / "export.json").read_text())
+    assert meta["source"]["codec"] == "jpeg" and all("/64x36/jpeg/quality50.mp4" in v["path"] for v in meta["videos"])
+    with pytest.raises(BadInput, match="encode cell not found for .* \\(libx264, res 64x36, qp 50\\)"):
+        export_vpr(manifest_dir, tmp_path / "x264", ExportConfig(enc_dir=enc, res=CELL_RES, qp=50))
+    with pytest.raises(BadInput, match=r"^--qp must be in \[1, 100\] \(jpeg quality\), got 0$"):
+        export_vpr(manifest_dir, tmp_path / "bad", ExportConfig(enc_dir=enc, res=CELL_RES, qp=0, codec="jpeg"))

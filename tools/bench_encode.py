@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""Time the `vidvpr encode` grid against a naive loop of one ffmpeg process per cell.
+"""Time the `vidvpr encode` grid: encoding alone, measuring before and after, and a naive loop.
 
 Encode stage: the grid is vidvpr's own argv (decode the view once, scale once per resolution,
-`split` to one x264 per QP); the naive loop runs the same builder with one target per
-process, so every encoder has the same settings (preset, QP, GOP, thread count) and the mp4
-files must be bit-identical, which is checked. A second naive loop lets x264 pick its thread
-count (what a plain script does); its files differ at least in the settings SEI (threads=N), and
-x264's frame threads can change encoding decisions, so it reports how many cells decode to
-identical frames (8 of 14 on a 2-core machine, 640x360 view, 360p,240x136 x qp 20..50). Measure stage: the grid's one pass per view against one pass
-per cell (metrics must be equal). The floor is the encoders' own CPU time spread over all cores:
-grid CPU minus a decode+scale-only pass over the same graph, divided by the core count.
+`split` to one x264 per QP); the naive loop runs the same builder with one target per process,
+so every encoder has the same settings and the mp4 files must be bit-identical, which is
+checked (--naive; a second loop with x264's own thread count with --naive-auto).
 
-Prints wall/CPU seconds (median over --repeat runs, alternating contenders) and the ratios.
+Measuring, before and after, on the same view in the same run, alternating contenders:
+  before  the encode pass, then a second ffmpeg pass per view decoding the view and every cell
+          again, one filter graph per cell (scale, PSNR and SSIM on Y, U and V, VMAF on every
+          frame): the pipeline up to vidvpr 0.x's ENCODE_OUTPUT_VERSION 2, kept here as
+          `legacy_measure_command`;
+  after   one process: the encode pass plus a loopback decoder per encoder, one metric graph per
+          size sharing the scaled reference, PSNR-Y and SSIM-Y on the luma plane, VMAF on frames
+          0, N, 2N, ... (--vmaf-every, each fed with its neighbours so its score is exact);
+  after-full  the same with VMAF on every frame (what overlapping alone gains).
+Ratios are to the encode-only wall time. PSNR-Y and SSIM-Y must be equal before and after; the
+VMAF difference per cell (max |Δ|) is the subsampling error, printed with the per-frame check
+(every sampled frame's score against the full run's).
 
     python tools/bench_encode.py VIEW.mp4 --res 480p,360p --qp 20..50 --repeat 2
 """
@@ -26,20 +32,52 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
 
 from vidvpr.core.threads import encoder_threads
 from vidvpr.encoding.grid import encode_grid
-from vidvpr.encoding.plan import EncodeConfig, EncodeTarget, encode_command, plan_grid
-from vidvpr.media.view_video import describe_view_video
+from vidvpr.encoding.plan import EncodeConfig, EncodeTarget, encode_command, parse_qp_spec, parse_resolutions, plan_grid
+from vidvpr.encoding.quality import (
+    VMAF_MODEL,
+    MeasureTarget,
+    VmafSampling,
+    measure_args,
+    parse_vmaf_log,
+    read_metrics,
+    scale_chain,
+    vmaf_measurable,
+    vmaf_sampling,
+)
 from vidvpr.media.ffmpeg import find_ffmpeg
-from vidvpr.encoding.quality import MeasureTarget, measure_command, read_metrics, scale_chain
+from vidvpr.media.view_video import describe_view_video
+
+
+def legacy_measure_command(ffmpeg_path: str, reference: Path, cells: Sequence[MeasureTarget], vmaf: bool,
+                           vmaf_threads: int) -> list[str]:
+    """The measuring pass as it was (ENCODE_OUTPUT_VERSION 2): a second process, one graph per cell."""
+    argv = [ffmpeg_path, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-i", str(reference.resolve())]
+    argv += [arg for cell in cells for arg in ("-i", str(Path(cell.path).resolve()))]
+    maps: list[str] = []
+    for i, cell in enumerate(cells):
+        metrics = 3 if vmaf and vmaf_measurable(cell.width, cell.height) else 2
+        ref, dist, out = ([f"[c{i}{kind}{m}]" for m in range(metrics)] for kind in "rdo")
+        graph = [f"[0:v]{scale_chain(cell.width, cell.height)},split={metrics}{''.join(ref)}",
+                 f"[{i + 1}:v]split={metrics}{''.join(dist)}",
+                 f"{dist[0]}{ref[0]}psnr=stats_file=psnr{i}.log{out[0]}",
+                 f"{dist[1]}{ref[1]}ssim=stats_file=ssim{i}.log{out[1]}"]
+        if metrics == 3:
+            graph.append(f"{dist[2]}{ref[2]}libvmaf=model='version={VMAF_MODEL}':n_threads={vmaf_threads}"
+                         f":log_fmt=json:log_path=vmaf{i}.json{out[2]}")
+        argv += ["-filter_complex", ";".join(graph)]
+        maps += [arg for label in out for arg in ("-map", label)]
+    return argv + maps + ["-f", "null", "-"]
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall, CPU user+system) seconds of one process; raises if it fails."""
+    """(wall, CPU user+system) seconds of one process; exits if it fails."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -61,11 +99,11 @@ def strip_threads(argv: list[str]) -> list[str]:
     """The same argv with x264's thread count left to x264 (auto)."""
     out: list[str] = []
     skip = False
-    for arg in argv:
+    for index, arg in enumerate(argv):
         if skip:
             skip = False
             continue
-        if arg == "-threads":
+        if arg == "-threads" and index > argv.index("-filter_complex"):
             skip = True
             continue
         out.append(arg)
@@ -79,24 +117,24 @@ def main() -> None:
     parser.add_argument("--res", default="480p,360p")
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--no-vmaf", action="store_true")
-    parser.add_argument("--skip-auto", action="store_true", help="skip the naive loop with x264's own thread count")
+    parser.add_argument("--vmaf-every", type=int, default=EncodeConfig().vmaf_every)
+    parser.add_argument("--naive", action="store_true", help="also time one process per cell (same threads)")
+    parser.add_argument("--naive-auto", action="store_true", help="also time one process per cell, x264 auto threads")
+    parser.add_argument("--skip-library", action="store_true", help="skip encode_grid end to end")
     args = parser.parse_args()
-
-    from vidvpr.encoding.plan import parse_qp_spec, parse_resolutions
 
     ffmpeg = find_ffmpeg()
     config = EncodeConfig(qps=parse_qp_spec(args.qp), resolutions=parse_resolutions(args.res), preset=args.preset,
-                          vmaf=not args.no_vmaf)
+                          vmaf_every=args.vmaf_every)
     source = describe_view_video(args.view)
     cells = plan_grid([source], config, Path("/unused"))
     cores = os.cpu_count() or 1
     threads = encoder_threads(config.jobs * len(cells), cores)
-    vmaf = config.vmaf and ffmpeg.has_vmaf
     gop = cells[0].gop
+    sampling, full = vmaf_sampling(args.vmaf_every, source.frames), VmafSampling(1, source.frames)
     print(f"input {args.view} {source.width}x{source.height} {source.frames} frames; {len(cells)} cells "
           f"({args.res} x qp {args.qp}); {ffmpeg.version}; {cores} cores; x264 threads per encoder {threads}; "
-          f"preset {args.preset}; gop {gop}; vmaf {vmaf}")
+          f"preset {args.preset}; gop {gop}; vmaf every {sampling.every} frames ({len(sampling.scored)} scored)")
 
     def names(folder: Path) -> list[Path]:
         return [folder / f"{c.resolution}_qp{c.qp:02d}.mp4" for c in cells]
@@ -104,72 +142,94 @@ def main() -> None:
     def targets(folder: Path) -> list[EncodeTarget]:
         return [EncodeTarget(c.width, c.height, c.qp, path) for c, path in zip(cells, names(folder))]
 
-    runs: dict[str, list[tuple[float, float]]] = {key: [] for key in
-                                                  ("grid", "naive", "naive_auto", "decode_scale", "m_grid", "m_naive", "library")}
+    def measured(folder: Path) -> list[MeasureTarget]:
+        return [MeasureTarget(c.width, c.height, path) for c, path in zip(cells, names(folder))]
+
+    runs: dict[str, list[tuple[float, float]]] = {key: [] for key in (
+        "encode", "m_before", "after", "after_full", "naive", "naive_auto", "library")}
     with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
         root = Path(tmp)
-        grid_dir, naive_dir, auto_dir, work = (root / n for n in ("grid", "naive", "auto", "work"))
-        for folder in (grid_dir, naive_dir, auto_dir, work):
+        folders = {name: root / name for name in ("grid", "after", "after_full", "naive", "auto", "w_before",
+                                                   "w_after", "w_full")}
+        for folder in folders.values():
             folder.mkdir()
-        sizes = list(dict.fromkeys((c.width, c.height) for c in cells))
-        decode_scale = [ffmpeg.path, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(args.view.resolve()),
-                        "-filter_complex", f"[0:v]split={len(sizes)}" + "".join(f"[s{i}]" for i in range(len(sizes)))
-                        + "".join(f";[s{i}]{scale_chain(*size)}[o{i}]" for i, size in enumerate(sizes))]
-        decode_scale += [arg for i in range(len(sizes)) for arg in ("-map", f"[o{i}]")] + ["-f", "null", "-"]
         for rep in range(args.repeat):
-            runs["grid"].append(timed(encode_command(ffmpeg.path, args.view, targets(grid_dir), config, gop, threads), work))
-            naive = [timed(encode_command(ffmpeg.path, args.view, [t], config, gop, threads), work) for t in targets(naive_dir)]
-            runs["naive"].append((sum(w for w, _ in naive), sum(c for _, c in naive)))
-            if not args.skip_auto:
-                auto = [timed(strip_threads(encode_command(ffmpeg.path, args.view, [t], config, gop, threads)), work)
-                        for t in targets(auto_dir)]
+            runs["encode"].append(timed(encode_command(ffmpeg.path, args.view, targets(folders["grid"]), config, gop,
+                                                       threads), folders["grid"]))
+            runs["m_before"].append(timed(legacy_measure_command(ffmpeg.path, args.view, measured(folders["grid"]),
+                                                                 True, threads), folders["w_before"]))
+            for key, every in (("after", sampling), ("after_full", full)):
+                argv = encode_command(ffmpeg.path, args.view, targets(folders[key]), config, gop, threads,
+                                      measure_args(0, measured(folders[key]), True, every))
+                runs[key].append(timed(argv, folders["w_after" if key == "after" else "w_full"]))
+            if args.naive:
+                naive = [timed(encode_command(ffmpeg.path, args.view, [t], config, gop, threads), folders["naive"])
+                         for t in targets(folders["naive"])]
+                runs["naive"].append((sum(w for w, _ in naive), sum(c for _, c in naive)))
+            if args.naive_auto:
+                auto = [timed(strip_threads(encode_command(ffmpeg.path, args.view, [t], config, gop, threads)),
+                              folders["auto"]) for t in targets(folders["auto"])]
                 runs["naive_auto"].append((sum(w for w, _ in auto), sum(c for _, c in auto)))
-            runs["decode_scale"].append(timed(decode_scale, work))
-            measured = [MeasureTarget(c.width, c.height, path) for c, path in zip(cells, names(grid_dir))]
-            runs["m_grid"].append(timed(measure_command(ffmpeg.path, args.view, measured, vmaf, threads), work))
-            grid_metrics = [read_metrics(work, i, vmaf, source.frames) for i in range(len(cells))]
-            per_cell = []
-            naive_metrics = []
-            for target in measured:
-                per_cell.append(timed(measure_command(ffmpeg.path, args.view, [target], vmaf, cores), work))
-                naive_metrics.append(read_metrics(work, 0, vmaf, source.frames))
-            runs["m_naive"].append((sum(w for w, _ in per_cell), sum(c for _, c in per_cell)))
-            out = root / f"library{rep}"
-            started = time.perf_counter()
-            cpu_before = os.times()
-            encode_grid([args.view], out, config, ffmpeg=ffmpeg)
-            cpu_after = os.times()
-            runs["library"].append((time.perf_counter() - started,
-                                    sum(cpu_after[i] - cpu_before[i] for i in range(4))))
+            if not args.skip_library:
+                started, cpu_before = time.perf_counter(), os.times()
+                encode_grid([args.view], root / f"library{rep}", config, ffmpeg=ffmpeg)
+                cpu_after = os.times()
+                runs["library"].append((time.perf_counter() - started,
+                                        sum(cpu_after[i] - cpu_before[i] for i in range(4))))
             print(f"run {rep + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}s" for k, v in runs.items() if v), flush=True)
 
-        identical = sum(a.read_bytes() == b.read_bytes() for a, b in zip(names(grid_dir), names(naive_dir)))
-        same_frames = (sum(decoded_digest(a) == decoded_digest(b) for a, b in zip(names(grid_dir), names(auto_dir)))
-                       if not args.skip_auto else None)
-        same_metrics = all((g.psnr_y, g.ssim_y, g.vmaf) == (n.psnr_y, n.ssim_y, n.vmaf)
-                           for g, n in zip(grid_metrics, naive_metrics))
+        before = [read_metrics(folders["w_before"], i, True, source.frames, full) for i in range(len(cells))]
+        after = [read_metrics(folders["w_after"], i, True, source.frames, sampling) for i in range(len(cells))]
+        after_full = [read_metrics(folders["w_full"], i, True, source.frames, full) for i in range(len(cells))]
+        exact = all(parse_vmaf_log((folders["w_after"] / f"vmaf{i}.json").read_text()) and
+                    all(a == b for a, b in zip(after[i].per_frame["vmaf"], before[i].per_frame["vmaf"]) if a is not None)
+                    for i in range(len(cells)))
+        identical = sum(a.read_bytes() == b.read_bytes() for a, b in zip(names(folders["grid"]), names(folders["after"])))
+        naive_identical = (sum(a.read_bytes() == b.read_bytes() for a, b in zip(names(folders["grid"]),
+                                                                             names(folders["naive"])))
+                           if args.naive else None)
+        same_frames = (sum(decoded_digest(a) == decoded_digest(b) for a, b in zip(names(folders["grid"]),
+                                                                               names(folders["auto"])))
+                       if args.naive_auto else None)
 
     med = {key: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for key, v in runs.items() if v}
-    encoder_cpu = med["grid"][1] - med["decode_scale"][1]
-    floor = encoder_cpu / cores
-    print("\nmedian seconds (wall / CPU):")
-    for key, label in (("grid", "grid encode (1 process)"), ("naive", "naive encode (1 process per cell, same threads)"),
-                       ("naive_auto", "naive encode (1 process per cell, x264 auto threads)"),
-                       ("decode_scale", "decode + scale only"), ("m_grid", "grid measure (1 pass)"),
-                       ("m_naive", "naive measure (1 pass per cell)"), ("library", "vidvpr encode_grid end to end")):
+    best = {key: min(w for w, _ in v) for key, v in runs.items() if v}  # the least disturbed run (shared machines)
+    encode_wall, encode_cpu = med["encode"]
+    print("\nmedian seconds (wall / CPU), and the fastest run's wall:")
+    rows = (("encode", "encode only (1 process, the grid's argv)"),
+            ("m_before", "before: measure pass (2nd process, VMAF every frame)"),
+            ("after", f"after: encode + measure in 1 process (VMAF every {args.vmaf_every})"),
+            ("after_full", "after, VMAF every frame: encode + measure in 1 process"),
+            ("naive", "naive encode (1 process per cell, same threads)"),
+            ("naive_auto", "naive encode (1 process per cell, x264 auto threads)"),
+            ("library", "after: vidvpr encode_grid end to end (verify, sidecars, table, plot)"))
+    for key, label in rows:
         if key in med:
-            print(f"  {label:55} {med[key][0]:8.2f} / {med[key][1]:8.2f}")
-    print(f"\nencode: grid / naive wall = {med['grid'][0] / med['naive'][0]:.3f}"
-          + (f"; grid / naive-auto wall = {med['grid'][0] / med['naive_auto'][0]:.3f}" if "naive_auto" in med else ""))
-    print(f"floor (encoder CPU {encoder_cpu:.2f}s / {cores} cores) = {floor:.2f}s; grid wall / floor = "
-          f"{med['grid'][0] / floor:.3f}")
-    print(f"measure: grid / naive wall = {med['m_grid'][0] / med['m_naive'][0]:.3f}")
-    print(f"end to end: encode_grid / (naive encode + naive measure) wall = "
-          f"{med['library'][0] / (med['naive'][0] + med['m_naive'][0]):.3f}")
-    print(f"outputs: {identical}/{len(cells)} mp4 files bit-identical to the naive loop's"
-          + (f"; {same_frames}/{len(cells)} identical decoded frames vs naive-auto" if same_frames is not None else "")
-          + f"; metrics equal per cell: {same_metrics}")
-    print(f"load average at the end: {os.getloadavg()}")
+            print(f"  {label:72} {med[key][0]:8.2f} / {med[key][1]:8.2f}   (fastest {best[key]:.2f})")
+    print("\nwhole grid with PSNR-Y, SSIM-Y and VMAF / encode only:  wall (median)  wall (fastest runs)  CPU")
+    for label, wall, fastest, cpu in (
+            ("before (encode pass + measure pass)", encode_wall + med["m_before"][0],
+             best["encode"] + best["m_before"], encode_cpu + med["m_before"][1]),
+            (f"after  (one process, VMAF every {args.vmaf_every})", med["after"][0], best["after"], med["after"][1]),
+            ("after  (one process, VMAF every frame)", med["after_full"][0], best["after_full"], med["after_full"][1]),
+            *((("after  (encode_grid end to end)", med["library"][0], best["library"], med["library"][1]),)
+              if "library" in med else ())):
+        print(f"  {label:45} {wall / encode_wall:13.3f} {fastest / best['encode']:20.3f} {cpu / encode_cpu:6.3f}")
+
+    def max_delta(key: str, new: list, old: list) -> float:
+        return max(abs((getattr(a, key) or 0) - (getattr(b, key) or 0)) for a, b in zip(new, old))
+
+    print(f"\nnumbers, after vs before (max |Δ| over {len(cells)} cells): PSNR-Y {max_delta('psnr_y', after, before):.4f} dB, "
+          f"SSIM-Y {max_delta('ssim_y', after, before):.6f}, VMAF {max_delta('vmaf', after, before):.4f} "
+          f"(every {args.vmaf_every}); VMAF every frame in-process vs before {max_delta('vmaf', after_full, before):.4f}")
+    print("VMAF per cell, before → after: " + ", ".join(
+        f"{c.resolution}/qp{c.qp}: {b.vmaf:.2f}→{a.vmaf:.2f}" for c, a, b in zip(cells, after, before)))
+    print(f"every sampled frame's VMAF equals the full run's: {exact}; encoded files identical to encode-only's: "
+          f"{identical}/{len(cells)}"
+          + (f"; naive loop's: {naive_identical}/{len(cells)}" if naive_identical is not None else "")
+          + (f"; identical decoded frames vs naive-auto: {same_frames}/{len(cells)}" if same_frames is not None else ""))
+    print(f"load average at the end: {os.getloadavg()} (other work on the machine slows whatever runs beside "
+          "it; CPU seconds are the steadier measure)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import click
 
 from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_names
 from vidvpr.dataset.export import DEFAULT_JPEG_QUALITY
+from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
 
 
 @click.command("export")
@@ -17,9 +18,12 @@ from vidvpr.dataset.export import DEFAULT_JPEG_QUALITY
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [default: the one recorded in manifest.json].")
 @click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
-              help="Encode grid folder (ENC/<recording>/<view>/<res>/qp<NN>.mp4); with --res and --qp, export that cell.")
+              help="Encode grid folder (ENC/<recording>/<view>/<res>/qp<NN>.mp4, <res>/<codec>/...); with --res and "
+                   "--qp (and --codec), export that cell.")
 @click.option("--res", default=None, help="Encode cell resolution, e.g. 360p [default: the reference views].")
-@click.option("--qp", type=int, default=None, help="Encode cell QP, e.g. 30.")
+@click.option("--qp", type=int, default=None, help="Encode cell quantiser value, e.g. 30 (JPEG cells: their quality).")
+@click.option("--codec", default=DEFAULT_CODEC, show_default=True,
+              help=f"Encode cell codec: {', '.join(CODECS)}.")
 @click.option("--quality", "jpeg_quality", type=int, default=DEFAULT_JPEG_QUALITY, help="JPEG quality 1-100.")
 @click.option("--views", "views", default=None, metavar="VIEW,...",
               help="Export only these views, e.g. yaw000_pitch+00 (positives: the database rows kept) [default: all].")
@@ -28,14 +32,14 @@ from vidvpr.dataset.export import DEFAULT_JPEG_QUALITY
 @output_options
 @handle_errors
 def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir: Path | None, res: str | None,
-                   qp: int | None, jpeg_quality: int, views: str | None, include_unmatched: bool, force: bool,
+                   qp: int | None, codec: str, jpeg_quality: int, views: str | None, include_unmatched: bool, force: bool,
                    quiet: bool, as_json: bool) -> None:
     """Write a manifest's frames as JPEGs in the VPR-datasets-downloader layout, named
     @east@north@zone@letter@lat@lon@...@.jpg, from the reference views or an encode cell."""
     from vidvpr.core.progress import progress_bar
     from vidvpr.dataset.export import ExportConfig, export_vpr
 
-    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, root=root, jpeg_quality=jpeg_quality,
+    config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, codec=codec, root=root, jpeg_quality=jpeg_quality,
                           include_unmatched=include_unmatched, views=parse_names(views), force=force)
     with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
         result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update)

@@ -209,6 +209,14 @@ class CellTimestamps(Strict):
     input_fps: str
 
 
+class VmafSamplingRecord(Strict):
+    """Which frames VMAF scored (see vidvpr.encoding.quality.VmafSampling)."""
+
+    every: int
+    frames_scored: int
+    rule: str
+
+
 class MetricsRecord(Strict):
     """Quality of a cell against the view scaled to the cell's size (see vidvpr.encoding.quality)."""
 
@@ -217,11 +225,24 @@ class MetricsRecord(Strict):
     vmaf: float | None
     frames_compared: int
     reference: str
+    decoded_to_reference: str | None  # filters bringing the decoded cell to the reference's format
+    measured_in: str
     psnr_y_definition: str
     ssim_y_definition: str
     vmaf_model: str | None
     vmaf_note: str | None
+    vmaf_sampling: VmafSamplingRecord | None
     per_frame: dict[str, list[float | None]]
+
+
+class QuantiserCheck(Strict):
+    """What the encoded stream itself says about the quantiser it was coded with."""
+
+    method: str  # where it was read from
+    verified: bool  # the stream confirms the requested quantiser by `expected`
+    expected: str  # the rule checked
+    found: dict[str, Any]  # what was read (value → frame count, flags)
+    cannot_show: str | None  # what the stream cannot prove
 
 
 class ProcessRecord(Strict):
@@ -233,13 +254,25 @@ class ProcessRecord(Strict):
 class EncodeProcessRecord(ProcessRecord):
     encode_s: float
     threads_per_encoder: int
+    cpu_s: float | None  # this cell's encoder (its thread, plus its share of the encoder library's pool)
+    fps: float | None  # frames / cpu_s: frames per second one core sustains for this cell
+    realtime_factor: float | None  # fps / the input's frame rate (>= 1: one core keeps up in real time)
     note: str
 
 
-class CellSidecar(Record):
-    """`qp<NN>.json` beside each encoded grid cell of `vidvpr encode`."""
+class MeasureRecord(Strict):
+    """How long measuring took: in the encode process (loopback decoders) or in a separate pass."""
 
-    SCHEMA = "vidvpr.encode/2"
+    mode: str
+    cpu_s: float | None  # CPU seconds of measuring, for all cells_in_process together
+    process_wall_s: float
+    cells_in_process: int
+
+
+class CellSidecar(Record):
+    """`qp<NN>.json` (`quality<NN>.json` for JPEG) beside each encoded grid cell of `vidvpr encode`."""
+
+    SCHEMA = "vidvpr.encode/3"
     KIND = "vidvpr encode cell sidecar"
 
     kind: Literal["encoded_cell"] = "encoded_cell"
@@ -248,12 +281,14 @@ class CellSidecar(Record):
     resolution: str
     width: int
     height: int
-    qp: int
+    qp: int  # the quantiser's value (JPEG: its quality)
+    quantiser: str  # "qp" or "quality"
     codec: str
-    preset: str
+    preset: str | None
     flat_qp: bool
     gop: int
-    frame_qp: FrameQpRecord
+    frame_qp: FrameQpRecord | None  # x264/x265: each frame type's QP by the encoder's rule
+    quantiser_check: QuantiserCheck
     input: CellInputRecord
     output: CellOutputRecord
     frames: int
@@ -265,7 +300,7 @@ class CellSidecar(Record):
     filter: str
     metrics: MetricsRecord
     encode: EncodeProcessRecord
-    measure: ProcessRecord
+    measure: MeasureRecord
     params_hash: str
     params: dict[str, Any]
     versions: dict[str, str]

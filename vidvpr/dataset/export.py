@@ -7,8 +7,8 @@ Layout (names: `vidvpr.dataset.vpr_names`)::
     OUT/export.json
 
 Frames come from the reference view videos, or from an encode cell
-``ENC/<recording>/<view>/<res>/qp<NN>.mp4`` that was encoded from the very view video the
-manifest lists (checked by content hash), so frame i maps across. Each video is decoded once,
+``ENC/<recording>/<view>/<res>/qp<NN>.mp4`` (``<res>/<codec>/<quantiser><NN>.mp4`` for codecs other
+than libx264, `--codec`) that was encoded from the very view video the manifest lists (checked by content hash), so frame i maps across. Each video is decoded once,
 front to back, keeping the manifest's frames. The image tree is built under a temporary name and
 renamed into place when complete; export.json records every image's name and size, so a rerun
 skips only an export that is still whole.
@@ -38,7 +38,8 @@ from vidvpr.core.sidecars import CellSidecar
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, MANIFEST_FILE, ManifestRow
 from vidvpr.dataset.vpr_names import NAMING, row_filename
-from vidvpr.encoding.plan import CODECS, cell_paths
+from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
+from vidvpr.encoding.plan import cell_paths
 from vidvpr.media.decode import decode_selected
 
 LOG = logging.getLogger(__name__)
@@ -54,9 +55,10 @@ RES_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
 class ExportConfig:
     """Every `vidvpr export` option, with its default written once."""
 
-    enc_dir: Path | None = None  # encode grid folder; with res and qp selects a cell
+    enc_dir: Path | None = None  # encode grid folder; with res and qp (and codec) selects a cell
     res: str | None = None
-    qp: int | None = None
+    qp: int | None = None  # the cell's quantiser value (JPEG cells: their quality)
+    codec: str = DEFAULT_CODEC
     root: Path | None = None  # dataset root; None: the one recorded in manifest.json
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     include_unmatched: bool = False  # also export queries without positives
@@ -120,17 +122,22 @@ def validate_export_config(config: ExportConfig) -> None:
         raise BadInput(f"--enc, --res and --qp select an encode cell together; missing {missing}")
     if config.res is not None and not RES_PATTERN.match(config.res):
         raise BadInput(f"--res {config.res!r}: use the encode grid's resolution name, e.g. 360p")
-    qp_max = max(codec.qp_max for codec in CODECS.values())
-    if config.qp is not None and not 0 <= config.qp <= qp_max:
-        raise BadInput(f"--qp must be in [0, {qp_max}], got {config.qp}")
+    codec = CODECS.get(config.codec)
+    if codec is None:
+        raise BadInput(f"--codec: unknown codec {config.codec!r}. Use {', '.join(CODECS)}.")
+    quantiser = codec.quantiser
+    if config.qp is not None and not quantiser.low <= config.qp <= quantiser.high:
+        raise BadInput(f"--qp must be in [{quantiser.low}, {quantiser.high}] ({codec.name} {quantiser.name}), "
+                       f"got {config.qp}")
     if config.views is not None and not config.views:
         raise BadInput("--views: give at least one view name, e.g. yaw000_pitch+00")
 
 
 def _cell_video(manifest: Manifest, row: ManifestRow, config: ExportConfig) -> tuple[Path, FileRecord]:
     """The encode cell of a row's view, checked to be made from the very view video the manifest lists."""
-    video, sidecar_path = cell_paths(config.enc_dir, row.recording, row.view, config.res, config.qp)  # type: ignore[arg-type]
-    where = f"{row.recording}/{row.view} (res {config.res}, qp {config.qp})"
+    video, sidecar_path = cell_paths(config.enc_dir, row.recording, row.view, config.res, config.qp,  # type: ignore[arg-type]
+                                     config.codec)
+    where = f"{row.recording}/{row.view} ({config.codec}, res {config.res}, {CODECS[config.codec].quantiser.name} {config.qp})"
     if not video.is_file() or not sidecar_path.is_file():
         raise BadInput(f"{video}: encode cell not found for {where}; run vidvpr encode on it, or export only "
                        "the encoded views with --views")
@@ -234,7 +241,9 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
     started = time.perf_counter()
     validate_export_config(config)
     manifest = load_manifest(manifest_dir, config.root)
-    source = "reference views" if not config.from_cell else f"encode cell {config.res} qp{config.qp:02d}"
+    codec_named = f"{config.codec} " if config.codec != DEFAULT_CODEC else ""
+    source = ("reference views" if not config.from_cell else
+              f"encode cell {codec_named}{config.res} {CODECS[config.codec].quantiser.name}{config.qp:02d}")
     database, queries, unmatched_skipped = select_rows(manifest, config.views, config.include_unmatched)
     jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]] = {}
     for split, rows in (("database", database), ("query", queries)):
@@ -249,7 +258,8 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
               "root": str(manifest.root), "videos": [record.hash for _, record in videos.values()],
               "res": config.res, "qp": config.qp, "enc_dir": str(Path(config.enc_dir).resolve()) if config.enc_dir else None,
               "views": list(config.views) if config.views is not None else None,
-              "jpeg_quality": config.jpeg_quality, "include_unmatched": config.include_unmatched}
+              "jpeg_quality": config.jpeg_quality, "include_unmatched": config.include_unmatched,
+              **({"codec": config.codec} if config.from_cell and config.codec != DEFAULT_CODEC else {})}
     phash = params_hash(params)
     out = Path(out_dir)
     images_dir = out / IMAGES_DIR
@@ -270,7 +280,7 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
         manifest={"path": str(manifest.directory.resolve()), "files": params["manifest"],
                   "hash": sha256_file(manifest.directory / MANIFEST_FILE)},
         source={"kind": "encode_cell" if config.from_cell else "reference", "res": config.res, "qp": config.qp,
-                "enc_dir": params["enc_dir"]},
+                "enc_dir": params["enc_dir"], **({"codec": config.codec} if "codec" in params else {})},
         layout=SPLIT_DIRS, naming=NAMING, pano_id="manifest row id with '/' replaced by '~'",
         jpeg_quality=config.jpeg_quality, views=params["views"],
         positives={**positives, "note": "evaluation code that reads positions from file names must use "

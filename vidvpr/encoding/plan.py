@@ -1,15 +1,16 @@
-"""The pure half of `vidvpr encode`: options, parsing, the grid plan and ffmpeg argument lists.
+"""The pure half of `vidvpr encode`: the config, the grid plan and ffmpeg argument lists.
 
-No I/O happens here (encoding.py runs the plan). Cells live at
-``OUT/<recording>/<view>/<res>/qp<NN>.mp4``; one ffmpeg process per view decodes it once,
-scales once per resolution and splits to one constant-QP encoder per cell.
+No I/O happens here (grid.py runs the plan). Cells live at ``OUT/<recording>/<view>/<res>/qp<NN>.mp4``
+for libx264 and ``OUT/<recording>/<view>/<res>/<codec>/<quantiser><NN>.mp4`` for the other codecs
+(``qp30.mp4``, JPEG ``quality10.mp4``). One ffmpeg process per view and codec decodes the view
+once, scales once per resolution, splits to one constant-quantiser encoder per cell and measures
+each cell through a loopback decoder (quality.py).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,170 +19,162 @@ from typing import Any
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import params_hash
 from vidvpr.core.sidecars import CellSidecar
+from vidvpr.encoding.codecs import (  # noqa: F401  (x264/x265 rules re-exported)
+    CODECS,
+    DEFAULT_CODEC,
+    CodecSpec,
+    frame_type_qps,
+    parse_rate_control,
+)
+from vidvpr.encoding.options import (  # noqa: F401  (re-exported: the parsing half of the plan)
+    DEFAULT_QP_STEP,
+    MIN_SIDE,
+    NAMED_HEIGHTS,
+    Resolution,
+    parse_codecs,
+    parse_preset_spec,
+    parse_qp_options,
+    parse_qp_spec,
+    parse_resolutions,
+)
 from vidvpr.encoding.quality import PIX_FMT, scale_chain
-from vidvpr.media.codecs import X26X_PRESETS, X26X_QP_RANGE
 from vidvpr.media.view_video import ViewVideo
 
 # Bump when a change to the encoder or measuring pipeline changes a cell made from the same
 # view and options: cells recorded with an older version are redone, not kept as finished.
 # 2: typed sidecars; VMAF skipped (not crashed) on cells under 18 px.
-ENCODE_OUTPUT_VERSION = 2
+# 3: several codecs; quantiser read back per codec; measured in the encode process, VMAF sampled.
+ENCODE_OUTPUT_VERSION = 3
 DEFAULT_QP_SPEC = "20..50"
-DEFAULT_QP_STEP = 5
 DEFAULT_RES_SPEC = "1080p,720p,480p,360p"  # --res default: these, where not above the view's size
-NAMED_HEIGHTS = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080}
+DEFAULT_VMAF_EVERY = 31  # VMAF on frames 0, 31, 62, ... (see quality.VmafSampling; 31: prime, off every usual GOP)
 GOP_SECONDS = 2.0  # default keyframe interval: 2 s of frames at the view's frame rate
 FPS_WHEN_UNKNOWN = 30  # for the default GOP of a video whose container gives no frame rate
-MIN_SIDE = 16
-
-
-def _x264_args(qp: int, preset: str, gop: int, flat_qp: bool, threads: int) -> list[str]:
-    args = ["-c:v", "libx264", "-preset", preset, "-qp", str(qp), "-g", str(gop), "-keyint_min", str(gop),
-            "-sc_threshold", "0", "-threads", str(threads)]
-    return args + (["-x264-params", "ipratio=1.0:pbratio=1.0"] if flat_qp else [])
-
-
-def _x265_args(qp: int, preset: str, gop: int, flat_qp: bool, threads: int) -> list[str]:
-    params = [f"qp={qp}", f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0", f"pools={threads}",
-              "log-level=error"] + (["ipratio=1.0", "pbratio=1.0"] if flat_qp else [])
-    return ["-c:v", "libx265", "-preset", preset, "-x265-params", ":".join(params)]
-
-
-@dataclass(frozen=True)
-class CodecSpec:
-    """A constant-QP encoder: its QP range and how ffmpeg drives it."""
-
-    name: str
-    qp_min: int
-    qp_max: int
-    args: Callable[[int, str, int, bool, int], list[str]]
-
-
-CODECS = {
-    "libx264": CodecSpec("libx264", *X26X_QP_RANGE, _x264_args),
-    "libx265": CodecSpec("libx265", *X26X_QP_RANGE, _x265_args),
-}
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A target size: a name fixes the height (width follows the view's aspect), WxH fixes both."""
-
-    label: str
-    height: int
-    width: int | None = None
-
-    def size_for(self, view_width: int, view_height: int) -> tuple[int, int]:
-        """(width, height) for a view of the given size; widths from the aspect are rounded to even."""
-        if self.width is not None:
-            return self.width, self.height
-        return max(2, 2 * math.floor(self.height * view_width / view_height / 2 + 0.5)), self.height
-
-
-def parse_qp_spec(spec: str) -> tuple[int, ...]:
-    """'20..50' (step 5), '20..50:2' or '20,30,45' → sorted distinct QPs (range checked later)."""
-    text = spec.strip()
-    if ".." in text:
-        match = re.fullmatch(r"(-?\d+)\s*\.\.\s*(-?\d+)(?:\s*:\s*(-?\d+))?", text)
-        if not match:
-            raise BadInput(f"--qp '{spec}' is not A..B, A..B:STEP or a list like 20,30,45")
-        start, stop = int(match.group(1)), int(match.group(2))
-        step = int(match.group(3)) if match.group(3) else DEFAULT_QP_STEP
-        if step <= 0:
-            raise BadInput(f"--qp '{spec}': step must be positive, got {step}")
-        if start > stop:
-            raise BadInput(f"--qp '{spec}' is an empty range ({start} > {stop}); write it low..high")
-        return tuple(range(start, stop + 1, step))
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise BadInput(f"--qp '{spec}' is not A..B, A..B:STEP or a list like 20,30,45") from None
-    if not values:
-        raise BadInput("--qp is empty; give e.g. 20..50 or 20,30,45")
-    return tuple(sorted(set(values)))
-
-
-def parse_resolutions(spec: str) -> tuple[Resolution, ...]:
-    """'720p,360p,640x480' → Resolutions in the given order (duplicates dropped)."""
-    found: dict[str, Resolution] = {}
-    for part in (p.strip().lower() for p in spec.split(",")):
-        if not part:
-            continue
-        if part in NAMED_HEIGHTS:
-            found.setdefault(part, Resolution(part, NAMED_HEIGHTS[part]))
-            continue
-        match = re.fullmatch(r"(\d+)x(\d+)", part)
-        if not match:
-            raise BadInput(f"Unknown resolution '{part}'. Use {', '.join(NAMED_HEIGHTS)} or WxH.")
-        width, height = int(match.group(1)), int(match.group(2))
-        if width % 2 or height % 2 or width < MIN_SIDE or height < MIN_SIDE:
-            raise BadInput(f"--res {part}: width and height must be even and at least {MIN_SIDE} (yuv420p)")
-        found.setdefault(part, Resolution(part, height, width))
-    if not found:
-        raise BadInput(f"--res is empty; give e.g. 720p,360p or 640x360 ({', '.join(NAMED_HEIGHTS)} or WxH)")
-    return tuple(found.values())
 
 
 @dataclass(frozen=True)
 class EncodeConfig:
     """Every `vidvpr encode` option, with its default written once."""
 
-    qps: tuple[int, ...] = parse_qp_spec(DEFAULT_QP_SPEC)
+    qps: tuple[int, ...] = parse_qp_spec(DEFAULT_QP_SPEC)  # every QP codec's values (see codec_qps)
     resolutions: tuple[Resolution, ...] | None = None  # None: DEFAULT_RES_SPEC, those not above the view
-    codec: str = "libx264"
-    preset: str = "medium"
+    codecs: tuple[str, ...] = (DEFAULT_CODEC,)
+    codec_qps: tuple[tuple[str, tuple[int, ...]], ...] = ()  # a codec's own values (--qp jpeg=10,50)
+    preset: str | None = None  # for every codec that has presets; None: each codec's default
+    codec_presets: tuple[tuple[str, str], ...] = ()  # one codec's preset (--preset libsvtav1=10)
     gop: int | None = None  # keyframe interval in frames; None: GOP_SECONDS of frames
-    flat_qp: bool = False  # same QP on I, P and B frames (ipratio = pbratio = 1)
+    flat_qp: bool = False  # same quantiser on every frame type (x264/x265 ipratio = pbratio = 1, SVT-AV1 offsets 0)
     jobs: int = 1  # views encoded at once
     vmaf: bool = True  # when the ffmpeg has libvmaf
+    vmaf_every: int = DEFAULT_VMAF_EVERY  # VMAF on every N-th frame; 1: every frame
     allow_upscale: bool = False
     force: bool = False
 
 
+def quantiser_values(config: EncodeConfig, codec: str) -> tuple[int, ...]:
+    """A codec's quantiser values: its --qp CODEC=..., else its own default, else the grid's --qp."""
+    own = dict(config.codec_qps).get(codec)
+    if own is not None:
+        return own
+    default = CODECS[codec].quantiser.default_values
+    return default if default is not None else config.qps
+
+
+def preset_for(config: EncodeConfig, codec: str) -> str | None:
+    """A codec's preset: its --preset CODEC=..., else --preset, else its default (None: it has none)."""
+    spec = CODECS[codec]
+    if not spec.presets:
+        return None
+    return dict(config.codec_presets).get(codec) or config.preset or spec.default_preset
+
+
+def flat_qp_for(config: EncodeConfig, codec: str) -> bool:
+    """Whether every frame of this codec's cells gets the same quantiser."""
+    return {"option": config.flat_qp, "always": True, "never": False}[CODECS[codec].flat_qp]
+
+
 def validate_config(config: EncodeConfig) -> None:
     """Reject nonsense options before any work starts."""
-    codec = CODECS.get(config.codec)
-    if codec is None:
-        raise BadInput(f"Unknown codec '{config.codec}'. Use {' or '.join(CODECS)}.")
-    if config.preset not in X26X_PRESETS:
-        raise BadInput(f"Unknown preset '{config.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
+    if not config.codecs:
+        raise BadInput(f"--codec is empty; give one or more of {', '.join(CODECS)}")
+    for name in (*config.codecs, *dict(config.codec_qps), *dict(config.codec_presets)):
+        if name not in CODECS:
+            raise BadInput(f"Unknown codec '{name}'. Use {', '.join(CODECS)}.")
+    for option, named in (("--qp", config.codec_qps), ("--preset", config.codec_presets)):
+        stray = [name for name, _ in named if name not in config.codecs]
+        if stray:
+            raise BadInput(f"{option} {stray[0]}=...: {stray[0]} is not in --codec ({','.join(config.codecs)})")
     if not config.qps:
         raise BadInput("--qp is empty; give e.g. 20..50 or 20,30,45")
-    for qp in config.qps:
-        if not codec.qp_min <= qp <= codec.qp_max:
-            raise BadInput(f"qp must be in [{codec.qp_min}, {codec.qp_max}] for {codec.name}, got {qp}")
+    for name in config.codecs:
+        _validate_codec(config, CODECS[name])
     if config.gop is not None and config.gop < 1:
         raise BadInput(f"--gop must be at least 1 frame, got {config.gop}")
     if config.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {config.jobs}")
+    if config.vmaf_every < 1:
+        raise BadInput(f"--vmaf-every must be at least 1 (every frame), got {config.vmaf_every}")
     if config.resolutions is not None and not config.resolutions:
         raise BadInput("--res is empty")
 
 
+def _validate_codec(config: EncodeConfig, codec: CodecSpec) -> None:
+    quantiser = codec.quantiser
+    values = quantiser_values(config, codec.name)
+    if not values:
+        raise BadInput(f"--qp {codec.name}=... is empty")
+    for value in values:
+        if not quantiser.low <= value <= quantiser.high:
+            raise BadInput(f"{quantiser.name} must be in [{quantiser.low}, {quantiser.high}] for {codec.name}, "
+                           f"got {value}")
+    preset = preset_for(config, codec.name)
+    if preset is not None and preset not in codec.presets:
+        raise BadInput(f"Unknown preset '{preset}' for {codec.name}. Use one of {', '.join(codec.presets)}"
+                       + (f" (per codec: --preset {codec.name}=PRESET)." if len(config.codecs) > 1 else "."))
+    if config.flat_qp and codec.flat_qp == "never":
+        raise BadInput(f"--flat-qp: {codec.name} cannot hold one quantiser on every frame (its GOP adds per-layer "
+                       "QP offsets); leave it out of a --flat-qp grid")
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell: a view encoded at one size and one QP."""
+    """One grid cell: a view encoded by one codec at one size and one quantiser value."""
 
     source: ViewVideo
     resolution: str
     width: int
     height: int
-    qp: int
+    qp: int  # the codec's quantiser value (JPEG: quality)
     gop: int
     video: Path
     sidecar: Path
     params_hash: str
     params: dict[str, Any] = field(compare=False, hash=False)
+    codec: str = DEFAULT_CODEC
+    preset: str | None = None
+    flat_qp: bool = False
+
+    @property
+    def spec(self) -> CodecSpec:
+        return CODECS[self.codec]
 
     @property
     def name(self) -> str:
-        return f"{self.source.recording}/{self.source.view}/{self.resolution}/qp{self.qp:02d}"
+        folder = self.spec.cell_folder
+        return (f"{self.source.recording}/{self.source.view}/{self.resolution}/"
+                f"{folder + '/' if folder else ''}{self.spec.quantiser.name}{self.qp:02d}")
 
 
-def cell_paths(out_dir: Path, recording: str, view: str, resolution: str, qp: int) -> tuple[Path, Path]:
-    """(video, sidecar): ``OUT/<recording>/<view>/<res>/qp<NN>.mp4`` and ``.json``."""
+def cell_paths(out_dir: Path, recording: str, view: str, resolution: str, qp: int,
+               codec: str = DEFAULT_CODEC) -> tuple[Path, Path]:
+    """(video, sidecar): ``OUT/<recording>/<view>/<res>/qp<NN>.mp4`` and ``.json`` for libx264,
+    ``OUT/<recording>/<view>/<res>/<codec>/<quantiser><NN>.mp4`` for other codecs."""
+    spec = CODECS[codec]
     folder = Path(out_dir) / recording / view / resolution
-    return folder / f"qp{qp:02d}.mp4", folder / f"qp{qp:02d}.json"
+    if spec.cell_folder:
+        folder = folder / spec.cell_folder
+    stem = f"{spec.quantiser.name}{qp:02d}"
+    return folder / f"{stem}.mp4", folder / f"{stem}.json"
 
 
 def default_gop(fps: Fraction) -> int:
@@ -189,12 +182,17 @@ def default_gop(fps: Fraction) -> int:
     return max(1, math.floor(GOP_SECONDS * float(fps or FPS_WHEN_UNKNOWN) + 0.5))
 
 
-def cell_params(config: EncodeConfig, width: int, height: int, qp: int, gop: int) -> dict[str, Any]:
-    """Everything that determines a cell's content; hashed to decide whether a rerun can skip it."""
-    return {"schema": CellSidecar.SCHEMA, "version": ENCODE_OUTPUT_VERSION, "codec": config.codec, "preset": config.preset, "qp": qp,
-            "flat_qp": config.flat_qp, "gop": gop, "width": width, "height": height,
-            "filter": scale_chain(width, height), "pix_fmt": PIX_FMT, "fps_mode": "passthrough",
-            "rate_control": "constant qp"}
+def cell_params(config: EncodeConfig, width: int, height: int, qp: int, gop: int,
+                codec: str | None = None) -> dict[str, Any]:
+    """Everything that determines a cell's content (of `codec`, default the config's first); hashed to
+    decide whether a rerun can skip it."""
+    codec = codec or config.codecs[0]
+    spec = CODECS[codec]
+    return {"schema": CellSidecar.SCHEMA, "version": ENCODE_OUTPUT_VERSION, "codec": codec,
+            "preset": preset_for(config, codec), "quantiser": spec.quantiser.name, "qp": qp,
+            "flat_qp": flat_qp_for(config, codec), "gop": gop, "width": width, "height": height,
+            "filter": scale_chain(width, height), "pix_fmt": spec.input_pix_fmt, "fps_mode": "passthrough",
+            "rate_control": spec.quantiser.meaning}
 
 
 def source_resolutions(source: ViewVideo, config: EncodeConfig) -> list[tuple[str, int, int]]:
@@ -217,7 +215,7 @@ def source_resolutions(source: ViewVideo, config: EncodeConfig) -> list[tuple[st
 
 
 def plan_grid(sources: Sequence[ViewVideo], config: EncodeConfig, out_dir: Path) -> list[Cell]:
-    """Every cell of the grid, view by view, resolution by resolution, QP by QP."""
+    """Every cell of the grid, view by view, codec by codec, resolution by resolution, quantiser by quantiser."""
     validate_config(config)
     names = [(source.recording, source.view) for source in sources]
     duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -226,11 +224,14 @@ def plan_grid(sources: Sequence[ViewVideo], config: EncodeConfig, out_dir: Path)
     cells = []
     for source in sources:
         gop = config.gop or default_gop(source.fps)
-        for label, width, height in source_resolutions(source, config):
-            for qp in config.qps:
-                params = cell_params(config, width, height, qp, gop)
-                video, sidecar = cell_paths(out_dir, source.recording, source.view, label, qp)
-                cells.append(Cell(source, label, width, height, qp, gop, video, sidecar, params_hash(params), params))
+        sizes = source_resolutions(source, config)
+        for codec in config.codecs:
+            for label, width, height in sizes:
+                for qp in quantiser_values(config, codec):
+                    params = cell_params(config, width, height, qp, gop, codec)
+                    video, sidecar = cell_paths(out_dir, source.recording, source.view, label, qp, codec)
+                    cells.append(Cell(source, label, width, height, qp, gop, video, sidecar, params_hash(params),
+                                      params, codec, preset_for(config, codec), flat_qp_for(config, codec)))
     return cells
 
 
@@ -242,18 +243,20 @@ class EncodeTarget:
     height: int
     qp: int
     path: Path
+    codec: str | None = None  # None: the config's first codec
+    preset: str | None = None  # None: the config's preset for this codec
 
 
 def encode_command(ffmpeg_path: str, source: Path, targets: Sequence[EncodeTarget], config: EncodeConfig, gop: int,
-                   threads: int) -> list[str]:
-    """ffmpeg argv: decode `source` once, scale once per size, split to one constant-QP encoder per target.
+                   threads: int, measure: Sequence[str] = ()) -> list[str]:
+    """ffmpeg argv: decode `source` once, scale once per size, split to one constant-quantiser encoder per target.
 
     Every frame keeps its timestamp (passthrough, encoder time base from the filter graph),
-    GOPs are fixed (no scene-cut keyframes), metadata is not copied.
+    GOPs are fixed (no scene-cut keyframes), metadata is not copied. `measure` (quality.measure_args)
+    is appended after the outputs: it measures them in the same process.
     """
     if not targets:
         raise ValueError("encode_command needs at least one target")
-    codec = CODECS[config.codec]
     sizes = list(dict.fromkeys((t.width, t.height) for t in targets))
     graph = [f"[0:v]split={len(sizes)}" + "".join(f"[s{g}]" for g in range(len(sizes)))]
     for g, size in enumerate(sizes):
@@ -261,41 +264,28 @@ def encode_command(ffmpeg_path: str, source: Path, targets: Sequence[EncodeTarge
         graph.append(f"[s{g}]{scale_chain(*size)},split={len(members)}" + "".join(f"[e{i}]" for i in members))
     outputs: list[str] = []
     for i, target in enumerate(targets):
-        outputs += ["-map", f"[e{i}]", *codec.args(target.qp, config.preset, gop, config.flat_qp, threads),
-                    "-fps_mode", "passthrough", "-enc_time_base", "filter",
+        codec = CODECS[target.codec or config.codecs[0]]
+        if codec.args is None:
+            raise ValueError(f"{codec.name} is not encoded by ffmpeg")
+        label = f"[e{i}]"
+        if codec.input_pix_fmt != PIX_FMT:
+            graph.append(f"{label}format={codec.input_pix_fmt}[f{i}]")
+            label = f"[f{i}]"
+        preset = target.preset or preset_for(config, codec.name)
+        flat = flat_qp_for(config, codec.name)
+        time_base = ["-enc_time_base", "filter"] if codec.time_base_from_filter else []
+        outputs += ["-map", label, *codec.args(target.qp, preset, gop, flat, threads), "-fps_mode", "passthrough",
+                    *time_base,
                     "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(Path(target.path).resolve())]
     return [ffmpeg_path, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y",
-            "-i", str(Path(source).resolve()), "-filter_complex", ";".join(graph), *outputs]
-
-
-def parse_rate_control(settings: str | None) -> dict[str, float]:
-    """qp, ip ratio and pb ratio from an x264/x265 settings string (empty when absent)."""
-    found: dict[str, float] = {}
-    for key, pattern in (("qp", r"(?<![\w-])qp=(\d+)"), ("ipratio", r"\bip_?ratio=([\d.]+)"),
-                         ("pbratio", r"\bpb_?ratio=([\d.]+)")):
-        match = re.search(pattern, settings or "")
-        if match:
-            found[key] = float(match.group(1))
-    return found
-
-
-def frame_type_qps(qp: int, ipratio: float, pbratio: float, qp_max: int = 51) -> dict[str, int]:
-    """QP of each frame type under x264/x265 constant QP (both use the same rule).
-
-    I = qp − 6·log2(ipratio), B = qp + 6·log2(pbratio) (each +0.5 then truncated, clipped to
-    the codec's range); B frames kept as references (b-pyramid) get (B + P) // 2. With the
-    default ratios 1.40 / 1.30: I = qp−3, P = qp, B = qp+2, reference B = qp+1.
-    """
-    def clip(value: float) -> int:
-        return min(qp_max, max(0, int(value)))
-
-    i_qp = clip(qp - 6 * math.log2(ipratio) + 0.5)
-    b_qp = clip(qp + 6 * math.log2(pbratio) + 0.5)
-    return {"I": i_qp, "P": qp, "B": b_qp, "B_ref": (b_qp + qp) // 2}
+            "-threads", "1", "-i", str(Path(source).resolve()), "-filter_complex", ";".join(graph), *outputs,
+            *measure]
 
 
 def describe_config(config: EncodeConfig) -> dict[str, Any]:
     """The config as plain JSON-able values, for sidecars and the table."""
     record = asdict(config)
     record["resolutions"] = [r.label for r in config.resolutions] if config.resolutions else None
+    record["codec_qps"] = {name: list(values) for name, values in config.codec_qps}
+    record["codec_presets"] = dict(config.codec_presets)
     return record

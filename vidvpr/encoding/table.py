@@ -22,17 +22,22 @@ LOG = logging.getLogger(__name__)
 
 TABLE_COLUMNS = (
     "recording", "view", "resolution", "width", "height", "qp", "codec", "preset", "flat_qp", "gop",
-    "frames", "bytes", "stream_bytes", "kbps", "psnr_y", "ssim_y", "vmaf", "encode_s", "path",
+    "frames", "bytes", "stream_bytes", "kbps", "psnr_y", "ssim_y", "vmaf", "encode_s",
+    "quantiser", "quantiser_verified", "vmaf_every", "encode_cpu_s", "encode_fps", "realtime_factor", "path",
 )
 TABLE_NAME = "encodes.csv"
 TABLE_JSON_NAME = "encodes.json"
-CELL_SIDECAR_GLOB = "*/*/*/qp*.json"  # OUT/<recording>/<view>/<res>/qp<NN>.json
+CELL_SIDECAR_GLOBS = (
+    "*/*/*/qp*.json",  # libx264: OUT/<recording>/<view>/<res>/qp<NN>.json
+    "*/*/*/*/qp*.json",  # other codecs: OUT/<recording>/<view>/<res>/<codec>/qp<NN>.json
+    "*/*/*/*/quality*.json",  # jpeg: OUT/<recording>/<view>/<res>/jpeg/quality<NN>.json
+)
 
 
 class EncodeTable(Record):
     """`encodes.json`: the table's rows with the columns spelled out and the run that wrote it."""
 
-    SCHEMA = "vidvpr.encodes/1"
+    SCHEMA = "vidvpr.encodes/2"
     KIND = "vidvpr encode table"
 
     columns: list[str]
@@ -49,7 +54,11 @@ def row_from_sidecar(cell: CellSidecar, out_dir: Path, sidecar: Path) -> dict[st
         "height": cell.height, "qp": cell.qp, "codec": cell.codec, "preset": cell.preset, "flat_qp": cell.flat_qp,
         "gop": cell.gop, "frames": cell.frames, "bytes": cell.output.bytes, "stream_bytes": cell.output.stream_bytes,
         "kbps": cell.kbps, "psnr_y": cell.metrics.psnr_y, "ssim_y": cell.metrics.ssim_y, "vmaf": cell.metrics.vmaf,
-        "encode_s": cell.encode.encode_s, "path": video.relative_to(out_dir).as_posix(),
+        "encode_s": cell.encode.encode_s, "quantiser": cell.quantiser,
+        "quantiser_verified": cell.quantiser_check.verified,
+        "vmaf_every": cell.metrics.vmaf_sampling.every if cell.metrics.vmaf_sampling else None,
+        "encode_cpu_s": cell.encode.cpu_s, "encode_fps": cell.encode.fps, "realtime_factor": cell.encode.realtime_factor,
+        "path": video.relative_to(out_dir).as_posix(),
     }
 
 
@@ -60,7 +69,7 @@ def finished_cells(out_dir: Path) -> list[tuple[Path, CellSidecar]]:
     (interrupted, damaged, from an older vidvpr) are left out with a note in the log.
     """
     found = []
-    for path in sorted(Path(out_dir).glob(CELL_SIDECAR_GLOB)):
+    for path in sorted(path for pattern in CELL_SIDECAR_GLOBS for path in Path(out_dir).glob(pattern)):
         if is_partial_name(path.name):
             continue
         cell = CellSidecar.load_or_none(path)

@@ -1,5 +1,6 @@
-"""Plots of an evaluation: recall@1 against QP (a line per resolution) and against bitrate (log
-axis), with every model on the same axes so a teacher and its distilled student can be compared."""
+"""Plots of an evaluation: recall@1 against the quantiser (a line per codec and resolution) and against
+bitrate (log axis), codecs side by side: one colour per codec, one marker per resolution, one line
+style per model, so a teacher and its distilled student, or H.264 and AV1, can be compared."""
 
 from __future__ import annotations
 
@@ -13,17 +14,25 @@ from vidvpr.evaluate.results import EvalRow
 RECALL_VS_QP = "recall_vs_qp.png"
 RECALL_VS_KBPS = "recall_vs_kbps.png"
 LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+DEFAULT_CODEC = "libx264"
 
 
 def _curves(rows: Sequence[EvalRow], n: int) -> dict[tuple[str, str], list[EvalRow]]:
-    """(model, codec + resolution) -> encoded rows sorted by QP, at each model's smallest threshold."""
+    """(model, codec + resolution) -> encoded rows sorted by quantiser, at each model's smallest threshold."""
     curves: dict[tuple[str, str], list[EvalRow]] = defaultdict(list)
     smallest = {row.model: min(r.threshold_m for r in rows if r.model == row.model) for row in rows}
+    several = len({row.codec or DEFAULT_CODEC for row in rows if row.qp is not None}) > 1  # then name every codec
     for row in rows:
         if row.qp is not None and row.threshold_m == smallest[row.model] and n in row.recall:
-            label = row.resolution if row.codec in (None, "libx264") else f"{row.codec} {row.resolution}"
+            codec = row.codec or DEFAULT_CODEC
+            label = f"{codec} {row.resolution}" if several or codec != DEFAULT_CODEC else row.resolution
             curves[(row.model, f"{label} ({row.width}x{row.height})")].append(row)
     return {key: sorted(value, key=lambda r: r.qp or 0) for key, value in curves.items()}
+
+
+def _codec_of(members: Sequence[EvalRow]) -> str:
+    return members[0].codec or DEFAULT_CODEC
 
 
 def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path]:
@@ -36,19 +45,27 @@ def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path
     if not curves:
         return []
     models = list(dict.fromkeys(model for model, _ in curves))
-    groups = list(dict.fromkeys(group for _, group in curves))
-    colours = {group: f"C{i % 10}" for i, group in enumerate(groups)}
+    codecs = list(dict.fromkeys(_codec_of(members) for members in curves.values()))
+    sizes = list(dict.fromkeys(f"{r.width}x{r.height}" for members in curves.values() for r in members))
+    colours = {codec: f"C{i % 10}" for i, codec in enumerate(codecs)}
     styles = {model: LINESTYLES[i % len(LINESTYLES)] for i, model in enumerate(models)}
+    # one codec: a colour per resolution, as before; several: a colour per codec, a marker per resolution
+    groups = list(dict.fromkeys(group for _, group in curves))
     paths = []
-    for name, x_of, xlabel in ((RECALL_VS_QP, lambda r: r.qp, "QP"),
+    qp_label = "QP (JPEG: quality, higher is better)" if "jpeg" in codecs else "QP"
+    for name, x_of, xlabel in ((RECALL_VS_QP, lambda r: r.qp, qp_label),
                                (RECALL_VS_KBPS, lambda r: r.kbps, "bitrate (kbps, log)")):
-        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        crowded = len(curves) > 8  # the legend goes beside the axes, not over the curves
+        fig = Figure(figsize=(11.5 if crowded else 7.5, 4.8), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
         for (model, group), members in curves.items():
             points = [(x_of(r), r.recall[n]) for r in members if x_of(r) is not None]
             label = group if len(models) == 1 else f"{model} · {group}"
-            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", color=colours[group],
+            size = f"{members[0].width}x{members[0].height}"
+            colour = (colours[_codec_of(members)] if len(codecs) > 1 else f"C{groups.index(group) % 10}")
+            marker = MARKERS[sizes.index(size) % len(MARKERS)] if len(codecs) > 1 else "o"
+            ax.plot([x for x, _ in points], [y for _, y in points], marker=marker, color=colour,
                     linestyle=styles[model], label=label)
         for model in models:
             reference = next((r for r in rows if r.model == model and r.cell == "reference"
@@ -67,7 +84,10 @@ def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        if crowded:
+            ax.legend(fontsize=7, ncol=2 if len(curves) > 16 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize=8)
         path = Path(out_dir) / name
         with atomic_output(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110)

@@ -50,18 +50,31 @@ def _try(probe: Any) -> str | None:
         return None
 
 
+def _encoders() -> dict[str, list[str]]:
+    """ffmpeg encoder → the `vidvpr encode --codec` names that need it (jpeg needs OpenCV instead)."""
+    from vidvpr.encoding.codecs import CODECS
+
+    found: dict[str, list[str]] = {}
+    for codec in CODECS.values():
+        if codec.encoder is not None:
+            found.setdefault(codec.encoder, []).append(codec.name)
+    return found
+
+
 def check_environment(ffmpeg_path: str | None = None) -> DoctorReport:
-    """Probe ffmpeg (and its encoders and filters), PyAV, torch, faiss and OpenCV."""
+    """Probe ffmpeg (each encoder `vidvpr encode` can drive, libvmaf, v360), PyAV, torch, faiss and OpenCV."""
     from vidvpr.media.ffmpeg import find_ffmpeg
 
+    encoders = _encoders()
     report = DoctorReport()
     ffmpeg = _try(lambda: find_ffmpeg(ffmpeg_path))
     report.checks.append(Check("ffmpeg", f"{ffmpeg.version} ({ffmpeg.source}: {ffmpeg.path})" if ffmpeg else None))
-    for name, present, required in (("libx264", ffmpeg and ffmpeg.has_x264, True),
-                                    ("libx265", ffmpeg and ffmpeg.has_x265, False),
-                                    ("libvmaf", ffmpeg and ffmpeg.has_vmaf, False),
-                                    ("v360", ffmpeg and "v360" in ffmpeg.filters, False)):
-        report.checks.append(Check(name, "in ffmpeg" if present else None, required))
+    for name, codecs in encoders.items():
+        present = ffmpeg is not None and ffmpeg.has_encoder(name)
+        found = f"in ffmpeg (--codec {', '.join(codecs)})" if present else None
+        report.checks.append(Check(name, found, name == "libx264"))
+    for name, present in (("libvmaf", ffmpeg and ffmpeg.has_vmaf), ("v360", ffmpeg and "v360" in ffmpeg.filters)):
+        report.checks.append(Check(name, "in ffmpeg" if present else None, False))
 
     def pyav() -> str:
         import av
@@ -83,7 +96,7 @@ def check_environment(ffmpeg_path: str | None = None) -> DoctorReport:
     def opencv_version() -> str:
         import cv2
 
-        return str(cv2.__version__)
+        return f"{cv2.__version__} (libjpeg for --codec jpeg)"
 
     report.checks.append(Check("pyav", _try(pyav)))
     report.checks.append(Check("opencv", _try(opencv_version)))

@@ -20,6 +20,7 @@ from vidvpr.core.errors import OutputError, ProcessFailed, ToolMissing
 
 FFMPEG_ENV_VAR = "VIDVPR_FFMPEG"
 STDERR_TAIL_LINES = 8
+THREAD_SAMPLE_S = 0.1  # how often a running ffmpeg's per-thread CPU times are read
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class FfmpegInfo:
     @property
     def has_vmaf(self) -> bool:
         return "libvmaf" in self.filters
+
+    def has_encoder(self, name: str) -> bool:
+        return name in self.encoders
 
 
 def _capture(argv: list[str]) -> str:
@@ -133,10 +137,56 @@ def run_ffmpeg(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """Wall and CPU (user + system) seconds of one finished ffmpeg process."""
+    """Wall and CPU (user + system) seconds of one finished ffmpeg process, and CPU seconds per
+    thread name (ffmpeg names its threads: enc3:0:libx264, dec0, fc1, ...; empty without /proc)."""
 
     wall_s: float
     cpu_s: float
+    threads: dict[str, float] = field(default_factory=dict)
+
+
+def read_thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """thread id → (name, CPU seconds so far) of a running process, from /proc (empty if unreadable)."""
+    found: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    ticks = os.sysconf("SC_CLK_TCK")
+    for tid in tids:
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+class _ThreadSampler:
+    """Reads a process's per-thread CPU every THREAD_SAMPLE_S while it runs, keeping each thread's
+    last reading (a thread's CPU after its last reading, at most one interval, is missed)."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid, self._seen = pid, {}  # type: dict[int, tuple[str, float]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vidvpr-thread-cpu", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._seen.update(read_thread_cpu(self._pid))
+            self._stop.wait(THREAD_SAMPLE_S)
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per thread name (threads of one name summed); stopping twice is harmless."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        totals: dict[str, float] = {}
+        for name, cpu_s in self._seen.values():
+            totals[name] = totals.get(name, 0.0) + cpu_s
+        return totals
 
 
 class FfmpegPool:
@@ -163,8 +213,47 @@ class FfmpegPool:
                 proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=stderr, text=True)
                 self._live.add(proc)
+            sampler = _ThreadSampler(proc.pid)
             try:
                 _follow_progress(proc, on_frames)
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped: its pid stays its own
+                threads = sampler.stop()
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                proc.wait()
+                raise
+            finally:
+                sampler.stop()
+                with self._lock:
+                    self._live.discard(proc)
+                if proc.stdout:
+                    proc.stdout.close()
+            if proc.returncode != 0:
+                stderr.seek(0)
+                raise process_failure(what, proc.returncode, stderr.read().decode("utf-8", "replace"))
+        return ProcessRun(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, threads)
+
+    def read_frames(self, argv: list[str], cwd: Path, what: str, frame_bytes: int,
+                    consume: Callable[[bytes], None]) -> ProcessRun:
+        """Run an ffmpeg writing raw frames to stdout; hand each `frame_bytes`-long frame to `consume`."""
+        if not isinstance(argv, list):
+            raise TypeError("ffmpeg commands are argument lists, never shell strings")
+        with tempfile.TemporaryFile() as stderr:
+            started = time.perf_counter()
+            with self._lock:
+                if self._stopped:
+                    raise ProcessFailed(f"{what}: not started, the run is stopping")
+                proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+                self._live.add(proc)
+            try:
+                assert proc.stdout is not None
+                while frame := proc.stdout.read(frame_bytes):
+                    if len(frame) != frame_bytes:
+                        break  # a truncated last frame: ffmpeg failed, its exit status says why
+                    consume(frame)
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
             except BaseException:
