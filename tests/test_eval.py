@@ -223,12 +223,14 @@ def test_eval_runs_over_mixed_codec_cells_and_plots_codecs_side_by_side(dataset,
     manifest, enc = dataset
     mixed = tmp_path / "enc"
     shutil.copytree(enc, mixed)
-    encode_cells(manifest, mixed, codecs=("jpeg", "libsvtav1"), qps=(40,), codec_qps=(("jpeg", (50,)),),
-                 codec_presets=(("libsvtav1", "12"),))
+    codecs = ("jpeg", "libsvtav1", "libvpx-vp9", "libvvenc", "libx265", "lossless")
+    encode_cells(manifest, mixed, codecs=codecs, qps=(40,), codec_qps=(("jpeg", (50,)),),
+                 codec_presets=(("libsvtav1", "12"), ("libvpx-vp9", "realtime-8"), ("libvvenc", "faster")))
     result = evaluate_grid(manifest, tmp_path / "eval", EvalConfig(enc_dir=mixed, batch_size=8))
     rows = read_csv(tmp_path / "eval" / "results.csv")
-    assert [row["cell"] for row in rows] == ["reference", "jpeg/64x36/qp50", "libsvtav1/64x36/qp40", "64x36/qp00",
-                                             "64x36/qp40"]
-    assert [row["codec"] for row in rows[1:]] == ["jpeg", "libsvtav1", "libx264", "libx264"]
+    assert [row["cell"] for row in rows] == [
+        "reference", "jpeg/64x36/qp50", "libsvtav1/64x36/qp40", "libvpx-vp9/64x36/qp40", "libvvenc/64x36/qp40",
+        "64x36/qp00", "64x36/qp40", "libx265/64x36/qp40", "lossless/64x36/qp00"]
+    assert [row["codec"] for row in rows[1:]] == [*codecs[:4], "libx264", "libx264", "libx265", "lossless"]
     assert all(0 <= float(row["recall@1"]) <= 1 and float(row["kbps"]) > 0 for row in rows[1:])
     assert (tmp_path / "eval" / "recall_vs_kbps.png").read_bytes()[:4] == b"\x89PNG" and result.rows
