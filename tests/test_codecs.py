@@ -305,3 +305,10 @@ def test_a_jpeg_cell_with_the_wrong_tables_fails_and_leaves_nothing(views: list[
     with pytest.raises(ProcessFailed, match="do not carry libjpeg's quality-10 tables"):
         encode_grid(views[:1], tmp_path, fast_config(("jpeg",), codec_qps=(("jpeg", (10,)),), vmaf=False))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_flat_qp_pins_every_svtav1_frame_to_one_qindex(views: list[Path], tmp_path: Path) -> None:  # noqa: F811
+    result = encode_grid(views[:1], tmp_path, fast_config(("libsvtav1",), qps=(40,), flat_qp=True, vmaf=False))
+    check = sidecar(tmp_path, result.rows[0])["quantiser_check"]
+    assert check["verified"] and list(check["found"]["base_q_idx"]) == [str(q_to_qindex(40))]
+    assert result.rows[0]["flat_qp"] is True and check["cannot_show"] is None
