@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from vidvpr.cli import main
-from vidvpr.demo.definition import DemoDefinition, TraversalSpec, load_definition
+from vidvpr.demo.definition import ROLES, DemoDefinition, TraversalSpec, load_definition
 from vidvpr.demo.make import DemoConfig, make_demo, plan_traversal, write_trajectory
 from vidvpr.demo.world import (
     INNER,
@@ -23,6 +24,8 @@ from vidvpr.demo.world import (
     build_world,
     cast_columns,
     path_length_m,
+    poster_image,
+    poster_series,
     render_equirect_frame,
     walker_poses,
 )
@@ -87,6 +90,61 @@ def test_positives_are_under_5_percent_of_the_database_for_every_query():
     within = np.linalg.norm(query[:, None] - db[None], axis=2) <= DEFINITION.ground_truth.radius_m
     counts = within.sum(1)
     assert counts.min() >= 1 and counts.max() < 0.05 * len(db)
+
+
+def test_every_two_metres_of_wall_show_something_at_eye_level():
+    """A side view sees 2.5-3.5 m of the wall beside it, so away from the corners nearly every 2 m
+    stretch of each wall must hold an item (poster, plate, door, board, print, sign...) between 1 m
+    and 2 m up: bare walls make places that no descriptor can tell apart."""
+    route = DEFINITION.route
+    world = build_world(route, DEFINITION.places, DEFINITION.seed)
+    corners = np.array((0.0, *route.corners_s_m))
+    starts = np.arange(0.0, route.length_m, 0.25)
+    starts = starts[np.abs(corners[None] - (starts[:, None] + 1.0)).min(1) > route.half_width_m + 2.0]
+    for wall in (OUTER, INNER):
+        seen = [item for item in world.items
+                if item.wall == wall and item.bottom_m < 2.0 and item.bottom_m + item.height_m > 1.0]
+        lo = np.array([item.s_m - item.width_m / 2 for item in seen])
+        hi = np.array([item.s_m + item.width_m / 2 for item in seen])
+        covered = ((lo[None] < starts[:, None] + 2.0) & (hi[None] > starts[:, None])).any(1)
+        assert covered.mean() > 0.97, (wall, covered.mean())
+
+
+def test_walls_mix_one_off_items_with_ones_that_repeat():
+    world = build_world(DEFINITION.route, DEFINITION.places, DEFINITION.seed)
+    looks = Counter((item.kind, item.look) for item in world.items)
+    assert {item.kind for item in world.items} == {"poster", "plate", "door", "notice board", "picture", "sign",
+                                                   "whiteboard", "extinguisher", "clock"}
+    for kind in ("notice board", "sign", "whiteboard", "plate"):  # each its own (every plate another number)
+        assert max(n for (k, _), n in looks.items() if k == kind) == 1
+    for kind in ("picture", "door", "extinguisher", "clock"):  # the same thing at several places
+        assert max(n for (k, _), n in looks.items() if k == kind) >= 3
+
+
+def test_posters_of_a_series_look_alike_and_differ_in_detail():
+    seed = DEFINITION.seed
+    by_series: dict[int, list[int]] = {}
+    for design in range(60):
+        by_series.setdefault(poster_series(seed, design), []).append(design)
+    pairs = [designs[:2] for designs in by_series.values() if len(designs) >= 2]
+    assert len(pairs) >= 5
+    for first, second in pairs:
+        a, b = poster_image(seed, first), poster_image(seed, second)
+        assert a.shape == b.shape and np.array_equal(a[1, -2], b[1, -2])  # size and headline colour
+        assert (np.abs(a - b).max(2) > 30).mean() > 0.05  # text and picture details differ
+
+
+def test_query_is_harder_but_sees_the_walls_at_a_similar_scale():
+    """Dimmer, tinted, noisier and off the database's line; but side views look at a wall 1.3-1.7 m
+    away, so walking far apart would show the same wall at very different scales (0.9 m apart
+    made it ~2× and side views were almost never recognised)."""
+    database, query = (next(t for t in DEFINITION.traversals if t.role == role) for role in ROLES)
+    assert query.lighting_gain < database.lighting_gain and query.noise_std > database.noise_std
+    assert query.tint_rgb != database.tint_rgb and abs(query.lateral_offset_m - database.lateral_offset_m) >= 0.3
+    half = DEFINITION.route.half_width_m
+    for side in (-1.0, 1.0):  # the wall on the left, on the right
+        near, far = sorted((half - side * database.lateral_offset_m, half - side * query.lateral_offset_m))
+        assert far / near < 1.3
 
 
 def toml_text(table: dict) -> str:

@@ -17,11 +17,18 @@ looks at yaw ``((col + 0.5) / W - 0.5) · 360°`` to the right of the camera hea
 90 = east, clockwise). A frame rendered at heading h therefore shows compass bearing h + yaw at yaw,
 which is what ``view heading = camera heading + view yaw`` assumes.
 
-Content: one place per poster, spread evenly along the route (away from corners). Each poster has
-its own design from a per-design random generator (colour layout, stripes, block grids, shapes and
-glyph "text"); a few places deliberately share designs (perceptual aliasing, like the same fire
-notice on every corridor), told apart only by their room-number plates. Doors, wall materials
-(paint, brick, wood, tiles) and floor tiles repeat, as they do in real buildings.
+Content: one place per poster, spread evenly along the route (away from corners), with a
+room-number plate beside it. Posters come in series (a shared size, colour scheme, layout and kind
+of picture); each design has its own headline, text and picture details, so posters of one series
+look alike from afar and are told apart by their fine print. A few places deliberately share a
+whole design (perceptual aliasing, like the same fire notice on every corridor), told apart only by
+their plates and surroundings. Between the places hang doors with number plates and the clutter of
+an office floor, so that every couple of metres of wall at eye level shows something: notice
+boards, whiteboards and signs that are each their own, framed prints that hang at several places,
+clocks and fire extinguishers that are all alike. Wall materials (paint, two-tone paint, brick,
+wood, tiles, wallpaper) in a few colours, doors and floor tiles repeat, as they do in real
+buildings. What identifies a place is in the detail (text, notes, numbers, patterns), which is
+what video compression removes first.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import numpy as np
 
 from vidvpr.demo.definition import PlacesSpec, RouteSpec
 
-RENDER_VERSION = 1  # bump when the pictures change for the same definition (invalidates old renders)
+RENDER_VERSION = 2  # bump when the pictures change for the same definition (invalidates old renders)
 TEXEL_M = 0.02  # wall texture resolution at mip level 0
 MIP_LEVELS = 5  # 2, 4, 8, 16, 32 cm texels, chosen per column from the ray's footprint
 OUTER, INNER = 0, 1  # wall index: the loop is walked clockwise, so the outer wall is on the left
@@ -59,6 +66,19 @@ class Place:
     wall: int  # OUTER or INNER
     design: int  # equal designs look identical
     room: int  # number on the plate beside the poster
+
+
+@dataclass(frozen=True)
+class WallItem:
+    """Something on a wall: a poster, plate, door, notice board, print, sign, whiteboard or fitting."""
+
+    wall: int  # OUTER or INNER
+    s_m: float  # centre, route arc length
+    width_m: float
+    bottom_m: float
+    height_m: float
+    kind: str
+    look: int  # items of one kind with equal `look` look identical (a design, room, print, colour...)
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,7 @@ class World:
     seed: int
     places: tuple[Place, ...]
     walls: np.ndarray  # (2, rows, cols, 3) uint8 albedo; row 0 at the wall top, column c covers s in [c, c+1) * texel_s_m
+    items: tuple[WallItem, ...] = ()  # what paint_walls hung on the walls
 
     @property
     def texel_s_m(self) -> float:
@@ -211,37 +232,71 @@ def _text(canvas: np.ndarray, rng: np.random.Generator, top: int, left: int, wid
         _stamp(canvas, glyph, top, left + k * step, colour)
 
 
+POSTER_SERIES = 12  # poster series: a layout and colour scheme shared by several designs
+
+
+def poster_series(seed: int, design: int) -> int:
+    """The series a poster design belongs to (the first draw of the design's generator)."""
+    return int(np.random.default_rng([seed, 1, design]).integers(POSTER_SERIES))
+
+
 def poster_image(seed: int, design: int) -> np.ndarray:
-    """The poster of one design as (rows, cols, 3) float texels (level 0), its bottom at row -1."""
+    """The poster of one design as (rows, cols, 3) float texels (level 0), its bottom at row -1.
+
+    Posters come in series, as a campaign's posters do: the series fixes the size, colours, layout
+    and kind of picture; the design fixes the headline, the text and the picture's details. Two
+    posters of one series look alike from afar and differ in their fine print.
+    """
     rng = np.random.default_rng([seed, 1, design])
-    h, w = int(rng.integers(30, 56)), int(rng.integers(40, 81))
-    hue = rng.random()
-    bg, ink, accent = _colour(rng, hue=hue), _colour(rng, hue=hue + rng.uniform(0.3, 0.7)), _colour(rng, val=(0.1, 0.4))
+    look = np.random.default_rng([seed, 6, int(rng.integers(POSTER_SERIES))])
+    h, w = int(look.integers(32, 56)), int(look.integers(40, 81))
+    hue = look.random()
+    bg, ink, accent = _colour(look, hue=hue), _colour(look, hue=hue + look.uniform(0.3, 0.7)), _colour(look, val=(0.1, 0.4))
+    extra = _colour(look)
     img = np.zeros((h, w, 3)) + bg
-    motif = int(rng.integers(4))
-    rows, cols = np.mgrid[0:h, 0:w]
-    if motif == 0:  # stripes, vertical, horizontal or diagonal
-        period = int(rng.integers(4, 12))
-        coord = (cols, rows, rows + cols)[int(rng.integers(3))]
-        img[(coord // period) % 2 == 1] = ink
-    elif motif == 1:  # grid of coloured blocks
-        ny, nx = int(rng.integers(2, 5)), int(rng.integers(3, 7))
-        palette = np.stack([bg, ink, accent, _colour(rng)])
-        cells = rng.integers(len(palette), size=(ny, nx))
-        cell = cells[np.minimum(rows * ny // h, ny - 1), np.minimum(cols * nx // w, nx - 1)]
-        img[:] = palette[cell]
-        img[(rows * ny % h < ny) | (cols * nx % w < nx)] = accent
-    elif motif == 2:  # a big shape: disc, ring or diamond
-        cy, cx, radius = rng.uniform(0.35, 0.65) * h, rng.uniform(0.3, 0.7) * w, rng.uniform(0.25, 0.45) * min(h, w)
-        kind = int(rng.integers(3))
+    band = int(look.integers(7, 12))  # headline band at the top
+    panel_h = int((h - band) * look.uniform(0.4, 0.65))
+    panel_left = bool(look.random() < 0.5)  # the picture spans the width, or the left part beside the text
+    pw = int(w * look.uniform(0.45, 0.6)) if panel_left else w - 6
+    top, left = band + 2, 3
+    ph = h - band - 5 if panel_left else panel_h
+    rows, cols = np.mgrid[0:ph, 0:pw]
+    panel = np.zeros((ph, pw, 3)) + extra
+    motif = int(look.integers(4))
+    if motif == 0:  # stripes: the series' direction and period, this poster's phase and a badge
+        period = int(look.integers(3, 8))
+        coord = (cols, rows, rows + cols)[int(look.integers(3))] + int(rng.integers(period * 2))
+        panel[(coord // period) % 2 == 1] = ink
+    elif motif == 1:  # grid of coloured blocks: the series' grid, this poster's colours
+        ny, nx = int(look.integers(2, 4)), int(look.integers(3, 6))
+        palette = np.stack([bg, ink, accent, extra])
+        cell = rng.integers(len(palette), size=(ny, nx))[np.minimum(rows * ny // ph, ny - 1),
+                                                         np.minimum(cols * nx // pw, nx - 1)]
+        panel[:] = palette[cell]
+        panel[(rows * ny % ph < ny) | (cols * nx % pw < nx)] = accent
+    elif motif == 2:  # a shape: the series' kind, this poster's position and size
+        cy, cx = rng.uniform(0.3, 0.7) * ph, rng.uniform(0.25, 0.75) * pw
+        radius = rng.uniform(0.25, 0.45) * min(ph, pw)
+        kind = int(look.integers(3))
         dist = np.hypot(rows - cy, cols - cx) if kind < 2 else np.abs(rows - cy) + np.abs(cols - cx)
-        img[(dist < radius) & ((dist > radius * 0.6) if kind == 1 else True)] = ink
-    else:  # a block of text
-        for line in range(2, h - 8, 8):
-            _text(img, rng, line + 6, 3, w - 6 - int(rng.integers(0, w // 3)), 1, ink)
-    band = int(rng.integers(7, 12))  # headline band at the top
+        panel[(dist < radius) & ((dist > radius * 0.6) if kind == 1 else True)] = ink
+    else:  # a landscape photo: this poster's skyline
+        horizon = rng.uniform(0.4, 0.7) * ph
+        ridge = horizon - rng.uniform(1, 0.4 * ph) * np.abs(np.sin(cols * rng.uniform(0.08, 0.4) + rng.uniform(0, 6)))
+        panel[rows > ridge] = ink
+        panel[rows > horizon + 0.2 * ph] = accent
+    for _ in range(int(rng.integers(1, 4))):  # small marks of this poster in its picture
+        y, x, r = rng.uniform(0, ph), rng.uniform(0, pw), rng.uniform(1.0, 3.0)
+        panel[np.hypot(rows - y, cols - x) < r] = (bg, ink, accent)[int(rng.integers(3))]
+    img[top: top + ph, left: left + pw] = panel
     img[:band] = accent
-    _text(img, rng, 1 + (band - 5) // 2 if band < 12 else 1, 2, w - 4, 1, bg)
+    _text(img, rng, 1 + (band - 5) // 2, 2, w - 4, 1, bg)  # headline
+    text_top, text_left = (top, left + pw + 3) if panel_left else (top + ph + 2, 3)
+    text_w = w - text_left - 3
+    for line in range(text_top, h - 7, 7):  # text, then fine print
+        _text(img, rng, line, text_left, text_w - int(rng.integers(0, max(1, text_w // 3))), 1, ink)
+    if not panel_left:
+        _scribble(img, rng, h - 5, 3, w - 6, 2, ink)
     img[[0, -1]] = img[:, [0, -1]] = 25.0  # thin dark frame
     return img
 
@@ -276,12 +331,12 @@ def plan_places(route: RouteSpec, spec: PlacesSpec, seed: int) -> tuple[Place, .
     return tuple(Place(i, float(centres[i]), int(walls[i]), int(designs[i]), int(rooms[i])) for i in range(spec.count))
 
 
-def _material(kind: int, colour: np.ndarray, rows: np.ndarray, cols: np.ndarray, rail_row: int,
-              rng: np.random.Generator) -> np.ndarray:
-    """Albedo of a wall zone: paint (0), brick (1), wood panels (2) or glazed tiles (3)."""
+def _material(kind: int, colour: np.ndarray, rows: np.ndarray, cols: np.ndarray, rail_row: int) -> np.ndarray:
+    """Albedo of a wall zone: paint with a dado rail (0), brick (1), wood panels (2), glazed tiles (3),
+    pinstripe wallpaper (4) or two-tone paint (5). The building's few materials repeat."""
     shade = np.ones(rows.shape)
     if kind == 0:
-        shade += rng.normal(0.0, 0.025, rows.shape)
+        shade += 0.025 * np.sin(rows * 1.7 + cols * 0.9) * np.sin(cols * 0.37 - rows * 0.23)
         shade[(rows >= rail_row - 3) & (rows < rail_row)] = 0.7  # dado rail at 1 m
     elif kind == 1:
         course = rows // 4
@@ -292,15 +347,183 @@ def _material(kind: int, colour: np.ndarray, rows: np.ndarray, cols: np.ndarray,
         board = cols // 9
         shade = 0.8 + 0.25 * ((board * 7919) % 61) / 61 + 0.06 * np.sin(rows * 0.9 + board * 2.3 + cols * 0.2)
         shade[cols % 9 == 0] = 0.45
-    else:
+    elif kind == 3:
         tile = (rows // 10) * 131 + cols // 10
         shade = 0.92 + 0.12 * ((tile * 7919) % 53) / 53
         shade[(rows % 10 == 0) | (cols % 10 == 0)] = 0.6
+    elif kind == 4:
+        shade[cols % 6 < 2] = 0.8
+    else:
+        shade[rows >= rail_row] = 0.65
+        shade[(rows >= rail_row - 2) & (rows < rail_row)] = 1.35
     return np.clip(colour * shade[..., None], 0, 255)
 
 
-def paint_walls(route: RouteSpec, places: tuple[Place, ...], seed: int) -> np.ndarray:
-    """Level-0 textures of both walls: material zones, skirting, doors, posters and plates."""
+PAPER = np.array([[246, 244, 236], [250, 236, 140], [246, 190, 200], [180, 215, 245], [190, 235, 180],
+                  [250, 205, 150]], float)
+INKS = np.array([[25, 25, 30], [30, 50, 150], [170, 30, 30], [20, 110, 50]], float)
+
+
+def _scribble(canvas: np.ndarray, rng: np.random.Generator, top: int, left: int, width: int, lines: int,
+              colour: np.ndarray, spacing: int = 2) -> None:
+    """Lines of handwriting: words as runs of one-texel marks (the finest detail on the walls)."""
+    for line in range(lines):
+        row = top + line * spacing
+        if not 0 <= row < canvas.shape[0]:
+            return
+        x, end = 0, width - int(rng.integers(0, max(1, width // 3)))
+        while x < end:
+            n = int(rng.integers(1, 6))
+            canvas[row, left + x: left + min(x + n, end)] = colour
+            x += n + 1
+
+
+def _frame(img: np.ndarray, colour, width: int = 1) -> np.ndarray:
+    img[:width] = img[-width:] = colour
+    img[:, :width] = img[:, -width:] = colour
+    return img
+
+
+def notice_board(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A cork board covered in notes, photos and pins: alike from afar, each its own collage."""
+    img = np.zeros((h, w, 3)) + np.array([172.0, 128.0, 82.0])
+    for _ in range(int(w * h / 110)):
+        nh, nw = int(rng.integers(8, 16)), int(rng.integers(7, 15))
+        top, left = int(rng.integers(2, h - nh - 1)), int(rng.integers(2, w - nw - 1))
+        if rng.random() < 0.25:  # a photo: white border, a coloured scene
+            img[top:top + nh, left:left + nw] = 240.0
+            img[top + 1:top + nh - 3, left + 1:left + nw - 1] = _colour(rng)
+            cy, cx = top + 1 + int(rng.integers(0, nh - 4)), left + 1 + int(rng.integers(0, nw - 2))
+            img[cy: cy + 3, cx: cx + 3] = _colour(rng, val=(0.1, 0.9))
+            img[top + nh - 3: top + nh, left:left + nw] = 240.0
+        else:
+            img[top:top + nh, left:left + nw] = PAPER[int(rng.integers(len(PAPER)))]
+            ink = INKS[int(rng.integers(len(INKS)))]
+            if rng.random() < 0.5:
+                img[top + 1:top + 3, left + 1:left + nw - 1] = _colour(rng, val=(0.2, 0.6))
+            _scribble(img, rng, top + 4, left + 1, nw - 2, (nh - 4) // 2, ink)
+        img[top, left + nw // 2] = (210.0, 30.0, 30.0)  # pin
+    return _frame(img, np.array([110.0, 75.0, 40.0]), 2)
+
+
+def framed_picture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A framed print: landscape, abstract shapes, a colour-block grid or banded art."""
+    h, w = h - 4, w - 4  # inside the frame
+    rows, cols = np.mgrid[0:h, 0:w]
+    kind = int(rng.integers(4))
+    if kind == 0:  # landscape: sky gradient, hills, a sun
+        horizon = rng.uniform(0.35, 0.7) * h
+        top, low = _colour(rng, sat=(0.2, 0.7), val=(0.7, 1.0)), _colour(rng, sat=(0.1, 0.5), val=(0.8, 1.0))
+        img = top + (low - top) * (rows / h)[..., None]
+        ridge = horizon - rng.uniform(1, 0.3 * h) * np.abs(np.sin(cols * rng.uniform(0.05, 0.3) + rng.uniform(0, 6)))
+        img[rows > ridge] = _colour(rng, sat=(0.3, 0.8), val=(0.25, 0.6))
+        img[rows > horizon + 0.15 * h] = _colour(rng, sat=(0.3, 0.8), val=(0.3, 0.7))
+        sy, sx, r = rng.uniform(0.1, 0.3) * h, rng.uniform(0.15, 0.85) * w, rng.uniform(1.5, 0.15 * min(h, w) + 2)
+        img[np.hypot(rows - sy, cols - sx) < r] = _colour(rng, sat=(0.6, 1.0), val=(0.9, 1.0), hue=rng.uniform(0, 0.15))
+    elif kind == 1:  # abstract: discs and bars on a ground
+        img = np.zeros((h, w, 3)) + _colour(rng, sat=(0.0, 0.5), val=(0.3, 1.0))
+        for _ in range(int(rng.integers(3, 8))):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(2, 0.35 * min(h, w) + 2)
+            shape = np.hypot(rows - cy, cols - cx) < r if rng.random() < 0.5 else \
+                (np.abs(rows - cy) < r / 2) & (np.abs(cols - cx) < r * rng.uniform(0.5, 2.5))
+            img[shape] = _colour(rng)
+    elif kind == 2:  # colour-block grid with black lines
+        xs = np.sort(rng.choice(np.arange(3, w - 3), size=int(rng.integers(1, 4)), replace=False))
+        ys = np.sort(rng.choice(np.arange(3, h - 3), size=int(rng.integers(1, 4)), replace=False))
+        blocks = np.searchsorted(ys, rows) * 7 + np.searchsorted(xs, cols)
+        palette = np.stack([np.full(3, 240.0), np.full(3, 240.0), _colour(rng), _colour(rng), _colour(rng)])
+        img = palette[rng.integers(len(palette), size=64)[blocks]]
+        img[np.isin(rows, ys) | np.isin(cols, xs)] = 20.0
+    else:  # bands of three colours at an angle
+        palette = np.stack([_colour(rng) for _ in range(3)])
+        coord = rows * rng.uniform(-1, 1) + cols * rng.uniform(-1, 1)
+        img = palette[(np.floor(coord / rng.uniform(2.0, 6.0)).astype(int)) % 3]
+    frames = np.array([[25.0, 25.0, 25.0], [190.0, 150.0, 60.0], [120.0, 80.0, 45.0], [235.0, 235.0, 235.0]])
+    return _frame(np.pad(img, ((2, 2), (2, 2), (0, 0))), frames[int(rng.integers(4))], 2)
+
+
+SIGN_COLOURS = np.array([[30, 80, 160], [20, 120, 60], [240, 240, 235], [40, 40, 45]], float)
+
+
+def _arrow(size: int, direction: int) -> np.ndarray:
+    """A filled arrow pointing left (0), right (1) or up (2) in a size × size mask."""
+    rows, cols = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    along, across = (-cols, rows) if direction == 0 else (cols, rows) if direction == 1 else (-rows, cols)
+    head = (along >= 0) & (np.abs(across) <= size / 2 - along)
+    shaft = (along < 0) & (np.abs(across) <= size / 8 + 0.5)
+    return head | shaft
+
+
+def wall_sign(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A plaque in one of the building's sign colours: an arrow or pictogram and a line of text."""
+    bg = SIGN_COLOURS[int(rng.integers(len(SIGN_COLOURS)))]
+    ink = np.full(3, 20.0) if bg.mean() > 150 else np.full(3, 245.0)
+    img = np.zeros((h, w, 3)) + bg
+    icon = h - 4
+    if rng.random() < 0.6:
+        _stamp(img, _arrow(icon, int(rng.integers(3))), 2, 2, ink)
+    else:
+        rows, cols = np.mgrid[0:icon, 0:icon] - (icon - 1) / 2
+        _stamp(img, (np.hypot(rows, cols) < icon / 2) & (np.abs(rows) + np.abs(cols) > icon / 4), 2, 2, ink)
+    _text(img, rng, (h - 5) // 2, icon + 4, w - icon - 6, 1, ink)
+    return _frame(img, ink * 0.5 + bg * 0.5)
+
+
+def whiteboard(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A whiteboard with marker writing, boxes and circles."""
+    img = np.full((h, w, 3), 246.0)
+    rows, cols = np.mgrid[0:h, 0:w]
+    for _ in range(int(rng.integers(2, 5))):
+        ink = INKS[int(rng.integers(len(INKS)))]
+        top, left = int(rng.integers(3, h - 10)), int(rng.integers(3, w - 20))
+        width = int(rng.integers(12, min(40, w - left - 3)))
+        if rng.random() < 0.6:
+            _scribble(img, rng, top, left, width, int(rng.integers(2, 5)), ink, spacing=3)
+        else:
+            cy, cx, r = top + 4, left + width / 2, rng.uniform(3, 7)
+            dist = np.hypot(rows - cy, cols - cx) if rng.random() < 0.5 else np.maximum(np.abs(rows - cy),
+                                                                                          np.abs(cols - cx))
+            img[(dist < r) & (dist >= r - 1)] = ink
+    return _frame(img, np.array([175.0, 178.0, 185.0]), 2)
+
+
+@functools.lru_cache(maxsize=1)
+def fixtures() -> dict[str, np.ndarray]:
+    """Fittings identical all over the building, NaN where transparent."""
+    rows, cols = np.mgrid[0:14, 0:14] - 6.5
+    clock = np.full((14, 14, 3), np.nan)
+    r = np.hypot(rows, cols)
+    clock[r < 7] = 245.0
+    clock[(r < 7) & (r >= 6)] = 30.0
+    clock[(np.abs(cols) < 0.6) & (rows < 0) & (rows > -5)] = 20.0
+    clock[(np.abs(rows) < 0.6) & (cols > 0) & (cols < 4)] = 20.0
+    extinguisher = np.full((32, 10, 3), np.nan)
+    extinguisher[:11] = (200.0, 25.0, 25.0)  # sign above ...
+    extinguisher[2:9, 2:8] = 245.0
+    extinguisher[3:8, 4:6] = (200.0, 25.0, 25.0)
+    extinguisher[14:32, 1:9] = (185.0, 20.0, 20.0)  # ... and the extinguisher below it
+    extinguisher[12:15, 3:7] = 30.0
+    extinguisher[18:24, 2:8] = 235.0
+    return {"clock": clock, "extinguisher": extinguisher}
+
+
+# decor between the places: (maker, height range, width range in texels, bottom in m, share)
+DECOR = (
+    ("notice board", notice_board, (28, 44), (40, 90), 1.0, 0.3),
+    ("picture", framed_picture, (18, 40), (18, 50), 1.35, 0.25),
+    ("sign", wall_sign, (9, 14), (18, 40), 1.75, 0.15),
+    ("whiteboard", whiteboard, (34, 48), (60, 100), 0.95, 0.1),
+    ("extinguisher", None, None, None, 0.55, 0.12),
+    ("clock", None, None, None, 2.25, 0.08),
+)
+PRINTS = 60  # framed prints of a world: each hangs at several places
+
+
+def paint_walls(route: RouteSpec, places: tuple[Place, ...], seed: int) -> tuple[np.ndarray, tuple[WallItem, ...]]:
+    """Level-0 textures of both walls: material zones, skirting, posters and plates (the places),
+    doors with their number plates, and in between the clutter of an office floor: notice boards,
+    whiteboards and signs, each its own; prints, clocks and extinguishers that repeat. Returns the
+    textures and the items hung on them."""
     rng = np.random.default_rng([seed, 3])
     cols_total = int(round(route.length_m / TEXEL_M / 2 ** (MIP_LEVELS - 1))) * 2 ** (MIP_LEVELS - 1)
     wall_rows = int(round(route.wall_height_m / TEXEL_M))
@@ -308,57 +531,103 @@ def paint_walls(route: RouteSpec, places: tuple[Place, ...], seed: int) -> np.nd
     texel_s = route.length_m / cols_total
     walls = np.empty((2, rows_total, cols_total, 3), np.uint8)
     palette = [_colour(rng, sat=(0.05, 0.35), val=(0.6, 0.9)) for _ in range(6)]
+    rail_row = wall_rows - int(round(1.0 / TEXEL_M))
     for wall in (OUTER, INNER):
         start = 0
         while start < cols_total:
-            stop = min(cols_total, start + int(rng.uniform(8.0, 22.0) / texel_s))
+            stop = min(cols_total, start + int(rng.uniform(6.0, 16.0) / texel_s))
             rows, cols = np.mgrid[0:rows_total, start:stop]
-            kind = int(rng.choice(4, p=[0.5, 0.2, 0.15, 0.15]))
-            rail_row = wall_rows - int(round(1.0 / TEXEL_M))
-            walls[wall, :, start:stop] = _material(kind, palette[int(rng.integers(6))], rows, cols, rail_row, rng)
+            kind = int(rng.choice(6, p=[0.4, 0.15, 0.1, 0.1, 0.1, 0.15]))
+            walls[wall, :, start:stop] = _material(kind, palette[int(rng.integers(len(palette)))], rows, cols, rail_row)
             start = stop
     walls[:, wall_rows - 5:] = (60, 55, 50)  # skirting board (and the padding below the floor)
+    taken = np.zeros((2, cols_total), bool)
+    corners = np.array((0.0, *route.corners_s_m))
 
-    def cols_of(s_m: float, width_px: int) -> int:
-        return int(round(s_m / texel_s)) - width_px // 2
+    def span(s_m: float, width_px: int) -> np.ndarray:
+        first = int(round(s_m / texel_s)) - width_px // 2
+        return np.arange(first, first + width_px) % cols_total
 
-    def put(wall: int, image: np.ndarray, s_m: float, bottom_m: float) -> None:
+    def free(wall: int, s_m: float, width_m: float, margin_m: float) -> bool:
+        if np.min(np.abs(corners - s_m)) < route.half_width_m + width_m / 2 + 0.3:
+            return False
+        return not taken[wall, span(s_m, int((width_m + 2 * margin_m) / texel_s))].any()
+
+    items: list[WallItem] = []
+
+    def put(wall: int, image: np.ndarray, s_m: float, bottom_m: float, margin_m: float, kind: str, look: int) -> None:
         img = image[:, ::-1] if wall == INNER else image  # read left to right from the corridor
         top = wall_rows - int(round(bottom_m / TEXEL_M)) - img.shape[0]
-        idx = np.arange(cols_of(s_m, img.shape[1]), cols_of(s_m, img.shape[1]) + img.shape[1]) % cols_total
-        walls[wall, top: top + img.shape[0], idx] = np.clip(img, 0, 255).astype(np.uint8).transpose(1, 0, 2)
+        cols, rows = span(s_m, img.shape[1]), slice(top, top + img.shape[0])
+        shown = ~np.isnan(img[..., 0])  # NaN texels are transparent
+        texels = walls[wall, rows, cols].transpose(1, 0, 2)  # (rows, cols, 3), a copy
+        texels[shown] = np.clip(img[shown], 0, 255).astype(np.uint8)
+        walls[wall, rows, cols] = texels.transpose(1, 0, 2)
+        taken[wall, span(s_m, img.shape[1] + int(2 * margin_m / texel_s))] = True
+        items.append(WallItem(wall, float(s_m % route.length_m), img.shape[1] * TEXEL_M,
+                              (wall_rows - top - img.shape[0]) * TEXEL_M, img.shape[0] * TEXEL_M, kind, int(look)))
 
-    busy: list[list[tuple[float, float]]] = [[], []]
     for place in places:
         poster = poster_image(seed, place.design)
         bottom = 1.05 + 0.25 * (np.random.default_rng([seed, 4, place.index]).random())
-        put(place.wall, poster, place.s_m, bottom)
+        put(place.wall, poster, place.s_m, bottom, 0.4, "poster", place.design)
         side = 1.0 if place.wall == OUTER else -1.0  # the viewer's right along s
-        plate_s = place.s_m + side * (poster.shape[1] * TEXEL_M / 2 + 0.35)
-        put(place.wall, room_plate(place.room), plate_s, 1.45)
-        half = poster.shape[1] * TEXEL_M / 2
-        busy[place.wall].append((min(place.s_m - half, plate_s - 0.2) - 0.4, max(place.s_m + half, plate_s + 0.2) + 0.4))
-    door_colours = [_colour(rng, sat=(0.2, 0.6), val=(0.3, 0.7)) for _ in range(4)]
-    corners = np.array((0.0, *route.corners_s_m))
+        put(place.wall, room_plate(place.room), place.s_m + side * (poster.shape[1] * TEXEL_M / 2 + 0.35), 1.45,
+            0.4, "plate", place.room)
+    door_colours = [_colour(rng, sat=(0.2, 0.6), val=(0.3, 0.7)) for _ in range(3)]
     for wall in (OUTER, INNER):
-        s = float(rng.uniform(3.0, 8.0))
+        s, number = float(rng.uniform(3.0, 8.0)), 1
         while s < route.length_m:
-            near_corner = np.min(np.abs(corners - s)) < route.half_width_m + 1.2
-            if not near_corner and not any(lo - 0.6 < s < hi + 0.6 for lo, hi in busy[wall]):
-                door = np.zeros((106, 54, 3)) + door_colours[int(rng.integers(4))]
+            if free(wall, s, 1.08 + 0.7, 0.3):
+                colour = int(rng.integers(len(door_colours)))
+                door = np.zeros((106, 54, 3)) + door_colours[colour]
                 door[:4], door[:, :4], door[:, -4:] = 70.0, 70.0, 70.0
                 door[50:53, 42:47] = 200.0  # handle
                 door[12:40, 15:39] = door[12:40, 15:39] * 0.55 + 60  # window panel
-                put(wall, door, s, 0.0)
+                put(wall, door, s, 0.0, 0.2, "door", colour)
+                # 500-899, so door numbers never repeat the places' (100-499)
+                room = 100 * (5 + int(np.searchsorted(corners[1:], s, side="right"))) + 50 * wall + number % 50
+                put(wall, room_plate(room), s + (0.75 if wall == OUTER else -0.75), 1.45, 0.1, "plate", room)
+                number += 1
             s += float(rng.uniform(4.0, 11.0))
-    return walls
+    kit = fixtures()
+    prints: dict[int, np.ndarray] = {}
+    shares = np.array([entry[-1] for entry in DECOR])
+    for wall in (OUTER, INNER):
+        s, count = float(rng.uniform(0.0, 1.0)), 0
+        while s < route.length_m:
+            name, maker, heights, widths, bottom, _ = DECOR[int(rng.choice(len(DECOR), p=shares / shares.sum()))]
+            look = 0
+            if name == "picture":
+                number = look = int(rng.integers(PRINTS))
+                if number not in prints:
+                    own = np.random.default_rng([seed, 7, number])
+                    prints[number] = framed_picture(own, int(own.integers(*heights)), int(own.integers(*widths)))
+                image = prints[number]
+            elif maker is None:
+                image = kit[name]
+            else:
+                image = None
+                size = int(rng.integers(*heights)), int(rng.integers(*widths))
+            width = (image.shape[1] if image is not None else size[1]) * TEXEL_M
+            lift = float(rng.uniform(-0.1, 0.15)) if maker is not None else 0.0
+            if free(wall, s + width / 2, width, 0.15):
+                if image is None:  # drawn only when it fits, from its own generator
+                    image, look = maker(np.random.default_rng([seed, 5, wall, count]), *size), 2 * count + wall
+                    count += 1
+                put(wall, image, s + width / 2, bottom + lift, 0.15, name, look)
+                s += width + float(rng.uniform(0.2, 1.2))
+            else:
+                s += 0.25
+    return walls, tuple(items)
 
 
 @functools.lru_cache(maxsize=4)
 def build_world(route: RouteSpec, places: PlacesSpec, seed: int) -> World:
     """The world of a seed: places and wall textures (cached: building takes a fraction of a second)."""
     planned = plan_places(route, places, seed)
-    return World(route, seed, planned, paint_walls(route, planned, seed))
+    walls, items = paint_walls(route, planned, seed)
+    return World(route, seed, planned, walls, items)
 
 
 def _mip_chain(rgb: np.ndarray) -> list[np.ndarray]:
