@@ -16,19 +16,9 @@ from click.testing import CliRunner
 from vidvpr.cli import main
 from vidvpr.demo.definition import ROLES, DemoDefinition, TraversalSpec, load_definition
 from vidvpr.demo.make import DemoConfig, make_demo, plan_traversal, write_trajectory
-from vidvpr.demo.world import (
-    INNER,
-    OUTER,
-    CameraPose,
-    Lighting,
-    build_world,
-    cast_columns,
-    path_length_m,
-    poster_image,
-    poster_series,
-    render_equirect_frame,
-    walker_poses,
-)
+from vidvpr.demo.artwork import poster_image, poster_series
+from vidvpr.demo.render import cast_columns, render_equirect_frame
+from vidvpr.demo.world import INNER, OUTER, CameraPose, Lighting, build_world, path_length_m, walker_poses
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import sha256_file
 from vidvpr.geo.readers import read_trajectory

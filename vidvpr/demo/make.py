@@ -37,13 +37,13 @@ from vidvpr.core.provenance import command_line, params_hash, runtime_versions
 from vidvpr.core.records import FileRecord, Record
 from vidvpr.dataset.positives import find_positives
 from vidvpr.demo.definition import DemoDefinition, EncodingSpec, TraversalSpec, definition_dict
+from vidvpr.demo.render import render_equirect_frame
 from vidvpr.demo.world import (
     RENDER_VERSION,
     CameraPose,
     Lighting,
     build_world,
     path_length_m,
-    render_equirect_frame,
     walker_poses,
 )
 
