@@ -5,11 +5,19 @@ Layout: ``CACHE/<fingerprint>/<video hash>-<frames and size hash>.npy`` (float16
 sidecar ``.json`` (`DescriptorRecord`) written last. float16 halves the size of float32 and
 changes recall of L2-normalised descriptors by far less than run-to-run noise (descriptors are
 compared after conversion back to float32).
+
+A database larger than memory is never loaded whole: `open` hands out an entry as a read-only
+memory map (pages are read as they are used, e.g. chunk by chunk into a faiss index by
+`vidvpr.evaluate.search.build_index`), and `writing` fills a new entry chunk by chunk through a
+memory map, so neither side needs N × D floats in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +65,9 @@ class DescriptorCache:
         folder = self.folder / fingerprint
         return folder / f"{stem}.npy", folder / f"{stem}.json"
 
-    def get(self, fingerprint: str, video_hash: str, frames: list[int],
-            input_size: tuple[int, int] | None) -> np.ndarray | None:
-        """The cached (N, D) float32 descriptors, or None when absent, different or damaged."""
+    def open(self, fingerprint: str, video_hash: str, frames: list[int],
+             input_size: tuple[int, int] | None) -> np.ndarray | None:
+        """The cached (N, D) float16 descriptors as a read-only memory map, or None when absent, different or damaged."""
         array_path, sidecar_path = self.paths(fingerprint, video_hash, frames, input_size)
         record = DescriptorRecord.load_or_none(sidecar_path)
         if (record is None or record.fingerprint != fingerprint or record.video.hash != video_hash
@@ -67,12 +75,18 @@ class DescriptorCache:
                 or not record.array.matches(array_path)):
             return None
         try:
-            array = np.load(array_path, allow_pickle=False)
+            array = np.load(array_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return None
-        if array.shape != (len(frames), record.descriptor_dim):
+        if array.shape != (len(frames), record.descriptor_dim) or array.dtype != STORED_DTYPE:
             return None
-        return array.astype(np.float32)
+        return array
+
+    def get(self, fingerprint: str, video_hash: str, frames: list[int],
+            input_size: tuple[int, int] | None) -> np.ndarray | None:
+        """The cached (N, D) descriptors read into memory as float32, or None when absent, different or damaged."""
+        array = self.open(fingerprint, video_hash, frames, input_size)
+        return None if array is None else np.asarray(array, dtype=np.float32)
 
     def put(self, descriptors: np.ndarray, model_name: str, fingerprint: str, video: FileRecord, frames: list[int],
             input_size: tuple[int, int] | None, versions: dict[str, str], elapsed_s: float) -> Path:
@@ -87,6 +101,24 @@ class DescriptorCache:
                          dtype=np.dtype(STORED_DTYPE).name, array=FileRecord.of(array_path),
                          versions=versions, elapsed_s=round(elapsed_s, 3)).save(sidecar_path)
         return array_path
+
+    @contextlib.contextmanager
+    def writing(self, model_name: str, fingerprint: str, video: FileRecord, frames: list[int],
+                input_size: tuple[int, int] | None, dim: int, versions: dict[str, str]) -> Iterator[np.ndarray]:
+        """A writable float16 (len(frames), dim) memory map to fill in chunks; stored under its final name
+        with its sidecar when the block completes (nothing is left when it fails)."""
+        array_path, sidecar_path = self.paths(fingerprint, video.hash, frames, input_size)
+        ensure_writable_dir(array_path.parent)
+        started = time.perf_counter()
+        with atomic_output(array_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=STORED_DTYPE, shape=(len(frames), dim))
+            yield out
+            out.flush()
+            del out
+        DescriptorRecord(model=model_name, fingerprint=fingerprint, video=video, frames=frames,
+                         input_size=list(input_size) if input_size else None, descriptor_dim=dim,
+                         dtype=np.dtype(STORED_DTYPE).name, array=FileRecord.of(array_path), versions=versions,
+                         elapsed_s=round(time.perf_counter() - started, 3)).save(sidecar_path)
 
     def size_bytes(self) -> int:
         """Bytes the cache holds on disk."""

@@ -7,19 +7,26 @@ database index), so equal descriptors rank the same way on every run and machine
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
+from collections.abc import Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
 from numpy.typing import ArrayLike
 
 from vidvpr.core.errors import BadInput
+from vidvpr.evaluate.index_memory import check_index_fits, faiss_complaint, new_index
 
 LOG = logging.getLogger(__name__)
 
 ADD_CHUNK_ROWS = 1 << 16  # database rows added to the index at once (bounded memory for encoded indexes)
 DEFAULT_BATCH = 4096  # queries searched at once
+DEFAULT_TRAIN_ROWS = 1 << 18  # training sample cap: faiss's k-means itself uses at most 256 points per list
+DEFAULT_NPROBE = 32  # IVF lists probed per query unless FACTORY|nprobe=N says otherwise
+DEFAULT_EF_SEARCH = 64  # HNSW's search breadth unless FACTORY|efSearch=N says otherwise
+
+DatabaseLike = ArrayLike | Sequence[np.ndarray]
 
 
 def _descriptors(name: str, values: ArrayLike) -> np.ndarray:
@@ -40,50 +47,120 @@ def _positive_int(name: str, value: object) -> int:
     return int(value)
 
 
-def _faiss_complaint(error: Exception) -> str:
-    """faiss's message without its C++ location and assertion text, on one line."""
-    message = " ".join(str(error).split())
-    message = re.sub(r"^Error in .*? at \S+:\d+: ", "", message)
-    message = re.sub(r"^Error: '.*?' failed: ", "", message)
-    return message
+def _parts(database: DatabaseLike) -> list[np.ndarray]:
+    """The database as 2-D arrays of one width, left as they are (a memory map stays on disk)."""
+    if isinstance(database, (list, tuple)) and database and all(isinstance(p, np.ndarray) for p in database):
+        parts = list(database)
+    elif isinstance(database, np.ndarray):
+        parts = [database]
+    else:
+        parts = [_descriptors("database", database)]
+    for part in parts:
+        if part.ndim != 2:
+            raise BadInput(f"database descriptors must be a 2-D (rows, dim) array, got shape {part.shape}")
+        if part.shape[1] == 0:
+            raise BadInput("database descriptors have dimension 0")
+    widths = sorted({part.shape[1] for part in parts})
+    if len(widths) > 1:
+        raise BadInput(f"database parts differ in dimension: {', '.join(map(str, widths))}")
+    return parts
+
+
+def database_chunks(database: DatabaseLike, rows: int = ADD_CHUNK_ROWS) -> Iterator[np.ndarray]:
+    """The database in order as float32 chunks of at most `rows` rows (one chunk in memory at a time)."""
+    for part in _parts(database):
+        for start in range(0, len(part), rows):
+            yield part[start:start + rows]
+
+
+def sample_rows(database: DatabaseLike, count: int, seed: int) -> np.ndarray:
+    """`count` rows drawn without replacement with `seed`, in database order, as float32 (all rows when fewer)."""
+    parts = _parts(database)
+    total = sum(len(p) for p in parts)
+    if count >= total:
+        return _descriptors("training", np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]))
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    picked = [parts[i][chosen[(chosen >= bounds[i]) & (chosen < bounds[i + 1])] - bounds[i]] for i in range(len(parts))]
+    return _descriptors("training", np.concatenate([np.asarray(p, dtype=np.float32) for p in picked]))
+
+
+def train_index(index: faiss.Index, sample: ArrayLike, factory: str | None = None) -> None:
+    """Train `index` on `sample` (rows × D), or BadInput when faiss cannot (too few vectors, ...)."""
+    vectors = _descriptors("training", sample)
+    try:
+        index.train(vectors)
+    except RuntimeError as error:
+        raise BadInput(f"cannot train faiss index {factory!r} on {len(vectors)} vectors: "
+                       f"{faiss_complaint(error)}") from None
+
+
+def add_chunks(index: faiss.Index, chunks: Iterable[ArrayLike]) -> int:
+    """Add each chunk (rows × D, any float dtype, e.g. float16 memory maps) in order; the rows added."""
+    added = 0
+    for chunk in chunks:
+        vectors = _descriptors("database", chunk)
+        if vectors.shape[1] != index.d:
+            raise BadInput(f"database descriptors have dimension {vectors.shape[1]} but the index has {index.d}")
+        index.add(vectors)
+        added += len(vectors)
+    return added
 
 
 def build_index(
-    database: ArrayLike,
+    database: DatabaseLike,
     factory: str | None = None,
     train_sample: int | None = None,
     seed: int = 0,
+    available: int | None = None,
 ) -> faiss.Index:
     """A faiss L2 index holding `database` (N, D): ``IndexFlatL2`` by default, else ``index_factory(factory)``.
 
-    Indexes that need training are trained on `train_sample` rows drawn without replacement with
-    `seed` (all rows when None or when the sample is not smaller than N), then filled in chunks.
+    `database` is an array (a float16 memory map is read chunk by chunk, never whole) or a list of
+    arrays taken as one database in order. A FACTORY|PARAMS string sets search parameters
+    (``IVF1024,PQ64|nprobe=32``); without them IVF probes `DEFAULT_NPROBE` lists and HNSW searches
+    with efSearch `DEFAULT_EF_SEARCH`. Indexes that need training are trained on `train_sample`
+    rows (default: all up to `DEFAULT_TRAIN_ROWS`) drawn without replacement with `seed`, then
+    filled in chunks. Before anything is built, BadInput when the index would not fit in
+    `available` bytes (default: the memory available now), naming one that would.
     """
-    vectors = _descriptors("database", database)
-    rows, dim = vectors.shape
+    parts = _parts(database)
+    rows, dim = sum(len(p) for p in parts), parts[0].shape[1]
     if rows == 0:
         raise BadInput("database is empty: nothing to search")
-    if factory is None:
-        index: faiss.Index = faiss.IndexFlatL2(dim)
-    else:
-        try:
-            index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
-        except RuntimeError as error:
-            raise BadInput(f"bad faiss index factory string {factory!r}: {_faiss_complaint(error)}") from None
+    structure, parameters = split_factory(factory)
+    check_index_fits(structure, rows, dim, available)
+    index = new_index(dim, structure)
     if not index.is_trained:
-        training = vectors
-        if train_sample is not None and _positive_int("train_sample", train_sample) < rows:
-            chosen = np.random.default_rng(seed).choice(rows, size=train_sample, replace=False)
-            training = vectors[np.sort(chosen)]
-        LOG.info("training faiss index %r on %d of %d vectors", factory, len(training), rows)
-        try:
-            index.train(training)
-        except RuntimeError as error:
-            raise BadInput(f"cannot train faiss index {factory!r} on {len(training)} vectors: "
-                           f"{_faiss_complaint(error)}") from None
-    for start in range(0, rows, ADD_CHUNK_ROWS):
-        index.add(vectors[start:start + ADD_CHUNK_ROWS])
+        count = min(rows, DEFAULT_TRAIN_ROWS) if train_sample is None else _positive_int("train_sample", train_sample)
+        LOG.info("training faiss index %r on %d of %d vectors", structure, min(count, rows), rows)
+        train_index(index, sample_rows(parts, count, seed), structure)
+    add_chunks(index, database_chunks(parts))
+    set_search_parameters(index, parameters, factory)
     return index
+
+
+def split_factory(factory: str | None) -> tuple[str | None, str]:
+    """'IVF1024,PQ64|nprobe=32' -> ('IVF1024,PQ64', 'nprobe=32'); 'Flat' and None mean exact L2."""
+    if factory is None:
+        return None, ""
+    structure, _, parameters = factory.partition("|")
+    structure = structure.strip()
+    return (None if structure in ("", "Flat") else structure), parameters.strip()
+
+
+def set_search_parameters(index: faiss.Index, parameters: str, factory: str | None = None) -> None:
+    """The defaults (`DEFAULT_NPROBE`, `DEFAULT_EF_SEARCH`) where the index has them, then `parameters`."""
+    space = faiss.ParameterSpace()
+    for name, value in (("nprobe", DEFAULT_NPROBE), ("efSearch", DEFAULT_EF_SEARCH)):
+        with contextlib.suppress(RuntimeError):
+            space.set_index_parameter(index, name, value)
+    if parameters:
+        try:
+            space.set_index_parameters(index, parameters)
+        except RuntimeError as error:
+            raise BadInput(f"bad faiss search parameters {parameters!r} for {factory!r}: "
+                           f"{faiss_complaint(error)}") from None
 
 
 def search(
