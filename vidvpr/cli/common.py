@@ -8,18 +8,22 @@ traceback), never a traceback on a user's screen.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from vidvpr.core.errors import VidvprError
+
+if TYPE_CHECKING:
+    from vidvpr.run import Executor
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG = logging.getLogger("vidvpr")
@@ -35,6 +39,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except VidvprError as exc:
+            for line in getattr(exc, "details", ()):  # a per-unit summary (UnitsFailed)
+                click.echo(f"vidvpr: {one_line(line)}", err=True)
             click.echo(f"vidvpr: error: {one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -114,3 +120,37 @@ def parse_names(value: str | None) -> tuple[str, ...] | None:
 def emit_json(payload: Any) -> None:
     """Machine-readable result on stdout."""
     click.echo(json.dumps(payload, indent=2, default=str))
+
+
+def scheduler_option(func: F) -> F:
+    """The --scheduler option of the commands whose units can run on a Dask cluster."""
+    return click.option("--scheduler", default=None, metavar="ADDRESS",
+                        help="Run the work on the Dask cluster of this scheduler, e.g. tcp://head:8786; inputs and "
+                             "--out must be on storage every worker sees [default: Dask's scheduler-address "
+                             "setting (DASK_SCHEDULER_ADDRESS) if any, else in this process].")(func)
+
+
+@contextlib.contextmanager
+def executor_for(scheduler: str | None, quiet: bool) -> Iterator[Executor]:
+    """The executor a command runs its units on (connected before anything is written); on leaving,
+    the units that had to be retried are listed and the cluster connection closed."""
+    from vidvpr.run import open_executor
+
+    executor = open_executor(scheduler)
+    try:
+        if executor.name != "in-process" and not quiet:
+            workers = getattr(executor, "workers", [])
+            dashboard = f"; dashboard {executor.dashboard}" if executor.dashboard else ""
+            click.echo(f"vidvpr: running on Dask ({len(workers)} workers){dashboard}", err=True)
+        yield executor
+    finally:
+        if not quiet:
+            for line in retry_lines(executor):
+                click.echo(f"vidvpr: {line}", err=True)
+        executor.close()
+
+
+def retry_lines(executor: Executor) -> list[str]:
+    """One line per unit the executor had to run more than once."""
+    return [f"retried {retry.unit} ({retry.attempts} attempts: {retry.reason})"
+            for report in executor.reports for retry in report.retried]

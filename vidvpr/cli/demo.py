@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, scheduler_option
 
 
 @click.group("demo")
@@ -63,10 +63,12 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
 @click.option("--model", "models", multiple=True, default=("netvlad-efficientnet-lite0",), metavar="NAME[:WEIGHTS]",
               help="Model(s) to evaluate (repeatable).")
 @click.option("--batch-size", default=16, type=int, help="Images per forward pass.")
+@scheduler_option
 @output_options
 @handle_errors
 def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: str, res_spec: str | None,
-             no_vmaf: bool, models: tuple[str, ...], batch_size: int, quiet: bool, as_json: bool) -> None:
+             no_vmaf: bool, models: tuple[str, ...], batch_size: int, scheduler: str | None, quiet: bool,
+             as_json: bool) -> None:
     """Render the demo world, slice, encode a grid, build the manifest and evaluate the offline model
     on every cell: the recall table on stdout, results and plots in OUT_DIR/eval. Reruns skip what is done."""
     from dataclasses import replace
@@ -91,11 +93,12 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
         bars.append(bar)
         return bar.update
 
-    try:
-        result = run_demo(out_dir, config, progress)
-    finally:
-        for bar in bars:
-            bar.close()
+    with executor_for(scheduler, quiet) as executor:
+        try:
+            result = run_demo(out_dir, config, progress, executor)
+        finally:
+            for bar in bars:
+                bar.close()
     evaluation = result.evaluation
     if as_json:
         emit_json({"stages_s": result.stages_s, "results": str(evaluation.results_csv),

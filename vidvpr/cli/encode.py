@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
 from vidvpr.encoding.codecs import CODECS
 from vidvpr.encoding.plan import DEFAULT_QP_SPEC, DEFAULT_RES_SPEC, GOP_SECONDS, EncodeConfig
 
@@ -46,12 +46,13 @@ CODEC_HELP = "; ".join(f"{c.name}: {c.quantiser.name} {c.quantiser.low}-{c.quant
 @click.option("--force", is_flag=True, help="Redo cells even if finished outputs with the same parameters exist.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cells, outputs, which would be skipped); write nothing.")
 @click.option("--ffmpeg", "ffmpeg_path", type=click.Path(dir_okay=False), envvar="VIDVPR_FFMPEG", help="ffmpeg binary to use.")
+@scheduler_option
 @output_options
 @handle_errors
 def encode_command(inputs: tuple[Path, ...], out_dir: Path, codec_spec: str, qp_specs: tuple[str, ...],
                    res_spec: str | None, preset_spec: str | None, gop: int | None, flat_qp: bool, jobs: int,
                    no_vmaf: bool, vmaf_every: int, allow_upscale: bool, force: bool, dry_run: bool,
-                   ffmpeg_path: str | None, quiet: bool, as_json: bool) -> None:
+                   ffmpeg_path: str | None, scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Encode view videos into a codec × resolution × constant-quantiser grid and measure rate, PSNR-Y,
     SSIM-Y, VMAF and encoding speed per cell."""
     from vidvpr.core.progress import progress_bar
@@ -84,12 +85,13 @@ def encode_command(inputs: tuple[Path, ...], out_dir: Path, codec_spec: str, qp_
             todo = sum(cell["action"] == "encode" for cell in cells)
             click.echo(f"{len(cells)} cells: {todo} to encode, {len(cells) - todo} already done (dry run, nothing written)")
         return
-    with progress_bar(None, "encode", unit="frame", quiet=quiet) as bar:
+    with executor_for(scheduler, quiet) as executor, progress_bar(None, "encode", unit="frame", quiet=quiet) as bar:
         result = encode_grid(list(inputs), out_dir, config, ffmpeg=ffmpeg, on_start=lambda total: bar.reset(total=total),
-                             on_frames=bar.update, on_status=bar.set_description)
+                             on_frames=bar.update, on_status=bar.set_description, executor=executor)
     if as_json:
         emit_json({"encoded": result.encoded, "skipped": result.skipped, "table": str(result.table),
-                   "table_json": str(result.table_json), "plot": str(result.plot), "rows": result.rows})
+                   "table_json": str(result.table_json), "plot": str(result.plot), "rows": result.rows,
+                   "retried": retry_lines(executor)})
     elif not quiet:
         click.echo(f"encoded {len(result.encoded)} cells, skipped {len(result.skipped)} already done; "
                    f"table {result.table} ({len(result.rows)} cells in all), plot {result.plot}", err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
 from vidvpr.evaluate.grid import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
 
 DEFAULTS = EvalConfig()
@@ -46,12 +46,13 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
               help="Descriptor cache folder, shareable between evaluations [default: OUT/descriptors].")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset root [default: the manifest's].")
 @click.option("--save-preds", type=int, default=0, help="Write a strip of N queries and their top 5 per cell.")
+@scheduler_option
 @output_options
 @handle_errors
 def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models: tuple[str, ...], protocol: str,
                  input_size: str, cells: str | None, recall_at: str, thresholds: str | None, index: str | None,
                  batch_size: int, device: str, pca_dim: int | None, cache_dir: Path | None, root: Path | None,
-                 save_preds: int, quiet: bool, as_json: bool) -> None:
+                 save_preds: int, scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Recall@N of place recognition across the encode grid: one row per model × cell × threshold,
     with predictions, plots of recall against QP and bitrate, and a printed table."""
     from vidvpr.cli.common import parse_names
@@ -63,13 +64,14 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
                         cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at") or (),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
                         device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds)
-    with progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
+    with executor_for(scheduler, quiet) as executor, progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
         result = evaluate_grid(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
-                               on_images=bar.update, on_status=bar.set_description)
+                               on_images=bar.update, on_status=bar.set_description, executor=executor)
     if as_json:
         emit_json({"results": str(result.results_csv), "results_json": str(result.results_json),
                    "plots": [str(p) for p in result.plots], "forward_images": result.forward_images,
-                   "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows]})
+                   "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows],
+                   "retried": retry_lines(executor)})
     elif not quiet:
         for line in recall_table(result.rows):
             click.echo(line)

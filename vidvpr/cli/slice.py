@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_float_list, parse_fraction, parse_size
+from vidvpr.cli.common import (
+    emit_json,
+    executor_for,
+    handle_errors,
+    output_options,
+    parse_float_list,
+    parse_fraction,
+    parse_size,
+    retry_lines,
+    scheduler_option,
+)
 from vidvpr.slicing.config import DEFAULT_YAWS_DEG, EYES, INTERPOLATIONS, STEREO_LAYOUTS, SliceConfig, ViewEncoding
 
 DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
@@ -30,26 +38,24 @@ DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
 @click.option("--crf", default=ENCODING.crf, type=int, help="x264 CRF of the view videos, 0-51 (visually lossless).")
 @click.option("--preset", default=ENCODING.preset, help="x264 preset of the view videos.")
 @click.option("--force", is_flag=True, help="Redo views even if finished, and replace views of another source.")
+@scheduler_option
 @output_options
 @handle_errors
 def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: float, fov_deg: float, size: str | None,
                   fps: str | None, interp: str, stereo: str, eye: str, crf: int, preset: str, force: bool,
-                  quiet: bool, as_json: bool) -> None:
+                  scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Slice 360° equirectangular videos into perspective view videos (+ sidecar JSON each)."""
     from vidvpr.core.progress import progress_bar
-    from vidvpr.slicing.slicer import expected_frames_hint, slice_videos
+    from vidvpr.slicing.slicer import slice_videos
 
     config = SliceConfig(yaws_deg=parse_float_list(yaws), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
                          fps=parse_fraction(fps), interp=interp, stereo=stereo, eye=eye,
                          encoding=ViewEncoding(crf=crf, preset=preset), force=force)
-    with progress_bar(None, "slice", quiet=quiet) as bar:
-        def on_start(info: Any) -> None:
-            bar.reset(total=expected_frames_hint(info, config))
-            bar.set_description(f"slice {info.path.name}")
-
-        results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update, on_start=on_start)
+    with executor_for(scheduler, quiet) as executor, progress_bar(None, "slice", quiet=quiet) as bar:
+        results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update,
+                               on_start=lambda total: bar.reset(total=total), executor=executor)
     if as_json:
-        emit_json({"outputs": [asdict(result) for result in results]})
+        emit_json({"outputs": [asdict(result) for result in results], "retried": retry_lines(executor)})
     elif not quiet:
         done = sum(not r.skipped for r in results)
         click.echo(f"wrote {done} view videos, skipped {len(results) - done} already done, in {out_dir}", err=True)

@@ -9,12 +9,14 @@ used, hashes are simply computed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import platform
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from vidvpr import __version__
 HASH_CHUNK_BYTES = 4 << 20
 CACHE_DIR_ENV = "VIDVPR_CACHE_DIR"
 HASH_CACHE_FILE = "file-hashes.sqlite3"
+# the command a unit of work runs for: set around units run on a Dask worker, whose own argv is the worker's
+_RUN_COMMAND: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("vidvpr_run_command", default=None)
 
 
 def cache_dir() -> Path:
@@ -106,5 +110,16 @@ def runtime_versions() -> dict[str, str]:
 
 
 def command_line() -> list[str]:
-    """argv of this run, recorded in sidecars."""
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+    """argv of this run, recorded in sidecars (the client's, when a unit runs on a Dask worker)."""
+    recorded = _RUN_COMMAND.get()
+    return list(recorded) if recorded is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+@contextlib.contextmanager
+def running_for(command: list[str]) -> Iterator[None]:
+    """Inside the block (this thread), `command_line()` is `command`: the run a worker's unit belongs to."""
+    token = _RUN_COMMAND.set(list(command))
+    try:
+        yield
+    finally:
+        _RUN_COMMAND.reset(token)

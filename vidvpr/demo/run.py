@@ -21,6 +21,7 @@ from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
 from vidvpr.evaluate.grid import EvalConfig, EvalResult, evaluate_grid
+from vidvpr.run import Executor
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_videos
 
@@ -54,8 +55,10 @@ def _no_progress(stage: str, total: int | None) -> Callable[[int], None]:
     return lambda n: None
 
 
-def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_progress) -> DemoRunResult:
-    """Run every stage on the demo world in `out_dir` (see the module docstring)."""
+def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_progress,
+             executor: Executor | None = None) -> DemoRunResult:
+    """Run every stage on the demo world in `out_dir` (see the module docstring); slice, encode and
+    eval run their units on `executor` (default: in-process); rendering stays here."""
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
 
@@ -72,7 +75,8 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_prog
     views = definition.views
     slice_config = SliceConfig(yaws_deg=views.yaws_deg, hfov_deg=views.fov_deg)
     sliced = timed("slice", lambda: slice_videos([Path(t.video) for t in made.traversals], out_dir / "views",
-                                                 slice_config, on_frame=progress("slice", None)))
+                                                 slice_config, on_frame=progress("slice", None),
+                                                 executor=executor))
     view_videos = [Path(result.path) for result in sliced]
     resolutions = parse_resolutions(config.resolutions) if config.resolutions else None
     if resolutions is None:
@@ -82,10 +86,10 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_prog
         resolutions = parse_resolutions(f"{info.width}x{info.height}")
     encode_config = EncodeConfig(qps=config.qps, resolutions=resolutions, preset=config.preset, vmaf=config.vmaf)
     timed("encode", lambda: encode_grid(view_videos, out_dir / "enc", encode_config,
-                                        on_frames=progress("encode", None)))
+                                        on_frames=progress("encode", None), executor=executor))
     dataset = load_dataset_definition(out_dir / MANIFEST_DEFINITION_NAME)
     timed("manifest", lambda: build_manifest(dataset, out_dir / "manifest"))
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     evaluation = timed("eval", lambda: evaluate_grid(out_dir / "manifest", out_dir / "eval", eval_config,
-                                                     on_images=progress("eval", None)))
+                                                     on_images=progress("eval", None), executor=executor))
     return DemoRunResult(out_dir, timings, evaluation)

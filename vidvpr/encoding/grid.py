@@ -15,8 +15,8 @@ Ctrl-C leaves nothing a rerun would take as done. Planning and argv building are
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,10 @@ from vidvpr.encoding.table import table_rows, write_table
 from vidvpr.encoding.viewjob import ViewContext, encode_group
 from vidvpr.media.ffmpeg import FfmpegInfo, FfmpegPool, find_ffmpeg
 from vidvpr.media.view_video import describe_view_video
+from vidvpr.run import Executor, InProcessExecutor, Unit
 
 LOG = logging.getLogger(__name__)
+_LIVE_POOLS: weakref.WeakSet[FfmpegPool] = weakref.WeakSet()
 
 
 def cell_done(cell: Cell, want_vmaf: bool, vmaf_every: int) -> bool:
@@ -101,11 +103,12 @@ def encode_grid(
     on_start: Callable[[int | None], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
     on_status: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> EncodeResult:
     """Encode and measure every cell not yet done, then rewrite the table and the RD plot.
 
-    Progress counts cell-frames (JPEG cells twice: encoded, then measured); `on_status`
-    hears which view and codec is being encoded.
+    Each view is one unit (`encode_view`) of `executor` (default: in-process, `config.jobs` views
+    at once). Progress counts cell-frames (JPEG cells twice: encoded, then measured).
     """
     validate_config(config)
     ffmpeg = ffmpeg or find_ffmpeg()
@@ -113,15 +116,43 @@ def encode_grid(
     if config.vmaf and not ffmpeg.has_vmaf:
         LOG.warning("%s has no libvmaf filter; the VMAF column stays empty", ffmpeg.path)
     want_vmaf = config.vmaf and ffmpeg.has_vmaf
-    statuses = plan_encode(inputs, Path(out_dir), config, want_vmaf)  # all checks before anything is written
-    with removing_new_dirs(Path(out_dir)):
-        return _encode_statuses(statuses, ensure_writable_dir(Path(out_dir)), config, ffmpeg, want_vmaf, on_start,
-                                on_frames, on_status)
+    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
+    inputs = [Path(path).absolute() for path in inputs]
+    statuses = plan_encode(inputs, out_dir, config, want_vmaf)  # all checks before anything is written
+    executor = executor or InProcessExecutor()
+    with removing_new_dirs(out_dir):
+        ensure_writable_dir(out_dir)
+        executor.check_shared([out_dir], [*inputs, Path(ffmpeg.path)])
+        if on_status:
+            on_status(f"encode {len({s.cell.source.path for s in statuses if not s.done})} views")
+        return _encode_statuses(statuses, out_dir, config, ffmpeg, want_vmaf, on_start, on_frames, executor)
+
+
+def encode_view(groups: list[tuple[int, list[Cell]]], config: EncodeConfig, ffmpeg: FfmpegInfo, want_vmaf: bool,
+                versions: dict[str, str], cores: int, on_frames: Callable[[int], None] | None = None) -> int:
+    """One unit of work: one view's cells still to do, a group per codec (with the number of cells
+    planned for it); returns the cells written. Threads per encoder follow the plan and `cores` (the
+    client's), never the worker's, so a resumed run, or any worker, encodes exactly like a whole one."""
+    pool = FfmpegPool()
+    _LIVE_POOLS.add(pool)
+    try:
+        ctx = ViewContext(ffmpeg, config, pool, want_vmaf, versions, on_frames, None)
+        for planned, todo in groups:
+            encode_group(todo, encoder_threads(config.jobs * planned, cores), ctx)
+    finally:
+        _LIVE_POOLS.discard(pool)
+    return sum(len(todo) for _, todo in groups)
+
+
+def stop_encoders() -> None:
+    """Kill the ffmpeg processes of every view being encoded in this process (the run is stopping)."""
+    for pool in list(_LIVE_POOLS):
+        pool.stop_all()
 
 
 def _encode_statuses(statuses: list[CellStatus], out_dir: Path, config: EncodeConfig, ffmpeg: FfmpegInfo,
                      want_vmaf: bool, on_start: Callable[[int | None], None] | None,
-                     on_frames: Callable[[int], None] | None, on_status: Callable[[str], None] | None) -> EncodeResult:
+                     on_frames: Callable[[int], None] | None, executor: Executor) -> EncodeResult:
     by_view: dict[Path, dict[str, list[CellStatus]]] = {}
     for status in statuses:
         by_view.setdefault(status.cell.source.path, {}).setdefault(status.cell.codec, []).append(status)
@@ -131,40 +162,21 @@ def _encode_statuses(statuses: list[CellStatus], out_dir: Path, config: EncodeCo
             for codecs in by_view.values()]
     jobs = [[(planned, todo) for planned, todo in view if todo] for view in jobs]
     jobs = [view for view in jobs if view]
-    if on_start:
-        todo = [cell for view in jobs for _, cells in view for cell in cells]
-        known = all(cell.source.frames for cell in todo)
-        on_start(sum(cell.source.frames * (1 if cell.spec.encoder else 2) for cell in todo) if known else None)
     versions = {**runtime_versions(), "ffmpeg": ffmpeg.version, "ffmpeg_path": ffmpeg.path}
-    cores = usable_cores()
-    pool = FfmpegPool()
-    ctx = ViewContext(ffmpeg, config, pool, want_vmaf, versions, on_frames, on_status)
-
-    def work(view: list[tuple[int, list[Cell]]]) -> None:
-        for planned, todo in view:
-            encode_group(todo, encoder_threads(config.jobs * planned, cores), ctx)
-
-    _run_jobs(jobs, work, config.jobs, pool)
+    units = [Unit(f"encode {job[0][1][0].source.recording}/{job[0][1][0].source.view}", encode_view,
+                  (job, config, ffmpeg, want_vmaf, versions, usable_cores()), progress="on_frames",
+                  weight=_cell_frames([cell for _, cells in job for cell in cells])) for job in jobs]
+    report = executor.run(units, on_start, on_frames, concurrency=config.jobs, on_abort=stop_encoders)
     rows = table_rows(out_dir)
     table, table_json = write_table(rows, out_dir, describe_config(config))
     plot = plot_rd(rows, out_dir / PLOT_NAME)
+    report.raise_failures()
     return EncodeResult(rows, [str(s.cell.video) for s in statuses if not s.done],
                         [str(s.cell.video) for s in statuses if s.done], table, table_json, plot)
 
 
-def _run_jobs(jobs: list[Any], work: Callable[[Any], None], workers: int, pool: FfmpegPool) -> None:
-    """Run view jobs, `workers` at once; the first failure or Ctrl-C stops all of them."""
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            work(job)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidvpr-encode") as executor:
-        futures = [executor.submit(work, job) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                future.result()
-        except BaseException:
-            pool.stop_all()
-            for future in futures:
-                future.cancel()
-            raise
+def _cell_frames(cells: list[Cell]) -> int | None:
+    """Progress a view's cells report: frames per cell (JPEG cells twice), None when a count is unknown."""
+    if not all(cell.source.frames for cell in cells):
+        return None
+    return sum(cell.source.frames * (1 if cell.spec.encoder else 2) for cell in cells)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, runtime_versions, sha256_file
+from vidvpr.core.records import FileRecord
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
@@ -45,6 +46,7 @@ from vidvpr.evaluate.search import build_index, search
 from vidvpr.media.probe import probe_video
 from vidvpr.models.initialise import model_versions
 from vidvpr.models.model import VPRModel
+from vidvpr.run import Executor, InProcessExecutor
 
 LOG = logging.getLogger(__name__)
 
@@ -108,6 +110,14 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput("--cells names encoded cells: give --enc with the encode folder")
 
 
+def _absolute_paths(config: EvalConfig) -> EvalConfig:
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(path).absolute()
+
+    return replace(config, enc_dir=absolute(config.enc_dir), cache_dir=absolute(config.cache_dir),
+                   root=absolute(config.root))
+
+
 def _thresholds(config: EvalConfig, manifest: Manifest) -> list[float]:
     radius = float(manifest.meta.parameters["radius_m"])
     thresholds = sorted(set(config.thresholds_m or (radius,)))
@@ -127,21 +137,30 @@ def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
     return cells
 
 
-def describe_rows(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell,
-                  cache: DescriptorCache, config: EvalConfig, device: torch.device, counter: ForwardCounter,
-                  on_images: Callable[[int], None] | None) -> np.ndarray:
-    """Descriptors of `rows` (in order) taken from `cell`'s videos, each video decoded once."""
+def video_requests(rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell, config: EvalConfig
+                   ) -> list[tuple[list[int], Path, FileRecord, list[int], tuple[int, int] | None]]:
+    """Per video of `rows` in `cell`: (positions in `rows`, video, its record, frames, input size), one
+    `describe_video` call (one descriptor unit) each."""
     by_video: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(rows):
         by_video.setdefault((row.recording, row.view), []).append(i)
-    out = np.empty((len(rows), model.descriptor_dim), np.float32)
+    out = []
     for key, members in by_video.items():
         video, record = cell.videos[key]
         size = None
         if config.input_size == "reference" and not cell.is_reference:
             info = probe_video(reference.videos[key][0])  # frames go in at the view's own size
             size = (info.width, info.height)
-        frames = [rows[i].frame for i in members]
+        out.append((members, video, record, [rows[i].frame for i in members], size))
+    return out
+
+
+def describe_rows(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell,
+                  cache: DescriptorCache, config: EvalConfig, device: torch.device, counter: ForwardCounter,
+                  on_images: Callable[[int], None] | None) -> np.ndarray:
+    """Descriptors of `rows` (in order) taken from `cell`'s videos, each video decoded once."""
+    out = np.empty((len(rows), model.descriptor_dim), np.float32)
+    for members, video, record, frames, size in video_requests(rows, cell, reference, config):
         out[members] = describe_video(model, video, frames, cache, record, config.batch_size, device, size,
                                       counter, on_images)
     return out
@@ -159,13 +178,17 @@ def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int]) -> dict[st
 
 
 def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
-                  on_start: Callable[[int], None] | None = None,
+                  on_start: Callable[[int | None], None] | None = None,
                   on_images: Callable[[int], None] | None = None,
-                  on_status: Callable[[str], None] | None = None) -> EvalResult:
-    """Recall@N of every model on every cell of the grid; results, predictions and plots in `out_dir`."""
+                  on_status: Callable[[str], None] | None = None, executor: Executor | None = None) -> EvalResult:
+    """Recall@N of every model on every cell of the grid; results, predictions and plots in `out_dir`.
+
+    Descriptors (per model and video) and scores (per model and cell) are units of `executor`
+    (default: in-process; see `vidvpr.evaluate.units`); models are prepared here first."""
     started = time.perf_counter()
     validate_config(config)
-    manifest = load_manifest(manifest_dir, config.root)
+    config = _absolute_paths(config)  # units may run on other machines, in other working folders
+    manifest = load_manifest(Path(manifest_dir).absolute(), config.root)
     if not manifest.database:
         raise BadInput(f"{manifest_dir}: the manifest's database is empty")
     choices: list[ModelChoice] = [parse_model_choice(text) for text in config.models]
@@ -182,18 +205,13 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     for threshold, positives in positives_at.items():
         if not any(len(p) for p in positives):
             raise BadInput(f"{manifest_dir}: no query has a positive within {threshold:g} m: recall is undefined")
-    out_dir = Path(out_dir)
-    rows: list[EvalRow] = []
+    out_dir = Path(out_dir).absolute()
     counter = ForwardCounter()
     ns = sorted(set(config.recall_at))
     with removing_new_dirs(out_dir):
         ensure_writable_dir(out_dir)
         cache = DescriptorCache(config.cache_dir or out_dir / CACHE_DIR)
-        if on_start:
-            per_cell = len(manifest.queries) + len(manifest.database)
-            shared_db = len(manifest.database) if config.protocol == "reference" else 0
-            on_start(len(choices) * (len(cells) * per_cell - (len(cells) - 1) * shared_db))
-        models_record = []
+        models_record, prepared = [], []
         for choice in choices:
             if on_status:
                 on_status(f"prepare {choice.label}")
@@ -202,21 +220,15 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
                                   "options": model.options, "whitening": model.whiten is not None})
-            reference_db = None
-            for cell in cells:
-                if on_status:
-                    on_status(f"{choice.label} {cell.name}")
-                if config.protocol == "reference":
-                    if reference_db is None:
-                        reference_db = describe_rows(model, manifest.database, reference, reference, cache, config,
-                                                     device, counter, on_images)
-                    database = reference_db
-                else:
-                    database = describe_rows(model, manifest.database, cell, reference, cache, config, device,
-                                             counter, on_images)
-                queries = describe_rows(model, manifest.queries, cell, reference, cache, config, device, counter,
-                                        on_images)
-                rows.extend(_score_cell(choice, cell, database, queries, manifest, positives_at, config, ns, out_dir))
+            prepared.append((choice, model))
+        if on_status:
+            on_status("eval")
+        from vidvpr.evaluate.units import eval_inputs, run_cells  # they run this module's functions
+
+        executor = executor or InProcessExecutor()
+        executor.check_shared([out_dir, ensure_writable_dir(cache.folder)], eval_inputs(manifest, cells))
+        rows = run_cells(prepared, cells, reference, manifest, positives_at, cache, config, device, ns, out_dir,
+                         counter, executor, on_start, on_images)
         results_csv, results_json = out_dir / RESULTS_CSV, out_dir / RESULTS_JSON
         write_results_csv(results_csv, rows, ns)
         plots = plot_recall(rows, out_dir)

@@ -36,10 +36,11 @@ from vidvpr.core.sidecars import (
     SphericalRecord,
     ViewEncodingRecord,
 )
-from vidvpr.core.threads import encoder_threads, prefetch
+from vidvpr.core.threads import encoder_threads, prefetch, usable_cores
 from vidvpr.media.decode import DecodedFrame, decode_frames
 from vidvpr.media.probe import VideoInfo, looks_dual_fisheye, probe_video, unsupported_360_layout
 from vidvpr.media.settings import encoder_settings_string
+from vidvpr.run import Executor, InProcessExecutor, Unit
 from vidvpr.slicing.config import SliceConfig, ViewSpec, plan_views, validate_config
 from vidvpr.slicing.remap import ViewRemapper, opencv_threads
 from vidvpr.slicing.resample import NearestFrameResampler
@@ -143,8 +144,13 @@ def slice_video(
     config: SliceConfig,
     on_frame: Callable[[int], None] | None = None,
     on_start: Callable[[VideoInfo], None] | None = None,
+    cores: int | None = None,
 ) -> list[ViewResult]:
-    """Slice one 360° video into perspective view videos, each with a sidecar written last."""
+    """Slice one 360° video into perspective view videos, each with a sidecar written last.
+
+    One unit of work of `slice_videos`. `cores` (default: this machine's) sets the x264 threads, on
+    which x264's output depends: the client passes its own, so any worker makes the same files.
+    """
     validate_config(config)
     source = Path(source)
     info = probe_video(source)
@@ -174,7 +180,7 @@ def slice_video(
     if on_start:
         on_start(info)
     # one x264 per planned view, together filling the cores (a resumed run encodes like a whole one)
-    threads = encoder_threads(len(views))
+    threads = encoder_threads(len(views), cores)
     with removing_new_dirs(outputs[0][0].parent), opencv_threads(1):
         ensure_writable_dir(outputs[0][0].parent)
         written = _slice_frames(info, source_hash, [views[i] for i in todo], [outputs[i] for i in todo],
@@ -274,19 +280,32 @@ def slice_videos(
     out_dir: Path,
     config: SliceConfig,
     on_frame: Callable[[int], None] | None = None,
-    on_start: Callable[[VideoInfo], None] | None = None,
+    on_start: Callable[[int | None], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[ViewResult]:
-    """Slice several 360° videos into ``OUT/<stem>/<view>.mp4``; stems must be unique."""
+    """Slice several 360° videos into ``OUT/<stem>/<view>.mp4``; stems must be unique.
+
+    Each source is one unit (`slice_video`) of `executor` (default: in-process); `on_start` hears
+    the frames to slice in all, `on_frame` each one sliced. With a Dask executor a source that fails
+    for a reason of its own does not stop the others: `UnitsFailed` lists it at the end.
+    """
     validate_config(config)
     stems = [Path(src).stem for src in sources]
     duplicated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicated:
         raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
-    for src in sources:  # every input is checked before anything is written
-        probe_video(Path(src))
-    results: list[ViewResult] = []
-    for src in sources:
-        results.extend(slice_video(Path(src), Path(out_dir), config, on_frame, on_start))
+    infos = [probe_video(Path(src)) for src in sources]  # every input is checked before anything is written
+    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
+    executor = executor or InProcessExecutor()
+    units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
+                  progress="on_frame", weight=expected_frames_hint(info, config))
+             for src, info in zip(sources, infos)]
+    with removing_new_dirs(out_dir):
+        ensure_writable_dir(out_dir)
+        executor.check_shared([out_dir], [Path(src) for src in sources])
+        report = executor.run(units, on_start, on_frame)
+        results = [result for views in report.values if views for result in views]
+        report.raise_failures()
     return results
 
 
