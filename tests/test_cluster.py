@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pytest
 from click.testing import CliRunner
 
@@ -37,7 +38,6 @@ from vidvpr.run.cluster import DaskExecutor
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_videos
 
-distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
 
 SLICE = SliceConfig(yaws_deg=(0.0, 90.0), size=(128, 72))
