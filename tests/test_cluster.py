@@ -272,6 +272,19 @@ def test_an_unreachable_scheduler_is_one_line_exit_3_and_touches_nothing(how: st
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("address", ["nonsense:::", "head-node", "tcp://no-such-host.invalid:8786"])
+def test_a_malformed_or_unknown_scheduler_address_is_one_line_at_once(address: str, sources: list[Path],
+                                                                     tmp_path: Path) -> None:
+    """Refused before a Dask Client exists: a failed Client lingers and prints a traceback a minute later."""
+    argv = [sys.executable, "-m", "vidvpr", "slice", str(sources[0]), "--out", str(tmp_path / "out"),
+            "--scheduler", address]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"vidvpr: error: cannot reach the Dask scheduler at {address} (")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_ffmpeg_dies_with_the_process_that_ran_it() -> None:
     """A worker killed mid-encode takes its ffmpeg with it (no orphan writing on for nobody): its next
     -progress report (every 0.5 s) meets a broken pipe and ffmpeg exits."""

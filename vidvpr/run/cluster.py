@@ -300,10 +300,14 @@ def connect(address: str, timeout_s: float | None = None) -> DaskExecutor:
     """A DaskExecutor on the scheduler at `address`; ToolMissing (exit 3) in one line when it cannot
     be reached within `timeout_s` (default: Dask's `distributed.comm.timeouts.connect`)."""
     from distributed import Client
+    from distributed.comm import resolve_address
 
     if not LOG.isEnabledFor(logging.INFO):  # Dask's own log lines would break the one-line errors
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
+        # a malformed address is refused here: a Client that fails on one lingers and its __del__
+        # prints a traceback after a minute's wait
+        resolve_address(address)
         options = {} if timeout_s is None else {"timeout": timeout_s}
         client = Client(address, set_as_default=False, **options)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
