@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import click
@@ -42,7 +44,8 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @click.option("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate.")
 @click.option("--lr-decay", type=float, default=DEFAULTS.lr_decay,
               help="The learning rate decays exponentially, step by step, to this fraction over each epoch.")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, help="Query images per forward pass.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size,
+              help="Query images per forward pass; under torchrun the global batch, split between the processes.")
 @click.option("--accumulate", type=int, default=DEFAULTS.accumulate, help="Forward passes per optimiser step.")
 @click.option("--freeze", default=DEFAULTS.freeze, type=click.Choice(("early", "none")),
               help="early: keep the first, high-resolution layers fixed, as NetVLAD trains (half the cost on a "
@@ -67,24 +70,36 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
     """Distil a student that sees low-quality images from a teacher that sees clean ones (LoQI-VPR:
     ICKD + descriptor MSE + triplet), with the teacher's outputs computed once and inherited."""
     from vidvpr.core.progress import progress_bar
+    from vidvpr.distill.distributed import RaisedOnMain, launched_processes
     from vidvpr.distill.train import distill
 
+    processes = launched_processes()  # under torchrun: only the main process reports
+    quiet, as_json = quiet or not processes.main, as_json and processes.main
     config = DistillConfig(train=train, lq=lq, teacher=teacher, enc_dir=enc_dir, root=root, loss=loss,
                            lambda_ickd=lambda_ickd, lambda_mse=lambda_mse, margin=margin, negatives=negatives,
                            positive_radius_m=positive_radius_m, negative_radius_m=negative_radius_m,
                            mine_every=mine_every, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
                            accumulate=accumulate, freeze=freeze, seed=seed, device=device, cache_dir=cache_dir,
                            checkpoint_every=checkpoint_every, resume=resume)
-    with progress_bar(None, "distill", unit="step", quiet=quiet) as bar:
-        def started(total: int, done: int) -> None:
-            bar.reset(total=total)
-            bar.update(done)
+    logger = logging.getLogger("vidvpr")
+    level = logger.level
+    if not processes.main:
+        logger.setLevel(logging.ERROR)  # warnings once, from the main process
+    try:
+        with progress_bar(None, "distill", unit="step", quiet=quiet) as bar:
+            def started(total: int, done: int) -> None:
+                bar.reset(total=total)
+                bar.update(done)
 
-        def stepped(row: dict[str, float]) -> None:
-            bar.set_postfix({"loss": f"{row['loss']:.4g}"}, refresh=False)
-            bar.update(1)
+            def stepped(row: dict[str, float]) -> None:
+                bar.set_postfix({"loss": f"{row['loss']:.4g}"}, refresh=False)
+                bar.update(1)
 
-        result = distill(out_dir, config, on_start=started, on_step=stepped, on_status=bar.set_description)
+            result = distill(out_dir, config, on_start=started, on_step=stepped, on_status=bar.set_description)
+    except RaisedOnMain as exc:  # the main process says it
+        sys.exit(exc.exit_code)
+    finally:
+        logger.setLevel(level)
     if as_json:
         emit_json({"student": str(result.student), "sidecar": str(result.sidecar), "losses": str(result.losses_csv),
                    "steps": result.steps, "resumed_from": result.resumed_from, "final_losses": result.final_losses,

@@ -9,6 +9,7 @@ frames learns from a frozen teacher that sees the clean ones (LoQI-VPR; NocPlace
     mining    positives by position, hard negatives by the current student
     step      one batch's forward passes and loss
     state     resumable training state and the loss curve
+    distributed  several processes (torchrun): the process group, each batch's shares, losses combined
     config    every option with its default; the student's sidecar
     train     the training loop: `distill(out_dir, DistillConfig(...))`
 """

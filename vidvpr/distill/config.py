@@ -53,7 +53,7 @@ class DistillConfig:
     epochs: int = 1
     lr: float = 1e-4
     lr_decay: float = 0.5                # learning rate multiplied by this over each epoch
-    batch_size: int = 8                  # query images per forward pass
+    batch_size: int = 8                  # query images per forward pass (under torchrun: of all processes)
     accumulate: int = 1                  # forward passes per optimiser step
     freeze: str = "early"                # early: keep the first layers fixed (see distill.teacher); none
     seed: int = 0
@@ -121,3 +121,4 @@ class StudentRecord(Record):
     versions: dict[str, str]
     command: list[str]
     elapsed_s: float
+    processes: int = 1                # training processes (torchrun), each with its share of every batch

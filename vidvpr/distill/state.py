@@ -5,6 +5,12 @@ step to identical results: student weights, Adam's moments, the mined triplets o
 mining window, the loss curve so far, the RNG states and what decides the results (options,
 teacher fingerprint, data hashes). It is written atomically every `checkpoint_every` steps and
 at the end of each epoch, and read with ``weights_only`` like any checkpoint.
+
+Nothing in it depends on the number of training processes: the weights are the student's own
+(no DistributedDataParallel ``module.`` prefix), the mined triplets cover the whole mining
+window, and everything random in training derives from (seed, epoch, step), not from a
+process's RNG (the RNG states saved are the main process's). A state saved by N processes
+resumes on any number of them.
 """
 
 from __future__ import annotations
@@ -112,13 +118,17 @@ def write_curve(path: Path, curve: list[dict[str, float]]) -> None:
 
 
 class TensorBoard:
-    """Scalars to ``RUN/tensorboard`` when `torch.utils.tensorboard` imports; a no-op otherwise."""
+    """Scalars to ``RUN/tensorboard`` when `torch.utils.tensorboard` imports; a no-op otherwise
+    (and with no `folder`: processes other than the main one)."""
 
-    def __init__(self, folder: Path, start_step: int) -> None:
+    def __init__(self, folder: Path | None, start_step: int) -> None:
+        self.writer = None
+        if folder is None:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
-            self.writer = None
+            pass
         else:
             self.writer = SummaryWriter(log_dir=str(folder), purge_step=start_step)
 

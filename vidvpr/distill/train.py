@@ -9,7 +9,9 @@ Adam with an exponential decay per step (the rate falls to `lr_decay` of itself 
 epoch); `accumulate` batches per optimiser step; the order of each epoch, the negative pools and
 everything else random derive from (seed, epoch, step), and the resumable state is written every
 `checkpoint_every` steps and at each epoch's end, so a resumed run reproduces an uninterrupted
-one. Outputs, under RUN: student.pt (loads in `vidvpr eval --model NAME:RUN/student.pt`) and its
+one. Under torchrun, several processes share each batch and follow the single-process run to
+within floating-point rounding (`vidvpr.distill.distributed`). Outputs, under RUN, written by
+the main process: student.pt (loads in `vidvpr eval --model NAME:RUN/student.pt`) and its
 sidecar student.json, checkpoints/epoch-NNN.pt, losses.csv, train_state.pt, tensorboard/.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
 from vidvpr.core.errors import BadInput
@@ -34,11 +37,13 @@ from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import resolve_device
 from vidvpr.distill.config import DistillConfig, StudentRecord, validate_config
 from vidvpr.distill.degrade import parse_low_quality
+from vidvpr.distill.distributed import Group, check_batch_size, combine_shares, joined, launched_processes
 from vidvpr.distill.losses import DistillLoss
 from vidvpr.distill.mining import TripletCandidates, mine, triplet_candidates
 from vidvpr.distill.pairs import TrainingSet, load_training_set
 from vidvpr.distill.state import LOSSES_CSV, TRAIN_STATE, Progress, TensorBoard, load_state, save_state, write_curve
-from vidvpr.distill.step import StepInputs, batch_loss, describe_images
+from vidvpr.distill.step import (LatentDescriptors, StepInputs, batch_loss, batch_terms, describe_images,
+                                 needs_descriptors)
 from vidvpr.distill.targets import TeacherTargets, inherited_targets
 from vidvpr.distill.teacher import make_student, prepare_teacher, set_training
 from vidvpr.models import VPRModel, save_model
@@ -90,6 +95,8 @@ class _Run:
     candidates: TripletCandidates | None
     targets: TeacherTargets | None
     device: torch.device
+    group: Group
+    forward: nn.Module  # the student's `LatentDescriptors`, in DistributedDataParallel with several processes
 
     @property
     def images_per_step(self) -> int:
@@ -120,15 +127,17 @@ def _refresh(run: _Run, progress: Progress) -> None:
     epoch_end = (step // run.steps_per_epoch + 1) * run.steps_per_epoch
     window_end = min(epoch_end, (step // config.mine_every + 1) * config.mine_every)
     set_training(run.student, False)
-    chunks = []
-    for start in range(0, run.training.pairs, config.batch_size):
-        images = run.training.lq_images(range(start, min(start + config.batch_size, run.training.pairs)))
-        chunks.append(describe_images(run.student, images, run.device)[0].cpu())
+    batches = [range(start, min(start + config.batch_size, run.training.pairs))
+               for start in range(0, run.training.pairs, config.batch_size)]
+    described = [describe_images(run.student, run.training.lq_images(batch), run.device)[0]
+                 for batch in run.group.share(batches)]  # each process its share, all gathered
     set_training(run.student, True)
+    local = torch.cat([v.cpu() for v in described if v is not None]) if described else \
+        torch.empty((0, run.student.descriptor_dim))
     queries = [q for s in range(step, window_end) for q in run.step_queries(s)]
     assert run.candidates is not None
-    progress.mined = mine(queries, torch.cat(chunks), len(run.training.places), run.candidates, config.negatives,
-                          config.seed, step)
+    progress.mined = mine(queries, run.group.gather_rows(local), len(run.training.places), run.candidates,
+                          config.negatives, config.seed, step)
 
 
 def _train_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -142,20 +151,41 @@ def _train_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.G
     chunks = [queries[i:i + config.batch_size] for i in range(0, len(queries), config.batch_size)]
     sums: dict[str, float] = {}
     images = 0
-    for chunk in chunks:
-        inputs = StepInputs(chunk, progress.mined, run.targets, None if run.targets is not None else run.teacher)
-        total, parts, count = batch_loss(run.student, run.training, run.loss, inputs, run.device)
-        scaler.scale(total / len(chunks)).backward()
+    for k, chunk in enumerate(chunks):
+        with run.group.accumulating(run.forward, last=k == len(chunks) - 1):
+            objective, values, count = _batch_objective(run, chunk, progress)
+            scaler.scale(objective / len(chunks)).backward()
         images += count
-        for name, value in {"loss": total.detach(), **parts}.items():
+        for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + float(value) / len(chunks)
     scaler.step(optimizer)
     scaler.update()
     return {"step": step + 1, "epoch": step // run.steps_per_epoch + 1, "lr": lr, "images": images, **sums}
 
 
-def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, device: torch.device,
+def _batch_objective(run: _Run, batch: list[int], progress: Progress) -> tuple[Tensor, dict[str, Tensor], int]:
+    """(what this process backpropagates, the whole batch's loss and terms, this process's student images)."""
+    rows = run.group.share(batch)
+    inputs = StepInputs(rows, progress.mined, run.targets, None if run.targets is not None else run.teacher)
+    if not run.group.distributed:
+        total, parts, images = batch_loss(run.forward, run.training, run.loss, inputs, run.device)
+        return total, {"loss": total.detach(), **parts}, images
+    if rows:
+        terms, images = batch_terms(run.forward, run.training, run.loss, inputs, run.device)
+    else:  # fewer rows than processes: a borrowed row with weight 0, so that this process averages gradients too
+        v, g = describe_images(run.forward, run.training.lq_images(batch[:1]), run.device,
+                               correlations_for=int("ickd" in run.loss.terms), descriptors=needs_descriptors(run.loss))
+        anchor = sum(t.sum() for t in (v, g) if t is not None) * 0.0
+        terms, images = {name: anchor for name in run.loss.terms}, 0
+    objective, values = combine_shares(run.loss, terms, len(rows) / len(batch), run.group)
+    return objective, values, images
+
+
+def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, group: Group,
              on_status: Callable[[str], None]) -> tuple[_Run, dict[str, Any], int]:
+    """The run before training (the student not yet distributed), what its teacher is, and the
+    teacher's images for the inherited targets."""
+    device = group.device
     loss = config.distill_loss()
     training = load_training_set(config.train, parse_low_quality(config.lq), out_dir, config.enc_dir,
                                  config.positive_radius_m, config.root)
@@ -173,8 +203,9 @@ def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, devic
     counter.handle.remove()
     on_status("frames")
     training.prepare(need_hq=targets is None and bool(loss.terms & {"ickd", "mse"}))
-    run = _Run(config, loss, training, teacher, make_student(teacher, config.freeze), _training_queries(training, candidates),
-               candidates, targets, device)
+    student = make_student(teacher, config.freeze)
+    run = _Run(config, loss, training, teacher, student, _training_queries(training, candidates), candidates, targets,
+               device, group, LatentDescriptors(student))
     teacher_record = {"name": choice.name, "weights": str(choice.weights or ""), "fingerprint": teacher.fingerprint}
     return run, teacher_record, counter.images
 
@@ -186,7 +217,9 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
     `on_step(curve row)` report progress."""
     started = time.perf_counter()
     validate_config(config)
-    device = resolve_device(config.device)
+    processes = launched_processes()
+    check_batch_size(config.batch_size, processes)
+    device = processes.device(resolve_device(config.device))
     out_dir = Path(out_dir)
     state_path = out_dir / TRAIN_STATE
     if config.resume and not state_path.is_file():
@@ -194,10 +227,12 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
     if not config.resume and state_path.exists():
         raise BadInput(f"{out_dir}: holds a training run already; pass --resume to continue it, or choose another --out")
     status = on_status or (lambda text: None)
-    with removing_new_dirs(out_dir):
-        ensure_writable_dir(out_dir)
+    with removing_new_dirs(out_dir), joined(processes, device) as group:
+        if processes.main:
+            ensure_writable_dir(out_dir)
         cache = DescriptorCache(config.cache_dir or out_dir / DESCRIPTORS_DIR)
-        run, teacher_record, target_forwards = _prepare(out_dir, config, cache, device, status)
+        run, teacher_record, target_forwards = group.main_first(lambda: _prepare(out_dir, config, cache, group, status))
+        run.forward = group.wrap(run.forward, all_weights_used=needs_descriptors(run.loss))
         counter = _Counter(run.teacher.encoder)
         optimizer = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=config.lr)
         scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
@@ -209,7 +244,7 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
         total = config.epochs * run.steps_per_epoch
         if on_start:
             on_start(total, progress.step)
-        board = TensorBoard(out_dir / "tensorboard", progress.step)
+        board = TensorBoard(out_dir / "tensorboard" if processes.main else None, progress.step)
         status("train")
         try:
             while progress.step < total:
@@ -217,9 +252,10 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
         finally:
             board.close()
             counter.handle.remove()
-        write_curve(out_dir / LOSSES_CSV, progress.curve)
         result = _finish(out_dir, run, progress, teacher_record, started, resumed_from)
-        run.training.cleanup()
+        group.barrier()  # every process has read its last frame
+        if processes.main:
+            run.training.cleanup()
     return result
 
 
@@ -232,14 +268,18 @@ def _one_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.Gra
         _refresh(run, progress)
     before = counter.images
     row = _train_step(run, optimizer, scaler, progress)
+    images, teacher_images = (int(n) for n in run.group.sum(torch.tensor([row["images"], counter.images - before])))
+    row["images"] = images  # of every process
     progress.step += 1
     progress.curve.append(row)
     epochs = progress.teacher_forwards["epochs"]
     epochs.extend([0] * (epoch + 1 - len(epochs)))
-    epochs[epoch] += counter.images - before
+    epochs[epoch] += teacher_images
     board.log(row)
     if on_step:
         on_step(row)
+    if not run.group.processes.main:
+        return
     epoch_done = progress.step % run.steps_per_epoch == 0
     if epoch_done:
         folder = ensure_writable_dir(out_dir / CHECKPOINTS_DIR)
@@ -253,15 +293,21 @@ def _one_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.Gra
 
 def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any], started: float,
             resumed_from: int) -> DistillResult:
+    """The student, its sidecar and the loss curve, written by the main process."""
     config = run.config
     run.student.eval()
     run.student.update_fingerprint()
     final = {name: value for name, value in (progress.curve[-1] if progress.curve else {}).items()
              if name in ("loss", "ickd", "mse", "triplet")}
-    student_path = save_model(run.student, out_dir / STUDENT, include_encoder=True,
-                              metadata={"distilled_from": teacher["fingerprint"], "steps": progress.step})
-    sidecar = out_dir / STUDENT_SIDECAR
+    student_path, sidecar = out_dir / STUDENT, out_dir / STUDENT_SIDECAR
     elapsed = round(time.perf_counter() - started, 3)
+    result = DistillResult(student_path, sidecar, out_dir / LOSSES_CSV, progress.step, resumed_from, final,
+                           progress.teacher_forwards, elapsed)
+    if not run.group.processes.main:
+        return result
+    write_curve(out_dir / LOSSES_CSV, progress.curve)
+    save_model(run.student, student_path, include_encoder=True,
+               metadata={"distilled_from": teacher["fingerprint"], "steps": progress.step})
     StudentRecord(
         model=run.student.name, checkpoint=FileRecord.of(student_path), teacher=teacher,
         losses=sorted(run.loss.terms),
@@ -271,6 +317,6 @@ def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any
         steps=progress.step, epochs=config.epochs, pairs=run.training.pairs, queries=len(run.queries),
         final_losses=final, teacher_forwards=progress.teacher_forwards,
         versions={**runtime_versions(), **model_versions()}, command=command_line(), elapsed_s=elapsed,
+        processes=run.group.world_size,
     ).save(sidecar)
-    return DistillResult(student_path, sidecar, out_dir / LOSSES_CSV, progress.step, resumed_from, final,
-                         progress.teacher_forwards, elapsed)
+    return result
