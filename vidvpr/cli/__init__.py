@@ -19,6 +19,9 @@ import click  # noqa: E402
 
 from vidvpr import __version__  # noqa: E402
 from vidvpr.cli.common import EXIT_INTERRUPTED, one_line  # noqa: E402
+from vidvpr.core.memory import retain_freed_memory  # noqa: E402
+
+retain_freed_memory()  # every stage allocates and frees frames and activations batch after batch
 
 
 class OneLineGroup(click.Group):
