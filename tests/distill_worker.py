@@ -28,6 +28,19 @@ def record_writes(folder: Path) -> None:
     os.replace = recording  # type: ignore[assignment]
 
 
+def interrupt_after(step: int, on_step: Callable[[dict[str, float]], None] | None = None
+                    ) -> Callable[[dict[str, float]], None]:
+    """An `on_step` callback that passes each row on to `on_step`, then raises KeyboardInterrupt
+    (a Ctrl-C) once optimiser step `step` is done."""
+    def stepped(row: dict[str, float]) -> None:
+        if on_step:
+            on_step(row)
+        if row["step"] == step:
+            raise KeyboardInterrupt
+
+    return stepped
+
+
 def stop_after(step: int) -> None:
     """Make `vidvpr distill` raise KeyboardInterrupt once optimiser step `step` is done."""
     from vidvpr.distill import train
@@ -35,13 +48,7 @@ def stop_after(step: int) -> None:
     distill = train.distill
 
     def stopping(*args: Any, on_step: Callable[[dict[str, float]], None] | None = None, **kwargs: Any) -> Any:
-        def stepped(row: dict[str, float]) -> None:
-            if on_step:
-                on_step(row)
-            if row["step"] == step:
-                raise KeyboardInterrupt
-
-        return distill(*args, on_step=stepped, **kwargs)
+        return distill(*args, on_step=interrupt_after(step, on_step), **kwargs)
 
     train.distill = stopping  # type: ignore[assignment]
 
