@@ -32,13 +32,30 @@ LINK_BYTES = 4          # HNSW neighbours are int32
 
 
 def new_index(dim: int, factory: str | None) -> faiss.Index:
-    """An empty L2 index: ``IndexFlatL2`` for None, else ``index_factory(dim, factory)``; BadInput if malformed."""
+    """An empty L2 index: ``IndexFlatL2`` for None, else ``index_factory(dim, factory)``; BadInput if malformed.
+
+    The factory asks PQ indexes for polysemous training (a permutation of the codes for Hamming
+    search, which vidvpr never uses): it is switched off, as it changes no distance and took most
+    of the training time (minutes for PQ64, measured with tools/bench_search.py).
+    """
     if factory is None:
         return faiss.IndexFlatL2(dim)
     try:
-        return faiss.index_factory(dim, factory, faiss.METRIC_L2)
+        index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
     except RuntimeError as error:
         raise BadInput(f"bad faiss index factory string {factory!r}: {faiss_complaint(error)}") from None
+    _no_polysemous_training(index)
+    return index
+
+
+def _no_polysemous_training(index: faiss.Index) -> None:
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexPreTransform):
+        _no_polysemous_training(index.index)
+    elif isinstance(index, faiss.IndexRefine):
+        _no_polysemous_training(index.base_index)
+    elif hasattr(index, "do_polysemous_training"):
+        index.do_polysemous_training = False
 
 
 def faiss_complaint(error: Exception) -> str:

@@ -67,10 +67,24 @@ def _parts(database: DatabaseLike) -> list[np.ndarray]:
 
 
 def database_chunks(database: DatabaseLike, rows: int = ADD_CHUNK_ROWS) -> Iterator[np.ndarray]:
-    """The database in order as float32 chunks of at most `rows` rows (one chunk in memory at a time)."""
+    """The database in order in chunks of at most `rows` rows (one chunk in memory at a time); small
+    parts are joined, so a database of many short pieces is still added `rows` at a time."""
+    held: list[np.ndarray] = []
+    count = 0
     for part in _parts(database):
         for start in range(0, len(part), rows):
-            yield part[start:start + rows]
+            piece = part[start:start + rows]
+            if held and count + len(piece) > rows:
+                yield _joined(held)
+                held, count = [], 0
+            held.append(piece)
+            count += len(piece)
+    if held:
+        yield _joined(held)
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    return pieces[0] if len(pieces) == 1 else np.concatenate([np.asarray(p, dtype=np.float32) for p in pieces])
 
 
 def sample_rows(database: DatabaseLike, count: int, seed: int) -> np.ndarray:
@@ -121,21 +135,29 @@ def build_index(
     (``IVF1024,PQ64|nprobe=32``); without them IVF probes `DEFAULT_NPROBE` lists and HNSW searches
     with efSearch `DEFAULT_EF_SEARCH`. Indexes that need training are trained on `train_sample`
     rows (default: all up to `DEFAULT_TRAIN_ROWS`) drawn without replacement with `seed`, then
-    filled in chunks. Before anything is built, BadInput when the index would not fit in
-    `available` bytes (default: the memory available now), naming one that would.
+    filled in chunks. Before anything is built (`empty_index`), BadInput for a malformed string,
+    bad parameters, or an index that would not fit in `available` bytes (default: the memory
+    available now), naming one that would.
     """
     parts = _parts(database)
     rows, dim = sum(len(p) for p in parts), parts[0].shape[1]
     if rows == 0:
         raise BadInput("database is empty: nothing to search")
+    index = empty_index(factory, rows, dim, available)
+    if not index.is_trained:
+        count = min(rows, DEFAULT_TRAIN_ROWS) if train_sample is None else _positive_int("train_sample", train_sample)
+        LOG.info("training faiss index %r on %d of %d vectors", factory, min(count, rows), rows)
+        train_index(index, sample_rows(parts, count, seed), split_factory(factory)[0])
+    add_chunks(index, database_chunks(parts))
+    return index
+
+
+def empty_index(factory: str | None, rows: int, dim: int, available: int | None = None) -> faiss.Index:
+    """The index `factory` for `rows` × `dim` descriptors, empty, its search parameters set; BadInput
+    (a malformed string, bad parameters, too large for `available` bytes) before anything is built."""
     structure, parameters = split_factory(factory)
     check_index_fits(structure, rows, dim, available)
     index = new_index(dim, structure)
-    if not index.is_trained:
-        count = min(rows, DEFAULT_TRAIN_ROWS) if train_sample is None else _positive_int("train_sample", train_sample)
-        LOG.info("training faiss index %r on %d of %d vectors", structure, min(count, rows), rows)
-        train_index(index, sample_rows(parts, count, seed), structure)
-    add_chunks(index, database_chunks(parts))
     set_search_parameters(index, parameters, factory)
     return index
 
