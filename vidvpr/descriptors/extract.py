@@ -2,13 +2,14 @@
 
 `describe_video` is the unit of work of the descriptor stage: one (model, video, frames). A
 cached result costs no forward pass; otherwise frames are decoded in a background thread while
-the model runs under `torch.inference_mode()` (mixed precision on a GPU).
+the model runs under `torch.inference_mode()` (mixed precision on a GPU), and each batch's
+descriptors go straight into the cache file. `stored_descriptors` hands out the cache entry as a
+memory map (a database larger than memory), `describe_video` a float32 copy in the order asked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,36 +53,52 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
+def stored_descriptors(model: VPRModel, video: Path, frames: Sequence[int], cache: DescriptorCache,
+                       video_record: FileRecord | None = None, batch_size: int = 16,
+                       device: torch.device | None = None, input_size: tuple[int, int] | None = None,
+                       counter: ForwardCounter | None = None,
+                       on_images: Callable[[int], None] | None = None) -> np.ndarray:
+    """The cache's read-only float16 memory map of `frames` of `video` (the distinct frames in
+    ascending order, see `stored_rows`); computed first when absent, each batch written to the
+    cache file as it comes, so neither side holds all of the video's descriptors in memory."""
+    if batch_size < 1:
+        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
+    wanted = sorted({int(f) for f in frames})
+    record = video_record or FileRecord.of(video)
+    stored = cache.open(model.fingerprint, record.hash, wanted, input_size)
+    if stored is not None:
+        if on_images:
+            on_images(len(wanted))
+        return stored
+    device = device or torch.device("cpu")
+    row = {frame: i for i, frame in enumerate(wanted)}
+    with (cache.writing(model.name, model.fingerprint, record, wanted, input_size, model.descriptor_dim,
+                        model_versions()) as out, torch.inference_mode(), _autocast(device)):
+        for indices, batch in frame_batches(video, wanted, batch_size, input_size):
+            out[[row[i] for i in indices]] = model(batch.to(device, non_blocking=True)).float().cpu().numpy()
+            if counter is not None:
+                counter.images += len(indices)
+                counter.batches += 1
+            if on_images:
+                on_images(len(indices))
+    stored = cache.open(model.fingerprint, record.hash, wanted, input_size)
+    assert stored is not None, "a descriptor cache entry just written cannot be read back"
+    return stored
+
+
+def stored_rows(frames: Sequence[int]) -> list[int]:
+    """Where each of `frames` stands in `stored_descriptors`' array (its distinct frames, ascending)."""
+    position = {frame: i for i, frame in enumerate(sorted({int(f) for f in frames}))}
+    return [position[int(f)] for f in frames]
+
+
 def describe_video(model: VPRModel, video: Path, frames: Sequence[int], cache: DescriptorCache,
                    video_record: FileRecord | None = None, batch_size: int = 16,
                    device: torch.device | None = None, input_size: tuple[int, int] | None = None,
                    counter: ForwardCounter | None = None,
                    on_images: Callable[[int], None] | None = None) -> np.ndarray:
-    """(len(frames), D) float32 descriptors of `frames` of `video`, in the order given."""
-    if batch_size < 1:
-        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
-    wanted = sorted(set(int(f) for f in frames))
-    record = video_record or FileRecord.of(video)
-    cached = cache.get(model.fingerprint, record.hash, wanted, input_size)
-    if cached is None:
-        started = time.perf_counter()
-        device = device or torch.device("cpu")
-        computed = np.empty((len(wanted), model.descriptor_dim), np.float32)
-        row = {frame: i for i, frame in enumerate(wanted)}
-        with torch.inference_mode(), _autocast(device):
-            for indices, batch in frame_batches(video, wanted, batch_size, input_size):
-                out = model(batch.to(device, non_blocking=True)).float().cpu().numpy()
-                computed[[row[i] for i in indices]] = out
-                if counter is not None:
-                    counter.images += len(indices)
-                    counter.batches += 1
-                if on_images:
-                    on_images(len(indices))
-        cache.put(computed, model.name, model.fingerprint, record, wanted, input_size, model_versions(),
-                  time.perf_counter() - started)
-        cached = cache.get(model.fingerprint, record.hash, wanted, input_size)
-        assert cached is not None
-    elif on_images:
-        on_images(len(wanted))
-    lookup = {frame: i for i, frame in enumerate(wanted)}
-    return cached[[lookup[int(f)] for f in frames]]
+    """(len(frames), D) float32 descriptors of `frames` of `video`, in the order given (in memory;
+    see `stored_descriptors` for a memory map)."""
+    stored = stored_descriptors(model, video, frames, cache, video_record, batch_size, device, input_size, counter,
+                                on_images)
+    return np.asarray(stored[stored_rows(frames)], dtype=np.float32)

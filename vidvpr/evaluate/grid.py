@@ -28,7 +28,7 @@ from vidvpr.core.records import FileRecord
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
-from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device
+from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device, stored_descriptors, stored_rows
 from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
 from vidvpr.evaluate.models import ModelChoice, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
@@ -42,7 +42,7 @@ from vidvpr.evaluate.results import (
     write_predictions,
     write_results_csv,
 )
-from vidvpr.evaluate.search import build_index, search
+from vidvpr.evaluate.search import DatabaseLike, build_index, empty_index, search
 from vidvpr.media.probe import probe_video
 from vidvpr.models.initialise import model_versions
 from vidvpr.models.model import VPRModel
@@ -166,6 +166,28 @@ def describe_rows(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell, 
     return out
 
 
+def database_parts(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell,
+                   cache: DescriptorCache, config: EvalConfig, device: torch.device,
+                   counter: ForwardCounter) -> list[np.ndarray]:
+    """Descriptors of `rows` (in order) as slices of the cache's float16 memory maps, one per run of
+    rows that are consecutive stored frames of one video: a database is read chunk by chunk into
+    the index (`build_index`), never whole into memory."""
+    source: list[tuple[int, int]] = [(0, 0)] * len(rows)  # (which memory map, row in it) per row
+    stored = []
+    for members, video, record, frames, size in video_requests(rows, cell, reference, config):
+        for member, position in zip(members, stored_rows(frames)):
+            source[member] = (len(stored), position)
+        stored.append(stored_descriptors(model, video, frames, cache, record, config.batch_size, device, size,
+                                         counter))
+    parts, start = [], 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or source[end] != (source[end - 1][0], source[end - 1][1] + 1):
+            which, first = source[start]
+            parts.append(stored[which][first:first + end - start])
+            start = end
+    return parts
+
+
 def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int]) -> dict[str, dict[int, float]]:
     """Recall@N per view direction over the counted queries (views with none counted are left out)."""
     out = {}
@@ -221,6 +243,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
                                   "options": model.options, "whitening": model.whiten is not None})
             prepared.append((choice, model))
+            empty_index(config.index, len(manifest.database), model.descriptor_dim)  # BadInput before the work
         if on_status:
             on_status("eval")
         from vidvpr.evaluate.units import eval_inputs, run_cells  # they run this module's functions
@@ -252,7 +275,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips)
 
 
-def _score_cell(choice: ModelChoice, cell: GridCell, database: np.ndarray, queries: np.ndarray, manifest: Manifest,
+def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, queries: np.ndarray, manifest: Manifest,
                 positives_at: dict[float, list[np.ndarray]], config: EvalConfig, ns: list[int],
                 out_dir: Path) -> list[EvalRow]:
     """Search the cell's queries in its database, write the ranking, count recall per threshold."""

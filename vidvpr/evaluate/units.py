@@ -22,7 +22,7 @@ from vidvpr.dataset.records import DATA_FILES
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video
 from vidvpr.evaluate.cells import GridCell
-from vidvpr.evaluate.grid import EvalConfig, _score_cell, describe_rows, video_requests
+from vidvpr.evaluate.grid import EvalConfig, _score_cell, database_parts, describe_rows, video_requests
 from vidvpr.evaluate.models import ModelChoice
 from vidvpr.evaluate.results import EvalRow
 from vidvpr.models.model import VPRModel
@@ -46,7 +46,7 @@ def score_unit(model: VPRModel, choice: ModelChoice, cell: GridCell, reference: 
     images put through the model, 0 when `describe_unit` cached every descriptor)."""
     counter = ForwardCounter()
     db_cell = reference if config.protocol == "reference" else cell
-    database = describe_rows(model, manifest.database, db_cell, reference, cache, config, device, counter, None)
+    database = database_parts(model, manifest.database, db_cell, reference, cache, config, device, counter)
     queries = describe_rows(model, manifest.queries, cell, reference, cache, config, device, counter, None)
     return _score_cell(choice, cell, database, queries, manifest, positives_at, config, ns, out_dir), counter.images
 
