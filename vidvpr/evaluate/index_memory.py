@@ -10,8 +10,9 @@ inverted lists, coarse centroids, PQ codebooks, HNSW links and transforms it hol
     HNSWM            4·D (or the storage's code) + 4·(2M + M/(M−1)) links + 12 (level, offset)
     PCAr / OPQ, RFlat  their matrices / a flat copy (4·D per vector) on top
 
-faiss grows its arrays as vectors are added (std::vector doubling), so the steady state sits up
-to ``GROWTH`` above the sum; the check compares that against the memory available now (the
+faiss grows its arrays as vectors are added (std::vector doubling): inverted lists, appended to a
+few codes at a time, hold ``LIST_SLACK`` times their codes, and the whole sits up to ``GROWTH``
+above the sum (both measured as resident memory by tools/bench_search.py); the check compares that against the memory available now (the
 smaller of MemAvailable and a cgroup limit), and refuses with one line naming what would fit.
 """
 
@@ -25,7 +26,8 @@ import faiss
 
 from vidvpr.core.errors import BadInput
 
-GROWTH = 1.10           # measured: 1M × 512 Flat 1.05, IVF-PQ 1.08 of the sum (tools/bench_search.py)
+GROWTH = 1.10           # resident / serialised bytes at 1M × 256: Flat 1.02, HNSW32 1.00, IVF4096,PQ64 1.08
+LIST_SLACK = 1.30       # resident / serialised inverted lists at 1M × 256: IVF4096,SQ8 1.27
 IVF_LIST_BYTES = 48     # two std::vector headers per inverted list
 ID_BYTES = 8            # faiss idx_t
 LINK_BYTES = 4          # HNSW neighbours are int32
@@ -107,7 +109,7 @@ def _typed_bytes(index: faiss.Index, rows: int) -> int:
         links = LINK_BYTES * (2 * m + m / max(m - 1, 1))
         return int(rows * (links + 12)) + _structure_bytes(index.storage, rows)
     if isinstance(index, faiss.IndexIVF):
-        lists = rows * (index.code_size + ID_BYTES) + index.nlist * IVF_LIST_BYTES
+        lists = int(LIST_SLACK * rows * (index.code_size + ID_BYTES)) + index.nlist * IVF_LIST_BYTES
         block = getattr(index, "bbs", 0)
         if block:  # fast-scan lists are padded to whole blocks of `bbs` codes
             lists += index.nlist * block * index.code_size
@@ -160,9 +162,26 @@ def gigabytes(size: float) -> str:
     return f"{value:.0f} GB" if value >= 10 else f"{value:.1f} GB" if value >= 1 else f"{value:.2g} GB"
 
 
+def ivf_lists(rows: int) -> int:
+    """Inverted lists for `rows` vectors: faiss's guideline 4·√N as a power of two in [64, 65536]."""
+    return max(64, min(65536, 2 ** round(math.log2(4 * math.sqrt(max(rows, 1))))))
+
+
+def built_bytes(index: faiss.Index) -> int:
+    """Bytes a built index holds, measured: its serialised size plus IVF-PQ's precomputed table
+    (kept in memory, never serialised)."""
+    table = 0
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        typed = faiss.downcast_index(ivf)
+        if isinstance(typed, faiss.IndexIVFPQ):
+            table = 4 * typed.precomputed_table.size()
+    return int(faiss.serialize_index(index).nbytes) + table
+
+
 def alternatives(rows: int, dim: int) -> list[str]:
     """Factory strings to suggest, most accurate first, each valid for `dim`."""
-    lists = max(64, min(65536, 2 ** round(math.log2(4 * math.sqrt(rows)))))  # faiss's guideline 4·√N
+    lists = ivf_lists(rows)
     codes = [m for m in (64, 32, 16, 8) if dim % m == 0 and m <= dim]
     out = ["Flat", "HNSW32", f"IVF{lists},Flat", f"IVF{lists},SQ8"]
     return out + [f"IVF{lists},PQ{m}" for m in codes]
