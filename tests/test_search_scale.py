@@ -198,7 +198,7 @@ def test_approximate_indexes_run_end_to_end_through_vidvpr_eval(dataset, eval_ou
     ("IVF2,Flat|nprobe=x", "vidvpr: error: bad faiss search parameters 'nprobe=x'"),
     ("NotAnIndex", "vidvpr: error: bad faiss index factory string 'NotAnIndex'"),
 ])
-def test_bad_index_options_through_vidvpr_eval_are_one_line_exit_2_writing_nothing(
+def test_bad_index_options_through_vidvpr_eval_are_one_line_exit_2_before_any_descriptor(
         dataset, tmp_path: Path, factory: str, message: str) -> None:  # noqa: F811
     code, stderr, _ = _eval(dataset[0], tmp_path / "out", "--index", factory)
     assert code == 2 and stderr.startswith(message) and stderr.count("\n") == 1
