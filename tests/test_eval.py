@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from tests.test_export import encode_cells
@@ -231,3 +232,19 @@ def test_eval_runs_over_mixed_codec_cells_and_plots_codecs_side_by_side(dataset,
     assert [row["codec"] for row in rows[1:]] == [*codecs[:4], "libx264", "libx264", "libx265", "lossless"]
     assert all(0 <= float(row["recall@1"]) <= 1 and float(row["kbps"]) > 0 for row in rows[1:])
     assert (tmp_path / "eval" / "recall_vs_kbps.png").read_bytes()[:4] == b"\x89PNG" and result.rows
+
+
+def test_pca_whitening_is_fitted_on_a_bounded_sample_of_the_database(dataset, tmp_path: Path, monkeypatch) -> None:
+    """A database of millions of frames is never concatenated in memory to fit the PCA."""
+    from vidvpr.evaluate import models as eval_models
+
+    monkeypatch.setattr(eval_models, "PCA_FIT_FRAMES", 12)
+    result = evaluate_grid(dataset[0], tmp_path, EvalConfig(cells=("reference",), pca_dim=8, batch_size=8))
+    assert len(load_manifest(dataset[0]).database) > 12
+    saved = list((tmp_path / "models").glob("*-pca8.pt"))
+    assert len(saved) == 1
+    whitened = load_model("netvlad-efficientnet-lite0", saved[0])
+    assert whitened(torch.zeros(1, 3, 36, 64)).shape == (1, 8)
+    metadata = torch.load(saved[0], weights_only=True)["metadata"]
+    assert metadata["whitening"] == "PCA to 8 fitted on 12 database frames"
+    assert result.rows and 0.0 <= result.rows[0].recall[1] <= 1.0

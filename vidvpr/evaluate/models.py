@@ -29,6 +29,7 @@ from vidvpr.models.registry import model_spec
 LOG = logging.getLogger(__name__)
 
 INIT_IMAGES = 400  # database frames sampled for k-means (evenly along the manifest)
+PCA_FIT_FRAMES = 20_000  # database frames PCA-whitening is fitted on at most: 20k × 7168-D is 1.1 GB in float64
 MODELS_DIR = "models"
 
 
@@ -100,14 +101,15 @@ def _with_whitening(model: VPRModel, choice: ModelChoice, manifest: Manifest, re
                     models_dir: Path, cache: DescriptorCache, device: torch.device, batch_size: int,
                     pca_dim: int, counter: ForwardCounter) -> VPRModel:
     """The model with PCA-whitening to `pca_dim`, fitted on the database reference descriptors
-    (the NetVLAD paper's practice), saved beside the model and reused when already fitted."""
+    (the NetVLAD paper's practice; at most `PCA_FIT_FRAMES` of them, evenly along the manifest, so a
+    database of millions of frames is never held in memory), saved beside the model and reused."""
     path = models_dir / f"{choice.label.replace(':', '-')}-{model.fingerprint[:12]}-pca{pca_dim}.pt"
     if path.is_file():
         return load_model(model.name, path).to(device)
     database = np.concatenate([
         describe_video(model, reference.videos[key][0], frames, cache, reference.videos[key][1], batch_size, device,
                        counter=counter)
-        for key, frames in _sampled_database_frames(manifest, reference, len(manifest.database)).items()])
+        for key, frames in _sampled_database_frames(manifest, reference, PCA_FIT_FRAMES).items()])
     mean, projection = fit_pca_whitening(database, pca_dim)
     model.set_whitening(PCAWhitening(torch.from_numpy(mean), torch.from_numpy(projection)))
     models_dir.mkdir(parents=True, exist_ok=True)
