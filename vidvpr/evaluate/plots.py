@@ -49,7 +49,8 @@ def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path
     sizes = list(dict.fromkeys(f"{r.width}x{r.height}" for members in curves.values() for r in members))
     colours = {codec: f"C{i % 10}" for i, codec in enumerate(codecs)}
     styles = {model: LINESTYLES[i % len(LINESTYLES)] for i, model in enumerate(models)}
-    # one codec: a colour per resolution, as before; several: a colour per codec, a marker per resolution
+    # one codec: a colour per resolution (per model when there is one resolution); several: a colour per codec,
+    # a marker per resolution
     groups = list(dict.fromkeys(group for _, group in curves))
     paths = []
     qp_label = "QP (JPEG: quality, higher is better)" if "jpeg" in codecs else "QP"
@@ -63,7 +64,10 @@ def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path
             points = [(x_of(r), r.recall[n]) for r in members if x_of(r) is not None]
             label = group if len(models) == 1 else f"{model} · {group}"
             size = f"{members[0].width}x{members[0].height}"
-            colour = (colours[_codec_of(members)] if len(codecs) > 1 else f"C{groups.index(group) % 10}")
+            if len(codecs) > 1:
+                colour = colours[_codec_of(members)]
+            else:  # one curve per model (teacher against students): a colour per model
+                colour = f"C{(models.index(model) if len(groups) == 1 else groups.index(group)) % 10}"
             marker = MARKERS[sizes.index(size) % len(MARKERS)] if len(codecs) > 1 else "o"
             ax.plot([x for x, _ in points], [y for _, y in points], marker=marker, color=colour,
                     linestyle=styles[model], label=label)
