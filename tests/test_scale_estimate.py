@@ -112,3 +112,15 @@ def test_the_tool_refuses_what_was_not_measured_in_one_line(measured: Path, caps
     argv = ["--measured", str(measured), "--hours", "1", "--codec", "libx265", "--search-gflops", "1"]
     assert scale_estimate.main(argv) == 2
     assert "no measured libx265 cells under --measured (found: libx264)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--hours", "-5", "--hours must be positive, got -5"),
+    ("--workers", "0", "--workers must be positive, got 0"),
+    ("--query-fraction", "1", "--query-fraction must be below 1 (the rest is the database), got 1"),
+])
+def test_nonsense_numbers_are_one_line(measured: Path, capsys: pytest.CaptureFixture, option: str, value: str,
+                                       message: str) -> None:
+    argv = ["--measured", str(measured), "--hours", "1", "--search-gflops", "1", option, value]
+    assert scale_estimate.main(argv) == 2
+    assert capsys.readouterr().err == f"scale_estimate: error: {message}\n"

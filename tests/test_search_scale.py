@@ -230,3 +230,11 @@ def test_the_search_benchmark_runs_at_a_small_size_and_reports_every_index() -> 
     for entry in report["indexes"]:
         assert 0 <= entry["recall_at_1"] <= 1 and entry["qps"] > 0 and entry["bytes"] > 0
     assert report["indexes"][0]["recall_at_1"] > 0.5 and report["indexes"][0]["recall_ratio"] == 1
+
+
+def test_the_search_benchmark_refuses_a_bad_index_string_in_one_line_before_writing_the_database() -> None:
+    result = subprocess.run([sys.executable, str(TOOLS / "bench_search.py"), "--rows", "1000", "--dim", "16",
+                             "--index", "NOPE", "--quiet"], capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("bench_search.py: error: bad faiss index factory string 'NOPE': "
+                                                      "could not parse index string NOPE")

@@ -39,9 +39,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.index_memory import built_bytes, index_bytes, ivf_lists
 from vidvpr.evaluate.search import (
     build_index,
+    empty_index,
     search,
     set_search_parameters,
     split_factory,
@@ -192,6 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench_search: {text}", file=sys.stderr, flush=True)
 
     factories = args.index or default_indexes(args.rows, args.dim)
+    for factory in factories:  # a bad string is one line now, not a traceback after the database is written
+        try:
+            empty_index(factory, args.rows, args.dim)
+        except BadInput as exc:
+            parser.error(str(exc))
     with tempfile.TemporaryDirectory(prefix="vidvpr-bench-search-") as work:
         progress(f"writing {args.rows:,} × {args.dim} float16 rows")
         database = write_database(Path(work) / "database.npy", args.rows, args.dim, args.seed)

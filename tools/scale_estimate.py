@@ -62,6 +62,13 @@ def _size(text: str) -> tuple[int, int]:
 
 def workload(args: argparse.Namespace, rates: Rates) -> Workload:
     """The dataset from the options, or from its probed source videos."""
+    for name in ("hours", "fps", "views", "file_minutes", "source_mbps", "sampled_fps", "query_fraction", "models",
+                 "workers", "cores", "gpu_mpx_per_s", "search_gflops"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise BadInput(f"--{name.replace('_', '-')} must be positive, got {value:g}")
+    if args.query_fraction >= 1:
+        raise BadInput(f"--query-fraction must be below 1 (the rest is the database), got {args.query_fraction:g}")
     if args.videos:
         infos = [probe_video(Path(path)) for path in args.videos]
         hours = sum(info.duration_s or 0 for info in infos) / 3600
