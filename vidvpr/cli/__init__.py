@@ -10,6 +10,7 @@ import os
 # costs nothing when the machine is idle. Must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -22,6 +23,43 @@ from vidvpr.cli.common import EXIT_INTERRUPTED, one_line  # noqa: E402
 from vidvpr.core.memory import retain_freed_memory  # noqa: E402
 
 retain_freed_memory()  # every stage allocates and frees frames and activations batch after batch
+
+
+# Every command as (where it is defined, its one-line summary), in pipeline order. A command's
+# module is imported only when that command runs or shows its own help, so `vidvpr --help` and the
+# commands that need no model never pay for torch or faiss (tests/test_startup.py checks the graph).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("vidvpr.cli.doctor:doctor", "Report the tools vidvpr found (exit 3 if one is missing)."),
+    "slice": ("vidvpr.cli.slice:slice_command", "Slice 360° videos into perspective view videos."),
+    "encode": ("vidvpr.cli.encode:encode_command", "Encode view videos over a codec × resolution × quantiser grid."),
+    "manifest": ("vidvpr.cli.manifest:manifest_command", "Sample view frames into a query/database manifest with positives."),
+    "export": ("vidvpr.cli.export:export_command", "Write a manifest's frames in the VPR-datasets-downloader layout."),
+    "eval": ("vidvpr.cli.evaluate:eval_command", "Recall@N of place recognition models across the encode grid."),
+    "models": ("vidvpr.cli.evaluate:models_command", "List the models vidvpr can load."),
+    "distill": ("vidvpr.cli.distill:distill_command", "Distil a student for low-quality frames from a teacher."),
+    "study": ("vidvpr.cli.study:study_command", "Recall against bitrate: Bjøntegaard deltas, Pareto fronts."),
+    "report": ("vidvpr.cli.report:report_command", "One self-contained HTML report of a study."),
+    "demo": ("vidvpr.cli.demo:demo_group", "The built-in synthetic 360° world: make, run, study."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command `name` of COMMANDS, imported now, with the summary `vidvpr --help` shows."""
+    location, summary = COMMANDS[name]
+    module, attribute = location.split(":")
+    command = getattr(importlib.import_module(module), attribute)
+    command.short_help = summary
+    return command
+
+
+class LazyCommand(click.Command):
+    """A placeholder for a command whose module is imported the first time it is used."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, short_help=COMMANDS[name][1])
+
+    def real(self) -> click.Command:
+        return load_command(self.name)
 
 
 class OneLineGroup(click.Group):
@@ -40,6 +78,20 @@ class OneLineGroup(click.Group):
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return command.real() if isinstance(command, LazyCommand) else command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # pipeline order, not alphabetical
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the summaries alone: listing never imports a command."""
+        rows = [(name, command.short_help or "") for name, command in self.commands.items() if not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="vidvpr")
@@ -57,20 +109,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def _register() -> None:
-    from vidvpr.cli.demo import demo_group
-    from vidvpr.cli.distill import distill_command
-    from vidvpr.cli.doctor import doctor
-    from vidvpr.cli.encode import encode_command
-    from vidvpr.cli.evaluate import eval_command, models_command
-    from vidvpr.cli.export import export_command
-    from vidvpr.cli.manifest import manifest_command
-    from vidvpr.cli.report import report_command
-    from vidvpr.cli.slice import slice_command
-    from vidvpr.cli.study import study_command
-
-    for command in (doctor, slice_command, encode_command, manifest_command, export_command, eval_command,
-                    models_command, distill_command, study_command, report_command, demo_group):
-        main.add_command(command)
+    for name in COMMANDS:
+        main.add_command(LazyCommand(name), name)
 
 
 _register()

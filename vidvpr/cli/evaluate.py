@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
-from vidvpr.evaluate.grid import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
+from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
 
 DEFAULTS = EvalConfig()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_names
-from vidvpr.dataset.export import DEFAULT_JPEG_QUALITY
+from vidvpr.dataset.vpr_names import DEFAULT_JPEG_QUALITY
 from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
 
 

@@ -22,12 +22,19 @@ M_MMAP_THRESHOLD = -3
 THRESHOLD_BYTES = 1 << 30  # blocks up to 1 GiB come from (and return to) the heap
 
 
+def _libc() -> ctypes.CDLL:
+    """glibc, by its usual name first: find_library runs a subprocess (10 ms of every start-up)."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+
+
 @functools.cache
 def retain_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (once); False where there is no glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
+        libc = _libc()
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False

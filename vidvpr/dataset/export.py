@@ -37,7 +37,7 @@ from vidvpr.core.records import FileRecord, Record
 from vidvpr.core.sidecars import CellSidecar
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, MANIFEST_FILE, ManifestRow
-from vidvpr.dataset.vpr_names import NAMING, row_filename
+from vidvpr.dataset.vpr_names import DEFAULT_JPEG_QUALITY, NAMING, row_filename
 from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
 from vidvpr.encoding.plan import cell_paths
 from vidvpr.media.decode import decode_selected
@@ -47,7 +47,6 @@ LOG = logging.getLogger(__name__)
 EXPORT_FILE = "export.json"
 IMAGES_DIR = "images"
 SPLIT_DIRS = {"database": "images/test/database", "query": "images/test/queries"}
-DEFAULT_JPEG_QUALITY = 95
 RES_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
 

@@ -22,6 +22,7 @@ ID_SEPARATOR = "~"  # stands for "/" of a row id inside the pano_id field
 NAME_FIELDS = ("utm_east", "utm_north", "utm_zone_number", "utm_zone_letter", "lat", "lon", "pano_id", "tile_num",
                "heading", "pitch", "roll", "height", "timestamp", "note", "extension")
 NAMING = "@" + "@".join(NAME_FIELDS)
+DEFAULT_JPEG_QUALITY = 95  # of exported images
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from vidvpr.core.errors import BadInput
 from vidvpr.core.records import FileRecord, Record
-from vidvpr.distill.losses import DEFAULT_MARGIN, DistillLoss
-from vidvpr.distill.mining import DEFAULT_NEGATIVE_RADIUS_M, DEFAULT_NEGATIVES
-from vidvpr.distill.teacher import FREEZE_CHOICES
-from vidvpr.evaluate.grid import DEFAULT_MODEL
+from vidvpr.evaluate.config import DEFAULT_MODEL
 
+if TYPE_CHECKING:  # torch is imported only when training starts, never by `vidvpr distill --help`
+    from vidvpr.distill.losses import DistillLoss
+
+DEFAULT_MARGIN = 0.1              # NetVLAD's m, on squared Euclidean distances
+DEFAULT_NEGATIVE_RADIUS_M = 25.0  # NetVLAD's nonTrivPosDistSqThr / negative distance
+DEFAULT_NEGATIVES = 10            # NetVLAD's nNeg
+FREEZE_CHOICES = ("early", "none")  # what stays fixed in the student (see distill.teacher.make_student)
 DEFAULT_LOSS = "ickd,mse,triplet"
 DEFAULT_LAMBDA_ICKD = 0.02
 DEFAULT_LAMBDA_MSE = 4000.0
@@ -64,6 +70,8 @@ class DistillConfig:
     resume: bool = False
 
     def distill_loss(self) -> DistillLoss:
+        from vidvpr.distill.losses import DistillLoss
+
         return DistillLoss.from_string(self.loss, lambda_ickd=self.lambda_ickd, lambda_mse=self.lambda_mse,
                                        margin=self.margin)
 

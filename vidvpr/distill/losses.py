@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidvpr.core.errors import BadInput
+from vidvpr.distill.config import DEFAULT_MARGIN
 
 LOSS_TERMS = ("ickd", "mse", "triplet")
 DEFAULT_LAMBDA_ICKD = 1.0
 DEFAULT_LAMBDA_MSE = 1.0
-DEFAULT_MARGIN = 0.1  # NetVLAD's m, on squared Euclidean distances
 
 
 def inter_channel_correlation(z: Tensor) -> Tensor:

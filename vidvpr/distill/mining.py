@@ -24,10 +24,9 @@ import torch
 
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.positives import find_positives
+from vidvpr.distill.config import DEFAULT_NEGATIVE_RADIUS_M, DEFAULT_NEGATIVES  # noqa: F401  (re-exported)
 from vidvpr.distill.losses import select_positive
 
-DEFAULT_NEGATIVE_RADIUS_M = 25.0  # NetVLAD's nonTrivPosDistSqThr / negative distance
-DEFAULT_NEGATIVES = 10            # NetVLAD's nNeg
 NEGATIVE_POOL = 1000              # NetVLAD's nNegSample
 
 

@@ -22,6 +22,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter
 from vidvpr.descriptors.frames import normalise_images
+from vidvpr.distill.config import FREEZE_CHOICES
 from vidvpr.distill.pairs import ImageTrainingSet, TrainingSet, VideoTrainingSet
 from vidvpr.evaluate.models import INIT_IMAGES, MODELS_DIR, ModelChoice, parse_model_choice, prepare_model
 from vidvpr.models import VPRModel, initialise_netvlad, load_model
@@ -76,7 +77,6 @@ EARLY_LAYERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "netvlad-vgg16": lambda options: [f"encoder.{i}." for i in range(VGG16_CONV5)],
     "netvlad-efficientnet-lite0": _efficientnet_early,
 }
-FREEZE_CHOICES = ("early", "none")
 
 
 def make_student(teacher: VPRModel, freeze: str = "early") -> VPRModel:

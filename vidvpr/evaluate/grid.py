@@ -30,6 +30,14 @@ from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device, stored_descriptors, stored_rows
 from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
+from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
+    CACHE_DIR,
+    DEFAULT_MODEL,
+    INPUT_SIZES,
+    PROTOCOLS,
+    EvalConfig,
+    validate_config,
+)
 from vidvpr.evaluate.models import ModelChoice, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
 from vidvpr.evaluate.recall import DEFAULT_NS, filter_positives_by_distance, first_positive_rank, recall_at_n
@@ -50,32 +58,6 @@ from vidvpr.run import Executor, InProcessExecutor
 
 LOG = logging.getLogger(__name__)
 
-PROTOCOLS = ("same", "reference")
-INPUT_SIZES = ("cell", "reference")
-DEFAULT_MODEL = "netvlad-efficientnet-lite0"
-CACHE_DIR = "descriptors"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Every `vidvpr eval` option, with its default written once."""
-
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
-    enc_dir: Path | None = None  # None: the reference views only
-    protocol: str = "same"
-    input_size: str = "cell"
-    cells: tuple[str, ...] | None = None  # None: every cell (and the reference)
-    recall_at: tuple[int, ...] = DEFAULT_NS
-    thresholds_m: tuple[float, ...] | None = None  # None: the manifest's radius
-    index: str | None = None  # faiss factory string; None: exact L2
-    batch_size: int = 16
-    device: str = "cpu"
-    pca_dim: int | None = None
-    cache_dir: Path | None = None  # None: EVAL/descriptors
-    root: Path | None = None
-    save_preds: int = 0  # query strips per cell
-
-
 @dataclass
 class EvalResult:
     """What `evaluate_grid` wrote."""
@@ -87,27 +69,6 @@ class EvalResult:
     forward_images: int
     cache_bytes: int
     strips: list[Path] = field(default_factory=list)
-
-
-def validate_config(config: EvalConfig) -> None:
-    if config.protocol not in PROTOCOLS:
-        raise BadInput(f"Unknown --database '{config.protocol}'. Use {' or '.join(PROTOCOLS)}.")
-    if config.input_size not in INPUT_SIZES:
-        raise BadInput(f"Unknown --input-size '{config.input_size}'. Use {' or '.join(INPUT_SIZES)}.")
-    if not config.models:
-        raise BadInput("give at least one --model")
-    if not config.recall_at or any(n < 1 for n in config.recall_at):
-        raise BadInput(f"--recall-at takes positive integers, got {list(config.recall_at)}")
-    if config.thresholds_m is not None and (not config.thresholds_m or any(not t > 0 for t in config.thresholds_m)):
-        raise BadInput(f"--threshold takes positive distances in metres, got {list(config.thresholds_m)}")
-    if config.batch_size < 1:
-        raise BadInput(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.pca_dim is not None and config.pca_dim < 1:
-        raise BadInput(f"--pca-dim must be at least 1, got {config.pca_dim}")
-    if config.save_preds < 0:
-        raise BadInput(f"--save-preds must not be negative, got {config.save_preds}")
-    if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
-        raise BadInput("--cells names encoded cells: give --enc with the encode folder")
 
 
 def _absolute_paths(config: EvalConfig) -> EvalConfig:

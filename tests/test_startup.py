@@ -1,0 +1,79 @@
+"""Start-up: the command line imports a command's module only when that command is used, and the
+commands that need no model never import torch or faiss (the import graph, not a timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+import pytest
+
+from vidvpr.cli import COMMANDS, load_command, main
+
+HEAVY = ("torch", "faiss", "matplotlib")
+# `vidvpr doctor` imports torch and faiss on purpose: it reports whether they load
+MODEL_FREE = ("slice", "encode", "manifest", "export", "study", "report")
+
+
+def _imported_after(argv: list[str]) -> dict[str, list[str]]:
+    """Run `vidvpr ARGV` in a fresh interpreter; which heavy and which vidvpr.cli modules it imported."""
+    code = (
+        "import json, sys\n"
+        "from vidvpr.cli import main\n"
+        "try:\n"
+        f"    main.main({argv!r}, prog_name='vidvpr', standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps({'heavy': sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{HEAVY!r}), 'cli': sorted(m for m in sys.modules if m.startswith('vidvpr.cli.'))}}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_listing_the_commands_imports_none_of_them() -> None:
+    imported = _imported_after(["--help"])
+    assert imported["heavy"] == []
+    assert imported["cli"] == ["vidvpr.cli.common"]
+
+
+@pytest.mark.parametrize("command", [*COMMANDS])
+def test_a_commands_help_never_imports_torch_or_faiss(command: str) -> None:
+    assert _imported_after([command, "--help"])["heavy"] == []
+
+
+@pytest.mark.parametrize("command", MODEL_FREE)
+def test_commands_that_need_no_model_never_import_torch_or_faiss_when_they_run(command: str, tmp_path) -> None:
+    # each fails at once on a missing input: far enough to have imported everything it runs with
+    argv = {"slice": ["slice", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "v")],
+            "encode": ["encode", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "e")],
+            "manifest": ["manifest", str(tmp_path / "no.toml"), "--out", str(tmp_path / "m")],
+            "export": ["export", str(tmp_path / "m"), "--out", str(tmp_path / "x")],
+            "study": ["study", str(tmp_path / "eval"), "--out", str(tmp_path / "s")],
+            "report": ["report", str(tmp_path / "s"), "--out", str(tmp_path / "r.html")]}[command]
+    assert _imported_after(argv)["heavy"] == []
+
+
+def test_the_listing_shows_every_command_in_pipeline_order_with_its_summary() -> None:
+    listing = CliRunner().invoke(main, ["--help"]).output
+    section = listing[listing.index("Commands:"):]
+    positions = [section.index(f"  {name} ") for name in COMMANDS]
+    assert positions == sorted(positions)
+    for name, (_, summary) in COMMANDS.items():
+        assert " ".join(summary.split()[:3]) in " ".join(section.split())
+
+
+@pytest.mark.parametrize("command", [*COMMANDS])
+def test_every_listed_command_loads_under_its_name(command: str) -> None:
+    loaded = load_command(command)
+    assert isinstance(loaded, click.Command) and loaded.name == command
+    assert loaded.short_help == COMMANDS[command][1]
+
+
+def test_an_unknown_command_is_one_line_exit_2() -> None:
+    done = subprocess.run([sys.executable, "-m", "vidvpr", "slcie"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "slcie" in done.stderr

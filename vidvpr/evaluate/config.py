@@ -1,0 +1,60 @@
+"""Every `vidvpr eval` option with its default written once, and the checks on them.
+
+Kept apart from the stage (`vidvpr.evaluate.grid`) so that the command line, `vidvpr distill`
+and anything else that needs a default can read it without importing torch or faiss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidvpr.core.errors import BadInput
+from vidvpr.evaluate.recall import DEFAULT_NS
+
+PROTOCOLS = ("same", "reference")
+INPUT_SIZES = ("cell", "reference")
+DEFAULT_MODEL = "netvlad-efficientnet-lite0"
+CACHE_DIR = "descriptors"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Every `vidvpr eval` option, with its default written once."""
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    enc_dir: Path | None = None  # None: the reference views only
+    protocol: str = "same"
+    input_size: str = "cell"
+    cells: tuple[str, ...] | None = None  # None: every cell (and the reference)
+    recall_at: tuple[int, ...] = DEFAULT_NS
+    thresholds_m: tuple[float, ...] | None = None  # None: the manifest's radius
+    index: str | None = None  # faiss factory string; None: exact L2
+    batch_size: int = 16
+    device: str = "cpu"
+    pca_dim: int | None = None
+    cache_dir: Path | None = None  # None: EVAL/descriptors
+    root: Path | None = None
+    save_preds: int = 0  # query strips per cell
+
+
+
+def validate_config(config: EvalConfig) -> None:
+    if config.protocol not in PROTOCOLS:
+        raise BadInput(f"Unknown --database '{config.protocol}'. Use {' or '.join(PROTOCOLS)}.")
+    if config.input_size not in INPUT_SIZES:
+        raise BadInput(f"Unknown --input-size '{config.input_size}'. Use {' or '.join(INPUT_SIZES)}.")
+    if not config.models:
+        raise BadInput("give at least one --model")
+    if not config.recall_at or any(n < 1 for n in config.recall_at):
+        raise BadInput(f"--recall-at takes positive integers, got {list(config.recall_at)}")
+    if config.thresholds_m is not None and (not config.thresholds_m or any(not t > 0 for t in config.thresholds_m)):
+        raise BadInput(f"--threshold takes positive distances in metres, got {list(config.thresholds_m)}")
+    if config.batch_size < 1:
+        raise BadInput(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.pca_dim is not None and config.pca_dim < 1:
+        raise BadInput(f"--pca-dim must be at least 1, got {config.pca_dim}")
+    if config.save_preds < 0:
+        raise BadInput(f"--save-preds must not be negative, got {config.save_preds}")
+    if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
+        raise BadInput("--cells names encoded cells: give --enc with the encode folder")
