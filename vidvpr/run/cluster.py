@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -296,6 +297,28 @@ def _serves_dashboard() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
+PROBE_TIMEOUT_S = 2.0  # a host that neither accepts nor refuses is left to Dask's own (longer) timeout
+
+
+def _refuse_if_nothing_listens(address: str) -> None:
+    """ConnectionRefusedError at once when the scheduler's host answers that nothing listens on the
+    port: Dask's Client would retry until its whole connect timeout (30 s by default) has passed.
+    Only tcp:// and tls:// addresses are probed; a silent host (firewall, no route) is not decided here."""
+    from distributed.comm import parse_address, parse_host_port, resolve_address
+
+    scheme, location = parse_address(resolve_address(address))
+    if scheme not in ("tcp", "tls"):
+        return
+    host, port = parse_host_port(location)
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except ConnectionRefusedError:
+        raise ConnectionRefusedError(f"connection refused: nothing listens on {host}:{port}") from None
+    except OSError:  # timeout, unreachable network: Dask decides with its own timeout
+        return
+
+
 def connect(address: str, timeout_s: float | None = None) -> DaskExecutor:
     """A DaskExecutor on the scheduler at `address`; ToolMissing (exit 3) in one line when it cannot
     be reached within `timeout_s` (default: Dask's `distributed.comm.timeouts.connect`)."""
@@ -308,6 +331,7 @@ def connect(address: str, timeout_s: float | None = None) -> DaskExecutor:
         # a malformed address is refused here: a Client that fails on one lingers and its __del__
         # prints a traceback after a minute's wait
         resolve_address(address)
+        _refuse_if_nothing_listens(address)
         options = {} if timeout_s is None else {"timeout": timeout_s}
         client = Client(address, set_as_default=False, **options)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
