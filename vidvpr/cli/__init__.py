@@ -31,6 +31,7 @@ retain_freed_memory()  # every stage allocates and frees frames and activations 
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("vidvpr.cli.doctor:doctor", "Report the tools vidvpr found (exit 3 if one is missing)."),
     "slice": ("vidvpr.cli.slice:slice_command", "Slice 360° videos into perspective view videos."),
+    "import": ("vidvpr.cli.ingest:import_command", "Import perspective video, images or a VPR folder as view videos."),
     "encode": ("vidvpr.cli.encode:encode_command", "Encode view videos over a codec × resolution × quantiser grid."),
     "manifest": ("vidvpr.cli.manifest:manifest_command", "Sample view frames into a query/database manifest with positives."),
     "export": ("vidvpr.cli.export:export_command", "Write a manifest's frames in the VPR-datasets-downloader layout."),

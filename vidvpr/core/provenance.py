@@ -16,7 +16,7 @@ import os
 import platform
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,21 +72,32 @@ def sha256_file(path: Path) -> str:
     A file rewritten in place changes its mtime (and usually its size), so a stale hash is
     never served for new contents.
     """
-    path = Path(path)
-    before = path.stat()
-    key = _file_identity(before)
+    return sha256_files([path])[0]
+
+
+def sha256_files(paths: Sequence[Path]) -> list[str]:
+    """`sha256_file` of many files through one cache connection, new hashes stored in one transaction
+    (a transaction per file costs ~15 ms: half a minute for an image sequence of 2,000 small files)."""
+    digests, new = [], []
     with _hash_cache() as cache:
-        if cache is not None:
-            with contextlib.suppress(sqlite3.Error):
-                hit = cache.execute("SELECT hash FROM hashes WHERE dev=? AND ino=? AND size=? AND mtime_ns=?",
-                                    key).fetchone()
-                if hit:
-                    return str(hit[0])
-        digest = _hash_file_contents(path)
-        if cache is not None and _file_identity(path.stat()) == key:  # unchanged while hashing
+        for path in map(Path, paths):
+            key = _file_identity(path.stat())
+            hit = None
+            if cache is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    hit = cache.execute("SELECT hash FROM hashes WHERE dev=? AND ino=? AND size=? AND mtime_ns=?",
+                                        key).fetchone()
+            if hit:
+                digests.append(str(hit[0]))
+                continue
+            digest = _hash_file_contents(path)
+            digests.append(digest)
+            if _file_identity(path.stat()) == key:  # unchanged while hashing
+                new.append((*key, digest))
+        if cache is not None and new:
             with contextlib.suppress(sqlite3.Error), cache:
-                cache.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", (*key, digest))
-    return digest
+                cache.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", new)
+    return digests
 
 
 def params_hash(params: dict[str, Any]) -> str:

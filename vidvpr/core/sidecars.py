@@ -1,6 +1,8 @@
 """The sidecars one stage writes and a later stage reads, each defined once.
 
-`SliceSidecar` sits beside every view video (`vidvpr slice`), `CellSidecar` beside every
+`SliceSidecar` sits beside every view video: cut from 360° video by `vidvpr slice` (kind
+"view_video") or brought in from perspective footage by `vidvpr import` (kind
+"imported_view_video", with the source and camera records below); `CellSidecar` sits beside every
 encoded grid cell (`vidvpr encode`). The writer builds the model and saves it; readers load
 the same model, so a renamed field fails at once with a one-line error naming the file.
 """
@@ -13,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from vidvpr.core.records import Record, Strict
+from vidvpr.core.records import FileRecord, Record, Strict
 
 FRACTION_REGEX = r"^[0-9]{1,12}(/[0-9]{1,12})?$"  # str(Fraction): "30", "30000/1001"
 MAX_FRAMES = 10**9  # a day at 10 kHz: anything larger is a damaged sidecar, not a video
@@ -135,11 +137,12 @@ class FrameTimes(Strict):
 
 class ViewEncodingRecord(Strict):
     codec: str
-    crf: int
-    preset: str
+    crf: int | None  # None: the source's own stream, copied (stream_copy)
+    preset: str | None
     pix_fmt: str
     color: ColorRecord
     encoder_settings: str | None
+    stream_copy: bool = False  # vidvpr import: the source's packets, unchanged, with timestamps from 0
 
 
 class OutputRecord(Strict):
@@ -149,15 +152,63 @@ class OutputRecord(Strict):
     bytes: int
 
 
+# ---------------------------------------------------------------- vidvpr import: perspective footage
+
+
+class ImportedSourceRecord(Strict):
+    """The perspective footage an imported view video came from: one video, or a sequence of images."""
+
+    kind: Literal["video", "images"]
+    path: str  # the video, or the folder holding the images
+    bytes: int  # the video's size, or all images' together
+    hash: str  # the video's content hash, or the hash of every image's name and content hash in order
+    width: int
+    height: int
+    codec: str  # the video's codec, or the images' format ("png", "jpeg", "jpeg+png")
+    pix_fmt: str
+    fps: str = Field(pattern=FRACTION_REGEX)  # the video's rate; images: --fps, or their median rate
+    frames: int = Field(ge=1, le=MAX_FRAMES)
+    color: ColorRecord
+    times_from: str  # "the video's timestamps", "--fps", "file names", "EXIF DateTimeOriginal"
+    t0_epoch_s: float | None = None  # UTC time of the first frame, when the images carry absolute times
+    images: list[str] | None = None  # images: their names in frame order, relative to `path`
+
+    @model_validator(mode="after")
+    def _images_listed(self) -> ImportedSourceRecord:
+        if (self.kind == "images") != (self.images is not None):
+            raise ValueError("images are listed exactly when the source is a sequence of images")
+        if self.images is not None and len(self.images) != self.frames:
+            raise ValueError(f"images lists {len(self.images)} names for {self.frames} frames")
+        return self
+
+
+class CameraRecord(Strict):
+    """The camera of an imported view, as given, and what the import did to its frames.
+
+    `matrix` and `distortion` are as given (OpenCV: pixel i's centre at i, coefficients k1 k2 p1 p2
+    [k3 [k4 k5 k6 [s1 s2 s3 s4 [tx ty]]]]); the view's own pinhole model is in the sidecar's
+    geometry.intrinsics (centres at +0.5, after undistortion when done).
+    """
+
+    given_by: str  # "--hfov", "--intrinsics" or "calibration file"
+    calibration: FileRecord | None
+    calibration_size: list[int] | None  # [width, height] the calibration was made at (scaled to the frames)
+    matrix: list[list[float]]
+    distortion: list[float]
+    undistorted: bool
+    undistort_alpha: float | None  # cv2.getOptimalNewCameraMatrix: 0 keeps only valid pixels
+    even: str | None  # how an odd frame size was made even for yuv420p ("cropped 1 column at the right")
+
+
 class SliceSidecar(Record):
-    """`<view>.json` beside each view video of `vidvpr slice`."""
+    """`<view>.json` beside each view video of `vidvpr slice` or `vidvpr import`."""
 
     SCHEMA = "vidvpr.slice/2"
-    KIND = "vidvpr slice sidecar"
+    KIND = "vidvpr view sidecar"
 
-    kind: Literal["view_video"] = "view_video"
+    kind: Literal["view_video", "imported_view_video"] = "view_video"
     view: str
-    source: SourceRecord
+    source: SourceRecord | ImportedSourceRecord
     geometry: GeometryRecord
     frames: int
     timestamps: FrameTimes
@@ -169,11 +220,22 @@ class SliceSidecar(Record):
     command: list[str]
     elapsed_s: float
 
+    camera: CameraRecord | None = None  # imported views: the real camera (sliced views: geometry says it all)
+
     @model_validator(mode="after")
     def _frames_agree(self) -> SliceSidecar:
         if self.frames != self.timestamps.frames:
             raise ValueError(f"frames ({self.frames}) and timestamps.frames ({self.timestamps.frames}) disagree")
+        imported = self.kind == "imported_view_video"
+        if imported != isinstance(self.source, ImportedSourceRecord) or imported != (self.camera is not None):
+            raise ValueError(f"kind {self.kind!r} needs {'an imported' if imported else 'a 360°'} source record "
+                             f"and {'a' if imported else 'no'} camera record")
         return self
+
+    @property
+    def imported(self) -> bool:
+        """Whether the view came from `vidvpr import` (perspective footage) rather than `vidvpr slice`."""
+        return self.kind == "imported_view_video"
 
 
 class FrameQpRecord(Strict):

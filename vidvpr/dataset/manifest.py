@@ -76,7 +76,8 @@ class ManifestView:
 
 
 def read_view(root: Path, sidecar_path: Path, recording: str, source: str) -> ManifestView:
-    """A view's geometry and frame times from its `vidvpr slice` sidecar; its video must exist intact."""
+    """A view's geometry and frame times from its sidecar (`vidvpr slice` or `vidvpr import`); its video
+    must exist intact."""
     resolve_inside(root, sidecar_path, f"recording {recording} view sidecar", source)
     sidecar = SliceSidecar.load(sidecar_path)
     name = check_name(sidecar.view, "view", str(sidecar_path))
@@ -85,13 +86,17 @@ def read_view(root: Path, sidecar_path: Path, recording: str, source: str) -> Ma
     video, video_rel = resolve_inside(root, sidecar_path.with_suffix(".mp4"), f"recording {recording} view video",
                                       source)
     if not video.is_file():
-        raise BadInput(f"{video}: view video not found (its sidecar {sidecar_path.name} exists); re-run vidvpr slice")
+        raise BadInput(f"{video}: view video not found (its sidecar {sidecar_path.name} exists); re-run {_maker(sidecar)}")
     if video.stat().st_size != sidecar.output.bytes:
         raise BadInput(f"{video}: {video.stat().st_size} bytes but its sidecar says {sidecar.output.bytes}; "
-                       "re-run vidvpr slice")
+                       f"re-run {_maker(sidecar)}")
     if not np.isfinite(sidecar.timestamps.times()).all():
         raise BadInput(f"{sidecar_path}: timestamps must be finite")
     return ManifestView(name, video, video_rel, sidecar_path, sidecar)
+
+
+def _maker(sidecar: SliceSidecar) -> str:
+    return "vidvpr import" if sidecar.imported else "vidvpr slice"
 
 
 def _is_view_sidecar(path: Path) -> bool:
@@ -122,8 +127,8 @@ def find_views(definition: DatasetDefinition, rec: RecordingSpec) -> list[Manife
                 raise BadInput(f"{car}: view sidecar not found for recording {rec.name!r} (listed in {source})")
     else:
         if not folder.is_dir():
-            raise BadInput(f"{folder}: views folder of recording {rec.name!r} not found; "
-                           f"run vidvpr slice --out {views_dir} on its 360° video")
+            raise BadInput(f"{folder}: views folder of recording {rec.name!r} not found; run vidvpr slice --out "
+                           f"{views_dir} on its 360° video, or vidvpr import --out {views_dir} on other footage")
         sidecars = [car for car in sorted(folder.glob("*.json"))
                     if not is_partial_name(car.name) and _is_view_sidecar(car)]
         orphans = sorted({video.stem for video in folder.glob("*.mp4") if not is_partial_name(video.name)}
@@ -132,7 +137,8 @@ def find_views(definition: DatasetDefinition, rec: RecordingSpec) -> list[Manife
             LOG.warning("%s: left out %d video(s) without a vidvpr slice sidecar: %s", folder, len(orphans),
                         ", ".join(orphans))
         if not sidecars:
-            raise BadInput(f"{folder}: no view sidecars (*.json from vidvpr slice) for recording {rec.name!r}")
+            raise BadInput(f"{folder}: no view sidecars (*.json from vidvpr slice or vidvpr import) for recording "
+                           f"{rec.name!r}")
     return [read_view(root, car, rec.name, source) for car in sidecars]
 
 

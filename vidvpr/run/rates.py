@@ -77,7 +77,7 @@ def _slice_rates(paths: list[Path], cores: int, rates: Rates) -> None:
     runs: dict[tuple[str, float], list[SliceSidecar]] = {}
     for path in paths:
         car = SliceSidecar.load_or_none(path)
-        if car is not None and car.elapsed_s:
+        if car is not None and car.elapsed_s and not car.imported:  # imports cost no slicing
             runs.setdefault((car.source.hash, car.elapsed_s), []).append(car)
     if not runs:
         return

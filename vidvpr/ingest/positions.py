@@ -1,0 +1,106 @@
+"""Where imported frames were taken, written as the files `vidvpr manifest` reads: csv-xy
+trajectories (one sample per frame, at the frame's own time) and a dataset definition.
+
+Frame-index ground truth ("the same frame number is the same place", as in Nordland) is a
+trajectory whose x is the frame number times a spacing: positives within one spacing are then the
+frames next to each other, whatever the footage shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
+from vidvpr.core.errors import BadInput, OutputError
+from vidvpr.dataset.definition import DEFAULT_RADIUS_M, parse_definition
+
+LOG = logging.getLogger(__name__)
+
+CSV_XY_HEADER = "t,x,y"
+
+
+def _number(value: float) -> str:
+    """Shortest text that reads back as the same float (so positions survive exactly)."""
+    return repr(float(value))
+
+
+def trajectory_text(times_s: np.ndarray, easting_m: np.ndarray, northing_m: np.ndarray,
+                    heading_deg: np.ndarray | None = None, note: str = "") -> str:
+    """A csv-xy trajectory: one line per frame (t, x, y[, heading])."""
+    header = CSV_XY_HEADER + (",heading" if heading_deg is not None else "")
+    lines = [f"# {note}"] if note else []
+    lines.append(header)
+    for i, (t, x, y) in enumerate(zip(times_s, easting_m, northing_m)):
+        cells = [_number(t), _number(x), _number(y)]
+        if heading_deg is not None:
+            cells.append(_number(heading_deg[i]))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def index_trajectory_text(times_s: np.ndarray, spacing_m: float) -> str:
+    """Frame i at x = i * spacing_m, y = 0: positives within `spacing_m` are frame i's neighbours."""
+    if len(times_s) < 2:
+        raise BadInput("--positions index needs at least 2 frames (a trajectory has two samples or more)")
+    index = np.arange(len(times_s), dtype=float)
+    return trajectory_text(times_s, index * spacing_m, np.zeros(len(times_s)),
+                           note=f"vidvpr import --positions index:{spacing_m:g}: x = frame index x {spacing_m:g} m")
+
+
+def write_if_new(path: Path, text: str, force: bool, what: str) -> bool:
+    """Write `text` to `path` (atomically) unless it holds exactly that already; a file with other
+    content is replaced only with `force`. Returns whether it was written."""
+    path = Path(path)
+    if path.is_file():
+        try:
+            same = path.read_text(encoding="utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if same:
+            return False
+        if not force:
+            raise OutputError(f"{path}: already holds another {what}; --force replaces it")
+    ensure_writable_dir(path.parent)
+    write_text_atomic(path, text)
+    return True
+
+
+# ---------------------------------------------------------------- dataset definitions
+
+
+@dataclass(frozen=True)
+class DefinedRecording:
+    """A recording as the definition lists it: name, split, trajectory path relative to the root."""
+
+    name: str
+    split: str
+    trajectory: str
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def definition_text(name: str, views_dir: str, recordings: Sequence[DefinedRecording],
+                    radius_m: float = DEFAULT_RADIUS_M, max_heading_diff_deg: float | None = None,
+                    note: str = "") -> str:
+    """A dataset definition (TOML) using every frame of every recording (sampling "all"), checked
+    by the very reader `vidvpr manifest` uses before it is returned."""
+    lines = [f"# {line}" for line in note.splitlines()] + [
+        "[dataset]", f"name = {_toml_string(name)}", f"views_dir = {_toml_string(views_dir)}", "",
+        "[sampling]", 'database = "all"', 'query = "all"', "",
+        "[positives]", f"radius_m = {_number(radius_m)}"]
+    if max_heading_diff_deg is not None:
+        lines.append(f"max_heading_diff_deg = {_number(max_heading_diff_deg)}")
+    for rec in recordings:
+        lines += ["", "[[recordings]]", f"name = {_toml_string(rec.name)}", f"split = {_toml_string(rec.split)}",
+                  f"trajectory = {{ path = {_toml_string(rec.trajectory)}, format = \"csv-xy\" }}"]
+    text = "\n".join(lines) + "\n"
+    parse_definition(tomllib.loads(text), "the definition vidvpr import writes", Path("."))
+    return text

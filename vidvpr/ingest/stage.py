@@ -1,0 +1,166 @@
+"""`vidvpr import`: perspective footage (a video, an image sequence, a VPR-datasets-downloader
+folder) → view videos with the sidecars `vidvpr slice` writes, plus trajectories and a dataset
+definition where the footage says where it was taken.
+
+Every input is looked at before anything is written (video probed, every image's header read,
+sizes compared, the camera read), so bad input is one line and leaves nothing behind; outputs
+are written under temporary names and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vidvpr.core.atomic import removing_new_dirs
+from vidvpr.core.errors import BadInput
+from vidvpr.core.sidecars import SliceSidecar
+from vidvpr.dataset.definition import check_name
+from vidvpr.ingest import vpr_folder
+from vidvpr.ingest.camera import Camera, Undistortion, camera_from_options, undistortion
+from vidvpr.ingest.config import TRAJECTORIES_DIR, ImportConfig, validate_config
+from vidvpr.ingest.footage import Footage, looks_like_video, open_images, open_video
+from vidvpr.ingest.positions import DefinedRecording, definition_text, index_trajectory_text, trajectory_text, write_if_new
+from vidvpr.ingest.view import ImportResult, write_view
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportSummary:
+    """What `import_footage` wrote (or found done): views, trajectories, a dataset definition."""
+
+    views: list[ImportResult]
+    trajectories: list[str] = field(default_factory=list)
+    definition: str | None = None
+    radius_from: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"views": [asdict(view) for view in self.views], "trajectories": self.trajectories,
+                "definition": self.definition, "radius_from": self.radius_from}
+
+    def lines(self) -> list[str]:
+        lines = []
+        for view in self.views:
+            how = "already done, skipped" if view.skipped else ("stream copied" if view.stream_copy else "encoded")
+            lines.append(f"{view.recording}/{view.view}: {view.frames} frames, {how} ({view.path})")
+        lines += [f"trajectory {path}" for path in self.trajectories]
+        if self.definition:
+            lines.append(f"definition {self.definition} (positives radius from {self.radius_from}); "
+                         f"next: vidvpr manifest {self.definition} --out MANIFEST")
+        return lines
+
+
+def dataset_root(out_dir: Path, config: ImportConfig) -> Path:
+    """Where trajectories and definitions go: --root, else the views folder's parent; it must hold --out."""
+    root = Path(config.root) if config.root is not None else Path(out_dir).absolute().parent
+    if not Path(out_dir).absolute().is_relative_to(root.absolute()):
+        raise BadInput(f"--out {out_dir} is not inside the dataset root {root}; definitions list views relative "
+                       "to it (--root)")
+    return root
+
+
+def prepare_camera(footage: Footage, config: ImportConfig) -> tuple[Camera, Undistortion | None]:
+    """The camera of the footage's (even) frames from the options, and undistortion tables if asked."""
+    camera = camera_from_options(config.hfov_deg, config.intrinsics, config.calibration, footage.width,
+                                 footage.height)
+    width, height = footage.out_size
+    camera = replace(camera, width=width, height=height)  # made even at the right/bottom: nothing moves
+    return camera, (undistortion(camera, config.undistort_alpha) if config.undistort else None)
+
+
+def default_recording(footage: Footage) -> str:
+    """The video's stem, or the images' folder name, when it is a usable recording name."""
+    name = footage.path.stem if footage.kind == "video" else footage.path.absolute().name
+    try:
+        return check_name(name, "recording name", str(footage.path))
+    except BadInput:
+        raise BadInput(f"{footage.path}: {name!r} is not a usable recording name; give one with --recording") from None
+
+
+def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: ImportConfig,
+                   on_frame: Callable[[int], None] | None = None,
+                   on_start: Callable[[int | None], None] | None = None) -> ImportSummary:
+    """Import footage into ``OUT/<recording>/<view>.mp4`` + ``.json`` (see the module doc).
+
+    `on_start` hears the frames to import (None when unknown), `on_frame` each one written.
+    """
+    validate_config(config)
+    if not sources:
+        raise BadInput("give the footage to import: a video, images (a folder, a pattern or files), or a "
+                       "VPR-datasets-downloader folder")
+    out_dir = Path(out_dir)
+    root = dataset_root(out_dir, config)
+    splits = vpr_folder.find_vpr_splits(sources, config.vpr_split)
+    if splits is not None:
+        return _import_vpr(Path(sources[0]), splits, out_dir, root, config, on_frame, on_start)
+    footage = open_video(Path(sources[0]), config.fps) if looks_like_video(sources) else \
+        open_images(sources, config.fps, config.times, config.even)
+    recording = config.recording or default_recording(footage)
+    camera, maps = prepare_camera(footage, config)
+    if config.positions is not None and footage.kind == "images" and footage.frames_expected < 2:
+        raise BadInput("--positions index needs at least 2 frames (a trajectory has two samples or more)")
+    if on_start:
+        on_start(footage.frames_expected or None)
+    with removing_new_dirs(out_dir):
+        result = write_view(footage, camera, maps, recording, out_dir, config, on_frame=on_frame)
+    summary = ImportSummary([result])
+    if config.positions is not None:
+        times = SliceSidecar.load(Path(result.sidecar)).timestamps.times()
+        path = root / TRAJECTORIES_DIR / f"{recording}.csv"
+        write_if_new(path, index_trajectory_text(times, config.positions.spacing_m), config.force, "trajectory")
+        summary.trajectories.append(str(path))
+    return summary
+
+
+def _import_vpr(source: Path, splits: dict[str, Path], out_dir: Path, root: Path, config: ImportConfig,
+                on_frame: Callable[[int], None] | None,
+                on_start: Callable[[int | None], None] | None) -> ImportSummary:
+    """Both splits of a VPR-datasets-downloader folder, their trajectories and a definition."""
+    if config.times not in ("auto", "fps"):
+        raise BadInput(f"--times {config.times}: the images of a VPR folder are frames 1/--fps apart; their "
+                       "positions come from their names")
+    if config.positions is not None:
+        raise BadInput("--positions: a VPR folder's positions come from its image names")
+    name = config.recording or check_name(vpr_folder.dataset_name(source, config.vpr_split), "dataset name",
+                                          str(source))
+    recordings = {split: f"{name}-{folder}" for split, folder in vpr_folder.SPLIT_FOLDERS.items()}
+    for rec in recordings.values():
+        check_name(rec, "recording", "--recording")
+    footages = {split: open_images([folder], config.fps, "fps", config.even) for split, folder in splits.items()}
+    positions = {split: vpr_folder.read_positions(footage) for split, footage in footages.items()}
+    vpr_folder.check_same_zone(positions)
+    cameras = {split: prepare_camera(footage, config) for split, footage in footages.items()}
+    radius_m, max_heading, radius_from = vpr_folder.export_radius(splits, source)
+    if any(pos.heading_deg is None for pos in positions.values()):
+        max_heading = None  # the names carry no heading to compare
+    if on_start:
+        on_start(sum(footage.frames_expected for footage in footages.values()))
+    views = []
+    with removing_new_dirs(out_dir):
+        for split, footage in footages.items():
+            camera, maps = cameras[split]
+            views.append(write_view(footage, camera, maps, recordings[split], out_dir, config, on_frame=on_frame))
+    summary = ImportSummary(views, radius_from=radius_from)
+    defined = []
+    for split, view in zip(footages, views):
+        times = SliceSidecar.load(Path(view.sidecar)).timestamps.times()
+        pos = positions[split]
+        zone = vpr_folder.zone_text(pos.zone)
+        text = trajectory_text(times, pos.easting_m, pos.northing_m, pos.heading_deg,
+                               note=f"vidvpr import: positions from the image names of {splits[split]} (UTM zone {zone})")
+        path = root / TRAJECTORIES_DIR / f"{recordings[split]}.csv"
+        write_if_new(path, text, config.force, "trajectory")
+        summary.trajectories.append(str(path))
+        defined.append(DefinedRecording(recordings[split], split, path.relative_to(root).as_posix()))
+    views_dir = Path(os.path.relpath(out_dir.absolute(), root.absolute())).as_posix()
+    definition = root / f"{name}.toml"
+    text = definition_text(name, views_dir, defined, radius_m, max_heading,
+                           note=f"written by vidvpr import from {source}\npositives radius from {radius_from}")
+    write_if_new(definition, text, config.force, "dataset definition")
+    summary.definition = str(definition)
+    return summary
