@@ -121,3 +121,37 @@ def decode_luma_and_times(path: Path) -> tuple[list[np.ndarray], list[float]]:
             lumas.append(yuv420p_planes(frame)[0].copy())  # the coded Y plane, no range conversion
             times.append(float((frame.pts - first) * stream.time_base))
     return lumas, times
+
+
+INDEX_BITS = 8  # perspective test frames carry their index in 8 blocks along the top
+
+
+def perspective_test_frame(width: int, height: int, index: int, seed: int = 0) -> np.ndarray:
+    """An RGB camera-like frame: a smooth texture (different per `seed`) and the frame index as 8
+    black/white blocks along the top, so order and duplicates show in any decoded copy."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    rgb = np.zeros((height, width, 3), np.uint8)
+    phase = seed * 0.7
+    rgb[..., 0] = (128 + 60 * np.sin(cols / width * 9 + phase) * np.cos(rows / height * 5)).astype(np.uint8)
+    rgb[..., 1] = (110 + 50 * np.cos(cols / width * 4 - rows / height * 3 + phase)).astype(np.uint8)
+    rgb[..., 2] = (rows * 180 // height + 40).astype(np.uint8)
+    block = width // INDEX_BITS
+    for bit in range(INDEX_BITS):
+        rgb[: height // 4, bit * block + block // 4: (bit + 1) * block - block // 4] = 255 if (index >> bit) & 1 else 0
+    return rgb
+
+
+def read_index_code(luma: np.ndarray) -> int:
+    """The index a decoded `perspective_test_frame` carries (from its luma plane)."""
+    height, width = luma.shape
+    block = width // INDEX_BITS
+    return sum(1 << bit for bit in range(INDEX_BITS) if luma[height // 8, bit * block + block // 2] > 128)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """Save an RGB array as PNG (OpenCV), creating the folder."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+    return path

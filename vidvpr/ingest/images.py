@@ -43,9 +43,10 @@ IMAGE_COLOR = ColorInfo(range_code=1, space_code=6, primaries_code=1, transfer_c
 
 
 def natural_key(name: str) -> tuple[tuple[int, Any], ...]:
-    """Sort key putting `img2` before `img10`: runs of digits compare as numbers, text case-blind."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part.lower())
-                 for part in re.split(r"(\d+)", name) if part)
+    """Sort key putting `img2` before `img10`: runs of digits compare as numbers, text case-blind;
+    names that still tie (`img02`, `img2`) in plain text order."""
+    return (*((0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", name) if part),
+            (2, name))
 
 
 def _is_image(path: Path) -> bool:

@@ -151,7 +151,12 @@ def _copy(footage: Footage, tmp: Path) -> Written | None:
     """Copy the stream into `tmp`, starting at 0; None (and `tmp` removed) unless the copy decodes
     to the source's frames at the source's times, and its packets say the same times."""
     indices, pts = _decoded_pts(footage.path, footage.frames_expected)
-    copy_video_stream(footage.path, tmp, pts[0])
+    try:
+        copy_video_stream(footage.path, tmp, pts[0])
+    except BadInput as exc:  # the muxer refused the packets' timestamps (e.g. Matroska B-frames without dts)
+        LOG.info("%s; re-encoding", exc)
+        tmp.unlink(missing_ok=True)
+        return None
     wanted = [(p - pts[0]) * footage.time_base for p in pts]
     copied_base = probe_video(tmp).time_base
     copied = [p * copied_base for p in _decoded_pts(tmp)[1]]
