@@ -26,9 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
@@ -47,6 +48,10 @@ from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
 from vidvpr.encoding.table import EncodeTable
 from vidvpr.geo.readers import read_trajectory
+from vidvpr.ingest import ImportConfig, import_footage
+from vidvpr.ingest.camera import camera_from_options, undistortion
+from vidvpr.ingest.images import name_time_s, read_rgb, scan_image
+from vidvpr.ingest.positions import DefinedRecording, definition_text, trajectory_text
 
 REPO = Path(__file__).resolve().parents[1]
 PROPERTY = settings(deadline=None, database=None, print_blob=True,
@@ -357,6 +362,24 @@ axes = "xz"
 fps = 30.0
 scale = 0.5
 """
+CALIBRATION_YAML = """%YAML:1.0
+---
+image_width: 32
+image_height: 24
+camera_matrix: !!opencv-matrix
+   rows: 3
+   cols: 3
+   dt: d
+   data: [ 30., 0., 15.5, 0., 30., 11.5, 0., 0., 1. ]
+distortion_coefficients: !!opencv-matrix
+   rows: 1
+   cols: 5
+   dt: d
+   data: [ -0.2, 0.05, 0.001, -0.001, 0. ]
+"""
+CALIBRATION_JSON_TEXT = json.dumps({"camera_matrix": [[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]],
+                                    "distortion": [-0.2, 0.05, 0.001, -0.001, 0.0], "image_width": 32,
+                                    "image_height": 24})
 DEMO_TOML = (REPO / "manifests" / "demo.toml").read_text()
 TINY_DEMO = {"route": {"length_m": 40.0, "aspect": 1.0},
              "places": {"count": 4, "shared_designs": 0, "places_sharing": 0},
@@ -432,12 +455,26 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                                                    preset="ultrafast"))
     tiny = demo_definition.definition_from_data(TINY_DEMO, "tiny demo")
     make_demo(base / "demo", DemoConfig(definition=tiny, size="tiny"))
-    records = {"slice": view.with_suffix(".json"),
+    imported = import_sample(base / "import-source", base / "ds-imported" / "views")
+    records = {"slice": view.with_suffix(".json"), "imported": imported,
                "cell": base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.json",
                "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
                "table": base / "enc" / "encodes.json", "export": base / "export" / "export.json",
                "demo": base / "demo" / "demo.json"}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records}
+
+
+def import_sample(source: Path, views: Path) -> Path:
+    """An imported view whose sidecar fills every record: odd-sized images timed by their names, a
+    calibration file, undistortion. Returns the sidecar."""
+    from tests.media import perspective_test_frame, write_png
+
+    for index, stamp in enumerate((1700000000.0, 1700000000.25, 1700000001.0)):
+        write_png(source / f"cam_{stamp:.2f}.png", perspective_test_frame(33, 24, index))
+    (source.parent / "cal.json").write_text(CALIBRATION_JSON_TEXT.replace('"image_width": 32', '"image_width": 33'))
+    summary = import_footage([source], views, ImportConfig(calibration=source.parent / "cal.json", undistort=True,
+                                                           recording="cam"))
+    return Path(summary.views[0].sidecar)
 
 
 @pytest.fixture(scope="module")
@@ -541,7 +578,7 @@ def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, dat
 
 # ---------------------------------------------------------------- records
 
-RECORDS = {"slice": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord, "positives": PositivesFile,
+RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord, "positives": PositivesFile,
            "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord}
 
 
@@ -716,6 +753,122 @@ def test_vpr_filename_format_then_parse_round_trips(name: VprName) -> None:
     assert format_vpr_filename(parsed) == text
 
 
+# ---------------------------------------------------------------- vidvpr import: calibrations, images, names
+
+
+def calibrated(path: Path) -> Any:
+    """The camera of 32x24 frames from a calibration file, undistortion tables when it is distorted."""
+    camera = camera_from_options(None, None, path, 32, 24)
+    return undistortion(camera) if camera.distorted else camera
+
+
+@prop(300)
+@given(data=st.one_of(random_bytes, mutated_text(CALIBRATION_YAML)))
+def test_any_calibration_yaml_is_read_or_refused_in_one_line(scratch: Path, data: bytes) -> None:
+    path = write(scratch, "calibration.yaml", data)
+    assert_result_or_one_line_bad_input(lambda: calibrated(path), path)
+
+
+@prop(300)
+@given(data=json_file(json.loads(CALIBRATION_JSON_TEXT)))
+def test_any_calibration_json_is_read_or_refused_in_one_line(scratch: Path, data: bytes) -> None:
+    path = write(scratch, "calibration.json", data)
+    assert_result_or_one_line_bad_input(lambda: calibrated(path), path)
+
+
+def _image_bytes(suffix: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from tests.media import perspective_test_frame
+
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: "2024:05:01 10:00:00", 0x9291: "25", 0x9011: "+02:00"})
+    exif[0x0112] = 6  # turned a quarter
+    Image.fromarray(perspective_test_frame(32, 24, 5)).save(buffer, format="PNG" if suffix == ".png" else "JPEG",
+                                                            exif=exif)
+    return buffer.getvalue()
+
+
+@st.composite
+def damaged_bytes(draw: st.DrawFn, data: bytes) -> bytes:
+    """`data` with 1-4 byte flips, cuts, insertions or zeroed runs."""
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        op = draw(st.sampled_from(("flip", "cut", "insert", "zero")))
+        if op == "flip" and data:
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+        elif op == "cut":
+            data = data[:at]
+        elif op == "insert":
+            data = data[:at] + draw(st.binary(min_size=1, max_size=16)) + data[at:]
+        else:
+            data = data[:at] + bytes(draw(st.integers(1, 64))) + data[at + 64:]
+    return data
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_any_image_is_read_or_refused_in_one_line(scratch: Path, suffix: str) -> None:
+    valid = _image_bytes(suffix)
+
+    @prop(200)
+    @given(data=st.one_of(random_bytes, damaged_bytes(valid)))
+    def check(data: bytes) -> None:
+        path = write(scratch, f"image{suffix}", data)
+        assert_result_or_one_line_bad_input(lambda: read_rgb(scan_image(path)), path)
+
+    check()
+
+
+@prop(500)
+@given(stem=st.one_of(st.text(max_size=40), st.from_regex(r"[a-z_]{0,5}[0-9]{1,25}(\.[0-9]{0,20})?", fullmatch=True)),
+       epoch_only=st.booleans())
+def test_any_file_name_gives_a_time_or_none(stem: str, epoch_only: bool) -> None:
+    time_s = name_time_s(stem, epoch_only)
+    assert time_s is None or time_s >= 0
+
+
+finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
+
+
+@prop(200)
+@given(steps=st.lists(st.floats(1e-3, 1e6), min_size=2, max_size=20), data=st.data())
+def test_every_trajectory_import_writes_reads_back_exactly(scratch: Path, steps: list[float], data: Any) -> None:
+    times = np.cumsum(steps)
+    assume(bool(np.all(np.diff(times) > 0)))
+    east, north = (np.array(data.draw(st.lists(finite, min_size=len(steps), max_size=len(steps)))) for _ in "xy")
+    heading = data.draw(st.none() | st.lists(st.floats(0, 359.999), min_size=len(steps), max_size=len(steps)))
+    heading = None if heading is None else np.array(heading)
+    path = write(scratch, "written.csv", trajectory_text(times, east, north, heading, note='a "quoted", split\r\nnote').encode())
+    read = read_trajectory(path, "csv-xy")
+    assert read.t_s.tolist() == times.tolist() and read.easting_m.tolist() == east.tolist()
+    assert read.northing_m.tolist() == north.tolist()
+    assert (read.heading_deg is None) == (heading is None)
+    if heading is not None:
+        assert np.allclose(read.heading_deg, heading % 360)
+
+
+names = st.from_regex(dataset_definition.NAME_REGEX.rstrip("$") + r"\Z", fullmatch=True)
+
+
+@prop(200)
+@given(name=st.text(max_size=30), views_dir=st.text(min_size=1, max_size=30), database=names, query=names,
+       radius=st.floats(1e-6, 1e9), heading=st.none() | st.floats(1e-3, 180))
+def test_every_definition_import_writes_is_loaded_unchanged(scratch: Path, name: str, views_dir: str, database: str,
+                                                            query: str, radius: float, heading: float | None) -> None:
+    assume(database != query)
+    recordings = [DefinedRecording(database, "database", f"trajectories/{database}.csv"),
+                  DefinedRecording(query, "query", "trajectories/q.csv")]
+    text = definition_text(name, views_dir, recordings, radius, heading, note="vidvpr import\nsecond line")
+    spec = dataset_definition.load_definition(write(scratch, "written.toml", text.encode())).spec
+    assert (spec.dataset.name, spec.dataset.views_dir, spec.positives.radius_m) == (name, views_dir, radius)
+    assert spec.positives.max_heading_diff_deg == heading
+    assert [(rec.name, rec.split, rec.trajectory.path) for rec in spec.recordings] == \
+        [(rec.name, rec.split, rec.trajectory) for rec in recordings]
+
+
 # ---------------------------------------------------------------- the command line
 
 
@@ -767,6 +920,32 @@ def test_export_command_on_a_damaged_manifest_exits_with_a_user_error_code(pipel
         finally:
             write(folder, name, originals[name])
             shutil.rmtree(out, ignore_errors=True)
+
+    check()
+
+
+IMPORT_OPTIONS = {"--hfov": number_text, "--fps": number_text, "--intrinsics": st.lists(number_text, max_size=5).map(",".join),
+                  "--positions": st.one_of(token, number_text.map("index:".__add__)), "--undistort-alpha": number_text,
+                  "--times": st.sampled_from(("auto", "fps", "name", "exif")), "--even": st.sampled_from(("crop", "pad")),
+                  "--recording": token, "--view": token, "--crf": number_text, "--preset": token, "--split": token}
+
+
+def test_import_command_with_any_options_exits_with_a_user_error_code(pipeline: dict[str, Any]) -> None:
+    source = pipeline["base"] / "import-source"
+    runs = itertools.count()
+
+    @prop(60)
+    @given(options=st.dictionaries(st.sampled_from(sorted(IMPORT_OPTIONS)), st.just(None), max_size=4).flatmap(
+        lambda chosen: st.fixed_dictionaries({key: IMPORT_OPTIONS[key] for key in chosen})))
+    def check(options: dict[str, str]) -> None:
+        out = pipeline["base"] / f"cli-import-{next(runs)}" / "views"
+        argv = [item for key, value in options.items() for item in (key, value)]
+        if "--hfov" not in options and "--intrinsics" not in options:
+            argv += ["--hfov", "60"]
+        try:
+            assert_user_error_exit(cli_run("import", str(source), "--out", str(out), "--quiet", *argv))
+        finally:
+            shutil.rmtree(out.parent, ignore_errors=True)
 
     check()
 

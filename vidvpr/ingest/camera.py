@@ -6,21 +6,24 @@ pixel i is at coordinate i, coefficients k1 k2 p1 p2 [k3 [k4 k5 k6 [s1 s2 s3 s4 
 sidecar's `geometry.intrinsics` uses vidvpr's convention (pixel i's centre at i + 0.5, the one
 `vidvpr slice` writes), so cx and cy there are OpenCV's + 0.5.
 
-Calibration files: OpenCV YAML/XML as cv2.FileStorage writes them (`camera_matrix` and
-`distortion_coefficients`, as OpenCV's calibration sample names them; `K`/`D`, `cameraMatrix`/
-`distCoeffs` too), or JSON with `camera_matrix` (3x3 rows, 9 numbers, or {"data": [...]}) and
-`distortion` (or `dist_coeffs`, `distortion_coefficients`); optional `image_width` and
-`image_height` (or `image_size` [w, h]) say what size it was made at.
+Calibration files: YAML as OpenCV's cv2.FileStorage writes it (`camera_matrix` and
+`distortion_coefficients` as `!!opencv-matrix`, the names OpenCV's calibration sample uses) or as
+ROS camera_info files have it (the same keys as plain maps of rows, cols and data); `K`/`D` and
+`cameraMatrix`/`distCoeffs` are accepted too. Or JSON with `camera_matrix` (3x3 rows, 9 numbers,
+or {"data": [...]}) and `distortion` (or `dist_coeffs`, `distortion_coefficients`). Optional
+`image_width` and `image_height` (or `image_size` [w, h]) say what size it was made at.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from vidvpr.core.errors import BadInput
 from vidvpr.core.records import read_json_object, read_text_file
@@ -129,7 +132,10 @@ def _numbers(value: Any, path: Path, key: str) -> list[float]:
             flat.append(item)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
         raise BadInput(f"{path}: {key} must hold numbers")
-    numbers = [float(v) for v in flat]
+    try:
+        numbers = [float(v) for v in flat]
+    except OverflowError:  # an integer beyond the float range
+        raise BadInput(f"{path}: {key} holds a number too large") from None
     if not all(math.isfinite(v) for v in numbers):
         raise BadInput(f"{path}: {key} holds a value that is not a finite number")
     return numbers
@@ -152,36 +158,29 @@ def _size(data: dict[str, Any], path: Path) -> tuple[int, int] | None:
     return int(numbers[0]), int(numbers[1])
 
 
-def _opencv_storage(path: Path, text: str) -> dict[str, Any]:
-    """The top-level values of an OpenCV FileStorage file (YAML or XML) as plain lists and numbers."""
-    import cv2
+class _OpenCvYamlLoader(yaml.SafeLoader):
+    """YAML as OpenCV's FileStorage writes it: `!!opencv-matrix` maps (rows, cols, dt, data)."""
 
+
+_OpenCvYamlLoader.add_constructor("tag:yaml.org,2002:opencv-matrix",
+                                  lambda loader, node: loader.construct_mapping(node, deep=True))
+
+
+def _opencv_yaml(path: Path, text: str) -> dict[str, Any]:
+    """The top level of an OpenCV (or ROS camera_info) calibration YAML, or BadInput naming it.
+
+    Read with PyYAML rather than cv2.FileStorage, whose parser corrupts memory on some malformed
+    files (found by fuzzing: the process aborts); OpenCV's "%YAML:1.0" header is YAML 1.0 syntax.
+    """
+    text = re.sub(r"\A%YAML:1\.0[^\n]*\n", "", text.lstrip("\ufeff"))
     try:
-        storage = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
-    except cv2.error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise BadInput(f"{path}: not a readable OpenCV calibration file ({reason[:160]})") from None
-    try:
-        if not storage.isOpened():
-            raise BadInput(f"{path}: not a readable OpenCV calibration file")
-        data: dict[str, Any] = {}
-        for key in (*MATRIX_KEYS, *DISTORTION_KEYS, "image_width", "image_height"):
-            node = storage.getNode(key)
-            if node.empty() or node.isNone():
-                continue
-            if node.isInt() or node.isReal():
-                data[key] = node.real()
-            elif node.isMap() or node.isSeq():
-                matrix = node.mat()
-                if matrix is None:
-                    data[key] = [node.at(i).real() for i in range(node.size())] if node.isSeq() else "not numbers"
-                else:
-                    data[key] = np.asarray(matrix, dtype=float).reshape(-1).tolist()
-            else:
-                data[key] = "not numbers"
-        return data
-    finally:
-        storage.release()
+        data = yaml.load(text, Loader=_OpenCvYamlLoader)  # noqa: S506 (a SafeLoader)
+    except (yaml.YAMLError, ValueError, RecursionError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise BadInput(f"{path}: not a readable calibration YAML ({reason})") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a YAML mapping of calibration values, found {type(data).__name__}")
+    return {str(key): value for key, value in data.items()}
 
 
 def read_calibration(path: Path) -> Camera:
@@ -190,7 +189,7 @@ def read_calibration(path: Path) -> Camera:
     if path.suffix.lower() == ".json":
         data = read_json_object(path, "calibration file")
     else:
-        data = _opencv_storage(path, read_text_file(path, "calibration file"))
+        data = _opencv_yaml(path, read_text_file(path, "calibration file"))
     found = _first(data, MATRIX_KEYS)
     if found is None:
         raise BadInput(f"{path}: no camera matrix (expected a key {' or '.join(MATRIX_KEYS)})")

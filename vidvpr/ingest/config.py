@@ -18,6 +18,7 @@ DEFAULT_VIEW = "camera"  # the view name of imported footage: one camera, lookin
 DEFAULT_SPACING_M = 1.0  # --positions index: metres between consecutive frames
 DEFAULT_VPR_SPLIT = "test"  # images/<split>/{database,queries} of a VPR-datasets-downloader folder
 TRAJECTORIES_DIR = "trajectories"  # under the dataset root: <recording>.csv
+MIN_IMAGE_FPS, MAX_IMAGE_FPS = Fraction(1, 86_400), Fraction(1000)  # --fps: the video clock's limits stay far away
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def validate_config(config: ImportConfig) -> None:
         raise BadInput(f"--undistort-alpha must be in [0, 1], got {config.undistort_alpha:g}")
     if config.fps is not None and not config.fps > 0:
         raise BadInput(f"--fps must be positive, got {config.fps}")
+    if config.fps is not None and not MIN_IMAGE_FPS <= config.fps <= MAX_IMAGE_FPS:
+        raise BadInput(f"--fps must be between 1/{1 / MIN_IMAGE_FPS} (a frame a day) and {MAX_IMAGE_FPS}, "
+                       f"got {float(config.fps):g}")
     if config.times not in TIME_SOURCES:
         raise BadInput(f"Unknown --times '{config.times}'. Use {', '.join(TIME_SOURCES)}.")
     if config.even not in EVEN_MODES:

@@ -14,6 +14,7 @@ import glob
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,7 +125,8 @@ def scan_image(path: Path) -> ImageInfo:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore")  # Pillow's complaints about odd EXIF: nothing the user must act on
             kind = FORMATS.get(str(image.format))
             if kind is None:
                 raise BadInput(f"{path}: a {image.format} image; vidvpr import reads JPEG and PNG")
@@ -289,7 +291,8 @@ def read_rgb(info: ImageInfo) -> np.ndarray:
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(info.path) as image:
+        with warnings.catch_warnings(), Image.open(info.path) as image:
+            warnings.simplefilter("ignore")
             shown = ImageOps.exif_transpose(image)
             if shown.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
                 grey = (np.asarray(shown, dtype=np.uint16) >> 8).astype(np.uint8)

@@ -34,7 +34,7 @@ def trajectory_text(times_s: np.ndarray, easting_m: np.ndarray, northing_m: np.n
                     heading_deg: np.ndarray | None = None, note: str = "") -> str:
     """A csv-xy trajectory: one line per frame (t, x, y[, heading])."""
     header = CSV_XY_HEADER + (",heading" if heading_deg is not None else "")
-    lines = [f"# {note}"] if note else []
+    lines = [f"# {line}" for line in note.replace('"', "'").splitlines()]  # comments the CSV reader skips
     lines.append(header)
     for i, (t, x, y) in enumerate(zip(times_s, easting_m, northing_m)):
         cells = [_number(t), _number(x), _number(y)]
@@ -84,7 +84,10 @@ class DefinedRecording:
 
 
 def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: backslash, quote and control characters escaped."""
+    escaped = "".join(f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F
+                      else "\\" + char if char in '"\\' else char for char in text)
+    return f'"{escaped}"'
 
 
 def definition_text(name: str, views_dir: str, recordings: Sequence[DefinedRecording],

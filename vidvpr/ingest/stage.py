@@ -25,7 +25,7 @@ from vidvpr.ingest.camera import Camera, Undistortion, camera_from_options, undi
 from vidvpr.ingest.config import TRAJECTORIES_DIR, ImportConfig, validate_config
 from vidvpr.ingest.footage import Footage, looks_like_video, open_images, open_video
 from vidvpr.ingest.positions import DefinedRecording, definition_text, index_trajectory_text, trajectory_text, write_if_new
-from vidvpr.ingest.view import ImportResult, write_view
+from vidvpr.ingest.view import ImportResult, plan_view, write_view
 
 LOG = logging.getLogger(__name__)
 
@@ -104,10 +104,11 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
     camera, maps = prepare_camera(footage, config)
     if config.positions is not None and footage.kind == "images" and footage.frames_expected < 2:
         raise BadInput("--positions index needs at least 2 frames (a trajectory has two samples or more)")
+    plan = plan_view(footage, camera, maps, recording, out_dir, config)
     if on_start:
-        on_start(footage.frames_expected or None)
+        on_start(plan.frames_to_write or None)
     with removing_new_dirs(out_dir):
-        result = write_view(footage, camera, maps, recording, out_dir, config, on_frame=on_frame)
+        result = write_view(plan, config, on_frame=on_frame)
     summary = ImportSummary([result])
     if config.positions is not None:
         times = SliceSidecar.load(Path(result.sidecar)).timestamps.times()
@@ -138,13 +139,12 @@ def _import_vpr(source: Path, splits: dict[str, Path], out_dir: Path, root: Path
     radius_m, max_heading, radius_from = vpr_folder.export_radius(splits, source)
     if any(pos.heading_deg is None for pos in positions.values()):
         max_heading = None  # the names carry no heading to compare
+    plans = [plan_view(footage, *cameras[split], recordings[split], out_dir, config)
+             for split, footage in footages.items()]
     if on_start:
-        on_start(sum(footage.frames_expected for footage in footages.values()))
-    views = []
+        on_start(sum(plan.frames_to_write for plan in plans))
     with removing_new_dirs(out_dir):
-        for split, footage in footages.items():
-            camera, maps = cameras[split]
-            views.append(write_view(footage, camera, maps, recordings[split], out_dir, config, on_frame=on_frame))
+        views = [write_view(plan, config, on_frame=on_frame) for plan in plans]
     summary = ImportSummary(views, radius_from=radius_from)
     defined = []
     for split, view in zip(footages, views):

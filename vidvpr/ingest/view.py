@@ -112,20 +112,22 @@ def other_views(folder: Path, source_hash: str) -> list[tuple[Path, SliceSidecar
     return [(car, sidecar) for car, sidecar in found if sidecar is not None and sidecar.source.hash != source_hash]
 
 
-def refuse_other_content(folder: Path, recording: str, source: Path, source_hash: str, force: bool) -> None:
-    """A recording folder holds one source's views: refuse another's without `force`; with it, remove them."""
+def refuse_other_content(folder: Path, recording: str, source: Path, source_hash: str) -> None:
+    """A recording folder holds one source's views: refuse another source's (unless --force)."""
     others = other_views(folder, source_hash)
-    if not others:
-        return
-    if not force:
+    if others:
         car, sidecar = others[0]
         made = "imported from" if sidecar.imported else "sliced from"
         raise BadInput(f"{folder}: recording {recording!r} already holds views {made} {sidecar.source.path} "
                        f"({sidecar.source.hash[:19]}…), not from {source}; choose another --recording, or "
                        "--force to replace them")
-    for car, sidecar in others:
+
+
+def remove_other_content(folder: Path, source_hash: str) -> None:
+    """--force: the views of other sources leave the recording folder (sidecar first, then video)."""
+    for car, sidecar in other_views(folder, source_hash):
         LOG.warning("%s: removing view %s of another source (--force)", folder, sidecar.view)
-        car.unlink(missing_ok=True)  # the sidecar first: a video without one is never taken as finished
+        car.unlink(missing_ok=True)  # a video without its sidecar is never taken as finished
         car.with_suffix(".mp4").unlink(missing_ok=True)
 
 
@@ -199,41 +201,71 @@ def _encode(footage: Footage, tmp: Path, config: ImportConfig, maps: Undistortio
     return Written(_frame_times(times_s, indices, footage.fps, footage.time_base), False)
 
 
-def write_view(footage: Footage, camera: Camera, maps: Undistortion | None, recording: str, out_dir: Path,
-               config: ImportConfig, cores: int | None = None,
-               on_frame: Callable[[int], None] | None = None) -> ImportResult:
-    """Import one recording's footage as a view video with its sidecar (skipped when done)."""
+@dataclass
+class ViewPlan:
+    """One view to import, everything about it checked: where it goes, and whether it is done."""
+
+    footage: Footage
+    camera: Camera
+    maps: Undistortion | None
+    recording: str
+    video: Path
+    sidecar: Path
+    source_hash: str
+    params: dict[str, Any]
+    params_hash: str
+    done: ImportResult | None  # the finished view, when a rerun can skip it
+
+    @property
+    def frames_to_write(self) -> int:
+        return 0 if self.done else self.footage.frames_expected
+
+
+def plan_view(footage: Footage, camera: Camera, maps: Undistortion | None, recording: str, out_dir: Path,
+              config: ImportConfig) -> ViewPlan:
+    """Check one view before anything is written: skip it when done, refuse another source's folder."""
     video, car = view_paths(out_dir, recording, config.view)
     source_hash = footage.content_hash()
     params = import_params(footage, camera, config, maps)
     phash = params_hash(params)
     existing = SliceSidecar.load_or_none(car)
-    if not config.force and view_done(video, existing, source_hash, phash):
-        LOG.info("%s: already imported with these options, skipping", video)
-        return ImportResult(recording, config.view, str(video), str(car), existing.frames,  # type: ignore[union-attr]
-                            existing.encoding.stream_copy, True)  # type: ignore[union-attr]
-    refuse_other_content(video.parent, recording, footage.path, source_hash, config.force)
+    done = None
+    if not config.force and existing is not None and view_done(video, existing, source_hash, phash):
+        done = ImportResult(recording, config.view, str(video), str(car), existing.frames,
+                            existing.encoding.stream_copy, True)
+    if done is None and not config.force:
+        refuse_other_content(video.parent, recording, footage.path, source_hash)
+    return ViewPlan(footage, camera, maps, recording, video, car, source_hash, params, phash, done)
+
+
+def write_view(plan: ViewPlan, config: ImportConfig, cores: int | None = None,
+               on_frame: Callable[[int], None] | None = None) -> ImportResult:
+    """Import one planned view: its video (stream copy or x264), then its sidecar; nothing when done."""
+    if plan.done is not None:
+        LOG.info("%s: already imported with these options, skipping", plan.video)
+        return plan.done
+    footage, video, car = plan.footage, plan.video, plan.sidecar
+    if config.force:
+        remove_other_content(video.parent, plan.source_hash)
     ensure_writable_dir(video.parent)
     car.unlink(missing_ok=True)  # a sidecar must never vouch for a video it did not describe
     started = time.perf_counter()
     with atomic_output(video) as tmp:
-        problem = copy_problem(footage, config, maps)
+        problem = copy_problem(footage, config, plan.maps)
         written = _copy(footage, tmp) if problem is None else None
         if written is None:
             LOG.info("%s: encoding every frame (x264 CRF %d)%s", footage.path, config.encoding.crf,
                      f": {problem}" if problem else "")
-            written = _encode(footage, tmp, config, maps, encoder_threads(1, cores), on_frame)
+            written = _encode(footage, tmp, config, plan.maps, encoder_threads(1, cores), on_frame)
         elif on_frame:
             on_frame(written.times.frames)
-    sidecar = _sidecar(footage, camera, maps, source_hash, video, config, written, params, phash,
-                       time.perf_counter() - started)
+    sidecar = _sidecar(plan, video, config, written, time.perf_counter() - started)
     sidecar.save(car)
-    return ImportResult(recording, config.view, str(video), str(car), sidecar.frames, written.stream_copy, False)
+    return ImportResult(plan.recording, config.view, str(video), str(car), sidecar.frames, written.stream_copy, False)
 
 
-def _sidecar(footage: Footage, camera: Camera, maps: Undistortion | None, source_hash: str, video: Path,
-             config: ImportConfig, written: Written, params: dict[str, Any], phash: str,
-             elapsed_s: float) -> SliceSidecar:
+def _sidecar(plan: ViewPlan, video: Path, config: ImportConfig, written: Written, elapsed_s: float) -> SliceSidecar:
+    footage, camera, maps = plan.footage, plan.camera, plan.maps
     view_camera = maps.camera if maps is not None else camera
     hfov_deg, vfov_deg = view_camera.fov_deg()
     fx, fy, cx, cy = view_camera.fx, view_camera.fy, view_camera.cx + 0.5, view_camera.cy + 0.5
@@ -243,7 +275,7 @@ def _sidecar(footage: Footage, camera: Camera, maps: Undistortion | None, source
     return SliceSidecar(
         kind="imported_view_video",
         view=config.view,
-        source=footage.record(source_hash, written.times.frames),
+        source=footage.record(plan.source_hash, written.times.frames),
         geometry=GeometryRecord(
             yaw_deg=0.0, pitch_deg=0.0, hfov_deg=round(hfov_deg, 6), vfov_deg=round(vfov_deg, 6), width=width,
             height=height, intrinsics=IntrinsicsRecord(fx=fx, fy=fy, cx=cx, cy=cy,
@@ -257,8 +289,8 @@ def _sidecar(footage: Footage, camera: Camera, maps: Undistortion | None, source
             pix_fmt=encoding.pix_fmt, color=color, encoder_settings=encoder_settings_string(video),
             stream_copy=written.stream_copy),
         output=OutputRecord(path=video.name, bytes=video.stat().st_size),
-        params_hash=phash,
-        params=params,
+        params_hash=plan.params_hash,
+        params=plan.params,
         versions=runtime_versions(),
         command=command_line(),
         elapsed_s=round(elapsed_s, 3),
