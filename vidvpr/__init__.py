@@ -2,7 +2,7 @@
 
 The stable Python API is the stage functions and their configs, importable from here::
 
-    from vidvpr import slice_videos, SliceConfig, encode_grid, EncodeConfig
+    from vidvpr import slice_videos, SliceConfig, import_footage, ImportConfig, encode_grid, EncodeConfig
     from vidvpr import build_manifest, load_definition, load_manifest, export_vpr, ExportConfig, make_demo
 
 Imports are lazy, so ``import vidvpr`` stays cheap; everything else lives in the subpackages
@@ -20,6 +20,9 @@ _API = {
     "slice_videos": "vidvpr.slicing.slicer",
     "SliceConfig": "vidvpr.slicing.config",
     "ViewEncoding": "vidvpr.slicing.config",
+    "import_footage": "vidvpr.ingest.stage",
+    "ImportConfig": "vidvpr.ingest.config",
+    "IndexPositions": "vidvpr.ingest.config",
     "encode_grid": "vidvpr.encoding.grid",
     "plan_encode": "vidvpr.encoding.grid",
     "EncodeConfig": "vidvpr.encoding.plan",

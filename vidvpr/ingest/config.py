@@ -11,8 +11,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import check_name
 from vidvpr.ingest.camera import DEFAULT_UNDISTORT_ALPHA, check_hfov
 from vidvpr.ingest.images import EVEN_MODES, TIME_SOURCES
-from vidvpr.media.codecs import X26X_PRESETS, X26X_QP_RANGE
-from vidvpr.slicing.config import ViewEncoding
+from vidvpr.slicing.config import ViewEncoding, validate_encoding
 
 DEFAULT_VIEW = "camera"  # the view name of imported footage: one camera, looking where it looks
 DEFAULT_SPACING_M = 1.0  # --positions index: metres between consecutive frames
@@ -112,8 +111,4 @@ def validate_config(config: ImportConfig) -> None:
     if config.even not in EVEN_MODES:
         raise BadInput(f"Unknown --even '{config.even}'. Use {' or '.join(EVEN_MODES)}.")
     check_name(config.vpr_split, "--split", "command line")
-    low, high = X26X_QP_RANGE
-    if not low <= config.encoding.crf <= high:
-        raise BadInput(f"--crf must be in [{low}, {high}] for {config.encoding.codec}, got {config.encoding.crf}")
-    if config.encoding.preset not in X26X_PRESETS:
-        raise BadInput(f"Unknown --preset '{config.encoding.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
+    validate_encoding(config.encoding)

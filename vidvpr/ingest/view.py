@@ -43,6 +43,7 @@ from vidvpr.media.probe import probe_video
 from vidvpr.media.remux import copy_video_stream
 from vidvpr.media.settings import encoder_settings_string
 from vidvpr.slicing.config import ViewSpec
+from vidvpr.slicing.slicer import view_done
 from vidvpr.slicing.writer import ViewWriter
 
 LOG = logging.getLogger(__name__)
@@ -95,12 +96,6 @@ def import_params(footage: Footage, camera: Camera, config: ImportConfig, maps: 
         "times": footage.times_from, "fps": str(footage.fps) if footage.kind == "images" else None,
         "reencode": config.reencode, "encoding": asdict(config.encoding),
     }
-
-
-def view_done(video: Path, sidecar: SliceSidecar | None, source_hash: str, phash: str) -> bool:
-    """Whether a finished view of these parameters, from this source, is on disk intact."""
-    return bool(sidecar and sidecar.params_hash == phash and sidecar.source.hash == source_hash
-                and video.is_file() and video.stat().st_size == sidecar.output.bytes)
 
 
 def other_views(folder: Path, source_hash: str) -> list[tuple[Path, SliceSidecar]]:

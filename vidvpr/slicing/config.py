@@ -89,14 +89,19 @@ def validate_config(config: SliceConfig) -> None:
         raise BadInput(f"Unknown --stereo '{config.stereo}'. Use {' or '.join(STEREO_LAYOUTS)}.")
     if config.eye not in EYES:
         raise BadInput(f"Unknown --eye '{config.eye}'. Use {' or '.join(EYES)}.")
-    low, high = X26X_QP_RANGE
-    if not low <= config.encoding.crf <= high:
-        raise BadInput(f"--crf must be in [{low}, {high}] for {config.encoding.codec}, got {config.encoding.crf}")
-    if config.encoding.preset not in X26X_PRESETS:
-        raise BadInput(f"Unknown --preset '{config.encoding.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
+    validate_encoding(config.encoding)
     names = [ViewSpec(yaw, config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
     if len(set(names)) != len(names):
         raise BadInput(f"--yaw: two views have the same direction ({', '.join(names)})")
+
+
+def validate_encoding(encoding: ViewEncoding) -> None:
+    """--crf and --preset of view videos (`vidvpr slice` and `vidvpr import` store views alike)."""
+    low, high = X26X_QP_RANGE
+    if not low <= encoding.crf <= high:
+        raise BadInput(f"--crf must be in [{low}, {high}] for {encoding.codec}, got {encoding.crf}")
+    if encoding.preset not in X26X_PRESETS:
+        raise BadInput(f"Unknown --preset '{encoding.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
 
 
 def plan_views(config: SliceConfig, eye_width: int) -> list[ViewSpec]:
