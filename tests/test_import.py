@@ -269,3 +269,19 @@ def test_undistortion_puts_points_where_the_recorded_pinhole_says(tmp_path: Path
     assert len(found) == len(expected)
     for point in expected:
         assert min(np.hypot(*(np.asarray(point) - centre)) for centre in found) < 0.5
+
+
+def test_the_command_line_prints_a_json_summary(image_folder: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vidvpr.cli import main
+
+    argv = ["import", str(image_folder), "--out", str(tmp_path / "views"), "--hfov", "60", "--positions", "index:5",
+            "--json"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [(v["recording"], v["frames"], v["stream_copy"], v["skipped"]) for v in summary["views"]] == \
+        [("seq", 12, False, False)]
+    assert summary["trajectories"] == [str(tmp_path / "trajectories" / "seq.csv")]
+    assert (tmp_path / "trajectories" / "seq.csv").read_text().splitlines()[3] == "1.0,5.0,0.0"
