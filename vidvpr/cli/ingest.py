@@ -25,8 +25,8 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
                                                                    "(a centred pinhole with square pixels).")
 @click.option("--intrinsics", default=None, help="Camera: fx,fy,cx,cy in pixels (OpenCV convention).")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-              help="Camera: OpenCV calibration file (YAML/XML of cv2.FileStorage, or JSON) with camera_matrix "
-                   "and distortion coefficients.")
+              help="Camera: OpenCV calibration file (YAML as cv2.FileStorage or ROS write it, or JSON) with "
+                   "camera_matrix and distortion coefficients.")
 @click.option("--undistort", is_flag=True, help="Remove the calibration's lens distortion (OpenCV).")
 @click.option("--undistort-alpha", default=DEFAULTS.undistort_alpha, type=float,
               help="0: keep only pixels with picture; 1: keep every source pixel (black corners).")

@@ -10,12 +10,13 @@ anything exists; each is decoded once, when its frame is encoded.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import glob
 import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -120,13 +121,20 @@ def _exif_time(ifd: Any) -> tuple[Fraction | None, bool]:
     return seconds, match is not None
 
 
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow's warnings about odd EXIF ignored: nothing a user must act on, and not one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def scan_image(path: Path) -> ImageInfo:
     """Read an image's header (not its pixels), or BadInput naming it."""
     from PIL import Image
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            warnings.simplefilter("ignore")  # Pillow's complaints about odd EXIF: nothing the user must act on
+        with _quiet_pillow(), Image.open(path) as image:
             kind = FORMATS.get(str(image.format))
             if kind is None:
                 raise BadInput(f"{path}: a {image.format} image; vidvpr import reads JPEG and PNG")
@@ -291,8 +299,7 @@ def read_rgb(info: ImageInfo) -> np.ndarray:
     from PIL import Image, ImageOps
 
     try:
-        with warnings.catch_warnings(), Image.open(info.path) as image:
-            warnings.simplefilter("ignore")
+        with _quiet_pillow(), Image.open(info.path) as image:
             shown = ImageOps.exif_transpose(image)
             if shown.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
                 grey = (np.asarray(shown, dtype=np.uint16) >> 8).astype(np.uint8)
