@@ -398,14 +398,14 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
 @pytest.mark.parametrize("interp", ["bicubic", "lanczos"])
 def test_wide_kernels_at_the_zenith_never_reach_the_opposite_pole(interp: str) -> None:
     from vidvpr.slicing.config import ViewSpec
-    from vidvpr.slicing.remap import PlaneRemapper
+    from vidvpr.slicing.remap import PlaneRemapper, equirect_sampling
 
     equirect = np.full((128, 256), 250, np.uint8)
     equirect[:64] = 50  # dark sky, bright ground
     # a narrow view whose samples all fall between the first and second row centres, where
     # the kernel's upper taps lie above the first row
     near_zenith = ViewSpec(0.0, 90.0 - 180.0 / 128, 2.0, 16, 16)
-    sampled = PlaneRemapper(256, 128, 0, near_zenith, 1, interp)(equirect)
+    sampled = PlaneRemapper([equirect_sampling(256, 128, 0, near_zenith, 1, interp)], interp)([equirect])
     assert sampled.min() == 50 and sampled.max() == 50
 
 
@@ -573,17 +573,18 @@ def test_encoder_settings_are_read_from_the_stream_wherever_the_index_is(tmp_pat
     assert settings is not None and settings.startswith("x265") and "qp=0" in settings
 
 
-def test_an_insv_dual_fisheye_recording_is_refused_with_how_to_export_it(equirect_video: Path, tmp_path: Path) -> None:
+def test_an_insv_without_a_trailer_is_refused_with_the_fisheye_options_to_slice_it(equirect_video: Path,
+                                                                                    tmp_path: Path) -> None:
     insv = tmp_path / "VID_20260101_120000_00_001.insv"
     shutil.copyfile(equirect_video, insv)
-    with pytest.raises(BadInput, match=r"Insta360 dual-fisheye recording \(\.insv\).*export it as an equirectangular"):
+    with pytest.raises(BadInput, match=r"no Insta360 magic.*--calibration FILE.*--fisheye-fov DEG"):
         slice_video(insv, tmp_path / "out", small_config())
 
 
 def test_a_renamed_insv_is_recognised_by_its_trailer(equirect_video: Path, tmp_path: Path) -> None:
     renamed = tmp_path / "renamed.mp4"
-    renamed.write_bytes(equirect_video.read_bytes() + b"\0" * 32 + b"8db42d694ccc418790edff439fe026bf")
-    with pytest.raises(BadInput, match="Insta360 dual-fisheye"):
+    renamed.write_bytes(equirect_video.read_bytes() + b"\0" * 40 + b"8db42d694ccc418790edff439fe026bf")
+    with pytest.raises(BadInput, match="Insta360 trailer: footer: trailer version 0; vidvpr reads version 3"):
         slice_video(renamed, tmp_path / "out", small_config())
 
 

@@ -79,20 +79,22 @@ def projection_only_ms(source: Path, config: SliceConfig, frames: int = 30) -> d
     """Milliseconds per view-frame of the projection alone (no decode, no encode) on real frames."""
     import py360convert
 
-    from vidvpr.slicing.remap import ViewRemapper, opencv_threads
     from vidvpr.media.decode import decode_frames
+    from vidvpr.slicing.camera import EquirectCamera
+    from vidvpr.slicing.remap import opencv_threads
 
     info = probe_video(source)
     views = plan_views(config, info.width)
     decoded = [frame for _, frame in zip(range(frames), decode_frames(source))]
     with av.open(str(source)) as container:
         rgb = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(frames), container.decode(video=0))]
-    remappers = [ViewRemapper(info.width, info.height, 0, view, config.interp) for view in views]
+    camera = EquirectCamera(info, config)
+    remappers = [camera.remapper(view, config.interp) for view in views]
     with opencv_threads(1):
         started = time.process_time()
         for frame in decoded:
             for remap in remappers:
-                remap(frame)
+                remap([frame])
         ours = (time.process_time() - started) / (frames * len(views)) * 1000
     started = time.perf_counter()
     for image in rgb[:5]:

@@ -23,7 +23,8 @@ from vidvpr.media.metrics import image_psnr_db
 from vidvpr.geo import projection as geometry
 from vidvpr.media.ffmpeg import find_ffmpeg
 from vidvpr.slicing.config import SliceConfig, plan_views, v360_filter
-from vidvpr.slicing.slicer import slice_video, source_eye
+from vidvpr.slicing.camera import source_eye
+from vidvpr.slicing.slicer import slice_video
 from vidvpr.media.decode import decode_frames, yuv420p_planes
 from vidvpr.media.probe import probe_video
 

@@ -17,7 +17,15 @@ from vidvpr.cli.common import (
     retry_lines,
     scheduler_option,
 )
-from vidvpr.slicing.config import DEFAULT_YAWS_DEG, EYES, INTERPOLATIONS, STEREO_LAYOUTS, SliceConfig, ViewEncoding
+from vidvpr.slicing.config import (
+    DEFAULT_FISHEYE_FOV_DEG,
+    DEFAULT_YAWS_DEG,
+    EYES,
+    INTERPOLATIONS,
+    STEREO_LAYOUTS,
+    SliceConfig,
+    ViewEncoding,
+)
 
 DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
 
@@ -38,19 +46,30 @@ DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
 @click.option("--crf", default=ENCODING.crf, type=int, help="x264 CRF of the view videos, 0-51 (visually lossless).")
 @click.option("--preset", default=ENCODING.preset, help="x264 preset of the view videos.")
 @click.option("--force", is_flag=True, help="Redo views even if finished, and replace views of another source.")
+@click.option("--equirect", is_flag=True, help="Dual fisheye: write the stitched equirectangular video OUT/<name>.mp4 "
+                                               "instead of views (--size WxH, 2:1).")
+@click.option("--calibration", "calibration", type=click.Path(path_type=Path), default=None,
+              help="Dual fisheye: lens calibration to use (for a damaged trailer, or another camera): another recording "
+                   "of the same camera, `vidvpr probe --calibration-out` JSON, or the calibration string in a text file.")
+@click.option("--fisheye-fov", "fisheye_fov", type=float, default=None,
+              help=f"Dual fisheye: each lens's field of view in degrees [default: the calibration's, else "
+                   f"{DEFAULT_FISHEYE_FOV_DEG:g}]; alone, two ideal lenses filling their halves.")
 @scheduler_option
 @output_options
 @handle_errors
 def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: float, fov_deg: float, size: str | None,
                   fps: str | None, interp: str, stereo: str, eye: str, crf: int, preset: str, force: bool,
-                  scheduler: str | None, quiet: bool, as_json: bool) -> None:
-    """Slice 360° equirectangular videos into perspective view videos (+ sidecar JSON each)."""
+                  equirect: bool, calibration: Path | None, fisheye_fov: float | None, scheduler: str | None,
+                  quiet: bool, as_json: bool) -> None:
+    """Slice 360° videos (equirectangular, or dual fisheye such as an Insta360 .insv) into perspective
+    view videos (+ sidecar JSON each)."""
     from vidvpr.core.progress import progress_bar
     from vidvpr.slicing.slicer import slice_videos
 
     config = SliceConfig(yaws_deg=parse_float_list(yaws), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
                          fps=parse_fraction(fps), interp=interp, stereo=stereo, eye=eye,
-                         encoding=ViewEncoding(crf=crf, preset=preset), force=force)
+                         encoding=ViewEncoding(crf=crf, preset=preset), force=force, equirect=equirect,
+                         calibration=calibration, fisheye_fov_deg=fisheye_fov)
     with executor_for(scheduler, quiet) as executor, progress_bar(None, "slice", quiet=quiet) as bar:
         results = slice_videos(list(inputs), out_dir, config, on_frame=bar.update,
                                on_start=lambda total: bar.reset(total=total), executor=executor)
@@ -58,4 +77,5 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
         emit_json({"outputs": [asdict(result) for result in results], "retried": retry_lines(executor)})
     elif not quiet:
         done = sum(not r.skipped for r in results)
-        click.echo(f"wrote {done} view videos, skipped {len(results) - done} already done, in {out_dir}", err=True)
+        kind = "equirect" if equirect else "view"
+        click.echo(f"wrote {done} {kind} videos, skipped {len(results) - done} already done, in {out_dir}", err=True)

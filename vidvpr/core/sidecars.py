@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from vidvpr.core.camera_records import CameraRecord as SourceCameraRecord
 from vidvpr.core.records import FileRecord, Record, Strict
 
 FRACTION_REGEX = r"^[0-9]{1,12}(/[0-9]{1,12})?$"  # str(Fraction): "30", "30000/1001"
@@ -54,6 +55,7 @@ class SourceRecord(Strict):
     stereo: str
     eye: str | None
     color: ColorRecord
+    camera: SourceCameraRecord | None = None  # how it was read (dual fisheye: the lens calibration used)
 
 
 class IntrinsicsRecord(Strict):
@@ -367,3 +369,26 @@ class CellSidecar(Record):
     params: dict[str, Any]
     versions: dict[str, str]
     command: list[str]
+
+
+class EquirectSidecar(Record):
+    """`<recording>.json` beside the equirectangular video `vidvpr slice --equirect` stitches from a
+    dual-fisheye recording."""
+
+    SCHEMA = "vidvpr.equirect/1"
+    KIND = "vidvpr slice --equirect sidecar"
+
+    kind: Literal["equirect_video"] = "equirect_video"
+    source: SourceRecord
+    width: int
+    height: int
+    conventions: str
+    frames: int
+    timestamps: FrameTimes
+    encoding: ViewEncodingRecord
+    output: OutputRecord
+    params_hash: str
+    params: dict[str, Any]
+    versions: dict[str, str]
+    command: list[str]
+    elapsed_s: float

@@ -90,6 +90,11 @@ def perspective_rays(intrinsics: PinholeIntrinsics) -> np.ndarray:
     return np.stack([x, y, np.ones_like(x)], axis=-1)
 
 
+def view_world_rays(width: int, height: int, yaw_deg: float, pitch_deg: float, hfov_deg: float) -> np.ndarray:
+    """World-frame rays (H, W, 3) through the pixel centres of a perspective view."""
+    return perspective_rays(pinhole_intrinsics(width, height, hfov_deg)) @ view_rotation(yaw_deg, pitch_deg).T
+
+
 def world_rays_to_lon_lat(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Longitude (right positive) and latitude (up positive) in radians of world-frame rays."""
     x, y, z = rays[..., 0], rays[..., 1], rays[..., 2]
@@ -117,8 +122,7 @@ def equirect_to_perspective_maps(
     ``map_x`` wraps across the ±180° seam (sample with a wrapping border); ``map_y`` is clamped
     to the first and last row centre, since rows beyond the poles do not exist.
     """
-    intrinsics = pinhole_intrinsics(out_width, out_height, hfov_deg)
-    rays = perspective_rays(intrinsics) @ view_rotation(yaw_deg, pitch_deg).T
+    rays = view_world_rays(out_width, out_height, yaw_deg, pitch_deg, hfov_deg)
     lon, lat = world_rays_to_lon_lat(rays)
     map_x, map_y = lon_lat_to_equirect_pixel(lon, lat, src_width, src_height)
     map_x = np.mod(map_x + 0.5, src_width) - 0.5

@@ -75,10 +75,55 @@ def decode_frames(path: Path, expected_frames: int = 0, threads: int = 0) -> Ite
                 index += 1
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: corrupt or truncated video stream at frame {index} ({av_problem(exc)})") from exc
-    if index == 0:
+    _check_frame_count(path, index, expected_frames)
+
+
+def _check_frame_count(path: Path, decoded: int, expected_frames: int) -> None:
+    if decoded == 0:
         raise BadInput(f"{path}: video has zero decodable frames")
-    if expected_frames and index < expected_frames:
-        raise BadInput(f"{path}: truncated or corrupt stream: decoded {index} of {expected_frames} frames")
+    if expected_frames and decoded < expected_frames:
+        raise BadInput(f"{path}: truncated or corrupt stream: decoded {decoded} of {expected_frames} frames")
+
+
+def decode_frame_sets(path: Path, streams: int, expected_frames: int = 0) -> Iterator[tuple[DecodedFrame, ...]]:
+    """Frame i of each of the first `streams` video streams, together, in presentation order
+    (a camera that records one stream per lens). Times are those of the first stream.
+
+    Raises BadInput when the streams hold different numbers of frames or one errors mid-way.
+    """
+    path = Path(path)
+    if streams == 1:
+        yield from ((frame,) for frame in decode_frames(path, expected_frames))
+        return
+    index = 0
+    try:
+        with av.open(str(path)) as container:
+            chosen = list(container.streams.video[:streams])
+            if len(chosen) < streams:
+                raise BadInput(f"{path}: {len(chosen)} video stream(s), expected {streams}")
+            for stream in chosen:
+                stream.thread_type = "AUTO"
+            waiting: list[list[av.VideoFrame]] = [[] for _ in chosen]
+            position = {stream.index: k for k, stream in enumerate(chosen)}
+            base = chosen[0].time_base
+            start_pts: int | None = None
+            for packet in container.demux(chosen):
+                for frame in packet.decode():
+                    waiting[position[packet.stream.index]].append(frame)
+                while all(waiting):
+                    frames = [queue.pop(0) for queue in waiting]
+                    pts = frames[0].pts if frames[0].pts is not None else index
+                    start_pts = pts if start_pts is None else start_pts
+                    time_s = float((pts - start_pts) * base)
+                    yield tuple(DecodedFrame(index, pts, time_s, *yuv420p_planes(frame)) for frame in frames)
+                    index += 1
+            if any(waiting):
+                longer = max(range(streams), key=lambda k: len(waiting[k]))
+                raise BadInput(f"{path}: video stream {longer} has {len(waiting[longer])} more frames than the others "
+                               f"after frame {index}; the lenses' streams must have equal frame counts")
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: corrupt or truncated video stream at frame {index} ({av_problem(exc)})") from exc
+    _check_frame_count(path, index, expected_frames)
 
 
 def decode_selected(path: Path, indices: Sequence[int], format: str = "rgb24") -> Iterator[tuple[int, np.ndarray]]:

@@ -18,8 +18,6 @@ from vidvpr.core.errors import BadInput
 
 SPHERICAL_V1_UUID = bytes.fromhex("ffcc8263f8554a938814587a02521fdd")
 MAX_MOOV_BYTES = 64 << 20
-# Insta360 cameras append a trailer ending in this magic to .insv (and files renamed from it)
-INSTA360_TRAILER_MAGIC = b"8db42d694ccc418790edff439fe026bf"
 
 
 def av_problem(exc: Exception) -> str:
@@ -91,6 +89,7 @@ class VideoInfo:
     color: ColorInfo = ColorInfo()
     video_streams: int = 1
     stream_handlers: tuple[str, ...] = ()
+    stream_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of every video stream
 
     @property
     def is_two_to_one(self) -> bool:
@@ -122,6 +121,8 @@ def probe_video(path: Path) -> VideoInfo:
             fps = stream.average_rate or stream.guessed_rate or stream.base_rate
             duration_s = float(stream.duration * stream.time_base) if stream.duration else None
             handlers = tuple(str(s.metadata.get("handler_name", "")) for s in container.streams.video)
+            sizes = tuple((int(s.codec_context.width or 0), int(s.codec_context.height or 0))
+                          for s in container.streams.video)
             return VideoInfo(
                 path=path,
                 width=ctx.width,
@@ -136,6 +137,7 @@ def probe_video(path: Path) -> VideoInfo:
                 color=color_info(ctx),
                 video_streams=len(container.streams.video),
                 stream_handlers=handlers,
+                stream_sizes=sizes,
             )
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
@@ -197,32 +199,17 @@ def _read_top_level_box(path: Path, box_type: bytes) -> bytes | None:
         return None
 
 
-def has_insta360_trailer(path: Path) -> bool:
-    """Whether the file ends with an Insta360 trailer (an .insv recording, perhaps renamed)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64))
-            return INSTA360_TRAILER_MAGIC in handle.read()
-    except OSError:
-        return False
-
-
-EXPORT_HINT = ("export it as an equirectangular MP4 first (Insta360 Studio / GoPro Player, or ffmpeg's v360 "
-               "filter), then slice that")
+EXPORT_HINT = ("export it as an equirectangular MP4 first (GoPro Player, or ffmpeg's v360 filter), then slice that")
 
 
 def unsupported_360_layout(info: VideoInfo) -> str | None:
-    """Why a file is a 360° recording in a layout vidvpr cannot slice (dual fisheye, cubemap), else None.
+    """Why a file is a 360° recording in a layout vidvpr cannot slice (cubemap), else None.
 
-    Looks at what the file says about itself: extension, camera trailers, stream handlers,
-    spherical metadata. Content checks (`looks_dual_fisheye`) cover files that say nothing.
+    Looks at what the file says about itself: extension, stream handlers, spherical metadata.
+    (Insta360 dual fisheye is sliced: see `vidvpr.slicing.camera`.)
     """
     suffix = info.path.suffix.lower()
     handlers = " ".join(info.stream_handlers).lower()
-    if suffix == ".insv" or has_insta360_trailer(info.path):
-        return f"an Insta360 dual-fisheye recording (.insv), not equirectangular; {EXPORT_HINT}"
     if suffix == ".360" or "gopro" in handlers and info.video_streams >= 2:
         return (f"a GoPro MAX .360 file (equi-angular cubemap in {info.video_streams} streams), not "
                 f"equirectangular; {EXPORT_HINT}")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
 
 from vidvpr.core.errors import BadInput
-from vidvpr.geo import projection
+from vidvpr.geo import fisheye, projection
 from vidvpr.media.codecs import X26X_PRESETS, X26X_QP_RANGE
 
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos")
@@ -16,6 +19,10 @@ EYES = ("top", "bottom")
 MIN_VIEW_SIDE = 16
 MAX_VIEW_SIDE = 8192
 DEFAULT_YAWS_DEG = (0.0, 90.0, 180.0, 270.0)  # the four horizontal views of the LoQI-VPR video dataset
+# Dual-fisheye lenses whose calibration gives no field of view (the Insta360 string does not):
+# ONE X / ONE R class lenses are fitted at 200-204° by the public stitchers; --fisheye-fov overrides.
+DEFAULT_FISHEYE_FOV_DEG = 200.0
+FISHEYE_FOV_RANGE_DEG = (150.0, 270.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,11 @@ class SliceConfig:
     eye: str = "top"
     encoding: ViewEncoding = field(default_factory=ViewEncoding)
     force: bool = False
+    # dual fisheye (Insta360 .insv and the like)
+    calibration: Path | None = None  # a calibration for a damaged trailer (or to replace the trailer's)
+    fisheye_fov_deg: float | None = None  # each lens's field of view; None: the calibration's, else the default
+    seam_feather_deg: float = fisheye.SEAM_FEATHER_DEG
+    equirect: bool = False  # write the equirectangular video instead of views
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,23 @@ class ViewSpec:
     @property
     def intrinsics(self) -> projection.PinholeIntrinsics:
         return projection.pinhole_intrinsics(self.width, self.height, self.hfov_deg)
+
+    def world_rays(self, scale: int = 1) -> np.ndarray:
+        """Body-frame rays through the view's pixel centres, at 1/`scale` of its size (chroma: 2)."""
+        return projection.view_world_rays(self.width // scale, self.height // scale, self.yaw_deg, self.pitch_deg,
+                                          self.hfov_deg)
+
+
+@dataclass(frozen=True)
+class EquirectTarget:
+    """The whole sphere as an equirectangular frame (`--equirect`), named after its source."""
+
+    name: str
+    width: int
+    height: int
+
+    def world_rays(self, scale: int = 1) -> np.ndarray:
+        return fisheye.equirect_rays(self.width // scale, self.height // scale)
 
 
 def validate_config(config: SliceConfig) -> None:
@@ -90,6 +119,14 @@ def validate_config(config: SliceConfig) -> None:
     if config.eye not in EYES:
         raise BadInput(f"Unknown --eye '{config.eye}'. Use {' or '.join(EYES)}.")
     validate_encoding(config.encoding)
+    if config.fisheye_fov_deg is not None and not (
+            FISHEYE_FOV_RANGE_DEG[0] <= config.fisheye_fov_deg <= FISHEYE_FOV_RANGE_DEG[1]):
+        raise BadInput(f"--fisheye-fov must be in [{FISHEYE_FOV_RANGE_DEG[0]:g}, {FISHEYE_FOV_RANGE_DEG[1]:g}] degrees, "
+                       f"got {config.fisheye_fov_deg:g}")
+    if not 0 <= config.seam_feather_deg <= 40:
+        raise BadInput(f"seam feather must be in [0, 40] degrees, got {config.seam_feather_deg:g}")
+    if config.equirect and config.size is not None and config.size[0] != 2 * config.size[1]:
+        raise BadInput(f"--size {config.size[0]}x{config.size[1]}: an --equirect frame is 2:1")
     names = [ViewSpec(yaw, config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
     if len(set(names)) != len(names):
         raise BadInput(f"--yaw: two views have the same direction ({', '.join(names)})")
@@ -104,7 +141,14 @@ def validate_encoding(encoding: ViewEncoding) -> None:
         raise BadInput(f"Unknown --preset '{encoding.preset}'. Use one of {', '.join(X26X_PRESETS)}.")
 
 
-def plan_views(config: SliceConfig, eye_width: int) -> list[ViewSpec]:
+def plan_equirect(config: SliceConfig, name: str, equirect_width: float) -> EquirectTarget:
+    """The `--equirect` frame: `--size`, else as wide as the source's angular resolution allows."""
+    width, height = config.size or (2 * projection.floor_to_multiple(equirect_width / 2, 16),
+                                    projection.floor_to_multiple(equirect_width / 2, 16))
+    return EquirectTarget(name, width, height)
+
+
+def plan_views(config: SliceConfig, eye_width: float) -> list[ViewSpec]:
     """The views to cut from a source whose (single-eye) equirect frame is `eye_width` wide."""
     width, height = config.size or projection.default_view_size(eye_width, config.hfov_deg)
     return [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, width, height) for yaw in config.yaws_deg]

@@ -1,5 +1,8 @@
-"""`vidvpr slice`: 360° equirectangular video → perspective view videos with provenance sidecars.
+"""`vidvpr slice`: 360° video → perspective view videos with provenance sidecars.
 
+The source is equirectangular or dual fisheye (an Insta360 .insv): its camera model
+(`vidvpr.slicing.camera`) chooses the sampling maps, and everything else is shared. With
+`equirect`, a dual-fisheye source is stitched into one equirectangular video instead of views.
 Each source frame is decoded once for all views; every view's sampling maps are computed once;
 frames are remapped plane by plane in yuv420p (no RGB round trip, the source's colour range and
 tags kept) and encoded in-process by libx264 through PyAV, keeping every source timestamp.
@@ -27,6 +30,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions, sha256_file
 from vidvpr.core.sidecars import (
     ColorRecord,
+    EquirectSidecar,
     FrameTimes,
     GeometryRecord,
     IntrinsicsRecord,
@@ -37,12 +41,13 @@ from vidvpr.core.sidecars import (
     ViewEncodingRecord,
 )
 from vidvpr.core.threads import encoder_threads, prefetch, usable_cores
-from vidvpr.media.decode import DecodedFrame, decode_frames
-from vidvpr.media.probe import VideoInfo, looks_dual_fisheye, probe_video, unsupported_360_layout
+from vidvpr.media.decode import DecodedFrame
+from vidvpr.media.probe import VideoInfo, probe_video
 from vidvpr.media.settings import encoder_settings_string
 from vidvpr.run import Executor, InProcessExecutor, Unit
-from vidvpr.slicing.config import SliceConfig, ViewSpec, plan_views, validate_config
-from vidvpr.slicing.remap import ViewRemapper, opencv_threads
+from vidvpr.slicing.camera import SourceCamera, Target, source_camera
+from vidvpr.slicing.config import EquirectTarget, SliceConfig, ViewSpec, plan_equirect, plan_views, validate_config
+from vidvpr.slicing.remap import opencv_threads
 from vidvpr.slicing.resample import NearestFrameResampler
 from vidvpr.slicing.writer import ViewWriter
 
@@ -54,6 +59,8 @@ LOG = logging.getLogger(__name__)
 SLICE_OUTPUT_VERSION = 2
 DECODE_AHEAD_FRAMES = 4
 CONVENTIONS = "yaw 0 = equirect centre column, +yaw right, +pitch up; pixel (i,j) centre at (i+0.5, j+0.5)"
+EQUIRECT_CONVENTIONS = ("pixel (col, row) centre looks at longitude ((col+0.5)/W - 0.5)·360°, latitude "
+                        "(0.5 - (row+0.5)/H)·180°; longitude 0 = lens 0's axis, + right")
 
 
 @dataclass
@@ -68,39 +75,10 @@ class ViewResult:
     skipped: bool
 
 
-def source_eye(info: VideoInfo, config: SliceConfig) -> tuple[int, int]:
-    """(eye height, first row) of the equirect image inside the source frame."""
-    if config.stereo == "tb":
-        eye_h = info.height // 2
-        return eye_h, 0 if config.eye == "top" else eye_h
-    return info.height, 0
-
-
-def check_source_layout(info: VideoInfo, config: SliceConfig) -> None:
-    """Refuse what is not one equirectangular image per frame; warn where nothing says it is."""
-    reason = unsupported_360_layout(info)
-    if reason:
-        raise BadInput(f"{info.path}: this is {reason}")
-    meta = info.spherical
-    if meta and meta.stereo_mode == "top-bottom" and config.stereo != "tb":
-        LOG.warning("%s: metadata says top-bottom stereo; pass --stereo tb to take one eye", info.path)
-    if meta and meta.stereo_mode == "left-right":
-        raise BadInput(f"{info.path}: left-right stereo is not supported (only --stereo tb)")
-    eye_h, eye_row = source_eye(info, config)
-    if meta is None and info.width != 2 * eye_h:
-        LOG.warning("%s: %dx%d eye is not 2:1 and no spherical metadata says it is equirectangular",
-                    info.path, info.width, eye_h)
-    if meta is None and info.width == 2 * eye_h:
-        first = next(decode_frames(info.path))
-        if looks_dual_fisheye(first.y[eye_row:eye_row + eye_h]):
-            raise BadInput(f"{info.path}: this looks like a dual-fisheye frame (two image circles on black), "
-                           "not equirectangular; export it as an equirectangular MP4 first (the camera's "
-                           "studio software, or ffmpeg's v360=dfisheye:e filter), then slice that")
-
-
-def view_params(view: ViewSpec, config: SliceConfig) -> dict[str, Any]:
-    """Everything that determines one view's content; hashed to decide whether a rerun can skip it."""
-    return {
+def view_params(view: Target, config: SliceConfig, camera: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines one output's content; hashed to decide whether a rerun can skip it.
+    `camera`: what about a dual-fisheye source decides the pixels (None for equirect sources)."""
+    params = {
         "version": SLICE_OUTPUT_VERSION,
         "view": asdict(view),
         "fps": str(config.fps) if config.fps else None,
@@ -108,24 +86,26 @@ def view_params(view: ViewSpec, config: SliceConfig) -> dict[str, Any]:
         "stereo": config.stereo,
         "eye": config.eye if config.stereo == "tb" else None,
         "encoding": asdict(config.encoding),
-        "schema": SliceSidecar.SCHEMA,
+        "schema": EquirectSidecar.SCHEMA if isinstance(view, EquirectTarget) else SliceSidecar.SCHEMA,
     }
+    return params if camera is None else {**params, "camera": camera}
 
 
-def view_paths(out_dir: Path, source: Path, view: ViewSpec) -> tuple[Path, Path]:
-    """(video, sidecar) of one view: ``OUT/<source stem>/<view name>.mp4`` and ``.json``."""
-    folder = Path(out_dir) / Path(source).stem
+def view_paths(out_dir: Path, source: Path, view: Target) -> tuple[Path, Path]:
+    """(video, sidecar) of one output: ``OUT/<source stem>/<view name>.mp4`` and ``.json`` for a view,
+    ``OUT/<source stem>.mp4`` and ``.json`` for the `--equirect` video."""
+    folder = Path(out_dir) if isinstance(view, EquirectTarget) else Path(out_dir) / Path(source).stem
     return folder / f"{view.name}.mp4", folder / f"{view.name}.json"
 
 
-def view_done(video: Path, sidecar: SliceSidecar | None, source_hash: str, phash: str) -> bool:
+def view_done(video: Path, sidecar: SliceSidecar | EquirectSidecar | None, source_hash: str, phash: str) -> bool:
     """Whether a finished view of these parameters, from this source, is on disk intact."""
     return bool(sidecar and sidecar.params_hash == phash and sidecar.source.hash == source_hash
                 and video.is_file() and video.stat().st_size == sidecar.output.bytes)
 
 
 def _refuse_other_source(source: Path, source_hash: str, folder: Path,
-                         sidecars: Sequence[SliceSidecar | None]) -> None:
+                         sidecars: Sequence[SliceSidecar | EquirectSidecar | None]) -> None:
     other = next((car for car in sidecars if car is not None and car.source.hash != source_hash), None)
     if other is None:
         return
@@ -146,7 +126,8 @@ def slice_video(
     on_start: Callable[[VideoInfo], None] | None = None,
     cores: int | None = None,
 ) -> list[ViewResult]:
-    """Slice one 360° video into perspective view videos, each with a sidecar written last.
+    """Slice one 360° video into perspective view videos (or, with `config.equirect`, stitch a dual-fisheye
+    one into an equirect video), each with a sidecar written last.
 
     One unit of work of `slice_videos`. `cores` (default: this machine's) sets the x264 threads, on
     which x264's output depends: the client passes its own, so any worker makes the same files.
@@ -154,18 +135,17 @@ def slice_video(
     validate_config(config)
     source = Path(source)
     info = probe_video(source)
-    check_source_layout(info, config)
-    eye_h, _ = source_eye(info, config)
-    if info.width % 2 or eye_h % 2:
-        raise BadInput(f"{source}: frame size {info.width}x{eye_h} must be even (yuv420p)")
+    camera = source_camera(info, config)
     if config.fps is not None and info.fps and config.fps > info.fps:
         raise BadInput(f"--fps {config.fps} exceeds the source's {float(info.fps):g} fps ({source}); "
                        "vidvpr never duplicates frames")
-    views = plan_views(config, info.width)
+    views: list[Target] = ([plan_equirect(config, source.stem, camera.equirect_width)] if config.equirect
+                           else list(plan_views(config, camera.equirect_width)))
+    sidecar_kind = EquirectSidecar if config.equirect else SliceSidecar
     source_hash = sha256_file(source)
     outputs = [view_paths(Path(out_dir), source, view) for view in views]
-    hashes = [params_hash(view_params(view, config)) for view in views]
-    existing = [SliceSidecar.load_or_none(car) for _, car in outputs]
+    hashes = [params_hash(view_params(view, config, camera.params())) for view in views]
+    existing = [sidecar_kind.load_or_none(car) for _, car in outputs]
     if not config.force:
         _refuse_other_source(source, source_hash, outputs[0][0].parent, existing)
     done = [not config.force and view_done(video, car, source_hash, phash)
@@ -175,7 +155,7 @@ def slice_video(
         for i, (view, (video, car)) in enumerate(zip(views, outputs))]  # type: ignore[union-attr]
     todo = [i for i in range(len(views)) if not done[i]]
     if not todo:
-        LOG.info("%s: all %d views already done, skipping", source, len(views))
+        LOG.info("%s: all %d outputs already done, skipping", source, len(views))
         return [result for result in results if result is not None]
     if on_start:
         on_start(info)
@@ -183,29 +163,28 @@ def slice_video(
     threads = encoder_threads(len(views), cores)
     with removing_new_dirs(outputs[0][0].parent), opencv_threads(1):
         ensure_writable_dir(outputs[0][0].parent)
-        written = _slice_frames(info, source_hash, [views[i] for i in todo], [outputs[i] for i in todo],
+        written = _slice_frames(info, camera, source_hash, [views[i] for i in todo], [outputs[i] for i in todo],
                                 [hashes[i] for i in todo], config, threads, on_frame)
     for i, result in zip(todo, written):
         results[i] = result
     return [result for result in results if result is not None]
 
 
-def _kept_frames(frames: Iterator[DecodedFrame], fps: Fraction | None) -> Iterator[DecodedFrame]:
-    """All frames, or those nearest each 1/fps (see `vidvpr.slicing.resample`)."""
+def _kept_frames(frames: Iterator[tuple[DecodedFrame, ...]], fps: Fraction | None) -> Iterator[tuple[DecodedFrame, ...]]:
+    """All frames (one per stream at each time), or those nearest each 1/fps (see `vidvpr.slicing.resample`)."""
     if fps is None:
         yield from frames
         return
-    resampler: NearestFrameResampler[DecodedFrame] = NearestFrameResampler(fps)
+    resampler: NearestFrameResampler[tuple[DecodedFrame, ...]] = NearestFrameResampler(fps)
     for frame in frames:
-        yield from resampler.push(frame.time_s, frame)
+        yield from resampler.push(frame[0].time_s, frame)
     yield from resampler.finish()
 
 
-def _slice_frames(info: VideoInfo, source_hash: str, views: list[ViewSpec], outputs: list[tuple[Path, Path]],
-                  hashes: list[str], config: SliceConfig, threads: int,
+def _slice_frames(info: VideoInfo, camera: SourceCamera, source_hash: str, views: list[Target],
+                  outputs: list[tuple[Path, Path]], hashes: list[str], config: SliceConfig, threads: int,
                   on_frame: Callable[[int], None] | None) -> list[ViewResult]:
-    eye_h, eye_row = source_eye(info, config)
-    remappers = [ViewRemapper(info.width, eye_h, eye_row, view, config.interp) for view in views]
+    remappers = [camera.remapper(view, config.interp) for view in views]
     out_fps = config.fps or info.fps
     started = time.perf_counter()
     timestamps_s: list[float] = []
@@ -217,15 +196,16 @@ def _slice_frames(info: VideoInfo, source_hash: str, views: list[ViewSpec], outp
             for tmp, view in zip(tmp_paths, views):
                 writers.append(ViewWriter(tmp, view, info.time_base, out_fps, config.encoding, threads, info.color))
             first_pts: int | None = None
-            for frame in _kept_frames(prefetch(decode_frames(info.path, info.frames), DECODE_AHEAD_FRAMES, "vidvpr-decode"), config.fps):
-                first_pts = frame.pts if first_pts is None else first_pts
-                pts = frame.pts - first_pts  # the source frame's own time: never invented
+            decoded = prefetch(camera.frames(info.path, info.frames), DECODE_AHEAD_FRAMES, "vidvpr-decode")
+            for frames in _kept_frames(decoded, config.fps):
+                first_pts = frames[0].pts if first_pts is None else first_pts
+                pts = frames[0].pts - first_pts  # the source frame's own time: never invented
                 for remap, writer in zip(remappers, writers):
                     out_frame, planes = writer.new_frame()
-                    remap(frame, planes)
+                    remap(frames, planes)
                     writer.write(out_frame, pts)
                 timestamps_s.append(round(float(pts * info.time_base), 6))
-                source_indices.append(frame.index)
+                source_indices.append(frames[0].index)
                 if on_frame:
                     on_frame(1)
             for writer in writers:
@@ -239,40 +219,39 @@ def _slice_frames(info: VideoInfo, source_hash: str, views: list[ViewSpec], outp
     times = FrameTimes.build(timestamps_s, source_indices, out_fps, info.time_base)
     results = []
     for view, (video, car), phash in zip(views, outputs, hashes):
-        sidecar = _sidecar(info, source_hash, view, video, config, phash, versions, times, elapsed_s)
+        params = view_params(view, config, camera.params())
+        sidecar = _sidecar(info, camera, source_hash, view, video, config, phash, params, versions, times, elapsed_s)
         sidecar.save(car)
         results.append(ViewResult(str(info.path), view.name, str(video), str(car), sidecar.frames, False))
     return results
 
 
-def _sidecar(info: VideoInfo, source_hash: str, view: ViewSpec, video: Path, config: SliceConfig, phash: str,
-             versions: dict[str, str], times: FrameTimes, elapsed_s: float) -> SliceSidecar:
-    intrinsics = view.intrinsics
+def _sidecar(info: VideoInfo, camera: SourceCamera, source_hash: str, view: Target, video: Path, config: SliceConfig,
+             phash: str, params: dict[str, Any], versions: dict[str, str], times: FrameTimes,
+             elapsed_s: float) -> SliceSidecar | EquirectSidecar:
     color = ColorRecord(**info.color.names())
     spherical = SphericalRecord(**asdict(info.spherical)) if info.spherical else None
+    source = SourceRecord(path=str(info.path), bytes=info.path.stat().st_size, hash=source_hash, width=info.width,
+                          height=info.height, codec=info.codec, pix_fmt=info.pix_fmt, fps=str(info.fps),
+                          frames=info.frames, spherical_metadata=spherical, stereo=config.stereo,
+                          eye=config.eye if config.stereo == "tb" else None, color=color, camera=camera.record)
+    encoding = ViewEncodingRecord(**asdict(config.encoding), color=color, encoder_settings=encoder_settings_string(video))
+    common = dict(frames=times.frames, timestamps=times, encoding=encoding,
+                  output=OutputRecord(path=video.name, bytes=video.stat().st_size), params_hash=phash, params=params,
+                  versions=versions, command=command_line(), elapsed_s=round(elapsed_s, 3))
+    if isinstance(view, EquirectTarget):
+        return EquirectSidecar(source=source, width=view.width, height=view.height,
+                               conventions=EQUIRECT_CONVENTIONS, **common)
+    intrinsics = view.intrinsics
     return SliceSidecar(
-        view=view.name,
-        source=SourceRecord(path=str(info.path), bytes=info.path.stat().st_size, hash=source_hash, width=info.width,
-                            height=info.height, codec=info.codec, pix_fmt=info.pix_fmt, fps=str(info.fps),
-                            frames=info.frames, spherical_metadata=spherical, stereo=config.stereo,
-                            eye=config.eye if config.stereo == "tb" else None, color=color),
+        view=view.name, source=source,
         geometry=GeometryRecord(
             yaw_deg=view.yaw_deg, pitch_deg=view.pitch_deg, hfov_deg=intrinsics.hfov_deg,
             vfov_deg=round(intrinsics.vfov_deg, 6), width=view.width, height=view.height,
             intrinsics=IntrinsicsRecord(fx=intrinsics.fx, fy=intrinsics.fy, cx=intrinsics.cx, cy=intrinsics.cy,
                                         K=intrinsics.matrix()),
             interpolation=config.interp, conventions=CONVENTIONS),
-        frames=times.frames,
-        timestamps=times,
-        encoding=ViewEncodingRecord(**asdict(config.encoding), color=color,
-                                    encoder_settings=encoder_settings_string(video)),
-        output=OutputRecord(path=video.name, bytes=video.stat().st_size),
-        params_hash=phash,
-        params=view_params(view, config),
-        versions=versions,
-        command=command_line(),
-        elapsed_s=round(elapsed_s, 3),
-    )
+        **common)
 
 
 def slice_videos(

@@ -151,3 +151,33 @@ def encode_gps(fixes: Sequence[GpsFix]) -> bytes:
                             b"S" if fix.lat_deg < 0 else b"N", abs(fix.lon_deg), b"W" if fix.lon_deg < 0 else b"E",
                             fix.speed_mps, fix.track_deg, fix.altitude_m)
     return bytes(out)
+
+
+@dataclass(frozen=True)
+class GpsTrack:
+    """The valid fixes on the video's clock (s from the first frame), and the UTC time of frame 0."""
+
+    t_s: np.ndarray
+    lat_deg: np.ndarray
+    lon_deg: np.ndarray
+    altitude_m: np.ndarray
+    t0_unix_s: float
+    aligned: bool  # False: INFO did not say when GPS started, so the first fix was taken as frame 0
+
+
+def gps_on_video_clock(fixes: Sequence[GpsFix], first_gps_timestamp_ms: int | None,
+                       first_frame_timestamp_us: int | None) -> GpsTrack:
+    """Put the valid fixes on the video's clock.
+
+    GPS times are UTC; the video's are the camera's. INFO gives both ends of the bridge: the camera
+    time of the GPS record's first fix (field 36, ms) and of the first frame (field 24, µs). On the
+    sample the two agree to the millisecond, consistent with this reading (a moderately sure
+    derivation: no reader documents field 36's clock). Without them the first fix is frame 0.
+    """
+    aligned = first_gps_timestamp_ms is not None and first_frame_timestamp_us is not None
+    first_utc = fixes[0].time_unix_s if fixes else 0.0
+    offset_s = (first_gps_timestamp_ms / 1e3 - first_frame_timestamp_us / 1e6) if aligned else 0.0  # type: ignore[operator]
+    valid = [fix for fix in fixes if fix.valid]
+    return GpsTrack(np.array([fix.time_unix_s - first_utc + offset_s for fix in valid]),
+                    np.array([fix.lat_deg for fix in valid]), np.array([fix.lon_deg for fix in valid]),
+                    np.array([fix.altitude_m for fix in valid]), first_utc - offset_s, aligned)
