@@ -37,6 +37,7 @@ from vidvpr.core.provenance import command_line, params_hash, runtime_versions
 from vidvpr.core.records import FileRecord, Record
 from vidvpr.dataset.positives import find_positives
 from vidvpr.demo.definition import DemoDefinition, EncodingSpec, TraversalSpec, definition_dict
+from vidvpr.demo.fisheye import CAMERAS, DualFisheyeRenderer, demo_trailer, write_video_streams
 from vidvpr.demo.render import render_equirect_frame
 from vidvpr.demo.world import (
     RENDER_VERSION,
@@ -63,6 +64,7 @@ class DemoConfig:
     definition_source: str = "built-in"  # a path, or "built-in"
     size: str = "default"  # a key of definition.sizes
     force: bool = False
+    camera: str = "equirect"  # or "dual-fisheye": an Insta360-shaped .insv per traversal (vidvpr.demo.fisheye)
 
 
 @dataclass(frozen=True)
@@ -180,34 +182,13 @@ def encode_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction, encodi
 
     Written under a temporary name and renamed when complete. Returns the number of frames.
     """
-    import av
-
-    count = 0
-    with atomic_output(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream(encoding.codec, rate=fps)
-            stream.pix_fmt = encoding.pix_fmt
-            stream.time_base = 1 / fps
-            stream.codec_context.time_base = 1 / fps
-            stream.codec_context.thread_count = encoding.threads
-            stream.options = {"crf": str(encoding.crf), "preset": encoding.preset}
-            for rgb in frames:
-                if count == 0:
-                    stream.height, stream.width = rgb.shape[:2]
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = count
-                container.mux(stream.encode(frame))
-                count += 1
-                if on_frame:
-                    on_frame(1)
-            container.mux(stream.encode(None))
-    return count
+    return write_video_streams(path, ((rgb,) for rgb in frames), fps, encoding, on_frame)
 
 
-def write_manifest_definition(path: Path, definition: DemoDefinition) -> None:
+def write_manifest_definition(path: Path, definition: DemoDefinition, camera: str = "equirect") -> None:
     """The `vidvpr manifest` definition of the rendered recordings (root: the demo folder; views
-    where `slice_hint` puts them; every frame sampled; positives within the demo's radius).
-    An identical existing file is left alone."""
+    where `slice_hint` puts them; every frame sampled; positives within the demo's radius; with the
+    dual-fisheye camera, positions from each .insv's GPS). An identical existing file is left alone."""
     lines = [
         f"# Written by `vidvpr demo make` from the {definition.name} definition: the manifest definition of",
         "# these recordings (manifests/README.md). Slice first: views go to views/<traversal>/.",
@@ -218,9 +199,11 @@ def write_manifest_definition(path: Path, definition: DemoDefinition) -> None:
     if definition.ground_truth.max_heading_diff_deg is not None:
         lines.append(f"max_heading_diff_deg = {definition.ground_truth.max_heading_diff_deg!r}")
     for spec in definition.traversals:
-        trajectory = TRAJECTORY_FILES[spec.trajectory_format]
+        trajectory, fmt = TRAJECTORY_FILES[spec.trajectory_format], spec.trajectory_format
+        if camera == "dual-fisheye":
+            trajectory, fmt = f"{spec.name}.insv", "insv"
         lines += ["", "[[recordings]]", f'name = "{spec.name}"', f'split = "{spec.role}"',
-                  f'trajectory = {{ path = "{spec.name}/{trajectory}", format = "{spec.trajectory_format}" }}']
+                  f'trajectory = {{ path = "{spec.name}/{trajectory}", format = "{fmt}" }}']
     text = "\n".join(lines) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
@@ -244,9 +227,10 @@ def _in_order(render: Callable[[int], np.ndarray], count: int, workers: int = 2)
                 future.cancel()
 
 
-def traversal_paths(out_dir: Path, spec: TraversalSpec) -> tuple[Path, Path]:
+def traversal_paths(out_dir: Path, spec: TraversalSpec, camera: str = "equirect") -> tuple[Path, Path]:
     folder = out_dir / spec.name
-    return folder / f"{spec.name}.mp4", folder / TRAJECTORY_FILES[spec.trajectory_format]
+    suffix = ".insv" if camera == "dual-fisheye" else ".mp4"
+    return folder / f"{spec.name}{suffix}", folder / TRAJECTORY_FILES[spec.trajectory_format]
 
 
 class TraversalRecord(Record):
@@ -292,9 +276,10 @@ class DemoRecord(Record):
     command: list[str]
 
 
-def traversal_params(definition: DemoDefinition, spec: TraversalSpec, size: tuple[int, int]) -> dict[str, Any]:
+def traversal_params(definition: DemoDefinition, spec: TraversalSpec, size: tuple[int, int],
+                     camera: str = "equirect") -> dict[str, Any]:
     """Everything that determines one traversal's files, hashed to decide whether a rerun can skip."""
-    return {
+    return ({"camera": camera} if camera != "equirect" else {}) | {
         "schema": DemoRecord.SCHEMA,
         "render_version": RENDER_VERSION,
         "seed": definition.seed,
@@ -315,25 +300,33 @@ def traversal_done(out_dir: Path, record: TraversalRecord | None, phash: str) ->
 
 
 def _render_traversal(out_dir: Path, definition: DemoDefinition, plan: TraversalPlan, index: int,
-                      size: tuple[int, int], phash: str, on_frame: Callable[[int], None] | None) -> TraversalRecord:
+                      size: tuple[int, int], phash: str, on_frame: Callable[[int], None] | None,
+                      camera: str = "equirect") -> TraversalRecord:
     spec = plan.spec
     world = build_world(definition.route, definition.places, definition.seed)
-    video, trajectory = traversal_paths(out_dir, spec)
+    video, trajectory = traversal_paths(out_dir, spec, camera)
     ensure_writable_dir(video.parent)
     started = time.perf_counter()
+    fisheye = DualFisheyeRenderer(size, "side-by-side") if camera == "dual-fisheye" else None
 
-    def render(i: int) -> np.ndarray:
+    def render(i: int) -> Any:
         lighting = Lighting(spec.lighting_gain, spec.tint_rgb, spec.noise_std, (definition.seed, index, i))
         pose = CameraPose(float(plan.east_m[i]), float(plan.north_m[i]), float(plan.heading_deg[i]))
-        return render_equirect_frame(world, pose, size, lighting)
+        return fisheye(world, pose, lighting) if fisheye else render_equirect_frame(world, pose, size, lighting)
 
-    encode_video(video, _in_order(render, plan.frames), plan.fps, definition.encoding, on_frame)
+    if fisheye:
+        trailer = demo_trailer(plan.t_s, plan.east_m, plan.north_m, plan.heading_deg, definition.route.camera_height_m,
+                               spec.speed_mps, plan.fps)
+        write_video_streams(video, _in_order(render, plan.frames), plan.fps, definition.encoding, on_frame, trailer)
+    else:
+        encode_video(video, _in_order(render, plan.frames), plan.fps, definition.encoding, on_frame)
     write_trajectory(trajectory, plan, definition.route.camera_height_m)
     LOG.info("%s: %d frames in %.1f s", video, plan.frames, time.perf_counter() - started)
     return TraversalRecord(
         role=spec.role, params_hash=phash, frames=plan.frames, fps=str(plan.fps),
         duration_s=round(plan.frames / float(plan.fps), 6), path_length_m=round(plan.path_length_m, 4),
         video=FileRecord.of(video, out_dir), size=size, trajectory=FileRecord.of(trajectory, out_dir),
+        projection="dual-fisheye" if fisheye else "equirectangular",
         trajectory_format=spec.trajectory_format, elapsed_s=round(time.perf_counter() - started, 3))
 
 
@@ -348,6 +341,8 @@ def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None]
     started = time.perf_counter()
     definition = config.definition
     size = resolve_size(definition, config.size)
+    if config.camera not in CAMERAS:
+        raise BadInput(f"Unknown camera '{config.camera}'. Use {' or '.join(CAMERAS)}.")
     out_dir = ensure_writable_dir(Path(out_dir))
     sidecar = out_dir / SIDECAR_NAME
     plans = [plan_traversal(definition, spec) for spec in definition.traversals]
@@ -367,7 +362,7 @@ def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None]
     results, wrote_any = [], False
     for index, plan in enumerate(plans):
         spec = plan.spec
-        phash = params_hash(traversal_params(definition, spec, size))
+        phash = params_hash(traversal_params(definition, spec, size, config.camera))
         traversal = old_records.get(spec.name)
         skipped = not config.force and traversal_done(out_dir, traversal, phash)
         if skipped:
@@ -375,18 +370,18 @@ def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None]
             if on_frame:
                 on_frame(plan.frames)
         else:
-            traversal = _render_traversal(out_dir, definition, plan, index, size, phash, on_frame)
+            traversal = _render_traversal(out_dir, definition, plan, index, size, phash, on_frame, config.camera)
             wrote_any = True
         assert traversal is not None
         record.traversals[spec.name] = traversal
         if wrote_any:
             record.save(sidecar)  # after each traversal, so an interrupted run resumes
-        video, trajectory = traversal_paths(out_dir, spec)
+        video, trajectory = traversal_paths(out_dir, spec, config.camera)
         results.append(TraversalResult(spec.name, spec.role, str(video), str(trajectory), spec.trajectory_format,
                                        plan.frames, str(plan.fps), traversal.duration_s, traversal.path_length_m,
                                        skipped))
     manifest_definition = out_dir / MANIFEST_DEFINITION_NAME
-    write_manifest_definition(manifest_definition, definition)
+    write_manifest_definition(manifest_definition, definition, config.camera)
     record.manifest_definition = FileRecord.of(manifest_definition, out_dir)
     record.complete = True
     unchanged = previous is not None and all(
