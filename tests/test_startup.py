@@ -15,7 +15,7 @@ from vidvpr.cli import COMMANDS, load_command, main
 
 HEAVY = ("torch", "faiss", "matplotlib")
 # `vidvpr doctor` imports torch and faiss on purpose: it reports whether they load
-MODEL_FREE = ("slice", "import", "encode", "manifest", "export", "study", "report")
+MODEL_FREE = ("probe", "slice", "import", "encode", "manifest", "export", "study", "report")
 
 
 def _imported_after(argv: list[str]) -> dict[str, list[str]]:
@@ -48,7 +48,8 @@ def test_a_commands_help_never_imports_torch_or_faiss(command: str) -> None:
 @pytest.mark.parametrize("command", MODEL_FREE)
 def test_commands_that_need_no_model_never_import_torch_or_faiss_when_they_run(command: str, tmp_path) -> None:
     # each fails at once on a missing input: far enough to have imported everything it runs with
-    argv = {"slice": ["slice", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "v")],
+    argv = {"probe": ["probe", str(tmp_path / "no.insv")],
+            "slice": ["slice", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "v")],
             "import": ["import", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "v"), "--hfov", "60"],
             "encode": ["encode", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "e")],
             "manifest": ["manifest", str(tmp_path / "no.toml"), "--out", str(tmp_path / "m")],

@@ -30,6 +30,7 @@ retain_freed_memory()  # every stage allocates and frees frames and activations 
 # commands that need no model never pay for torch or faiss (tests/test_startup.py checks the graph).
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("vidvpr.cli.doctor:doctor", "Report the tools vidvpr found (exit 3 if one is missing)."),
+    "probe": ("vidvpr.cli.probe:probe_command", "What a video file is; for an Insta360 .insv, its whole trailer."),
     "slice": ("vidvpr.cli.slice:slice_command", "Slice 360° videos into perspective view videos."),
     "import": ("vidvpr.cli.ingest:import_command", "Import perspective video, images or a VPR folder as view videos."),
     "encode": ("vidvpr.cli.encode:encode_command", "Encode view videos over a codec × resolution × quantiser grid."),

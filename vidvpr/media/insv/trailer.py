@@ -41,9 +41,14 @@ class TrailerError(ValueError):
     """The trailer is damaged; the message names the record (or the footer)."""
 
 
+def kind_name(record_id: int) -> str:
+    """What a record holds, by its kind (the id's high byte): 'GPS', 'unknown'."""
+    return KIND_NAMES.get(record_id >> 8, "unknown")
+
+
 def record_name(record_id: int) -> str:
     """'0x700 (GPS)': how messages name a record."""
-    return f"0x{record_id:03x} ({KIND_NAMES.get(record_id >> 8, 'unknown')})"
+    return f"0x{record_id:03x} ({kind_name(record_id)})"
 
 
 @dataclass(frozen=True)
