@@ -29,7 +29,7 @@ NAME_PATTERN = re.compile(NAME_REGEX)
 DEFAULT_RADIUS_M = 25.0  # the outdoor convention of the VPR benchmarks
 
 Name = Annotated[str, StringConstraints(pattern=NAME_REGEX)]
-TrajectoryFormat = Literal["auto", "csv-xy", "csv-latlon", "tum", "gpx", "keyframes-json"]
+TrajectoryFormat = Literal["auto", "csv-xy", "csv-latlon", "tum", "gpx", "keyframes-json", "insv"]
 
 
 class DefinitionPart(Strict):

@@ -1,4 +1,5 @@
-"""Trajectory file readers: CSV (x/y or lat/lon), TUM, GPX and keyframe JSON → `Trajectory`.
+"""Trajectory file readers: CSV (x/y or lat/lon), TUM, GPX, keyframe JSON and the GPS of an
+Insta360 recording (.insv) → `Trajectory`.
 
 Every problem with a file (unreadable, malformed, non-finite or non-increasing values) is a
 one-line BadInput naming the file and the line or point.
@@ -41,7 +42,7 @@ CSV_COLUMNS = {  # format -> (required columns, optional columns)
     "csv-latlon": (("t", "lat", "lon"), ("alt", "heading")),
 }
 TUM_COLUMNS = ("timestamp", "tx", "ty", "tz", "qx", "qy", "qz", "qw")
-EXTENSIONS = {".gpx": "gpx", ".json": "keyframes-json", ".tum": "tum"}
+EXTENSIONS = {".gpx": "gpx", ".json": "keyframes-json", ".tum": "tum", ".insv": "insv"}
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,43 @@ def _read_keyframes_json(path: Path, text: str, opts: ReadOptions) -> Trajectory
     return _pose_trajectory(path, "keyframes-json", columns["frame"] / fps, trans_m, rot, axes, scale)
 
 
+def _read_insv(path: Path, opts: ReadOptions) -> Trajectory:
+    """The valid GPS fixes of an Insta360 recording's trailer, on the video's clock, in UTM."""
+    from vidvpr.media.insv import read_trailer
+    from vidvpr.media.insv.telemetry import gps_on_video_clock
+
+    trailer = read_trailer(path)
+    fixes = trailer.gps or []
+    info = trailer.info
+    track = gps_on_video_clock(fixes, info.first_gps_timestamp_ms if info else None,
+                               info.first_frame_timestamp_us if info else None)
+    if not fixes:
+        raise BadInput(f"{path}: Insta360 trailer has no GPS record (0x700): the camera recorded no positions")
+    if not track.t_s.size:
+        raise BadInput(f"{path}: Insta360 trailer: record 0x700 (GPS) holds {len(fixes)} fixes and none is valid "
+                       "(void, or zero coordinates: no GPS lock)")
+    if not track.aligned:
+        LOG.warning("%s: the trailer does not say when GPS started; its first fix is taken as the first frame", path)
+    keep = np.concatenate([[True], np.diff(track.t_s) != 0])  # a fix repeated at the same second
+    labels = [f"GPS fix {i + 1}" for i in range(int(keep.sum()))]
+    columns = {"time": track.t_s[keep], "lat": track.lat_deg[keep], "lon": track.lon_deg[keep],
+               "altitude": track.altitude_m[keep]}
+    _check_samples(path, labels, columns, "time")
+    east, north, zone, letter = latlon_to_utm(columns["lat"], columns["lon"], source=str(path), labels=labels,
+                                              force_zone_number=opts.force_zone_number)
+    return Trajectory(columns["time"], east, north, columns["altitude"], None, zone, letter, str(path), "insv",
+                      track.t0_unix_s)
+
+
 READERS: dict[str, Callable[[Path, str, ReadOptions], Trajectory]] = {
     "csv-xy": lambda path, text, opts: _read_csv(path, text, opts, "csv-xy"),
     "csv-latlon": lambda path, text, opts: _read_csv(path, text, opts, "csv-latlon"),
     "tum": _read_tum,
     "gpx": _read_gpx,
     "keyframes-json": _read_keyframes_json,
+    "insv": lambda path, text, opts: _read_insv(path, opts),  # binary: read by its own reader, not as text
 }
+BINARY_FORMATS = ("insv",)
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -306,8 +337,11 @@ def read_trajectory(
     path = Path(path)
     if format != "auto" and format not in READERS:
         raise BadInput(f"{path}: unknown trajectory format {format!r}; use auto, {', '.join(READERS)}")
-    text = read_text_file(path, "trajectory file")
-    fmt = detect_format(path, text) if format == "auto" else format
+    fmt = format
+    if format == "auto" and (path.suffix.lower() == ".insv" or _is_insta360(path)):
+        fmt = "insv"
+    text = "" if fmt in BINARY_FORMATS else read_text_file(path, "trajectory file")
+    fmt = detect_format(path, text) if fmt == "auto" else fmt
     with np.errstate(over="ignore", invalid="ignore"):  # values too large to compute with: refused below
         traj = READERS[fmt](path, text, ReadOptions(axes, fps, scale, force_zone_number))
         span_s = traj.t_s[-1] - traj.t_s[0]
@@ -315,6 +349,12 @@ def read_trajectory(
     zone = f", UTM zone {traj.utm_zone_number}{traj.utm_zone_letter}" if traj.utm_zone_number else ""
     LOG.info("%s: %s, %d samples over %.1f s%s", path, fmt, traj.t_s.size, span_s, zone)
     return traj
+
+
+def _is_insta360(path: Path) -> bool:
+    from vidvpr.media.insv import has_trailer
+
+    return has_trailer(path)
 
 
 def _check_range(path: Path, traj: Trajectory, span_s: float) -> None:
