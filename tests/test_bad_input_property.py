@@ -34,8 +34,9 @@ from hypothesis import strategies as st
 
 from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.cli import main
+from vidvpr.core.camera_records import CalibrationFile
 from vidvpr.core.errors import BadInput
-from vidvpr.core.sidecars import CellSidecar, SliceSidecar
+from vidvpr.core.sidecars import CellSidecar, EquirectSidecar, SliceSidecar
 from vidvpr.dataset import definition as dataset_definition
 from vidvpr.dataset.export import ExportConfig, ExportRecord, export_vpr
 from vidvpr.dataset.manifest import build_manifest, load_manifest
@@ -52,6 +53,12 @@ from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.camera import camera_from_options, undistortion
 from vidvpr.ingest.images import name_time_s, read_rgb, scan_image
 from vidvpr.ingest.positions import DefinedRecording, definition_text, trajectory_text
+from vidvpr.media.insv import read_calibration_file, read_trailer
+from vidvpr.media.insv.info import InsvInfo, encode_info
+from vidvpr.media.insv.telemetry import GpsFix, encode_exposure, encode_frame_times, encode_gps, encode_imu
+from vidvpr.media.insv.trailer import EXPOSURE, FRAME_TIMES, GPS, GYRO, INFO, build_trailer
+from vidvpr.slicing.config import SliceConfig
+from vidvpr.slicing.slicer import slice_video
 
 REPO = Path(__file__).resolve().parents[1]
 PROPERTY = settings(deadline=None, database=None, print_blob=True,
@@ -381,6 +388,8 @@ CALIBRATION_JSON_TEXT = json.dumps({"camera_matrix": [[30.0, 0, 15.5], [0, 30.0,
                                     "distortion": [-0.2, 0.05, 0.001, -0.001, 0.0], "image_width": 32,
                                     "image_height": 24})
 DEMO_TOML = (REPO / "manifests" / "demo.toml").read_text()
+ONE_R_CALIBRATION = ("2_1480.69_1517.57_1520.13_-0.186949_0.0336344_-179.227_1479.61_4553.12_1526.43_0.82149_"
+                     "0.0305849_0.894074_6080_3040_3105")
 TINY_DEMO = {"route": {"length_m": 40.0, "aspect": 1.0},
              "places": {"count": 4, "shared_designs": 0, "places_sharing": 0},
              "traversals": [{"name": "db", "role": "database", "fps": 0.1}, {"name": "q", "role": "query", "fps": 0.1}],
@@ -456,12 +465,18 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
     tiny = demo_definition.definition_from_data(TINY_DEMO, "tiny demo")
     make_demo(base / "demo", DemoConfig(definition=tiny, size="tiny"))
     imported = import_sample(base / "import-source", base / "ds-imported" / "views")
+    make_demo(base / "fisheye", DemoConfig(definition=tiny, size="tiny", camera="dual-fisheye"))
+    insv = base / "fisheye" / "db" / "db.insv"
+    slice_video(insv, base / "pano", SliceConfig(equirect=True))
+    assert CliRunner().invoke(main, ["probe", str(insv), "--calibration-out", str(base / "calibration.json")]).exit_code == 0
     records = {"slice": view.with_suffix(".json"), "imported": imported,
                "cell": base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.json",
                "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
                "table": base / "enc" / "encodes.json", "export": base / "export" / "export.json",
-               "demo": base / "demo" / "demo.json"}
-    return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records}
+               "demo": base / "demo" / "demo.json", "equirect": base / "pano" / "db.json",
+               "calibration": base / "calibration.json"}
+    return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
+            "insv": insv}
 
 
 def import_sample(source: Path, views: Path) -> Path:
@@ -578,8 +593,9 @@ def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, dat
 
 # ---------------------------------------------------------------- records
 
-RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord, "positives": PositivesFile,
-           "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord}
+RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord,
+           "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
+           "equirect": EquirectSidecar, "calibration": CalibrationFile}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))
@@ -650,6 +666,115 @@ def test_any_damaged_manifest_folder_is_loaded_or_refused_in_one_line(pipeline: 
 
     check()
     load_manifest(folder)
+
+
+# ---------------------------------------------------------------- Insta360 files (.insv)
+# Every reader of a camera file (trailer, GPS trajectory, calibration) over random bytes, trailers
+# made from their grammar with extreme values, and byte-level damage to a real trailer's end.
+
+INSV_READERS: dict[str, Callable[[Path], Any]] = {
+    "trailer": read_trailer, "trajectory": lambda path: read_trajectory(path, "insv"),
+    "calibration": read_calibration_file}
+u32_extremes = st.sampled_from((0, 1, 5, 6, 71, 72, 73, 2**16, 2**31 - 1, 2**31, 2**32 - 1))
+wild_floats = st.one_of(st.floats(), st.sampled_from((0.0, -0.0, 90.0, -90.0, 180.0, 84.1, -80.1, 1e308)))
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn, data: bytes, tail: int = 4096) -> bytes:
+    """`data` after 1-4 edits within its last `tail` bytes (where a trailer is): byte flips, a u32
+    set to an extreme, a slice cut out, duplicated or inserted, the file cut short."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        if not out:
+            break
+        at = draw(st.integers(max(0, len(out) - tail), len(out) - 1))
+        op = draw(st.sampled_from(("flip", "u32", "cut", "duplicate", "insert", "truncate")))
+        if op == "flip":
+            out[at] ^= draw(st.integers(1, 255))
+        elif op == "u32":
+            out[at:at + 4] = draw(u32_extremes).to_bytes(4, "little")
+        elif op == "cut":
+            del out[at:at + draw(st.integers(1, 64))]
+        elif op == "duplicate":
+            out[at:at] = out[at:at + draw(st.integers(1, 64))]
+        elif op == "insert":
+            out[at:at] = draw(st.binary(min_size=1, max_size=16))
+        else:
+            del out[at:]
+    return bytes(out)
+
+
+gps_fixes = st.lists(st.builds(GpsFix, st.floats(0, 1e11), st.sampled_from("AV?\x00"), wild_floats, wild_floats,
+                               wild_floats, wild_floats, wild_floats), max_size=6)
+infos = st.builds(InsvInfo, camera_type=st.one_of(st.none(), st.text(max_size=12)),
+                  calibration_text=st.one_of(st.none(), st.just(ONE_R_CALIBRATION), mutated_text(ONE_R_CALIBRATION).map(
+                      lambda data: data.decode("utf-8", "replace")), st.text(max_size=30)),
+                  first_frame_timestamp_us=st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
+                  first_gps_timestamp_ms=st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
+                  gyro_record_bytes=st.one_of(st.none(), st.sampled_from((0, 1, 20, 56, 57))),
+                  is_raw_gyro=st.one_of(st.none(), st.booleans()))
+series_times = st.lists(st.floats(0, 1e9), max_size=8).map(np.array)
+trailer_records = st.lists(st.one_of(
+    infos.map(lambda info: (INFO, encode_info(info))),
+    gps_fixes.map(lambda fixes: (GPS, encode_gps(fixes))),
+    series_times.map(lambda t: (GYRO, encode_imu(t, np.full((len(t), 6), 0.5)))),
+    series_times.map(lambda t: (EXPOSURE, encode_exposure(t, np.full(len(t), 0.01)))),
+    series_times.map(lambda t: (FRAME_TIMES, encode_frame_times(t))),
+    st.tuples(st.sampled_from((GYRO, GPS, EXPOSURE, INFO, 0x200, 0x1F01)), st.binary(max_size=120)),
+), max_size=6)
+
+
+@st.composite
+def generated_trailer_file(draw: st.DrawFn) -> bytes:
+    """Bytes before a trailer made from its grammar (any records, versions, with or without an index)."""
+    trailer = build_trailer(draw(trailer_records), version=draw(st.sampled_from((3, 3, 3, 0, 2, 4, 2**32 - 1))),
+                            with_index=draw(st.booleans()))
+    return draw(st.binary(max_size=64)) + trailer
+
+
+@pytest.mark.parametrize("reader", list(INSV_READERS))
+def test_any_insta360_file_is_read_or_refused_in_one_line(reader: str, pipeline: dict[str, Any], scratch: Path) -> None:
+    valid = pipeline["insv"].read_bytes()
+    INSV_READERS["trailer"](pipeline["insv"])  # the valid file is valid
+
+    @prop(150)
+    @given(data=st.one_of(random_bytes, generated_trailer_file(), mutated_bytes(valid),
+                          generated_trailer_file().flatmap(mutated_bytes)))
+    def check(data: bytes) -> None:
+        path = write(scratch, f"{reader}.insv", data)
+        assert_result_or_one_line_bad_input(lambda: INSV_READERS[reader](path), path)
+
+    check()
+
+
+@prop(150)
+@given(records=trailer_records.map(lambda pairs: [(i, d) for i, d in pairs if i != INFO]), prefix=st.binary(max_size=32),
+       info=infos.filter(lambda info: info.camera_type is None or info.camera_type.isprintable()),
+       with_index=st.booleans())
+def test_any_trailer_the_writer_makes_is_read_back(scratch: Path, records: list[tuple[int, bytes]], prefix: bytes,
+                                                  info: InsvInfo, with_index: bool) -> None:
+    """Round trip: the records (and INFO's fields) `build_trailer` wrote are the records read back;
+    a calibration string or telemetry it cannot decode is refused in one line, never misread."""
+    written = [(INFO, encode_info(info.model_copy(update={"calibration_text": None})))] + records
+    path = write(scratch, "written.insv", prefix + build_trailer(written, with_index=with_index))
+    trailer = assert_result_or_one_line_bad_input(lambda: read_trailer(path), path)
+    if trailer is not None:
+        assert [(record.record_id, record.data) for record in trailer.layout.records] == written
+        assert trailer.info is not None and trailer.info.camera_type == info.camera_type
+
+
+def test_probe_and_slice_of_damaged_insta360_files_exit_with_a_user_error_code(pipeline: dict[str, Any],
+                                                                               scratch: Path) -> None:
+    valid = pipeline["insv"].read_bytes()
+
+    @prop(25)
+    @given(data=st.one_of(mutated_bytes(valid), generated_trailer_file().map(lambda t: valid[:-256] + t)))
+    def check(data: bytes) -> None:
+        path = write(scratch, "cli.insv", data)
+        assert_user_error_exit(cli_run("probe", str(path)))
+        assert_user_error_exit(cli_run("slice", str(path), "--out", str(scratch / "cli-views"), "--quiet", "--force"))
+
+    check()
 
 
 # ---------------------------------------------------------------- every value replaced, one at a time

@@ -50,8 +50,9 @@ DEMO_CALIBRATION = FisheyeCalibration(
                             roll_deg=1.1)),
     crop=CropRecord(src_width_px=2000, src_height_px=2000, dst_width_px=1920, dst_height_px=1920), lens_code=4242)
 FOV_DEG = DEFAULT_FISHEYE_FOV_DEG  # the string carries none: the demo's lenses are what slice assumes
-SUPERSAMPLE = 2  # the equirect frame the circles are drawn from has twice their angular resolution
-UTM_ORIGIN = (500_000.0, 5_300_000.0, 32, "U")  # where the demo floor's (0, 0) is: easting, northing, zone
+SUPERSAMPLE = 2  # the equirect frame the circles are drawn from has twice their angular resolution ...
+PREFILTER_SIGMA_PX = SUPERSAMPLE / 2  # ... and is blurred to it first (anti-aliasing, as a lens and sensor do)
+UTM_ORIGIN = (500_000.0, 5_300_000.0, 32, "T")  # where the demo floor's (0, 0) is: easting, northing, zone
 GPS_START_UTC_S = 1_714_557_600.0  # 2024-05-01T10:00:00Z, the first frame
 CAMERA_CLOCK_START_US = 100_000_000  # the first frame on the camera's own clock
 IMU_RATE_HZ = 50
@@ -84,9 +85,15 @@ class DualFisheyeRenderer:
             map_y = np.clip(map_y, 0.0, height - 1.0)
             self.lens_maps.append((map_x.astype(np.float32), map_y.astype(np.float32), inside, region))
 
+    def panorama(self, world: World, pose: CameraPose, lighting: Lighting) -> np.ndarray:
+        """The band-limited equirect frame the lens images are drawn from (RGB uint8): the world as
+        this camera resolves it, also what a view rendered straight from the world is cut from."""
+        equirect = render_equirect_frame(world, pose, self.equirect_size, lighting)
+        return cv2.GaussianBlur(equirect, (0, 0), PREFILTER_SIGMA_PX, borderType=cv2.BORDER_REFLECT)
+
     def __call__(self, world: World, pose: CameraPose, lighting: Lighting) -> list[np.ndarray]:
         """RGB image of each stream: the side-by-side frame, or one image per lens."""
-        equirect = render_equirect_frame(world, pose, self.equirect_size, lighting)
+        equirect = self.panorama(world, pose, lighting)
         width, height = self.frame_size
         streams = [np.zeros((height, width, 3), np.uint8)] if self.layout == "side-by-side" else [
             np.zeros((height, width // 2, 3), np.uint8) for _ in range(2)]

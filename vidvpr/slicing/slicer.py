@@ -274,6 +274,8 @@ def slice_videos(
     if duplicated:
         raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
     infos = [probe_video(Path(src)) for src in sources]  # every input is checked before anything is written
+    for info in infos:
+        source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
     out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     executor = executor or InProcessExecutor()
     units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
