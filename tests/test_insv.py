@@ -10,7 +10,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -21,12 +20,21 @@ from vidvpr.core.sidecars import EquirectSidecar, SliceSidecar
 from vidvpr.dataset.definition import load_definition
 from vidvpr.dataset.manifest import build_manifest
 from vidvpr.demo.definition import DemoDefinition
-from vidvpr.demo.fisheye import DEMO_CALIBRATION, UTM_ORIGIN, DualFisheyeRenderer, demo_trailer, write_video_streams
+from vidvpr.demo.fisheye import (
+    DEMO_CALIBRATION,
+    UTM_ORIGIN,
+    DualFisheyeRenderer,
+    demo_trailer,
+    straight_view_luma,
+    write_video_streams,
+)
 from vidvpr.demo.make import DemoConfig, make_demo, plan_traversal
 from vidvpr.demo.world import CameraPose, Lighting, build_world
 from vidvpr.geo import fisheye, projection
 from vidvpr.geo.readers import read_trajectory
+from vidvpr.media.decode import decode_frames
 from vidvpr.media.insv.calibration import format_calibration_text
+from vidvpr.media.insv.trailer import split_trailer
 from vidvpr.media.metrics import image_psnr_db
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_video
@@ -56,14 +64,7 @@ def views(demo: Path) -> list:
 
 
 def luma_frames(path: Path | str) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [np.asarray(frame.reformat(format="gray").to_ndarray(), np.float64) for frame in container.decode(video=0)]
-
-
-def luma_of_rgb(rgb: np.ndarray) -> np.ndarray:
-    """Luma as the views' encoder computes it from RGB (libswscale, BT.601 limited range)."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="gray")
-    return np.asarray(frame.to_ndarray(), np.float64)
+    return [frame.y.astype(np.float64) for frame in decode_frames(Path(path))]
 
 
 def direct_view(index: int, view: SliceSidecar) -> np.ndarray:
@@ -73,15 +74,11 @@ def direct_view(index: int, view: SliceSidecar) -> np.ndarray:
     spec = definition.traversals[0]
     plan = plan_traversal(definition, spec)
     world = build_world(definition.route, definition.places, definition.seed)
-    renderer = DualFisheyeRenderer(SIZE, "side-by-side")
     pose = CameraPose(float(plan.east_m[index]), float(plan.north_m[index]), float(plan.heading_deg[index]))
-    panorama = renderer.panorama(world, pose, Lighting(spec.lighting_gain, spec.tint_rgb, spec.noise_std,
-                                                       (definition.seed, 0, index))).astype(np.float64)
+    panorama = DualFisheyeRenderer(SIZE, "side-by-side").panorama(
+        world, pose, Lighting(spec.lighting_gain, spec.tint_rgb, spec.noise_std, (definition.seed, 0, index)))
     g = view.geometry
-    map_x, map_y = projection.equirect_to_perspective_maps(*renderer.equirect_size, g.width, g.height, g.yaw_deg,
-                                                           g.pitch_deg, g.hfov_deg)
-    rgb = np.stack([projection.sample_bilinear(panorama[..., c], map_x, map_y) for c in range(3)], axis=-1)
-    return luma_of_rgb(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+    return straight_view_luma(panorama, g.width, g.height, g.yaw_deg, g.pitch_deg, g.hfov_deg)
 
 
 def seam_offsets_deg(view: SliceSidecar) -> np.ndarray:
@@ -132,15 +129,16 @@ def test_views_cut_from_the_insv_match_the_views_rendered_straight_from_the_worl
         assert not inside or min(inside) >= 30.0, (result.view, inside)
 
 
-def test_the_same_comparison_catches_a_wrong_lens_model(demo: Path, tmp_path: Path) -> None:
-    """A control: two ideal 185° lenses instead of the file's calibration fail the bar by far."""
+def test_the_same_comparison_catches_a_lens_model_without_the_files_calibration(demo: Path, tmp_path: Path) -> None:
+    """A control: two ideal lenses of the right field of view, without the file's centres, crop and
+    rotations, fail the bar by far (measured 22-27 dB)."""
     damaged = tmp_path / "database.insv"
     shutil.copyfile(demo / "database" / "database.insv", damaged)
     with open(damaged, "r+b") as handle:  # no trailer: the fallback lenses are all there is
         handle.truncate(damaged.stat().st_size - 1)
-    wrong = slice_video(damaged, tmp_path / "views", SliceConfig(yaws_deg=(90.0,), fisheye_fov_deg=185.0))
+    wrong = slice_video(damaged, tmp_path / "views", SliceConfig(yaws_deg=(90.0,), fisheye_fov_deg=200.0))
     outside, _ = view_psnrs(wrong[0], frames=(5,))
-    assert outside[0] < 25.0
+    assert outside[0] < 28.0
 
 
 def test_the_sidecar_records_the_calibration_and_how_it_was_applied(views: list) -> None:
@@ -272,7 +270,7 @@ def test_gps_records_all_zero_are_one_line_naming_the_record(tmp_path: Path) -> 
     plan_t = np.arange(3.0)
     trailer = demo_trailer(plan_t, np.zeros(3), np.zeros(3), np.zeros(3), 1.6, 1.0, 1)
     from vidvpr.media.insv.telemetry import GpsFix, encode_gps
-    from vidvpr.media.insv.trailer import GPS, build_trailer, split_trailer
+    from vidvpr.media.insv.trailer import GPS, build_trailer
 
     layout = split_trailer(trailer, len(trailer))
     zeroed = [(r.record_id, encode_gps([GpsFix(1.0, "A", 0.0, 0.0, 0.0, 0.0, 158.7)] * 2) if r.record_id == GPS
@@ -333,3 +331,26 @@ def test_the_light_at_the_samples_lens_rims_lies_on_the_calibrated_circles(share
         distance = np.hypot(cols - lens.centre_x_px, rows - lens.centre_y_px)[lit]
         assert lit.sum() > 30
         assert 0.0 <= np.percentile(distance, 10) - lens.radius_px and np.percentile(distance, 90) - lens.radius_px <= 6.0
+
+
+def test_a_plain_dual_fisheye_video_is_sliced_with_a_field_of_view(demo: Path, tmp_path: Path) -> None:
+    """Another camera's two circles, no trailer: --fisheye-fov reads it (and says it assumed ideal lenses)."""
+    data = (demo / "database" / "database.insv").read_bytes()
+    plain = tmp_path / "theta.mp4"
+    plain.write_bytes(data[:split_trailer(data, len(data)).start])  # the video alone
+    results = slice_video(plain, tmp_path / "views", SliceConfig(yaws_deg=(0.0,), fisheye_fov_deg=200.0))
+    camera = SliceSidecar.load(Path(results[0].sidecar)).camera
+    assert camera is not None and camera.model == "dual-fisheye" and camera.fov_source == "--fisheye-fov"
+
+
+def test_demo_make_on_the_command_line_writes_insv_recordings(tmp_path: Path) -> None:
+    definition = tmp_path / "tiny.toml"
+    definition.write_text('[route]\nlength_m = 40.0\naspect = 1.0\n[places]\ncount = 4\nshared_designs = 0\n'
+                          'places_sharing = 0\n[sizes]\ntiny = [64, 32]\n[[traversals]]\nname = "db"\nrole = "database"\n'
+                          'fps = 0.1\n[[traversals]]\nname = "q"\nrole = "query"\nfps = 0.1\n')
+    result = CliRunner().invoke(main, ["demo", "make", str(tmp_path / "out"), "--definition", str(definition), "--size",
+                                       "tiny", "--camera", "dual-fisheye", "--json"])
+    assert result.exit_code == 0, result.output
+    videos = [Path(t["video"]) for t in json.loads(result.output)["traversals"]]
+    assert [video.name for video in videos] == ["db.insv", "q.insv"] and all(video.is_file() for video in videos)
+    assert 'format = "insv"' in (tmp_path / "out" / "dataset.toml").read_text()

@@ -103,6 +103,23 @@ class DualFisheyeRenderer:
         return streams
 
 
+def straight_view_luma(panorama: np.ndarray, width: int, height: int, yaw_deg: float, pitch_deg: float,
+                       hfov_deg: float) -> np.ndarray:
+    """Luma plane (float64) of a view cut straight from a panorama, never through a fisheye: exact
+    float bilinear sampling, then RGB to yuv420p as the demo's encoder converts its frames
+    (libswscale). What the luma of views sliced from the .insv is compared with."""
+    import av
+
+    from vidvpr.media.decode import yuv420p_planes
+
+    map_x, map_y = projection.equirect_to_perspective_maps(panorama.shape[1], panorama.shape[0], width, height,
+                                                           yaw_deg, pitch_deg, hfov_deg)
+    source = panorama.astype(np.float64)
+    rgb = np.stack([projection.sample_bilinear(source[..., c], map_x, map_y) for c in range(3)], axis=-1)
+    frame = av.VideoFrame.from_ndarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8), format="rgb24")
+    return yuv420p_planes(frame.reformat(format="yuv420p"))[0].astype(np.float64)
+
+
 def demo_trailer(t_s: np.ndarray, east_m: np.ndarray, north_m: np.ndarray, heading_deg: np.ndarray,
                  camera_height_m: float, speed_mps: float, fps: Fraction) -> bytes:
     """The trailer of one traversal: INFO, a void fix then one GPS fix per frame, IMU, exposure and

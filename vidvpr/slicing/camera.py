@@ -128,6 +128,9 @@ def source_camera(info: VideoInfo, config: SliceConfig) -> SourceCamera:
         return _insta360_camera(info, config)
     if config.calibration is not None or config.fisheye_fov_deg is not None:
         calibration = read_calibration_file(config.calibration) if config.calibration else None
+        if info.video_streams == 1 and not looks_dual_fisheye(next(decode_frames(info.path)).y):
+            LOG.warning("%s: does not look like two fisheye circles on black; slicing it as dual fisheye as "
+                        "--calibration/--fisheye-fov ask", info.path)
         return _fisheye_camera(info, config, calibration, str(config.calibration or "") or None)
     check_equirect_layout(info, config)
     eye_h, _ = source_eye(info, config)
