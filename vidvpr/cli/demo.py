@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, scheduler_option
+from vidvpr.demo.definition import CAMERAS
 
 
 @click.group("demo")
@@ -23,7 +24,7 @@ def demo_group() -> None:
 @click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
                                                 "default = 1024x512, small = 256x128).")
 @click.option("--force", is_flag=True, help="Re-render even if finished outputs with the same definition exist.")
-@click.option("--camera", default="equirect", type=click.Choice(("equirect", "dual-fisheye")),
+@click.option("--camera", default=CAMERAS[0], type=click.Choice(CAMERAS),
               help="dual-fisheye: an Insta360-shaped <traversal>.insv (two fisheye circles + a trailer with the lens "
                    "calibration and GPS) instead of an equirect .mp4.")
 @output_options

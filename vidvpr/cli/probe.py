@@ -23,11 +23,9 @@ def probe_command(path: Path, as_json: bool, fisheye_fov: float, calibration_out
     """What a video file is: container, streams, frames, rate, size, colour, spherical metadata and
     stereo layout, the 360° camera model vidvpr slices it as, and for an Insta360 recording (.insv)
     its whole trailer: camera, lens calibration, gyro, exposure, frame timestamps and GPS."""
-    from vidvpr.media.describe import describe_file, report_lines, save_calibration
+    from vidvpr.media.describe import probe_file, report_lines
 
-    report = describe_file(path, fisheye_fov)
-    if calibration_out is not None:
-        save_calibration(report, calibration_out)
+    report = probe_file(path, fisheye_fov, calibration_out)
     if as_json:
         emit_json(report.model_dump(mode="json"))
     else:

@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 
 from vidvpr.core.records import Record, Strict
 
-CAMERA_MODELS = ("equirectangular", "dual-fisheye")
-LAYOUTS = ("equirectangular", "side-by-side", "stream-per-lens")
+CameraModel = Literal["equirectangular", "dual-fisheye"]
+Layout = Literal["equirectangular", "side-by-side", "stream-per-lens"]  # dual fisheye: one stream, or one per lens
 
 
 class LensCalibration(Strict):
@@ -81,8 +81,8 @@ class StreamLens(Strict):
 class CameraRecord(Strict):
     """How `vidvpr slice` read its source: camera model, layout and (dual fisheye) calibration."""
 
-    model: Literal["equirectangular", "dual-fisheye"]
-    layout: Literal["equirectangular", "side-by-side", "stream-per-lens"]
+    model: CameraModel
+    layout: Layout
     calibration: FisheyeCalibration | None = None
     calibration_source: str | None = None
     fov_source: str | None = None

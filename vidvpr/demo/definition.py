@@ -20,6 +20,7 @@ from vidvpr.core.records import Strict, read_toml_file, validate_data
 SHAPES = ("rectangle",)
 ROLES = ("database", "query")
 TRAJECTORY_FORMATS = ("csv-xy", "tum")
+CAMERAS = ("equirect", "dual-fisheye")  # `demo make --camera`: equirect .mp4, or Insta360-shaped .insv (demo.fisheye)
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 MIN_WALL_CLEARANCE_M = 0.3
 

@@ -36,8 +36,6 @@ from vidvpr.media.insv.trailer import EXPOSURE, FRAME_TIMES, GPS, GYRO, INFO, bu
 from vidvpr.slicing.camera import fisheye_rig
 from vidvpr.slicing.config import DEFAULT_FISHEYE_FOV_DEG
 
-CAMERAS = ("equirect", "dual-fisheye")
-LAYOUTS = ("side-by-side", "stream-per-lens")
 CAMERA_TYPE = "vidvpr demo dual-fisheye"
 # A calibration like a real camera's: a 4000×2000 sensor canvas of which each lens delivers its
 # centred 1920 px square, circles a little off-centre, sub-degree tilts, and lens 0's roll written

@@ -36,8 +36,8 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, params_hash, runtime_versions
 from vidvpr.core.records import FileRecord, Record
 from vidvpr.dataset.positives import find_positives
-from vidvpr.demo.definition import DemoDefinition, EncodingSpec, TraversalSpec, definition_dict
-from vidvpr.demo.fisheye import CAMERAS, DualFisheyeRenderer, demo_trailer, write_video_streams
+from vidvpr.demo.definition import CAMERAS, DemoDefinition, EncodingSpec, TraversalSpec, definition_dict
+from vidvpr.demo.fisheye import DualFisheyeRenderer, demo_trailer, write_video_streams
 from vidvpr.demo.render import render_equirect_frame
 from vidvpr.demo.world import (
     RENDER_VERSION,

@@ -173,6 +173,14 @@ def report_lines(report: ProbeReport) -> list[str]:
     return lines
 
 
+def probe_file(path: Path, fisheye_fov_deg: float, calibration_out: Path | None = None) -> ProbeReport:
+    """`vidvpr probe`: the report, and the lens calibration saved to `calibration_out` when asked."""
+    report = describe_file(path, fisheye_fov_deg)
+    if calibration_out is not None:
+        save_calibration(report, calibration_out)
+    return report
+
+
 def save_calibration(report: ProbeReport, out: Path) -> None:
     """Write the report's lens calibration as a `--calibration` file, or BadInput when it has none."""
     from vidvpr.core.camera_records import CalibrationFile
