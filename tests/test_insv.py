@@ -142,7 +142,7 @@ def test_the_same_comparison_catches_a_lens_model_without_the_files_calibration(
 
 
 def test_the_sidecar_records_the_calibration_and_how_it_was_applied(views: list) -> None:
-    camera = SliceSidecar.load(Path(views[0].sidecar)).camera
+    camera = SliceSidecar.load(Path(views[0].sidecar)).source.camera
     assert camera is not None and (camera.model, camera.layout) == ("dual-fisheye", "side-by-side")
     assert camera.calibration is not None and camera.calibration.lenses == DEMO_CALIBRATION.lenses
     assert camera.calibration.crop == DEMO_CALIBRATION.crop
@@ -192,7 +192,7 @@ def test_one_stream_per_lens_slices_like_two_circles_side_by_side(views: list, t
     source = tmp_path / "database.insv"
     write_stream_per_lens(source)
     results = slice_video(source, tmp_path / "views", SliceConfig())
-    assert SliceSidecar.load(Path(results[0].sidecar)).camera.layout == "stream-per-lens"  # type: ignore[union-attr]
+    assert SliceSidecar.load(Path(results[0].sidecar)).source.camera.layout == "stream-per-lens"  # type: ignore[union-attr]
     for per_lens, side_by_side in zip(results, views):
         for mine, theirs in zip(luma_frames(per_lens.path), luma_frames(side_by_side.path)[:3]):
             assert image_psnr_db(mine, theirs) >= 40.0
@@ -205,7 +205,7 @@ def test_equirect_output_is_the_stitched_sphere_and_slices_like_the_insv(demo: P
     assert runner.invoke(main, args).exit_code == 0
     video, sidecar = tmp_path / "pano" / "database.mp4", tmp_path / "pano" / "database.json"
     record = EquirectSidecar.load(sidecar)
-    assert record.width == 2 * record.height and record.frames == 17 and record.camera.model == "dual-fisheye"
+    assert record.width == 2 * record.height and record.frames == 17 and record.source.camera.model == "dual-fisheye"
     assert runner.invoke(main, args + ["--json"]).output.count('"skipped": true') == 1  # a rerun skips it
     again = slice_video(video, tmp_path / "views", SliceConfig())
     for from_equirect, from_insv in zip(again, views):
@@ -218,7 +218,7 @@ def test_a_rerun_skips_and_another_field_of_view_redoes(demo: Path, views: list)
     assert all(result.skipped for result in slice_video(source, out, SliceConfig()))
     redone = slice_video(source, out, SliceConfig(fisheye_fov_deg=205.0))
     assert not any(result.skipped for result in redone)
-    assert SliceSidecar.load(Path(redone[0].sidecar)).camera.fov_source == "--fisheye-fov"  # type: ignore[union-attr]
+    assert SliceSidecar.load(Path(redone[0].sidecar)).source.camera.fov_source == "--fisheye-fov"  # type: ignore[union-attr]
     slice_video(source, out, SliceConfig())  # back to the file's own lenses for the other tests
 
 
@@ -253,7 +253,7 @@ def test_a_damaged_trailer_with_another_recordings_calibration_gives_the_same_vi
     results = slice_video(damaged, tmp_path / "views", SliceConfig(calibration=calibration))
     for mine, theirs in zip(results, views):
         assert luma_frames(mine.path)[5].tolist() == luma_frames(theirs.path)[5].tolist()
-    assert SliceSidecar.load(Path(results[0].sidecar)).camera.calibration_source == str(calibration)  # type: ignore[union-attr]
+    assert SliceSidecar.load(Path(results[0].sidecar)).source.camera.calibration_source == str(calibration)  # type: ignore[union-attr]
 
 
 def test_a_damaged_trailer_with_a_field_of_view_is_sliced_with_a_warning(damaged: Path, tmp_path: Path,
@@ -261,7 +261,7 @@ def test_a_damaged_trailer_with_a_field_of_view_is_sliced_with_a_warning(damaged
     with caplog.at_level(logging.WARNING):
         results = slice_video(damaged, tmp_path / "views", SliceConfig(yaws_deg=(0.0,), fisheye_fov_deg=200.0))
     assert "no Insta360 magic" in caplog.text and "ideal 200° lenses" in caplog.text
-    camera = SliceSidecar.load(Path(results[0].sidecar)).camera
+    camera = SliceSidecar.load(Path(results[0].sidecar)).source.camera
     assert camera is not None and camera.calibration_source.startswith("--fisheye-fov")  # type: ignore[union-attr]
 
 
@@ -339,7 +339,7 @@ def test_a_plain_dual_fisheye_video_is_sliced_with_a_field_of_view(demo: Path, t
     plain = tmp_path / "theta.mp4"
     plain.write_bytes(data[:split_trailer(data, len(data)).start])  # the video alone
     results = slice_video(plain, tmp_path / "views", SliceConfig(yaws_deg=(0.0,), fisheye_fov_deg=200.0))
-    camera = SliceSidecar.load(Path(results[0].sidecar)).camera
+    camera = SliceSidecar.load(Path(results[0].sidecar)).source.camera
     assert camera is not None and camera.model == "dual-fisheye" and camera.fov_source == "--fisheye-fov"
 
 

@@ -2,9 +2,10 @@
 
 `FisheyeCalibration` is what a dual-fisheye camera says about its two lenses (the Insta360 INFO
 record's calibration string, decoded by `vidvpr.media.insv.calibration`), in the pixels of the
-canvas the camera calibrated on. `CameraRecord` is what `vidvpr slice` records in each sidecar:
-the model, the frame layout, that calibration, where it came from, and the lenses as they were
-actually applied to the stream (scaled and cropped to its size). `CalibrationFile` is the file
+canvas the camera calibrated on. `SourceCameraRecord` is what `vidvpr slice` records of its 360°
+source in each sidecar (`source.camera`): the model, the frame layout, that calibration, where it
+came from, and the lenses as they were actually applied to the stream (scaled and cropped to its
+size). `CalibrationFile` is the file
 `--calibration FILE` reads (and `vidvpr probe --calibration-out` writes).
 """
 
@@ -78,8 +79,8 @@ class StreamLens(Strict):
     roll_deg: float
 
 
-class CameraRecord(Strict):
-    """How `vidvpr slice` read its source: camera model, layout and (dual fisheye) calibration."""
+class SourceCameraRecord(Strict):
+    """How `vidvpr slice` read its 360° source: camera model, layout and (dual fisheye) calibration."""
 
     model: CameraModel
     layout: Layout

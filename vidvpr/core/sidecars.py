@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from vidvpr.core.camera_records import CameraRecord as SourceCameraRecord
+from vidvpr.core.camera_records import SourceCameraRecord
 from vidvpr.core.records import FileRecord, Record, Strict
 
 FRACTION_REGEX = r"^[0-9]{1,12}(/[0-9]{1,12})?$"  # str(Fraction): "30", "30000/1001"

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from vidvpr.core.errors import BadInput
+from vidvpr.media.insv import has_trailer
 
 SPHERICAL_V1_UUID = bytes.fromhex("ffcc8263f8554a938814587a02521fdd")
 MAX_MOOV_BYTES = 64 << 20
@@ -203,13 +204,17 @@ EXPORT_HINT = ("export it as an equirectangular MP4 first (GoPro Player, or ffmp
 
 
 def unsupported_360_layout(info: VideoInfo) -> str | None:
-    """Why a file is a 360° recording in a layout vidvpr cannot slice (cubemap), else None.
+    """Why a file is a 360° recording that is not one equirectangular image per frame, else None:
+    Insta360 dual fisheye (which `vidvpr slice` reads with its own camera model before asking,
+    see `vidvpr.slicing.camera`), GoPro MAX cubemaps, cubemap or mesh metadata.
 
-    Looks at what the file says about itself: extension, stream handlers, spherical metadata.
-    (Insta360 dual fisheye is sliced: see `vidvpr.slicing.camera`.)
+    Looks at what the file says about itself: extension, camera trailers, stream handlers,
+    spherical metadata. Content checks (`looks_dual_fisheye`) cover files that say nothing.
     """
     suffix = info.path.suffix.lower()
     handlers = " ".join(info.stream_handlers).lower()
+    if suffix in (".insv", ".insp") or has_trailer(info.path):
+        return "an Insta360 dual-fisheye recording (.insv), not equirectangular; vidvpr slice cuts views from it"
     if suffix == ".360" or "gopro" in handlers and info.video_streams >= 2:
         return (f"a GoPro MAX .360 file (equi-angular cubemap in {info.video_streams} streams), not "
                 f"equirectangular; {EXPORT_HINT}")

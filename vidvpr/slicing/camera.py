@@ -20,7 +20,7 @@ from typing import Any, Iterator, Protocol
 
 import cv2
 
-from vidvpr.core.camera_records import CameraRecord, FisheyeCalibration, StreamLens
+from vidvpr.core.camera_records import FisheyeCalibration, SourceCameraRecord, StreamLens
 from vidvpr.core.errors import BadInput
 from vidvpr.geo import fisheye
 from vidvpr.media.decode import DecodedFrame, decode_frame_sets, decode_frames
@@ -42,7 +42,7 @@ Target = ViewSpec | EquirectTarget
 class SourceCamera(Protocol):
     """What the slicer needs of a camera model."""
 
-    record: CameraRecord
+    record: SourceCameraRecord
 
     @property
     def equirect_width(self) -> float:
@@ -68,7 +68,8 @@ def source_eye(info: VideoInfo, config: SliceConfig) -> tuple[int, int]:
 class EquirectCamera:
     info: VideoInfo
     config: SliceConfig
-    record: CameraRecord = field(default_factory=lambda: CameraRecord(model="equirectangular", layout="equirectangular"))
+    record: SourceCameraRecord = field(
+        default_factory=lambda: SourceCameraRecord(model="equirectangular", layout="equirectangular"))
 
     @property
     def equirect_width(self) -> float:
@@ -92,7 +93,7 @@ class EquirectCamera:
 @dataclass
 class DualFisheyeCamera:
     lenses: tuple[fisheye.FisheyeLens, fisheye.FisheyeLens]
-    record: CameraRecord
+    record: SourceCameraRecord
     feather_deg: float
 
     @property
@@ -177,7 +178,7 @@ def _fisheye_camera(info: VideoInfo, config: SliceConfig, calibration: FisheyeCa
         fov, fov_source = DEFAULT_FISHEYE_FOV_DEG, "assumed (the calibration gives none; --fisheye-fov sets it)"
     placed = stream_lenses(calibration, sizes, layout, fov)
     lenses = fisheye_rig(placed, (lens_w, sizes[0][1]), layout)
-    record = CameraRecord(model="dual-fisheye", layout=layout, calibration=calibration,
+    record = SourceCameraRecord(model="dual-fisheye", layout=layout, calibration=calibration,
                           calibration_source=calibration_source, fov_source=fov_source, lenses=placed,
                           seam_feather_deg=config.seam_feather_deg, conventions=FISHEYE_CONVENTIONS)
     return DualFisheyeCamera(lenses, record, config.seam_feather_deg)
