@@ -153,6 +153,22 @@ def test_smaller_thresholds_count_fewer_positives(dataset, tmp_path: Path) -> No
     assert by_threshold[2.0].queries < by_threshold[2.5].queries
 
 
+def test_queries_without_positives_are_excluded_or_counted_as_misses_as_asked(dataset, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    runs = {unmatched: evaluate_grid(dataset[0], tmp_path / unmatched, EvalConfig(
+        thresholds_m=(2.0,), batch_size=8, cache_dir=cache, unmatched_queries=unmatched)).rows[0]
+        for unmatched in ("exclude", "miss")}
+    excluded, missed = runs["exclude"], runs["miss"]
+    assert excluded.excluded > 0 and missed.excluded == 0  # at 2 m some queries have no positive
+    assert missed.queries == excluded.queries + excluded.excluded
+    for n, value in excluded.recall.items():
+        assert missed.recall[n] == pytest.approx(value * excluded.queries / missed.queries, abs=1e-6)
+    for unmatched in runs:
+        rows = read_csv(tmp_path / unmatched / "results.csv")
+        assert {row["unmatched_queries"] for row in rows} == {unmatched}
+        assert json.loads((tmp_path / unmatched / "results.json").read_text())["unmatched_queries"] == unmatched
+
+
 def test_no_positive_at_a_threshold_is_one_line_bad_input(dataset, tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no query has a positive within 0.01 m"):
         evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(thresholds_m=(0.01,)))
@@ -164,6 +180,7 @@ def test_no_positive_at_a_threshold_is_one_line_bad_input(dataset, tmp_path: Pat
     (EvalConfig(models=("netvlad-vgg16",)), "netvlad-vgg16 needs weights"),
     (EvalConfig(thresholds_m=(30.0,)), "exceeds the manifest's positive radius"),
     (EvalConfig(protocol="mixed"), "Unknown --database 'mixed'"),
+    (EvalConfig(unmatched_queries="drop"), "--unmatched-queries: Unknown convention"),
     (EvalConfig(cells=("64x36/qp07",)), "--cells names encoded cells"),
     (EvalConfig(device="cuda"), "no CUDA GPU"),
 ])
@@ -210,9 +227,12 @@ def test_manifest_frames_beyond_a_videos_end_are_bad_input(dataset, tmp_path: Pa
 def test_cli_prints_the_recall_table_and_writes_results(dataset, tmp_path: Path) -> None:
     manifest, enc = dataset
     result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(tmp_path / "e"),
-                                       "--cells", "reference,64x36/qp40", "--batch-size", "8"])
+                                       "--cells", "reference,64x36/qp40", "--batch-size", "8",
+                                       "--unmatched-queries", "miss"])
     assert result.exit_code == 0, result.output
-    assert "recall@1 at 2.5 m (same protocol)" in result.stdout and "64x36" in result.stdout
+    assert "recall@1 at 2.5 m (same protocol, queries without positives counted as misses)" in result.stdout
+    assert "64x36" in result.stdout
+    assert {row["unmatched_queries"] for row in read_csv(tmp_path / "e" / "results.csv")} == {"miss"}
     result = CliRunner().invoke(main, ["eval", str(manifest), "--out", str(tmp_path / "x"), "--model", "nope"])
     assert result.exit_code == 2 and result.stderr.startswith("vidvpr: error: Unknown model 'nope'")
 

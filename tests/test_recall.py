@@ -49,6 +49,28 @@ def test_queries_without_positives_are_excluded_from_the_denominator() -> None:
     assert result.correct_at.tolist() == [1, 2]  # only the counted queries
 
 
+def test_queries_without_positives_count_as_misses_under_the_miss_convention() -> None:
+    # pytorch-NetVlad, VPR-methods-evaluation, LoQI-VPR: divided by every query
+    predictions = np.array([[0, 1], [1, 0], [0, 1]], dtype=np.int64)
+    positives = _arrays([0], [], [1])
+    result = recall_at_n(predictions, positives, ns=(1, 2), unmatched="miss")
+    assert (result.queries, result.excluded, result.unmatched) == (3, 0, 1)
+    assert result.recall == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3)}
+    assert result.correct_at.tolist() == [1, 0, 2]
+    excluded = recall_at_n(predictions, positives, ns=(1, 2), unmatched="exclude")
+    assert (excluded.queries, excluded.excluded, excluded.unmatched) == (2, 1, 1)
+
+
+def test_under_miss_a_ranking_of_queries_all_without_positives_has_recall_zero() -> None:
+    result = recall_at_n(np.zeros((2, 5), dtype=np.int64), _arrays([], []), ns=(1, 5), unmatched="miss")
+    assert result.recall == {1: 0.0, 5: 0.0} and result.queries == 2
+
+
+def test_an_unknown_convention_for_unmatched_queries_is_a_user_error() -> None:
+    with pytest.raises(BadInput, match="Unknown convention for queries without positives 'drop'. Use exclude or miss"):
+        recall_at_n(np.zeros((1, 5), dtype=np.int64), _arrays([0]), ns=(1,), unmatched="drop")
+
+
 def test_ns_are_deduplicated_and_sorted() -> None:
     result = recall_at_n(np.array([[0, 1, 2]]), _arrays([2]), ns=(3, 1, 3))
     assert list(result.recall) == [1, 3] and result.recall == {1: 0.0, 3: 1.0}
@@ -95,6 +117,15 @@ def test_recall_by_group_splits_the_counted_queries() -> None:
     overall = recall_at_n(predictions, positives, ns=(1, 2))
     assert sum(r.queries for r in by_group.values()) == overall.queries
     assert sum(r.recall[1] * r.queries for r in by_group.values()) == pytest.approx(overall.recall[1] * overall.queries)
+
+
+def test_recall_by_group_under_miss_counts_every_query_of_each_group() -> None:
+    predictions = np.array([[0, 1], [1, 0], [5, 6], [6, 5]], dtype=np.int64)
+    positives = _arrays([0], [0], [6], [])
+    by_group = recall_by_group(predictions, positives, ["a", "a", "b", "b"], ns=(1, 2), unmatched="miss")
+    assert by_group["b"].recall == {1: 0.0, 2: 0.5} and by_group["b"].queries == 2
+    assert recall_by_group(predictions, _arrays([0], [0], [], []), ["a", "a", "b", "b"], ns=(1,),
+                           unmatched="miss")["b"].recall == {1: 0.0}
 
 
 def test_recall_by_group_rejects_a_group_without_positives_and_mismatched_groups() -> None:

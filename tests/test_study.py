@@ -30,12 +30,12 @@ DATASET = {"database.csv": "sha256:aa", "query.csv": "sha256:bb", "positives.jso
 
 
 def eval_row(model: str, cell: str, codec: str | None, qp: int | None, kbps: float | None, recall1: float,
-             protocol: str = "same", resolution: str | None = "64x32") -> EvalRow:
+             protocol: str = "same", resolution: str | None = "64x32", unmatched: str = "exclude") -> EvalRow:
     recall = {1: recall1, 5: min(1.0, recall1 + 0.1)}
     return EvalRow(model=model, protocol=protocol, cell=cell, codec=codec, resolution=resolution if qp is not None else None,
                    width=64 if qp is not None else None, height=32 if qp is not None else None, qp=qp, kbps=kbps,
                    psnr_y=None, ssim_y=None, vmaf=None, input_size="cell", queries=100, excluded=0, threshold_m=25.0,
-                   recall=recall, per_view={}, predictions=f"predictions/{model}/{protocol}/{cell.replace('/', '_')}.csv")
+                   unmatched_queries=unmatched, recall=recall, per_view={}, predictions=f"predictions/{model}/{protocol}/{cell.replace('/', '_')}.csv")
 
 
 def curve_rows(model: str, codec: str, rates: Sequence[float], recalls: Sequence[float], protocol: str = "same",
@@ -51,14 +51,15 @@ def write_eval(folder: Path, rows: list[EvalRow], files: dict[str, str] = DATASE
                fingerprints: dict[str, str] | None = None, reference: float | None = 0.9) -> Path:
     """A results.json as `vidvpr eval` writes it, with only `rows` (plus a reference row per model)."""
     models = list(dict.fromkeys(row.model for row in rows))
-    protocol = rows[0].protocol
+    protocol, unmatched = rows[0].protocol, rows[0].unmatched_queries
     if reference is not None:
-        rows = [eval_row(m, "reference", None, None, None, reference, protocol) for m in models] + rows
+        rows = [eval_row(m, "reference", None, None, None, reference, protocol, unmatched=unmatched)
+                for m in models] + rows
     folder.mkdir(parents=True, exist_ok=True)
     EvalResults(manifest={"path": "/data/manifest", "name": "synthetic", "files": files, "radius_m": 25.0,
                           "max_heading_diff_deg": None},
                 enc_dir="/data/enc", protocol=protocol, input_size="cell", recall_at=[1, 5], thresholds_m=[25.0],
-                index="Flat (exact L2)",
+                unmatched_queries=unmatched, index="Flat (exact L2)",
                 models=[{"label": m, "fingerprint": (fingerprints or {}).get(m, f"fp-{m}")} for m in models],
                 rows=rows, descriptors={}, forward_images=0, elapsed_s=1.0, versions={"vidvpr": "test"},
                 command=["vidvpr", "eval", "<synthetic>"]).save(folder / "results.json")
@@ -199,6 +200,17 @@ def test_study_over_eval_folders_of_different_datasets_is_refused(tmp_path: Path
     result = CliRunner().invoke(main, ["study", str(a), str(b), "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "different dataset" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_study_over_recalls_counted_by_different_conventions_is_refused(tmp_path: Path) -> None:
+    a = write_eval(tmp_path / "a", curve_rows("m", "libx264", RATES, RECALLS))
+    missed = [row.model_copy(update={"unmatched_queries": "miss"}) for row in curve_rows("n", "libx264", RATES, RECALLS)]
+    b = write_eval(tmp_path / "b", missed)
+    with pytest.raises(BadInput, match=r"b/results.json: row 1 counts queries without positives as 'miss' but "
+                                       r".*a/results.json as 'exclude'"):
+        run_study([a, b], tmp_path / "study", StudyConfig())
+    assert run_study([b], tmp_path / "alone", StudyConfig()).record.unmatched_queries == "miss"
+    assert run_study([a], tmp_path / "other", StudyConfig()).record.unmatched_queries == "exclude"
 
 
 def test_disjoint_curves_make_a_row_with_the_reason(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
 from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
+from vidvpr.evaluate.recall import UNMATCHED_QUERIES
 
 DEFAULTS = EvalConfig()
 
@@ -36,6 +37,9 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
 @click.option("--cells", default=None, metavar="CELL,...",
               help="Evaluate only these cells, e.g. reference,360p/qp40 [default: all].")
 @click.option("--recall-at", default=",".join(map(str, DEFAULTS.recall_at)), help="Recall@N for these N.")
+@click.option("--unmatched-queries", default=DEFAULTS.unmatched_queries, type=click.Choice(UNMATCHED_QUERIES),
+              help="Queries without a positive within the threshold: exclude them from recall (as MSLS) or count them "
+                   "as misses (as pytorch-NetVlad, VPR-methods-evaluation, LoQI-VPR); see the README.")
 @click.option("--threshold", "thresholds", default=None, metavar="METRES,...",
               help="Distance thresholds (m), at most the manifest's radius [default: the manifest's radius].")
 @click.option("--index", default=None, help="faiss index factory string, e.g. IVF1024,PQ64 [default: exact L2].")
@@ -52,7 +56,7 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
 def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models: tuple[str, ...], protocol: str,
                  input_size: str, cells: str | None, recall_at: str, thresholds: str | None, index: str | None,
                  batch_size: int, device: str, pca_dim: int | None, cache_dir: Path | None, root: Path | None,
-                 save_preds: int, scheduler: str | None, quiet: bool, as_json: bool) -> None:
+                 save_preds: int, unmatched_queries: str, scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Recall@N of place recognition across the encode grid: one row per model × cell × threshold,
     with predictions, plots of recall against QP and bitrate, and a printed table."""
     from vidvpr.cli.common import parse_names
@@ -63,7 +67,8 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
                         cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at") or (),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
-                        device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds)
+                        device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds,
+                        unmatched_queries=unmatched_queries)
     with executor_for(scheduler, quiet) as executor, progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
         result = evaluate_grid(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
                                on_images=bar.update, on_status=bar.set_description, executor=executor)

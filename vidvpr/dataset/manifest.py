@@ -242,7 +242,8 @@ class ManifestSummary:
             f"{state} {self.rows['database']} database and {self.rows['query']} query rows in {self.out_dir}",
             f"dropped {self.dropped_frames} view frames outside their trajectory's time range",
             f"positives within {self.radius_m:g} m{heading}: median {self.median_positives} per query; "
-            f"{self.queries_without_positives} queries have none (excluded from recall)",
+            f"{self.queries_without_positives} queries have none (eval excludes them, or counts misses: "
+            "--unmatched-queries)",
         ]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidvpr.core.errors import BadInput
-from vidvpr.evaluate.recall import DEFAULT_NS
+from vidvpr.evaluate.recall import DEFAULT_NS, DEFAULT_UNMATCHED, check_unmatched
 
 PROTOCOLS = ("same", "reference")
 INPUT_SIZES = ("cell", "reference")
@@ -36,7 +36,7 @@ class EvalConfig:
     cache_dir: Path | None = None  # None: EVAL/descriptors
     root: Path | None = None
     save_preds: int = 0  # query strips per cell
-
+    unmatched_queries: str = DEFAULT_UNMATCHED  # queries without positives: "exclude" or count as a "miss"
 
 
 def validate_config(config: EvalConfig) -> None:
@@ -44,6 +44,10 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput(f"Unknown --database '{config.protocol}'. Use {' or '.join(PROTOCOLS)}.")
     if config.input_size not in INPUT_SIZES:
         raise BadInput(f"Unknown --input-size '{config.input_size}'. Use {' or '.join(INPUT_SIZES)}.")
+    try:
+        check_unmatched(config.unmatched_queries)
+    except BadInput as exc:
+        raise BadInput(f"--unmatched-queries: {exc}") from None
     if not config.models:
         raise BadInput("give at least one --model")
     if not config.recall_at or any(n < 1 for n in config.recall_at):

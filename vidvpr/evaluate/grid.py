@@ -40,7 +40,14 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
 )
 from vidvpr.evaluate.models import ModelChoice, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
-from vidvpr.evaluate.recall import DEFAULT_NS, filter_positives_by_distance, first_positive_rank, recall_at_n
+from vidvpr.evaluate.recall import (
+    DEFAULT_NS,
+    counted_ranks,
+    filter_positives_by_distance,
+    first_positive_rank,
+    recall_at_n,
+    recall_from_ranks,
+)
 from vidvpr.evaluate.results import (
     RESULTS_CSV,
     RESULTS_JSON,
@@ -149,14 +156,14 @@ def database_parts(model: VPRModel, rows: Sequence[ManifestRow], cell: GridCell,
     return parts
 
 
-def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int]) -> dict[str, dict[int, float]]:
+def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int], unmatched: str) -> dict[str, dict[int, float]]:
     """Recall@N per view direction over the counted queries (views with none counted are left out)."""
     out = {}
     labels = np.asarray(views, dtype=object)
     for view in sorted(set(views)):
-        mine = ranks[(labels == view) & (ranks >= 0)]
+        mine = counted_ranks(ranks[labels == view], unmatched)
         if mine.size:
-            out[view] = {n: round(float(np.mean((mine > 0) & (mine <= n))), 6) for n in ns}
+            out[view] = {n: round(value, 6) for n, value in recall_from_ranks(mine, ns).items()}
     return out
 
 
@@ -222,7 +229,8 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                       "radius_m": manifest.meta.parameters["radius_m"],
                       "max_heading_diff_deg": manifest.meta.parameters.get("max_heading_diff_deg")},
             enc_dir=str(Path(config.enc_dir).resolve()) if config.enc_dir else None, protocol=config.protocol,
-            input_size=config.input_size, recall_at=ns, thresholds_m=thresholds, index=config.index or "Flat (exact L2)",
+            input_size=config.input_size, recall_at=ns, thresholds_m=thresholds,
+            unmatched_queries=config.unmatched_queries, index=config.index or "Flat (exact L2)",
             models=models_record, rows=rows,
             descriptors={"cache": str(cache.folder), "bytes": cache.size_bytes(), "dtype": "float16"},
             forward_images=counter.images, elapsed_s=round(time.perf_counter() - started, 3),
@@ -252,13 +260,14 @@ def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, que
     views = [row.view for row in manifest.queries]
     out = []
     for threshold, positives in positives_at.items():
-        overall = recall_at_n(predictions, positives, ns)
+        overall = recall_at_n(predictions, positives, ns, config.unmatched_queries)
         ranks = first_positive_rank(predictions, positives)
         out.append(EvalRow(
             model=choice.label, protocol=config.protocol, cell=cell.name, codec=cell.codec, resolution=cell.resolution,
             width=cell.width, height=cell.height, qp=cell.qp, kbps=cell.kbps, psnr_y=cell.psnr_y, ssim_y=cell.ssim_y,
             vmaf=cell.vmaf, input_size=config.input_size, queries=overall.queries, excluded=overall.excluded,
-            threshold_m=threshold, recall={n: round(v, 6) for n, v in overall.recall.items()},
-            per_view=_per_view(ranks, views, ns),
+            unmatched_queries=config.unmatched_queries, threshold_m=threshold,
+            recall={n: round(v, 6) for n, v in overall.recall.items()},
+            per_view=_per_view(ranks, views, ns, config.unmatched_queries),
             predictions=path.relative_to(out_dir).as_posix()))
     return out

@@ -1,8 +1,15 @@
 """Recall@N as the public VPR benchmarks count it, as pure functions.
 
 A query is correct at N when ANY of its first N ranked predictions is one of its positives
-(pytorch-NetVlad, gmberton's VPR-methods-evaluation). Queries without positives cannot be
-correct or wrong, so they are left out of the denominator and reported as `excluded`.
+(pytorch-NetVlad, gmberton's VPR-methods-evaluation). Queries without positives (no database
+frame within the radius) are counted by one of two conventions, `unmatched`:
+
+* ``"exclude"`` (default): left out of the denominator and reported as `excluded`, as MSLS's
+  evaluation does (its query list holds only queries with a positive);
+* ``"miss"``: kept in the denominator as queries answered wrongly, as pytorch-NetVlad,
+  VPR-methods-evaluation, the deep-visual-geo-localization benchmark and LoQI-VPR do (they
+  divide by the number of queries).
+
 Recall values are fractions in [0, 1]; `RecallResult.percent` gives the benchmarks' percentages.
 """
 
@@ -18,16 +25,19 @@ from numpy.typing import ArrayLike
 from vidvpr.core.errors import BadInput
 
 DEFAULT_NS = (1, 5, 10, 20)
+UNMATCHED_QUERIES = ("exclude", "miss")  # what a query without positives counts as (see the module docstring)
+DEFAULT_UNMATCHED = "exclude"
 
 
 @dataclass(frozen=True, eq=False)
 class RecallResult:
-    """Recall@N over the queries that have at least one positive."""
+    """Recall@N over the counted queries: those with a positive, and under "miss" the others too."""
 
     recall: dict[int, float]  # N -> fraction of counted queries correct at N, in [0, 1]
-    queries: int  # queries counted (with at least one positive)
-    excluded: int  # queries without positives, left out of `queries`
+    queries: int  # queries counted (the denominator)
+    excluded: int  # queries without positives left out of `queries` (none under "miss")
     correct_at: np.ndarray  # per counted query: 1-based rank of the first positive, 0 if none within K
+    unmatched: int = 0  # queries without positives, whichever the convention
 
     @property
     def percent(self) -> dict[int, float]:
@@ -43,6 +53,29 @@ def _check_ns(ns: Sequence[int]) -> tuple[int, ...]:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise BadInput(f"recall N must be a positive integer, got {n!r}")
     return tuple(sorted({int(n) for n in ns}))
+
+
+def check_unmatched(unmatched: str) -> str:
+    """`unmatched` if it names a convention of UNMATCHED_QUERIES, else BadInput listing them."""
+    if unmatched not in UNMATCHED_QUERIES:
+        raise BadInput(f"Unknown convention for queries without positives {unmatched!r}. "
+                       f"Use {' or '.join(UNMATCHED_QUERIES)}.")
+    return unmatched
+
+
+def counted_ranks(ranks: ArrayLike, unmatched: str = DEFAULT_UNMATCHED) -> np.ndarray:
+    """The `first_positive_rank` values recall is counted over: queries without positives (-1) are
+    dropped under "exclude" and become misses (0) under "miss"."""
+    values = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    if check_unmatched(unmatched) == "miss":
+        return np.maximum(values, 0)
+    return values[values >= 0]
+
+
+def recall_from_ranks(counted: np.ndarray, ns: Sequence[int]) -> dict[int, float]:
+    """Recall@N of counted ranks (1-based rank of the first positive, 0: none within K)."""
+    found = counted > 0
+    return {n: float(np.count_nonzero(found & (counted <= n))) / len(counted) for n in ns}
 
 
 def _predictions(predictions: ArrayLike) -> np.ndarray:
@@ -83,17 +116,18 @@ def first_positive_rank(predictions: ArrayLike, positives: Sequence[ArrayLike]) 
     return np.where(counts > 0, rank, -1).astype(np.int64)
 
 
-def _result(ranks: np.ndarray, ns: tuple[int, ...], what: str) -> RecallResult:
+def _result(ranks: np.ndarray, ns: tuple[int, ...], what: str, unmatched: str) -> RecallResult:
     """Recall@N from `first_positive_rank` output (-1 marks queries without positives)."""
-    counted = ranks[ranks >= 0]
+    counted = counted_ranks(ranks, unmatched)
     if len(counted) == 0:
-        raise BadInput(f"no query{what} has a positive, so recall is undefined "
+        problem = "has a positive" if len(ranks) else "was given"
+        raise BadInput(f"no query{what} {problem}, so recall is undefined "
                        f"(check the positive radius and the query/database positions)")
-    found = counted > 0
-    recall = {n: float(np.count_nonzero(found & (counted <= n))) / len(counted) for n in ns}
     correct_at = counted.copy()
     correct_at.setflags(write=False)
-    return RecallResult(recall=recall, queries=len(counted), excluded=len(ranks) - len(counted), correct_at=correct_at)
+    return RecallResult(recall=recall_from_ranks(counted, ns), queries=len(counted),
+                        excluded=len(ranks) - len(counted), correct_at=correct_at,
+                        unmatched=int(np.count_nonzero(ranks < 0)))
 
 
 def _check_depth(predictions: np.ndarray, ns: tuple[int, ...]) -> None:
@@ -106,15 +140,17 @@ def recall_at_n(
     predictions: ArrayLike,
     positives: Sequence[ArrayLike],
     ns: Sequence[int] = DEFAULT_NS,
+    unmatched: str = DEFAULT_UNMATCHED,
 ) -> RecallResult:
     """Recall@N for ranked `predictions` (M, K) database indices and each query's `positives`.
 
-    Needs K >= max(ns). Queries with no positives are excluded; BadInput when all are.
+    Needs K >= max(ns). Queries with no positives are excluded (BadInput when all are), or with
+    `unmatched="miss"` counted as wrong at every N.
     """
     ranked = _predictions(predictions)
     checked_ns = _check_ns(ns)
     _check_depth(ranked, checked_ns)
-    return _result(first_positive_rank(ranked, positives), checked_ns, "")
+    return _result(first_positive_rank(ranked, positives), checked_ns, "", check_unmatched(unmatched))
 
 
 def recall_by_group(
@@ -122,21 +158,23 @@ def recall_by_group(
     positives: Sequence[ArrayLike],
     groups: Sequence[str],
     ns: Sequence[int] = DEFAULT_NS,
+    unmatched: str = DEFAULT_UNMATCHED,
 ) -> dict[str, RecallResult]:
     """Recall@N per group of queries (e.g. per view direction), keyed by group name in sorted order.
 
-    Ranks are computed once and split by group. A group whose queries all lack positives has
-    undefined recall: BadInput naming it.
+    Ranks are computed once and split by group. Under "exclude", a group whose queries all lack
+    positives has undefined recall: BadInput naming it.
     """
     ranked = _predictions(predictions)
     checked_ns = _check_ns(ns)
+    check_unmatched(unmatched)
     _check_depth(ranked, checked_ns)
     labels = np.asarray(groups, dtype=object).reshape(-1)
     if len(labels) != len(ranked):
         raise BadInput(f"predictions cover {len(ranked)} queries but groups cover {len(labels)}")
     ranks = first_positive_rank(ranked, positives)
     return {
-        name: _result(ranks[labels == name], checked_ns, f" in group {name!r}")
+        name: _result(ranks[labels == name], checked_ns, f" in group {name!r}", unmatched)
         for name in sorted(set(labels.tolist()))
     }
 

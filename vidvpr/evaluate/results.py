@@ -9,7 +9,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,12 +20,16 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 PREDICTIONS_DIR = "predictions"
 BASE_COLUMNS = ("model", "protocol", "cell", "codec", "resolution", "width", "height", "qp", "kbps", "psnr_y",
-                "ssim_y", "vmaf", "input_size", "queries", "excluded", "threshold_m")
+                "ssim_y", "vmaf", "input_size", "queries", "excluded", "unmatched_queries", "threshold_m")
+Unmatched = Literal["exclude", "miss"]  # vidvpr.evaluate.recall.UNMATCHED_QUERIES
 
 
 class EvalRow(Strict):
     """One (model, cell, threshold) result. `recall` maps N to the fraction of counted queries
-    whose first N predictions hold a positive; `per_view` the same per view direction."""
+    whose first N predictions hold a positive; `per_view` the same per view direction.
+    `unmatched_queries` says how queries without positives were counted: left out of `queries`
+    ("exclude", then `excluded` of them) or counted as wrong ("miss"); files written before the
+    choice existed were all "exclude"."""
 
     model: str
     protocol: str
@@ -43,6 +47,7 @@ class EvalRow(Strict):
     queries: int
     excluded: int
     threshold_m: float
+    unmatched_queries: Unmatched = "exclude"
     recall: dict[int, float]
     per_view: dict[str, dict[int, float]]
     predictions: str  # relative to the eval folder
@@ -66,6 +71,7 @@ class EvalResults(Record):
     input_size: str
     recall_at: list[int]
     thresholds_m: list[float]
+    unmatched_queries: Unmatched = "exclude"  # as in every row
     index: str
     models: list[dict[str, Any]]
     rows: list[EvalRow]
@@ -74,6 +80,10 @@ class EvalResults(Record):
     elapsed_s: float
     versions: dict[str, str]
     command: list[str]
+
+
+UNMATCHED_WORDS = {"exclude": "queries without positives excluded",
+                   "miss": "queries without positives counted as misses"}
 
 
 def csv_columns(recall_at: Sequence[int]) -> list[str]:
@@ -116,7 +126,8 @@ def recall_table(rows: Sequence[EvalRow], n: int = 1) -> list[str]:
         threshold = min(row.threshold_m for row in mine)
         mine = [row for row in mine if row.threshold_m == threshold]
         qps = sorted({row.qp for row in mine if row.qp is not None})
-        lines.append(f"{model}: recall@{n} at {threshold:g} m ({mine[0].protocol} protocol)")
+        lines.append(f"{model}: recall@{n} at {threshold:g} m ({mine[0].protocol} protocol, "
+                     f"{UNMATCHED_WORDS[mine[0].unmatched_queries]})")
         lines.append(f"{'cell':>22} " + " ".join(f"{'qp' + str(qp):>6}" for qp in qps))
         reference = next((row for row in mine if row.cell == "reference"), None)
         if reference is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vidvpr import __version__
 from vidvpr.core.provenance import command_line
+from vidvpr.evaluate.results import UNMATCHED_WORDS
 from vidvpr.report.html import Raw, esc, facts, figure, number, paragraph, table
 from vidvpr.report.inputs import ReportInputs
 from vidvpr.study.plots import front_figure, models_figure, png_bytes, recall_figure
@@ -42,7 +43,8 @@ def recall(inputs: ReportInputs) -> str:
         parts.append(f"<h3>{esc(label)}</h3>")
         parts.append(table(["cell", "codec", "resolution", "quantiser", "kbps", "PSNR-Y", "VMAF",
                             *(f"recall@{n}" for n in ns)], rows, numeric=range(3, 7 + len(ns)), row_classes=classes,
-                           caption=f"At {study.threshold_m:g} m; bold: on the Pareto front at recall@{study.recall_at[0]}."))
+                           caption=f"At {study.threshold_m:g} m, {UNMATCHED_WORDS[study.unmatched_queries]}; bold: on "
+                                   f"the Pareto front at recall@{study.recall_at[0]}."))
     return "".join(parts)
 
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from statistics import mean
 from typing import Any
 
+from vidvpr.evaluate.results import UNMATCHED_WORDS
 from vidvpr.report.figures import map_png
 from vidvpr.report.html import bullet_list, esc, facts, figure, number, paragraph, table
 from vidvpr.report.inputs import EncodeFolder, ReportInputs
@@ -25,6 +26,8 @@ def summary(inputs: ReportInputs) -> str:
     parts = [facts([
         ("dataset", study.dataset.get("name")),
         ("positives", f"within {study.threshold_m:g} m"),
+        ("recall counts", f"{UNMATCHED_WORDS[study.unmatched_queries]} (vidvpr eval --unmatched-queries "
+                          f"{study.unmatched_queries})"),
         ("models", ", ".join(study.systems)),
         ("codecs", ", ".join(codecs)),
         ("Bjøntegaard", (f"{study.method.bd_rate_function} and {study.method.bd_recall_function} "

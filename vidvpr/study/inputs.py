@@ -4,7 +4,8 @@ Every eval folder's ``results.json`` records the hashes of the manifest files it
 (database.csv, query.csv, positives.json); a study refuses folders whose hashes differ, since
 their recalls are not comparable. A model label names one set of weights across the folders
 (its fingerprint), and one (model, protocol, cell) result may appear in several folders only with
-the same recall.
+the same recall. Recalls counted by different conventions for queries without positives
+(`vidvpr eval --unmatched-queries`) are not comparable either: a study refuses to mix them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def load_evals(folders: Sequence[Path]) -> list[LoadedEval]:
         seen[path.resolve()] = folder
         loaded.append(LoadedEval(folder, EvalResults.load(path), FileRecord.of(path)))
     check_same_dataset(loaded)
+    check_same_counting(loaded)
     return loaded
 
 
@@ -74,6 +76,21 @@ def check_same_dataset(evals: Sequence[LoadedEval]) -> None:
             raise BadInput(f"{other.json_path}: evaluated a different dataset than {first.json_path} "
                            f"({differing[0]} differs: manifest {other.results.manifest.get('path')} vs "
                            f"{first.results.manifest.get('path')}); a study compares evaluations of one manifest")
+
+
+def check_same_counting(evals: Sequence[LoadedEval]) -> str:
+    """The convention every folder counted queries without positives by (`EvalRow.unmatched_queries`),
+    or BadInput naming the first folder that differs: such recalls differ by the share of those queries."""
+    first = evals[0]
+    expected = first.results.unmatched_queries
+    for e in evals:
+        for i, row in enumerate(e.results.rows):
+            found = row.unmatched_queries
+            if found != expected:
+                raise BadInput(f"{e.json_path}: row {i + 1} counts queries without positives as "
+                               f"{found!r} but {first.json_path} as {expected!r} (vidvpr eval --unmatched-queries); "
+                               "a study compares recalls counted one way: re-run one of them")
+    return expected
 
 
 def choose_threshold(evals: Sequence[LoadedEval], wanted: float | None) -> float:

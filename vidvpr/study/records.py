@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
+from vidvpr.evaluate.results import Unmatched
 
 STUDY_JSON = "study.json"
 STUDY_CSV = "study.csv"
@@ -112,6 +113,7 @@ class StudyRecord(Record):
 
     dataset: dict[str, Any]
     threshold_m: float
+    unmatched_queries: Unmatched = "exclude"  # how every input counted queries without positives (earlier: exclude)
     recall_at: list[int]
     anchor_codec: str | None
     anchor_system: str | None

@@ -28,6 +28,7 @@ from vidvpr.study.curves import (
 from vidvpr.study.inputs import (
     LoadedEval,
     check_recall_at,
+    check_same_counting,
     choose_threshold,
     collect_points,
     load_evals,
@@ -124,7 +125,8 @@ def compute_study(evals: Sequence[LoadedEval], config: StudyConfig) -> StudyReco
     return StudyRecord(
         dataset={"name": first.get("name"), "manifest": first.get("path"), "files": first.get("files"),
                  "radius_m": first.get("radius_m")},
-        threshold_m=threshold, recall_at=ns, anchor_codec=anchor_codec, anchor_system=anchor_label,
+        threshold_m=threshold, unmatched_queries=check_same_counting(evals), recall_at=ns, anchor_codec=anchor_codec,
+        anchor_system=anchor_label,
         systems={name: {"model": s[0], "protocol": s[1]} for name, s in labels.items()},
         method=MethodRecord(
             package=bdelta.PACKAGE, version=version(bdelta.PACKAGE), bd_rate_function=bdelta.BD_RATE_FUNCTION,
