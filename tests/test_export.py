@@ -215,6 +215,32 @@ def test_geographic_export_names_carry_zone_and_lat_lon(tmp_path, sliced_views):
         assert parsed.easting_m == pytest.approx(row.easting_m, abs=0.005)
 
 
+def gpx_walk(lat_deg: float, lon_deg: float, step_deg: float = 0.0001) -> str:
+    """A GPX track of three points a second apart, walking due north from (lat, lon)."""
+    points = "".join(f'<trkpt lat="{lat_deg + step_deg * i:.7f}" lon="{lon_deg}"><time>2024-05-01T10:00:0{i}Z</time>'
+                     "</trkpt>" for i in range(3))
+    return ('<?xml version="1.0"?><gpx version="1.1" creator="vidvpr tests" '
+            f'xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>{points}</trkseg></trk></gpx>')
+
+
+def test_a_walk_due_north_near_a_central_meridian_is_exported(tmp_path, sliced_views):  # noqa: F811
+    # issue 15.1: zone 33T's grid north is 0.00007° west of true north at 15.00001°E, 48°N, so the heading
+    # of travel is 359.99993°, which rounded to 3 places was written as 360.0 and refused by every reader
+    definition = make_dataset(tmp_path / "ds", sliced_views, db_traj=gpx_walk(48.0, 15.00001),
+                              query_traj=gpx_walk(48.00005, 15.00001), radius=25,
+                              query_trajectory='"traj/qwalk.gpx"')
+    (tmp_path / "ds" / "traj" / "dbwalk.csv").rename(tmp_path / "ds" / "traj" / "dbwalk.gpx")
+    (tmp_path / "ds" / "traj" / "qwalk.csv").rename(tmp_path / "ds" / "traj" / "qwalk.gpx")
+    definition.write_text(definition.read_text().replace('"traj/dbwalk.csv"', '"traj/dbwalk.gpx"'))
+    build_manifest(load_definition(definition), tmp_path / "m")
+    manifest = load_manifest(tmp_path / "m")
+    north = [row for row in manifest.database + manifest.queries if row.view == "yaw000_pitch+00"]
+    assert north and {row.camera_heading_deg for row in north} == {0.0} and {row.heading_deg for row in north} == {0.0}
+    assert {row.utm_zone_number for row in north} == {33}
+    result = export_vpr(tmp_path / "m", tmp_path / "out", ExportConfig())
+    assert result.database == len(manifest.database)
+
+
 def test_rerun_skips_and_other_exports_need_force(tmp_path, manifest_dir):
     out = tmp_path / "vpr"
     export_vpr(manifest_dir, out, ExportConfig())

@@ -53,7 +53,7 @@ from vidvpr.geo.readers import read_trajectory
 LOG = logging.getLogger(__name__)
 
 # Bump when a change here changes the rows or positives made from the same definition and inputs.
-MANIFEST_OUTPUT_VERSION = 2
+MANIFEST_OUTPUT_VERSION = 3  # 3: headings that round to 360 are written as 0
 DECIMALS = {"m": 3, "deg": 3, "latlon": 7, "s": 6}
 
 
@@ -149,6 +149,11 @@ def _optional(value: float, decimals: int) -> float | None:
     return None if not math.isfinite(value) else round(float(value), decimals)
 
 
+def _optional_heading(value: float) -> float | None:
+    """A heading column's value: None for NaN, else rounded and kept in [0, 360) (`round_heading_deg`)."""
+    return None if not math.isfinite(value) else trj.round_heading_deg(value, DECIMALS["deg"])
+
+
 def view_coverage(rec: RecordingSpec, traj: trj.Trajectory, view: ManifestView, strict: bool = False) -> np.ndarray:
     """Mask of the view's frames inside the trajectory's time range (`trajectory.coverage`)."""
     return trj.coverage(traj, view.time_s, strict, time_offset_s=rec.trajectory.time_offset_s,
@@ -176,7 +181,7 @@ def view_rows(rec: RecordingSpec, traj: trj.Trajectory, view: ManifestView, rule
     geometry = view.sidecar.geometry
     heading = np.asarray(trj.view_heading_deg(camera, geometry.yaw_deg), dtype=float).reshape(-1)
     source_frames = view.sidecar.timestamps.source_frames()
-    d_m, d_deg, d_ll = DECIMALS["m"], DECIMALS["deg"], DECIMALS["latlon"]
+    d_m, d_ll = DECIMALS["m"], DECIMALS["latlon"]
     rows = [
         ManifestRow(
             id=frame_id(rec.name, view.name, int(i)), split=rec.split, recording=rec.name, view=view.name,
@@ -185,7 +190,7 @@ def view_rows(rec: RecordingSpec, traj: trj.Trajectory, view: ManifestView, rule
             easting_m=round(float(east[k]), d_m), northing_m=round(float(north[k]), d_m),
             utm_zone_number=traj.utm_zone_number, utm_zone_letter=traj.utm_zone_letter,
             lat_deg=_optional(lat[k], d_ll), lon_deg=_optional(lon[k], d_ll),
-            camera_heading_deg=_optional(camera[k], d_deg), heading_deg=_optional(heading[k], d_deg),
+            camera_heading_deg=_optional_heading(camera[k]), heading_deg=_optional_heading(heading[k]),
             video=view.video_rel,
         )
         for k, i in enumerate(keep)

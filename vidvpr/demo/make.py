@@ -47,6 +47,7 @@ from vidvpr.demo.world import (
     path_length_m,
     walker_poses,
 )
+from vidvpr.geo.trajectory import round_heading_deg
 
 LOG = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def write_trajectory(path: Path, plan: TraversalPlan, camera_height_m: float) ->
     if plan.spec.trajectory_format == "csv-xy":
         lines.append("t,x,y,z,heading")
         for t, x, y, h in zip(plan.t_s, plan.east_m, plan.north_m, plan.heading_deg):
-            lines.append(f"{t:.6f},{x:.4f},{y:.4f},{camera_height_m:.4f},{h % 360.0:.4f}")
+            lines.append(f"{t:.6f},{x:.4f},{y:.4f},{camera_height_m:.4f},{round_heading_deg(h, 4):.4f}")
     else:
         lines.append("# timestamp tx ty tz qx qy qz qw (vidvpr demo: x east, y north, z up; body forward +x)")
         half_yaw = np.radians(90.0 - plan.heading_deg) / 2.0

@@ -96,6 +96,12 @@ def wrap_deg(angle_deg: ArrayLike) -> Any:
     return float(wrapped) if wrapped.ndim == 0 else wrapped
 
 
+def round_heading_deg(angle_deg: float, decimals: int) -> float:
+    """A heading as it is written: wrapped to [0, 360), rounded to `decimals` places, wrapped again,
+    so that 359.99996° written to 3 places is 0.0, never 360.0 (which no reader accepts). NaN stays NaN."""
+    return float(wrap_deg(round(float(wrap_deg(angle_deg)), decimals)))
+
+
 def view_heading_deg(camera_heading_deg: ArrayLike, view_yaw_deg: ArrayLike) -> Any:
     """Heading of a view: camera heading + view yaw (both clockwise from above), in [0, 360)."""
     return wrap_deg(np.add(camera_heading_deg, view_yaw_deg))
