@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.test_export import encode_cells
-from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from tests.test_manifest import make_dataset, rerecord_outputs, sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import load_definition
@@ -219,6 +219,7 @@ def test_manifest_frames_beyond_a_videos_end_are_bad_input(dataset, tmp_path: Pa
     path.write_text(text)
     positives = manifest_dir / "positives.json"
     positives.write_text(positives.read_text().replace("dbwalk/yaw000_pitch+00/000011", "dbwalk/yaw000_pitch+00/000099"))
+    rerecord_outputs(manifest_dir)
     with pytest.raises(BadInput, match="frame 99 is needed"):
         evaluate_grid(manifest_dir, tmp_path / "out", EvalConfig(batch_size=8, root=load_manifest(dataset[0]).root))
     assert not (tmp_path / "out" / "results.csv").exists()

@@ -25,7 +25,8 @@ from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import definition_from_options, load_definition, resolve_inside, with_overrides
 from vidvpr.dataset.manifest import build_manifest, load_manifest
 from vidvpr.dataset.positives import find_positives, heading_difference_deg
-from vidvpr.dataset.records import COLUMNS, ManifestRow
+from vidvpr.core.records import FileRecord
+from vidvpr.dataset.records import COLUMNS, DATA_FILES, ManifestRecord, ManifestRow
 from vidvpr.dataset.sampling import parse_sampling, sample_every_frames, sample_every_metres, sample_every_seconds
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_video
@@ -94,6 +95,14 @@ def make_dataset(root: Path, views: Path, db_traj: str = DB_TRAJ, query_traj: st
 @pytest.fixture
 def dataset(tmp_path: Path, sliced_views: Path) -> Path:
     return make_dataset(tmp_path / "ds", sliced_views)
+
+
+def rerecord_outputs(folder: Path) -> None:
+    """Record the manifest folder's data files, as they are now, in its manifest.json: a hand-edited
+    manifest that is consistent, so that the readers behind the size and hash check are reached."""
+    meta = ManifestRecord.load(folder / "manifest.json")
+    outputs = {name: FileRecord.of(folder / name, folder) for name in DATA_FILES}
+    meta.model_copy(update={"outputs": outputs}).save(folder / "manifest.json")
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -608,17 +617,41 @@ def test_load_manifest_rejects_tampered_paths_and_ids(tmp_path, dataset):
     build_manifest(load_definition(dataset), tmp_path / "out")
     path = tmp_path / "out" / "database.csv"
     text = path.read_text()
-    path.write_text(text.replace("views/dbwalk/yaw000_pitch+00.mp4", "../../../etc/passwd", 1))
-    with pytest.raises(BadInput, match="outside the dataset root"):
-        load_manifest(tmp_path / "out")
-    path.write_text(text.replace("dbwalk/yaw000_pitch+00/000000", "dbwalk/yaw000_pitch+00/000001", 1))
-    with pytest.raises(BadInput, match="line 2: id"):
-        load_manifest(tmp_path / "out")
-    path.write_text(text.replace(",0.0,0.0,", ",zero,0.0,", 1))
-    with pytest.raises(BadInput, match="line 2: yaw_deg: Input should be a valid number"):
-        load_manifest(tmp_path / "out")
+    for tampered, match in ((text.replace("views/dbwalk/yaw000_pitch+00.mp4", "../../../etc/passwd", 1),
+                             "outside the dataset root"),
+                            (text.replace("dbwalk/yaw000_pitch+00/000000", "dbwalk/yaw000_pitch+00/000001", 1),
+                             "line 2: id"),
+                            (text.replace(",0.0,0.0,", ",zero,0.0,", 1), "line 2: yaw_deg: Input should be a valid number")):
+        path.write_text(tampered)
+        rerecord_outputs(tmp_path / "out")  # as if manifest.json had been edited to match
+        with pytest.raises(BadInput, match=match):
+            load_manifest(tmp_path / "out")
     with pytest.raises(BadInput, match="not a finished vidvpr manifest"):
         load_manifest(tmp_path)
+
+
+def test_a_data_file_cut_short_is_named_before_anything_is_read(tmp_path, dataset):
+    # issue 15.10: cut inside the last line's video field, database.csv was read without a word (a path that
+    # does not exist); cut mid-file, the error blamed positives.json
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "database.csv"
+    text = path.read_text()
+    for cut in (text[:-8], text[:len(text) // 2]):
+        path.write_text(cut)
+        with pytest.raises(BadInput, match=rf"^{path}: {len(cut.encode())} bytes, but manifest.json recorded "
+                                           rf"{len(text.encode())}: changed or cut short; rebuild the manifest"):
+            load_manifest(tmp_path / "out")
+
+
+def test_a_data_file_changed_in_place_is_named(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "positives.json"
+    path.write_text(path.read_text().replace("2.5", "9.5", 1))  # same size, other content
+    with pytest.raises(BadInput, match=rf"^{path}: content differs from the hash manifest.json recorded"):
+        load_manifest(tmp_path / "out")
+    path.unlink()
+    with pytest.raises(BadInput, match=rf"^{path}: missing \(listed in manifest.json\)"):
+        load_manifest(tmp_path / "out")
 
 
 def test_quick_definition_from_options(tmp_path, dataset):
@@ -795,6 +828,7 @@ def test_a_stray_quote_in_query_csv_is_one_line_bad_input(tmp_path, dataset):
     lines = path.read_text().splitlines()
     lines[2] = lines[2].replace(",", ',"', 1)
     path.write_text("\n".join(lines) + "\n")
+    rerecord_outputs(tmp_path / "m")  # past the size and hash check, to the CSV reader
     with pytest.raises(BadInput, match=r"query.csv: line \d+") as info:
         load_manifest(tmp_path / "m")
     assert "\n" not in str(info.value)

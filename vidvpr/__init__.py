@@ -31,7 +31,7 @@ _API = {
     "load_definition": "vidvpr.dataset.definition",
     "definition_from_options": "vidvpr.dataset.definition",
     "build_manifest": "vidvpr.dataset.manifest",
-    "load_manifest": "vidvpr.dataset.manifest",
+    "load_manifest": "vidvpr.dataset.loading",
     "export_vpr": "vidvpr.dataset.export",
     "ExportConfig": "vidvpr.dataset.export",
     "evaluate_grid": "vidvpr.evaluate.grid",

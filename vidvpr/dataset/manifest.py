@@ -31,6 +31,7 @@ from vidvpr.core.provenance import command_line, params_hash, runtime_versions, 
 from vidvpr.core.records import FileRecord, read_json_object
 from vidvpr.core.sidecars import SliceSidecar
 from vidvpr.dataset.definition import SPLITS, DatasetDefinition, RecordingSpec, check_name, resolve_inside
+from vidvpr.dataset.loading import Manifest, changed_output, load_manifest  # noqa: F401  (re-exported)
 from vidvpr.dataset.positives import find_positives, positive_stats
 from vidvpr.dataset.records import (
     CSV_FILES,
@@ -45,7 +46,7 @@ from vidvpr.dataset.records import (
     UtmZoneRecord,
     ViewInputRecord,
 )
-from vidvpr.dataset.rows import frame_id, read_rows, rows_csv_text
+from vidvpr.dataset.rows import frame_id, rows_csv_text
 from vidvpr.dataset.sampling import SamplingRule
 from vidvpr.geo import trajectory as trj
 from vidvpr.geo.readers import read_trajectory
@@ -258,8 +259,7 @@ def manifest_done(out: Path, phash: str) -> ManifestRecord | None:
     meta = ManifestRecord.load_or_none(out / MANIFEST_FILE)
     if meta is None or meta.params_hash != phash or set(meta.outputs) != set(DATA_FILES):
         return None
-    intact = all(record.matches(out / name, check_hash=True) for name, record in meta.outputs.items())
-    return meta if intact else None
+    return meta if changed_output(out, meta) is None else None
 
 
 def _check_out_dir(out: Path) -> None:
@@ -394,59 +394,3 @@ def _swap_in_folder(out: Path, rows: dict[str, list[ManifestRow]], positives: Po
         # hashes of what this run wrote, recorded before anything else can touch the files
         outputs = {name: FileRecord.of(tmp / name, tmp) for name in DATA_FILES}
         manifest(outputs).save(tmp / MANIFEST_FILE)
-
-
-# ---------------------------------------------------------------- load
-
-
-@dataclass
-class Manifest:
-    """A manifest folder read back: rows per split, positives as database indices per query."""
-
-    directory: Path
-    root: Path
-    meta: ManifestRecord
-    database: list[ManifestRow]
-    queries: list[ManifestRow]
-    positives: list[np.ndarray]
-
-    def video_path(self, row: ManifestRow) -> Path:
-        """Absolute path of a row's view video (checked to lie inside the root when loaded)."""
-        return self.root / row.video
-
-    @property
-    def matched_queries(self) -> list[int]:
-        """Indices of queries with at least one positive (the ones recall is computed over)."""
-        return [i for i, hits in enumerate(self.positives) if len(hits)]
-
-
-def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> Manifest:
-    """Read a manifest folder; `root` overrides the dataset root recorded in manifest.json."""
-    folder = Path(manifest_dir)
-    if not folder.is_dir():
-        raise BadInput(f"{folder}: {'is a file, not' if folder.exists() else 'not found; expected'} a manifest folder "
-                       "(vidvpr manifest --out)")
-    if not (folder / MANIFEST_FILE).is_file():
-        raise BadInput(f"{folder}: not a finished vidvpr manifest (no {MANIFEST_FILE}); run vidvpr manifest --out {folder}")
-    meta = ManifestRecord.load(folder / MANIFEST_FILE)
-    if root is None and (Path(meta.root).is_absolute() or not meta.root.isprintable()):
-        raise BadInput(f"{folder / MANIFEST_FILE}: records the dataset root as {meta.root!r}, which must be a "
-                       "path relative to the manifest folder; pass --root")
-    base = Path(root) if root is not None else folder / meta.root
-    if not base.is_dir():
-        raise BadInput(f"{folder}: dataset root {str(base)!r} not found; pass --root")
-    base = base.resolve()
-    database = read_rows(folder / CSV_FILES["database"], "database", base)
-    queries = read_rows(folder / CSV_FILES["query"], "query", base)
-    gt = PositivesFile.load(folder / POSITIVES_FILE)
-    index = {row.id: i for i, row in enumerate(database)}
-    positives = []
-    for row in queries:
-        ids = gt.positives.get(row.id)
-        unknown = [x for x in ids or [] if x not in index]
-        if ids is None or unknown:
-            problem = "no entry" if ids is None else f"unknown database id {unknown[0]!r}"
-            raise BadInput(f"{folder / POSITIVES_FILE}: query {row.id}: {problem}")
-        positives.append(np.asarray([index[x] for x in ids], dtype=np.int64))
-    return Manifest(folder, base, meta, database, queries, positives)
-
