@@ -21,6 +21,7 @@ from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video
 from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
 from vidvpr.models import load_model
+from vidvpr.models.model import VPRModel
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +189,79 @@ def test_bad_options_are_one_line_errors_and_write_nothing(dataset, tmp_path: Pa
     with pytest.raises(BadInput, match=message):
         evaluate_grid(dataset[0], tmp_path / "out", config)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def no_forward_pass(monkeypatch):
+    """Fails the test at the first image put through any model."""
+    def refuse(self, x):
+        pytest.fail("an image went through the model before the options were checked")
+    monkeypatch.setattr(VPRModel, "features", refuse)
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    # issue 15.12: refused only after every database descriptor was computed
+    (EvalConfig(index="IVF4096,Flat"), r"'IVF4096,Flat' needs at least 4,096 training vectors .* the database has 24"),
+    (EvalConfig(index="IVF16,PQ8"), r"'IVF16,PQ8' needs at least 256 training vectors"),
+    (EvalConfig(pca_dim=2000), r"--pca-dim 2000: PCA-whitening to 2000 dimensions needs more than 2000 descriptors, "
+                               r"got 24 \(fitted on the manifest's 24 database frames"),
+    (EvalConfig(pca_dim=100_000), r"--pca-dim 100000: PCA-whitening dimension must be between 1 and the descriptor"),
+    # issue 15.11: ran, reported recall@100000 = 1.0 and wrote every ranking to the depth of the database
+    (EvalConfig(recall_at=(1, 100_000)), r"--recall-at 100000: the manifest's database has 24 frames, so recall@N is "
+                                         r"defined for N up to 24"),
+])
+def test_what_the_database_size_rules_out_is_refused_before_any_forward_pass(dataset, tmp_path: Path, no_forward_pass,
+                                                                             config, message) -> None:
+    assert len(load_manifest(dataset[0]).database) == 24
+    with pytest.raises(BadInput, match=message):
+        evaluate_grid(dataset[0], tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_cell_list_is_refused_and_keeps_the_previous_results(dataset, tmp_path: Path) -> None:
+    # issue 15.9: `--cells ""` exited 0 and replaced the previous results with an empty table
+    manifest, enc = dataset
+    out = tmp_path / "eval"
+    evaluate_grid(manifest, out, EvalConfig(enc_dir=enc, cells=("reference",), batch_size=8))
+    before = (out / "results.csv").read_bytes()
+    for cells in ("", ","):
+        result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(out), "--cells", cells])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("vidvpr: error: --cells: give at least one cell")
+    assert (out / "results.csv").read_bytes() == before
+
+
+def test_an_output_folder_that_cannot_be_written_is_exit_4_naming_it(dataset, tmp_path: Path, monkeypatch) -> None:
+    # issue 15.6: EVAL/predictions not writable was "internal error: PermissionError", exit 1
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "predictions").write_text("a file where the predictions folder goes")
+    args = ["eval", str(dataset[0]), "--out", str(out), "--batch-size", "8", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 4, result.output
+    assert result.stderr.splitlines() == [f"vidvpr: error: {out}/predictions/netvlad-efficientnet-lite0/same: cannot "
+                                          "create output directory (Not a directory)"]
+    (out / "predictions").unlink()
+    (out / "predictions").mkdir()
+    real_mkdir = Path.mkdir
+
+    def denied(self, *args, **kwargs):  # what a folder without write permission does (tests may run as root)
+        if self.parent == out / "predictions":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 4 and "cannot create output directory (Permission denied)" in result.stderr
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["the-manifest-folder", "inside-it"])
+def test_out_may_not_be_the_manifest_folder(dataset, inside: bool) -> None:
+    # issue 15: eval wrote results.csv, predictions/ and descriptors/ beside database.csv
+    out = dataset[0] / "eval" if inside else dataset[0]
+    with pytest.raises(BadInput, match="the manifest folder .* holds only the manifest's files"):
+        evaluate_grid(dataset[0], out, EvalConfig())
+    assert sorted(p.name for p in dataset[0].iterdir()) == ["database.csv", "manifest.json", "positives.json", "query.csv"]
 
 
 def test_a_cell_missing_for_one_view_is_named(dataset, tmp_path: Path) -> None:

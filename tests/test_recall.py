@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import faiss
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from vidvpr.evaluate.recall import (
     recall_at_n,
     recall_by_group,
 )
-from vidvpr.evaluate.search import _sort_rows, build_index, search
+from vidvpr.evaluate.index_memory import new_index
+from vidvpr.evaluate.search import _sort_rows, build_index, empty_index, search, training_vectors_needed
 
 
 def _arrays(*lists: list[int]) -> list[np.ndarray]:
@@ -287,6 +290,17 @@ def test_too_few_training_vectors_is_a_user_error(descriptors) -> None:
     database, _ = descriptors
     with pytest.raises(BadInput, match="cannot train.*IVF64"):
         build_index(database, "IVF64,Flat", train_sample=10)
+
+
+@pytest.mark.parametrize(("factory", "needed"), [("IVF64,Flat", 64), ("IVF16,PQ8", 256), ("PQ8", 256),
+                                                 ("OPQ8,IVF16,PQ8", 256), ("IVF16,SQ8", 16)])
+def test_an_index_with_more_centroids_than_database_rows_is_refused_before_training(factory: str, needed: int) -> None:
+    assert training_vectors_needed(new_index(64, factory)) == needed
+    empty_index(factory, needed, 64)
+    with pytest.raises(BadInput, match=rf"'{re.escape(factory)}' needs at least {needed} training vectors .* has "
+                                       rf"{needed - 1}"):
+        empty_index(factory, needed - 1, 64)
+    assert training_vectors_needed(new_index(64, "HNSW32")) == 0 and training_vectors_needed(new_index(64, None)) == 0
 
 
 def test_empty_or_malformed_inputs_are_user_errors(descriptors) -> None:

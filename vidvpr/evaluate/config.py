@@ -60,5 +60,7 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput(f"--pca-dim must be at least 1, got {config.pca_dim}")
     if config.save_preds < 0:
         raise BadInput(f"--save-preds must not be negative, got {config.save_preds}")
+    if config.cells is not None and not config.cells:
+        raise BadInput("--cells: give at least one cell, e.g. reference,360p/qp40 (leave the option out for all)")
     if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
         raise BadInput("--cells names encoded cells: give --enc with the encode folder")

@@ -38,7 +38,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     EvalConfig,
     validate_config,
 )
-from vidvpr.evaluate.models import ModelChoice, parse_model_choice, prepare_model
+from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
 from vidvpr.evaluate.recall import (
     DEFAULT_NS,
@@ -59,6 +59,7 @@ from vidvpr.evaluate.results import (
 )
 from vidvpr.evaluate.search import DatabaseLike, build_index, empty_index, search
 from vidvpr.media.probe import probe_video
+from vidvpr.models import load_model
 from vidvpr.models.initialise import model_versions
 from vidvpr.models.model import VPRModel
 from vidvpr.run import Executor, InProcessExecutor
@@ -94,6 +95,14 @@ def _thresholds(config: EvalConfig, manifest: Manifest) -> list[float]:
         raise BadInput(f"--threshold {too_far[0]:g} m exceeds the manifest's positive radius ({radius:g} m); "
                        "rebuild the manifest with a larger --radius")
     return thresholds
+
+
+def _check_out_dir(out_dir: Path, manifest: Manifest) -> None:
+    """A manifest folder holds only the manifest's files: --out may be neither it nor inside it."""
+    folder = manifest.directory.resolve()
+    if out_dir.resolve() == folder or out_dir.resolve().is_relative_to(folder):
+        raise BadInput(f"--out {out_dir}: is {'' if out_dir.resolve() == folder else 'inside '}the manifest folder "
+                       f"{manifest.directory}, which holds only the manifest's files; write the evaluation elsewhere")
 
 
 def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
@@ -181,6 +190,9 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     manifest = load_manifest(Path(manifest_dir).absolute(), config.root)
     if not manifest.database:
         raise BadInput(f"{manifest_dir}: the manifest's database is empty")
+    if max(config.recall_at) > len(manifest.database):
+        raise BadInput(f"--recall-at {max(config.recall_at)}: the manifest's database has {len(manifest.database):,} "
+                       f"frames, so recall@N is defined for N up to {len(manifest.database):,}")
     choices: list[ModelChoice] = [parse_model_choice(text) for text in config.models]
     if len({c.label for c in choices}) != len(choices):
         raise BadInput("--model: the same model is given twice")
@@ -196,22 +208,25 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         if not any(len(p) for p in positives):
             raise BadInput(f"{manifest_dir}: no query has a positive within {threshold:g} m: recall is undefined")
     out_dir = Path(out_dir).absolute()
+    _check_out_dir(out_dir, manifest)
     counter = ForwardCounter()
     ns = sorted(set(config.recall_at))
+    loaded = [(choice, load_model(choice.name, choice.weights)) for choice in choices]
+    for _, model in loaded:  # what the database size rules out is refused before any forward pass
+        empty_index(config.index, len(manifest.database), described_dim(model, manifest, config.pca_dim))
     with removing_new_dirs(out_dir):
         ensure_writable_dir(out_dir)
         cache = DescriptorCache(config.cache_dir or out_dir / CACHE_DIR)
         models_record, prepared = [], []
-        for choice in choices:
+        for choice, model in loaded:
             if on_status:
                 on_status(f"prepare {choice.label}")
             model = prepare_model(choice, manifest, reference, out_dir, cache, device, config.batch_size,
-                                  config.pca_dim, counter)
+                                  config.pca_dim, counter, loaded=model)
             models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
                                   "options": model.options, "whitening": model.whiten is not None})
             prepared.append((choice, model))
-            empty_index(config.index, len(manifest.database), model.descriptor_dim)  # BadInput before the work
         if on_status:
             on_status("eval")
         from vidvpr.evaluate.units import eval_inputs, run_cells  # they run this module's functions

@@ -25,6 +25,7 @@ from vidvpr.descriptors.frames import frame_batches
 from vidvpr.evaluate.cells import GridCell
 from vidvpr.models import PCAWhitening, VPRModel, fit_pca_whitening, initialise_netvlad, load_model, save_model
 from vidvpr.models.registry import model_spec
+from vidvpr.models.whitening import check_pca_dim
 
 LOG = logging.getLogger(__name__)
 
@@ -75,11 +76,30 @@ def _init_batches(reference: GridCell, frames: dict[tuple[str, str], list[int]],
             yield batch.to(device)
 
 
+def pca_fit_frames(manifest: Manifest) -> int:
+    """How many database frames PCA-whitening is fitted on: all, up to `PCA_FIT_FRAMES`."""
+    return min(PCA_FIT_FRAMES, len(manifest.database))
+
+
+def described_dim(model: VPRModel, manifest: Manifest, pca_dim: int | None) -> int:
+    """The size of the descriptors `model` will give on `manifest`, after PCA-whitening to `pca_dim`;
+    BadInput, before any forward pass, when the database is too small to fit that whitening."""
+    if pca_dim is None:
+        return model.descriptor_dim
+    try:
+        check_pca_dim(pca_dim, model.descriptor_dim, pca_fit_frames(manifest))
+    except BadInput as exc:
+        raise BadInput(f"--pca-dim {pca_dim}: {exc} (fitted on the manifest's {len(manifest.database):,} database "
+                       f"frames, at most {PCA_FIT_FRAMES:,})") from None
+    return pca_dim
+
+
 def prepare_model(choice: ModelChoice, manifest: Manifest, reference: GridCell, eval_dir: Path,
                   cache: DescriptorCache, device: torch.device, batch_size: int, pca_dim: int | None,
-                  counter: ForwardCounter) -> VPRModel:
-    """Load `choice`, initialise NetVLAD if it has no weights, fit PCA-whitening if asked; on `device`."""
-    model = load_model(choice.name, choice.weights).to(device)
+                  counter: ForwardCounter, loaded: VPRModel | None = None) -> VPRModel:
+    """Load `choice` (or take it `loaded`), initialise NetVLAD if it has no weights, fit PCA-whitening
+    if asked; on `device`."""
+    model = (loaded if loaded is not None else load_model(choice.name, choice.weights)).to(device)
     models_dir = Path(eval_dir) / MODELS_DIR
     manifest_hash = sha256_file(manifest.directory / "database.csv")
     if choice.weights is None and not model_spec(choice.name).requires_weights:
@@ -109,7 +129,7 @@ def _with_whitening(model: VPRModel, choice: ModelChoice, manifest: Manifest, re
     database = np.concatenate([
         describe_video(model, reference.videos[key][0], frames, cache, reference.videos[key][1], batch_size, device,
                        counter=counter)
-        for key, frames in _sampled_database_frames(manifest, reference, PCA_FIT_FRAMES).items()])
+        for key, frames in _sampled_database_frames(manifest, reference, pca_fit_frames(manifest)).items()])
     mean, projection = fit_pca_whitening(database, pca_dim)
     model.set_whitening(PCAWhitening(torch.from_numpy(mean), torch.from_numpy(projection)))
     models_dir.mkdir(parents=True, exist_ok=True)

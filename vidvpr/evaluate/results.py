@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vidvpr.core.atomic import write_text_atomic
+from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
 from vidvpr.core.records import Record, Strict
 
 RESULTS_CSV = "results.csv"
@@ -114,7 +114,7 @@ def write_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequen
         for rank, (i, d) in enumerate(zip(row_i, row_d), 1):
             if i >= 0:
                 lines.append(f"{query_ids[q]},{rank},{database_ids[i]},{float(d):.6g}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(path.parent)  # OutputError naming the folder (a file in the way, no permission)
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 

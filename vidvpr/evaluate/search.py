@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterable, Iterator, Sequence
 
 import faiss
@@ -25,6 +26,7 @@ DEFAULT_BATCH = 4096  # queries searched at once
 DEFAULT_TRAIN_ROWS = 1 << 18  # training sample cap: faiss's k-means itself uses at most 256 points per list
 DEFAULT_NPROBE = 32  # IVF lists probed per query unless FACTORY|nprobe=N says otherwise
 DEFAULT_EF_SEARCH = 64  # HNSW's search breadth unless FACTORY|efSearch=N says otherwise
+MIN_POINTS_PER_LIST = 39  # faiss's k-means warns below this many training vectors per centroid
 
 DatabaseLike = ArrayLike | Sequence[np.ndarray]
 
@@ -154,12 +156,35 @@ def build_index(
 
 def empty_index(factory: str | None, rows: int, dim: int, available: int | None = None) -> faiss.Index:
     """The index `factory` for `rows` × `dim` descriptors, empty, its search parameters set; BadInput
-    (a malformed string, bad parameters, too large for `available` bytes) before anything is built."""
+    (a malformed string, bad parameters, too large for `available` bytes, more centroids than `rows`
+    to train them on) before anything is built."""
     structure, parameters = split_factory(factory)
     check_index_fits(structure, rows, dim, available)
     index = new_index(dim, structure)
+    needed = training_vectors_needed(index)
+    if rows < needed:
+        lists = 2 ** int(math.log2(max(rows // MIN_POINTS_PER_LIST, 1)))
+        smaller = (f"a smaller index, e.g. IVF{lists},Flat ({MIN_POINTS_PER_LIST} vectors per list, as faiss "
+                   "advises), or Flat" if lists > 1 else "Flat (exact search)")
+        raise BadInput(f"faiss index {factory!r} needs at least {needed:,} training vectors (its k-means has "
+                       f"{needed:,} centroids) but the database has {rows:,}: choose {smaller}")
     set_search_parameters(index, parameters, factory)
     return index
+
+
+def training_vectors_needed(index: faiss.Index) -> int:
+    """The fewest training vectors faiss accepts for `index` (0 when it needs no training): k-means
+    refuses fewer points than centroids, i.e. an IVF index's lists and a PQ's 2**nbits codewords."""
+    if index.is_trained:
+        return 0
+    typed = faiss.downcast_index(index)
+    if isinstance(typed, faiss.IndexPreTransform):
+        return training_vectors_needed(typed.index)
+    if isinstance(typed, faiss.IndexRefine):
+        return training_vectors_needed(typed.base_index)
+    needed = typed.nlist if isinstance(typed, faiss.IndexIVF) else 0
+    pq = getattr(typed, "pq", None)
+    return max(needed, int(pq.ksub) if pq is not None else 0)
 
 
 def split_factory(factory: str | None) -> tuple[str | None, str]:

@@ -20,6 +20,15 @@ from vidvpr.core.errors import BadInput
 RELATIVE_STD_FLOOR = 1e-6
 
 
+def check_pca_dim(dim: int, width: int, samples: int) -> None:
+    """BadInput unless `samples` descriptors of size `width` can be PCA-whitened to `dim` dimensions:
+    dim <= width, and dim < samples (N samples centred span at most N - 1 directions)."""
+    if not 1 <= dim <= width:
+        raise BadInput(f"PCA-whitening dimension must be between 1 and the descriptor size {width}, got {dim}")
+    if dim >= samples:
+        raise BadInput(f"PCA-whitening to {dim} dimensions needs more than {dim} descriptors, got {samples}")
+
+
 def fit_pca_whitening(descriptors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit PCA-whitening to `descriptors` (N, D): returns mean (D,) and projection (dim, D), float32.
 
@@ -30,10 +39,7 @@ def fit_pca_whitening(descriptors: np.ndarray, dim: int) -> tuple[np.ndarray, np
     if data.ndim != 2:
         raise BadInput(f"PCA-whitening needs a 2-D array of descriptors, got shape {data.shape}")
     samples, width = data.shape
-    if not 1 <= dim <= width:
-        raise BadInput(f"PCA-whitening dimension must be between 1 and the descriptor size {width}, got {dim}")
-    if dim >= samples:
-        raise BadInput(f"PCA-whitening to {dim} dimensions needs more than {dim} descriptors, got {samples}")
+    check_pca_dim(dim, width, samples)
     if not np.isfinite(data).all():
         raise BadInput("PCA-whitening: descriptors contain NaN or infinite values")
     mean = data.mean(axis=0)
