@@ -22,6 +22,8 @@ from vidvpr.descriptors.extract import ForwardCounter, describe_video
 from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
 from vidvpr.models import load_model
 from vidvpr.models.model import VPRModel
+from vidvpr.slicing.config import SliceConfig, ViewEncoding
+from vidvpr.slicing.slicer import slice_video
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,56 @@ def test_the_offline_model_is_initialised_once_and_reused(evaluated) -> None:
     assert [p.name for p in checkpoints] == ["netvlad-efficientnet-lite0-netvlad-init.pt"]
     sidecar = json.loads(checkpoints[0].with_suffix(".json").read_text())
     assert sidecar["schema"] == "vidvpr.netvlad-init/1" and sidecar["images"] > 0
+
+
+def resliced_manifest(sliced_views: Path, tmp_path: Path) -> Path:  # noqa: F811
+    """The tiny dataset with its views sliced again at another quality: database.csv byte for byte the
+    same, every view video different."""
+    views = tmp_path / "resliced"
+    for name in ("dbwalk", "qwalk"):
+        slice_video(sliced_views.parent / f"{name}.mp4", views,
+                    SliceConfig(yaws_deg=(0.0, 90.0), size=(64, 36), encoding=ViewEncoding(crf=30)))
+    definition = make_dataset(tmp_path / "ds2", views, radius=2.5)
+    build_manifest(load_definition(definition), tmp_path / "ds2" / "manifest")
+    return tmp_path / "ds2" / "manifest"
+
+
+def every_other_frame(manifest: Path, tmp_path: Path) -> Path:
+    """The manifest's dataset with the database sampled every other frame: other frames, same videos."""
+    definition = Path(load_manifest(manifest).meta.definition["file"]["path"])
+    other = definition.with_name("every-other.toml")
+    other.write_text(definition.read_text().replace('database = "all"', 'database = "2f"'))
+    build_manifest(load_definition(other), tmp_path / "manifest-2f")
+    return tmp_path / "manifest-2f"
+
+
+def test_a_second_manifest_into_the_same_out_initialises_netvlad_afresh(dataset, sliced_views: Path,  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    # issue 15.4: the initialisation was keyed by database.csv's hash, not by the videos it read
+    second = resliced_manifest(sliced_views, tmp_path)
+    assert (second / "database.csv").read_bytes() == (dataset[0] / "database.csv").read_bytes()
+    out, config = tmp_path / "eval", EvalConfig(cells=("reference",), batch_size=8)
+    init = out / "models" / "netvlad-efficientnet-lite0-netvlad-init.pt"
+    evaluate_grid(dataset[0], out, config)
+    first = json.loads(init.with_suffix(".json").read_text())
+    evaluate_grid(second, out, config)
+    again = json.loads(init.with_suffix(".json").read_text())
+    assert again["images_source"] != first["images_source"] and again["checkpoint"] != first["checkpoint"]
+
+
+def test_a_second_manifest_into_the_same_out_is_whitened_afresh(dataset, tmp_path: Path) -> None:
+    # issue 15.4: the PCA file was keyed by model and size only: a second manifest reused the first one's fit
+    out, second = tmp_path / "eval", every_other_frame(dataset[0], tmp_path)
+    evaluate_grid(dataset[0], tmp_path / "init", EvalConfig(cells=("reference",), batch_size=8))
+    weights = tmp_path / "init" / "models" / "netvlad-efficientnet-lite0-netvlad-init.pt"  # fixed weights
+    config = EvalConfig(models=(f"netvlad-efficientnet-lite0:{weights}",), cells=("reference",), recall_at=(1, 5),
+                        pca_dim=8, batch_size=8)
+    evaluate_grid(dataset[0], out, config)
+    evaluate_grid(second, out, config)
+    means = {torch.load(path, weights_only=True)["state_dict"]["whiten.mean"].numpy().tobytes()
+             for path in (out / "models").glob("*pca8*.pt")}
+    assert len(means) == 2  # one fit per database
+    assert evaluate_grid(second, out, config).forward_images == 0  # and each is reused
 
 
 def test_a_changed_model_or_video_is_never_served_from_the_cache(dataset, tmp_path: Path) -> None:
@@ -336,7 +388,7 @@ def test_pca_whitening_is_fitted_on_a_bounded_sample_of_the_database(dataset, tm
     monkeypatch.setattr(eval_models, "PCA_FIT_FRAMES", 12)
     result = evaluate_grid(dataset[0], tmp_path, EvalConfig(cells=("reference",), pca_dim=8, batch_size=8))
     assert len(load_manifest(dataset[0]).database) > 12
-    saved = list((tmp_path / "models").glob("*-pca8.pt"))
+    saved = list((tmp_path / "models").glob("*-pca8-*.pt"))
     assert len(saved) == 1
     whitened = load_model("netvlad-efficientnet-lite0", saved[0])
     assert whitened(torch.zeros(1, 3, 36, 64)).shape == (1, 8)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vidvpr.core.errors import BadInput
-from vidvpr.core.provenance import sha256_file
+from vidvpr.core.provenance import params_hash
 from vidvpr.dataset.manifest import Manifest
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video
@@ -68,6 +68,11 @@ def _sampled_database_frames(manifest: Manifest, reference: GridCell, limit: int
     return by_video
 
 
+def fitted_on(reference: GridCell, frames: dict[tuple[str, str], list[int]]) -> str:
+    """A key of what a fit reads, in the order it reads it: each video's content hash with the frames taken."""
+    return params_hash({"videos": [[reference.videos[key][1].hash, list(indices)] for key, indices in frames.items()]})
+
+
 def _init_batches(reference: GridCell, frames: dict[tuple[str, str], list[int]], batch_size: int,
                   device: torch.device) -> Iterator[torch.Tensor]:
     for key, indices in frames.items():
@@ -101,14 +106,14 @@ def prepare_model(choice: ModelChoice, manifest: Manifest, reference: GridCell, 
     if asked; on `device`."""
     model = (loaded if loaded is not None else load_model(choice.name, choice.weights)).to(device)
     models_dir = Path(eval_dir) / MODELS_DIR
-    manifest_hash = sha256_file(manifest.directory / "database.csv")
     if choice.weights is None and not model_spec(choice.name).requires_weights:
         frames = _sampled_database_frames(manifest, reference, INIT_IMAGES)
         checkpoint = models_dir / f"{choice.name}-netvlad-init.pt"
         models_dir.mkdir(parents=True, exist_ok=True)
         LOG.info("%s: initialising NetVLAD on %d database frames", choice.name, sum(map(len, frames.values())))
+        # keyed by what it reads: another manifest's frames (or changed videos) initialise it afresh
         initialise_netvlad(model, _init_batches(reference, frames, batch_size, device), checkpoint,
-                           images_source=f"database reference frames of {manifest_hash}")
+                           images_source=f"reference frames {fitted_on(reference, frames)}")
         model.to(device)
     if pca_dim is not None:
         model = _with_whitening(model, choice, manifest, reference, models_dir, cache, device, batch_size, pca_dim,
@@ -123,15 +128,18 @@ def _with_whitening(model: VPRModel, choice: ModelChoice, manifest: Manifest, re
     """The model with PCA-whitening to `pca_dim`, fitted on the database reference descriptors
     (the NetVLAD paper's practice; at most `PCA_FIT_FRAMES` of them, evenly along the manifest, so a
     database of millions of frames is never held in memory), saved beside the model and reused."""
-    path = models_dir / f"{choice.label.replace(':', '-')}-{model.fingerprint[:12]}-pca{pca_dim}.pt"
+    sample = _sampled_database_frames(manifest, reference, pca_fit_frames(manifest))
+    fitted = fitted_on(reference, sample)  # in the name: another manifest's database is fitted afresh
+    path = models_dir / f"{choice.label.replace(':', '-')}-{model.fingerprint[:12]}-pca{pca_dim}-{fitted[:12]}.pt"
     if path.is_file():
         return load_model(model.name, path).to(device)
     database = np.concatenate([
         describe_video(model, reference.videos[key][0], frames, cache, reference.videos[key][1], batch_size, device,
                        counter=counter)
-        for key, frames in _sampled_database_frames(manifest, reference, pca_fit_frames(manifest)).items()])
+        for key, frames in sample.items()])
     mean, projection = fit_pca_whitening(database, pca_dim)
     model.set_whitening(PCAWhitening(torch.from_numpy(mean), torch.from_numpy(projection)))
     models_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, path, metadata={"whitening": f"PCA to {pca_dim} fitted on {len(database)} database frames"})
+    save_model(model, path, metadata={"whitening": f"PCA to {pca_dim} fitted on {len(database)} database frames",
+                                      "fitted_on": fitted})
     return model.to(device)
