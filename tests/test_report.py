@@ -81,6 +81,7 @@ def test_report_from_a_study_is_one_self_contained_escaped_file(evals: list[Path
     assert "libx265 needs 20.0% fewer bits than libx264 for the same recall@1" in text
     assert "bjontegaard.bd_rate" in text and "pchip" in text
     assert "queries without positives excluded (vidvpr eval --unmatched-queries exclude)" in text
+    assert "<th class=num>overlap</th>" in text and "100% of the curves&#x27; union" in text
     assert "Trajectories of tiny" not in text  # the map is an image; its title is drawn, not written
     assert "dbwalk" in text and "qwalk" in text  # recordings table of the real manifest
     assert "teacher on 64x32/qp50" in text  # the strip of the worst-hit cell

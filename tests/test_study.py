@@ -106,6 +106,32 @@ def test_bd_rate_over_a_partial_overlap_reports_the_overlap_it_holds_over() -> N
     assert (delta.low, delta.high) == (0.30, 0.60) and delta.points == (5, 3)
 
 
+def test_a_delta_over_less_than_half_the_union_is_flagged_and_the_packages_warning_recorded() -> None:
+    # issue 15.5: the overlap was only in study.json and the package's warning below 75 % was silenced
+    delta = bd_rate(RATES, RECALLS, [0.8 * r for r in RATES[:3]], RECALLS[:3])  # recall 0.30–0.60 of 0.30–0.80
+    assert delta.overlap_fraction == pytest.approx(0.6) and delta.low_overlap is False
+    assert "Insufficient curve overlap" in delta.package_warning and "60.00" in delta.package_warning
+    narrow = bd_rate(RATES, RECALLS, [0.8 * r for r in RATES[2:]], RECALLS[2:])  # recall 0.60–0.80 of 0.30–0.80
+    assert narrow.overlap_fraction == pytest.approx(0.4) and narrow.low_overlap is True
+    whole = bd_rate(RATES, RECALLS, [0.8 * r for r in RATES], RECALLS)
+    assert whole.overlap_fraction == pytest.approx(1.0) and whole.low_overlap is False and whole.package_warning is None
+
+
+def test_headlines_give_the_overlap_and_flag_one_under_half(tmp_path: Path) -> None:
+    rows = curve_rows("m", "libx264", RATES, RECALLS) + curve_rows("m", "libx265", [0.8 * r for r in RATES[2:]],
+                                                                   RECALLS[2:])
+    study = run_study([write_eval(tmp_path / "e", rows)], tmp_path / "s", StudyConfig()).record
+    (comparison,) = [c for c in study.comparisons if c.n == 1]
+    assert comparison.bd_rate_pct.low_overlap is True and "Insufficient" in comparison.bd_rate_pct.package_warning
+    assert ("over recall@1 0.600–0.800, 40% of the curves' union — under half: read with care)"
+            in comparison.headline)
+    assert "320–1280 kbps, 50% of the curves' union)." in comparison.headline  # log(1280/320) / log(1600/100)
+    with open(tmp_path / "s" / "study.csv", newline="") as handle:
+        bd = next(row for row in csv.DictReader(handle) if row["section"] == "bd" and row["n"] == "1")
+    assert (bd["bd_rate_overlap"], bd["bd_rate_low_overlap"], bd["bd_recall_low_overlap"]) == ("0.4", "True", "False")
+    assert bd["package_warning"].startswith("BD-rate: Insufficient curve overlap")
+
+
 def test_curves_that_do_not_overlap_give_a_reason_not_a_number() -> None:
     rate = bd_rate(RATES, RECALLS, RATES, [0.85, 0.9, 0.95, 0.97, 0.99])
     assert rate.value is None and "do not overlap in recall (anchor 0.300–0.800, test 0.850–0.990)" in rate.reason

@@ -52,6 +52,12 @@ def _delta(d: DeltaRecord, scale: float, unit: str) -> str:
     return "—" if d.value is None else f"{scale * d.value:+.1f}{unit}"
 
 
+def _overlap(d: DeltaRecord) -> str:
+    if d.overlap_fraction is None:
+        return "—"
+    return f"{100 * d.overlap_fraction:.0f}%" + (" (low)" if d.low_overlap else "")
+
+
 def _range(d: DeltaRecord, fmt: str) -> str:
     return "—" if d.low is None or d.high is None else f"{fmt.format(d.low)}–{fmt.format(d.high)}"
 
@@ -67,16 +73,19 @@ def bjontegaard(inputs: ReportInputs) -> str:
         return "".join(parts) + paragraph("No comparison: a single codec and a single model.", "note")
     rows = []
     for c in study.comparisons:
-        reasons = "; ".join(f"{name}: {d.reason}" for name, d in (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
-                            if d.reason)
+        deltas = (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
+        notes = [f"{name}: {d.reason}" for name, d in deltas if d.reason]
+        notes += [f"{name}: bjontegaard warned: {d.package_warning}" for name, d in deltas if d.package_warning]
         rows.append([c.kind, c.n, c.system or c.codec, c.resolution, c.anchor, c.test,
-                     _delta(c.bd_rate_pct, 1, " %"), _range(c.bd_rate_pct, "{:.3f}"),
+                     _delta(c.bd_rate_pct, 1, " %"), _range(c.bd_rate_pct, "{:.3f}"), _overlap(c.bd_rate_pct),
                      "/".join(map(str, c.bd_rate_pct.points)), _delta(c.bd_recall, 100, " pts"),
-                     _range(c.bd_recall, "{:g}"), reasons])
+                     _range(c.bd_recall, "{:g}"), _overlap(c.bd_recall), "; ".join(notes)])
     parts.append(table(["compares", "N", "held fixed", "resolution", "anchor", "test", "BD-rate", "over recall@N",
-                        "points", "BD-recall", "over kbps", "note"], rows, numeric=(1, 6, 7, 8, 9, 10),
+                        "overlap", "points", "BD-recall", "over kbps", "overlap", "note"], rows,
+                       numeric=(1, 6, 7, 8, 9, 10, 11, 12),
                        caption="BD-rate < 0: the test needs fewer bits for the same recall. BD-recall in "
-                               "percentage points of recall at equal bitrate."))
+                               "percentage points of recall at equal bitrate. Overlap: the share of the union of "
+                               "both curves' ranges the delta is averaged over; under half is marked (low)."))
     return "".join(parts)
 
 

@@ -12,7 +12,10 @@
 Interpolation: ``pchip`` by default (piecewise cubic Hermite, scipy's PchipInterpolator: monotone,
 no overshoot; the package's recommendation), ``cubic`` (the third-order polynomial fit of the
 original VCEG-M33) or ``akima``. Each delta is integrated only over the overlap of the two curves:
-curves that do not overlap give no number but a reason, never an extrapolation.
+curves that do not overlap give no number but a reason, never an extrapolation. The overlap's
+share of the union of both ranges goes with every delta; one averaged over less than
+`LOW_OVERLAP` of it is flagged, and what the package warns (below 75 % overlap, its default
+``min_overlap``) is recorded with the delta rather than silenced.
 
 BD-rate needs recall to rise with rate, so it uses each curve's rising points (`curves.rising`);
 BD-recall uses every point (equal rates merged). The points used are counted in the result.
@@ -47,6 +50,7 @@ INTERPOLATIONS = {
 }
 DEFAULT_INTERPOLATION = "pchip"
 NOT_POSITIVE = "a bitrate is not positive (no log-rate)"
+LOW_OVERLAP = 0.5  # deltas averaged over less than this share of the curves' union are flagged
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ class Delta:
     overlap_fraction: float | None  # the overlap's share of the union of both ranges
     points: tuple[int, int]
     reason: str | None = None
+    package_warning: str | None = None  # what the bjontegaard package warned while computing it
+
+    @property
+    def low_overlap(self) -> bool | None:
+        """Whether the value holds over less than `LOW_OVERLAP` of the union (None without a value)."""
+        if self.value is None or self.overlap_fraction is None:
+            return None
+        return self.overlap_fraction < LOW_OVERLAP
 
 
 def check_interpolation(method: str) -> Interpolation:
@@ -94,14 +106,15 @@ def _precheck(anchor: Sequence[float], test: Sequence[float], axis: str, unit_fm
     return low, high, fraction
 
 
-def _call(function: str, args: tuple, method: str) -> float:
+def _call(function: str, args: tuple, method: str) -> tuple[float, str | None]:
+    """The package's value, and its warnings joined (it warns below its default 75 % overlap)."""
     import bjontegaard  # imports pyplot: only when a delta is computed
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # overlap is checked above; the package would warn below 75 %
-        value = getattr(bjontegaard, function.split(".")[1])(*args, method=method, require_matching_points=False,
-                                                             min_overlap=0)
-    return float(value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = getattr(bjontegaard, function.split(".")[1])(*args, method=method, require_matching_points=False)
+    said = "; ".join(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    return float(value), said or None
 
 
 def bd_rate(rates_anchor: Sequence[float], recalls_anchor: Sequence[float], rates_test: Sequence[float],
@@ -116,8 +129,8 @@ def bd_rate(rates_anchor: Sequence[float], recalls_anchor: Sequence[float], rate
     if isinstance(checked, Delta):
         return checked
     low, high, fraction = checked
-    value = _call(BD_RATE_FUNCTION, (ra, ya, rt, yt), method)
-    return _finite(value, low, high, fraction, (len(ra), len(rt)))
+    value, said = _call(BD_RATE_FUNCTION, (ra, ya, rt, yt), method)
+    return _finite(value, low, high, fraction, (len(ra), len(rt)), said)
 
 
 def bd_recall(rates_anchor: Sequence[float], recalls_anchor: Sequence[float], rates_test: Sequence[float],
@@ -132,11 +145,12 @@ def bd_recall(rates_anchor: Sequence[float], recalls_anchor: Sequence[float], ra
     if isinstance(checked, Delta):
         return checked
     low, high, fraction = checked
-    value = _call(BD_RECALL_FUNCTION, (ra, ya, rt, yt), method)
-    return _finite(value, low, high, fraction, (len(ra), len(rt)))
+    value, said = _call(BD_RECALL_FUNCTION, (ra, ya, rt, yt), method)
+    return _finite(value, low, high, fraction, (len(ra), len(rt)), said)
 
 
-def _finite(value: float, low: float, high: float, fraction: float, points: tuple[int, int]) -> Delta:
+def _finite(value: float, low: float, high: float, fraction: float, points: tuple[int, int],
+            said: str | None) -> Delta:
     if not math.isfinite(value):
-        return Delta(None, low, high, fraction, points, "the interpolation gave no finite value")
-    return Delta(value, low, high, fraction, points)
+        return Delta(None, low, high, fraction, points, "the interpolation gave no finite value", said)
+    return Delta(value, low, high, fraction, points, package_warning=said)

@@ -21,7 +21,16 @@ def _delta(delta: Delta, digits: int) -> DeltaRecord:
     rounded = (lambda v: None if v is None else round(v, digits))
     return DeltaRecord(value=rounded(delta.value), low=rounded(delta.low), high=rounded(delta.high),
                        overlap_fraction=None if delta.overlap_fraction is None else round(delta.overlap_fraction, 4),
-                       points=list(delta.points), reason=delta.reason)
+                       points=list(delta.points), reason=delta.reason, low_overlap=delta.low_overlap,
+                       package_warning=delta.package_warning)
+
+
+def overlap_words(delta: DeltaRecord) -> str:
+    """', 62% of the curves' union' (and a warning under half), or '' when there is no fraction."""
+    if delta.overlap_fraction is None:
+        return ""
+    text = f", {100 * delta.overlap_fraction:.0f}% of the curves' union"
+    return text + (" — under half: read with care" if delta.low_overlap else "")
 
 
 def resolution_words(resolution: str) -> str:
@@ -29,16 +38,17 @@ def resolution_words(resolution: str) -> str:
 
 
 def headline(test: str, anchor: str, n: int, where: str, rate: DeltaRecord, recall: DeltaRecord) -> str:
-    """One sentence with both deltas and the ranges they hold over (or why one is missing)."""
+    """One sentence with both deltas, the ranges they hold over and those ranges' share of the curves'
+    union (flagged under half), or why a delta is missing."""
     if rate.value is not None:
         more = "fewer" if rate.value < 0 else "more"
         text = (f"{test} needs {abs(rate.value):.1f}% {more} bits than {anchor} for the same recall@{n} ({where}; "
-                f"over recall@{n} {rate.low:.3f}–{rate.high:.3f})")
+                f"over recall@{n} {rate.low:.3f}–{rate.high:.3f}{overlap_words(rate)})")
     else:
         text = f"{test} against {anchor} ({where}): no BD-rate, {rate.reason}"
     if recall.value is not None:
         text += (f"; at equal bitrate it recalls {100 * recall.value:+.1f} points "
-                 f"(over {recall.low:g}–{recall.high:g} kbps)")
+                 f"(over {recall.low:g}–{recall.high:g} kbps{overlap_words(recall)})")
     else:
         text += f"; no BD-recall, {recall.reason}"
     return text + "."

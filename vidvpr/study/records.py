@@ -48,9 +48,11 @@ class DeltaRecord(Strict):
     value: float | None
     low: float | None
     high: float | None
-    overlap_fraction: float | None
+    overlap_fraction: float | None  # the overlap's share of the union of both curves' ranges
     points: list[int]  # points used: [anchor, test]
     reason: str | None
+    low_overlap: bool | None = None  # averaged over less than half the union (None: no value, or an older study)
+    package_warning: str | None = None  # what the bjontegaard package warned (it does below 75 % overlap)
 
 
 class ComparisonRecord(Strict):
@@ -134,8 +136,9 @@ class StudyRecord(Record):
 CSV_COLUMNS = (
     "section", "n", "threshold_m", "kind", "system", "codec", "resolution", "cell", "qp", "width", "height", "kbps",
     "recall", "psnr_y", "ssim_y", "vmaf", "on_front", "anchor", "test", "bd_rate_pct", "bd_rate_recall_low",
-    "bd_rate_recall_high", "bd_rate_overlap", "bd_rate_points", "bd_recall", "bd_recall_kbps_low",
-    "bd_recall_kbps_high", "bd_recall_overlap", "bd_recall_points", "budget_kbps", "reason",
+    "bd_rate_recall_high", "bd_rate_overlap", "bd_rate_low_overlap", "bd_rate_points", "bd_recall",
+    "bd_recall_kbps_low", "bd_recall_kbps_high", "bd_recall_overlap", "bd_recall_low_overlap", "bd_recall_points",
+    "budget_kbps", "reason", "package_warning",
 )
 
 
@@ -148,7 +151,7 @@ def _point_fields(point: PointRecord, n: int) -> dict[str, Any]:
 def _delta_fields(prefix: str, delta: DeltaRecord, unit: str) -> dict[str, Any]:
     return {prefix if prefix == "bd_recall" else f"{prefix}_pct": delta.value, f"{prefix}_{unit}_low": delta.low,
             f"{prefix}_{unit}_high": delta.high, f"{prefix}_overlap": delta.overlap_fraction,
-            f"{prefix}_points": "/".join(map(str, delta.points))}
+            f"{prefix}_low_overlap": delta.low_overlap, f"{prefix}_points": "/".join(map(str, delta.points))}
 
 
 def csv_rows(study: StudyRecord) -> list[dict[str, Any]]:
@@ -168,12 +171,13 @@ def csv_rows(study: StudyRecord) -> list[dict[str, Any]]:
                 rows.append({**base, "section": "point", "n": n, "system": curve.system, **_point_fields(point, n),
                              "on_front": (curve.system, n, point.cell) in on_front})
     for c in study.comparisons:
-        reasons = "; ".join(f"{name}: {d.reason}" for name, d in (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
-                            if d.reason)
+        deltas = (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
+        reasons = "; ".join(f"{name}: {d.reason}" for name, d in deltas if d.reason)
+        warned = "; ".join(f"{name}: {d.package_warning}" for name, d in deltas if d.package_warning)
         rows.append({**base, "section": "bd", "n": c.n, "kind": c.kind, "system": c.system, "codec": c.codec,
                      "resolution": c.resolution, "anchor": c.anchor, "test": c.test,
                      **_delta_fields("bd_rate", c.bd_rate_pct, "recall"), **_delta_fields("bd_recall", c.bd_recall, "kbps"),
-                     "reason": reasons or None})
+                     "reason": reasons or None, "package_warning": warned or None})
     for f in study.fronts:
         for point in f.points:
             rows.append({**base, "section": "front", "n": f.n, "system": f.system, **_point_fields(point, f.n),
