@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.test_manifest import make_dataset, rerecord_outputs, sliced_views  # noqa: F401  (a session fixture)
+from tests.test_study import RATES, RECALLS, curve_rows, write_eval
 from vidvpr.cli import main
 from vidvpr.core.camera_records import CalibrationFile
 from vidvpr.core.errors import BadInput
@@ -48,6 +49,7 @@ from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
 from vidvpr.encoding.table import EncodeTable
+from vidvpr.evaluate.results import EvalResults
 from vidvpr.geo.readers import read_trajectory
 from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.camera import camera_from_options, undistortion
@@ -59,6 +61,8 @@ from vidvpr.media.insv.telemetry import GpsFix, encode_exposure, encode_frame_ti
 from vidvpr.media.insv.trailer import EXPOSURE, FRAME_TIMES, GPS, GYRO, INFO, build_trailer
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_video
+from vidvpr.study.inputs import load_evals
+from vidvpr.study.stage import StudyConfig, compute_study
 
 REPO = Path(__file__).resolve().parents[1]
 PROPERTY = settings(deadline=None, database=None, print_blob=True,
@@ -474,7 +478,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
                "table": base / "enc" / "encodes.json", "export": base / "export" / "export.json",
                "demo": base / "demo" / "demo.json", "equirect": base / "pano" / "db.json",
-               "calibration": base / "calibration.json"}
+               "calibration": base / "calibration.json",
+               "results": write_eval(base / "eval", curve_rows("teacher", "libx264", RATES[:3], RECALLS[:3])
+                                     + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json"}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
             "insv": insv}
 
@@ -595,7 +601,7 @@ def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, dat
 
 RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
-           "equirect": EquirectSidecar, "calibration": CalibrationFile}
+           "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))
@@ -609,6 +615,66 @@ def test_any_record_json_is_loaded_or_refused_in_one_line(kind: str, pipeline: d
     def check(data: bytes) -> None:
         path = write(scratch, f"{kind}.json", data)
         assert_result_or_one_line_bad_input(lambda: RECORDS[kind].load(path), path)
+
+    check()
+
+
+# ---------------------------------------------------------------- the study's reader of results.json
+
+
+def test_any_results_json_is_studied_or_refused_in_one_line(pipeline: dict[str, Any]) -> None:
+    """What `vidvpr study` does with an eval folder (read, check, curves, deltas, fronts) on any damage."""
+    source = pipeline["records"]["results"]
+    folder = pipeline["base"] / "eval-damaged"
+    folder.mkdir(exist_ok=True)
+    tree = json.loads(source.read_text())
+    compute_study(load_evals([source.parent]), StudyConfig())  # the valid file is studied
+
+    @prop(150)
+    @given(data=json_file(tree), recall_at=st.sampled_from(((1,), (5,), (1, 5))))
+    def check(data: bytes, recall_at: tuple[int, ...]) -> None:
+        write(folder, "results.json", data)
+        assert_result_or_one_line_bad_input(lambda: compute_study(load_evals([folder]), StudyConfig(recall_at=recall_at)),
+                                            folder)
+
+    check()
+
+
+def one_key_dropped(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Yield (what was done, `tree`) with one key of one object removed, in turn (edited in place and
+    restored: use it before the next)."""
+    for node, key in _slots({"root": tree}):
+        if isinstance(node, dict) and key != "root":
+            value = node.pop(key)
+            yield f"key {key!r} dropped", tree
+            node[key] = value
+
+
+def test_every_key_of_a_results_json_dropped_is_studied_or_refused_in_one_line(pipeline: dict[str, Any]) -> None:
+    # found this way: a row without recall["1"] was KeyError: 1 in study/curves.py (issue 15.7)
+    folder = pipeline["base"] / "eval-keys"
+    folder.mkdir(exist_ok=True)
+    for edit, tree in one_key_dropped(json.loads(pipeline["records"]["results"].read_text())):
+        write(folder, "results.json", json.dumps(tree).encode())
+        with noted(f"input: results.json with {edit}"):
+            assert_result_or_one_line_bad_input(lambda: compute_study(load_evals([folder]), StudyConfig()), folder)
+
+
+def test_study_command_on_a_damaged_results_json_exits_with_a_user_error_code(pipeline: dict[str, Any]) -> None:
+    folder = pipeline["base"] / "eval-cli"
+    folder.mkdir(exist_ok=True)
+    tree = json.loads(pipeline["records"]["results"].read_text())
+    runs = itertools.count()
+
+    @prop(40)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        write(folder, "results.json", data)
+        out = pipeline["base"] / f"cli-study-{next(runs)}"
+        try:
+            assert_user_error_exit(cli_run("study", str(folder), "--out", str(out), "--quiet"))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
     check()
 

@@ -239,6 +239,26 @@ def test_study_over_recalls_counted_by_different_conventions_is_refused(tmp_path
     assert run_study([a], tmp_path / "other", StudyConfig()).record.unmatched_queries == "exclude"
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    # issue 15.7: KeyError: 1 in study/curves.py; kbps -3 silently dropped; recall 1.7 plotted and put on the front
+    (lambda rows: rows[1]["recall"].pop("1"), r"rows: item 1 \(m on 64x32/qp50\) has no recall@1, which recall_at lists"),
+    (lambda rows: rows[3].update(kbps=-3), r"rows\.3\.kbps: Input should be greater than 0"),
+    (lambda rows: rows[2]["recall"].update({"1": 1.7}), r"rows\.2\.recall\.1: Input should be less than or equal to 1"),
+    (lambda rows: rows[2]["per_view"].update({"yaw000": {"1": -0.5}}), r"rows\.2\.per_view\.yaw000\.1: Input should be"),
+    # issue 15: "(… has m)", an empty list of thresholds in the message
+    (lambda rows: rows.clear(), r"rows: List should have at least 1 item"),
+], ids=["no-recall@1", "negative-kbps", "recall-above-1", "per-view-below-0", "no-rows"])
+def test_each_row_of_a_results_json_is_checked_naming_the_file_and_row(tmp_path: Path, edit, message: str) -> None:
+    folder = write_eval(tmp_path / "e", curve_rows("m", "libx264", RATES, RECALLS))
+    data = json.loads((folder / "results.json").read_text())
+    edit(data["rows"])
+    (folder / "results.json").write_text(json.dumps(data))
+    with pytest.raises(BadInput, match=rf"^{folder / 'results.json'}: malformed vidvpr eval results: {message}"):
+        run_study([folder], tmp_path / "s", StudyConfig())
+    result = CliRunner().invoke(main, ["study", str(folder), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
 def test_disjoint_curves_make_a_row_with_the_reason(tmp_path: Path) -> None:
     rows = curve_rows("m", "libx264", RATES, RECALLS) + curve_rows("m", "libx265", [1e5, 2e5], [0.95, 0.99])
     study = run_study([write_eval(tmp_path / "e", rows)], tmp_path / "s", StudyConfig()).record

@@ -113,8 +113,9 @@ def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = 
                                                      hash=_cell_hash(video, cell)))
         sidecars = [cell for _, cell in members.values()]
         first = sidecars[0]
+        kbps = _mean([c.kbps for c in sidecars])
         cells.append(GridCell(name, first.codec, first.resolution, first.qp, videos, first.width, first.height,
-                              _mean([c.kbps for c in sidecars]), _mean([c.metrics.psnr_y for c in sidecars]),
+                              kbps if kbps and kbps > 0 else None, _mean([c.metrics.psnr_y for c in sidecars]),
                               _mean([c.metrics.ssim_y for c in sidecars]), _mean([c.metrics.vmaf for c in sidecars]),
                               [str(path) for path, _ in members.values()]))
     return sorted(cells, key=lambda c: (c.codec or "", -(c.height or 0), c.resolution or "", c.qp or 0))

@@ -9,9 +9,10 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
 
 from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
 from vidvpr.core.records import Record, Strict
@@ -22,6 +23,8 @@ PREDICTIONS_DIR = "predictions"
 BASE_COLUMNS = ("model", "protocol", "cell", "codec", "resolution", "width", "height", "qp", "kbps", "psnr_y",
                 "ssim_y", "vmaf", "input_size", "queries", "excluded", "unmatched_queries", "threshold_m")
 Unmatched = Literal["exclude", "miss"]  # vidvpr.evaluate.recall.UNMATCHED_QUERIES
+Fraction = Annotated[float, Field(ge=0, le=1)]
+RecallAt = dict[Annotated[int, Field(ge=1)], Fraction]  # N -> recall@N
 
 
 class EvalRow(Strict):
@@ -39,17 +42,17 @@ class EvalRow(Strict):
     width: int | None
     height: int | None
     qp: int | None
-    kbps: float | None
+    kbps: Annotated[float, Field(gt=0)] | None  # None: the reference views, or a cell without a rate
     psnr_y: float | None
     ssim_y: float | None
     vmaf: float | None
     input_size: str
-    queries: int
-    excluded: int
-    threshold_m: float
+    queries: Annotated[int, Field(ge=0)]
+    excluded: Annotated[int, Field(ge=0)]
+    threshold_m: Annotated[float, Field(gt=0)]
     unmatched_queries: Unmatched = "exclude"
-    recall: dict[int, float]
-    per_view: dict[str, dict[int, float]]
+    recall: RecallAt
+    per_view: dict[str, RecallAt]
     predictions: str  # relative to the eval folder
 
     def csv_row(self) -> dict[str, Any]:
@@ -74,12 +77,23 @@ class EvalResults(Record):
     unmatched_queries: Unmatched = "exclude"  # as in every row
     index: str
     models: list[dict[str, Any]]
-    rows: list[EvalRow]
+    rows: list[EvalRow] = Field(min_length=1)
     descriptors: dict[str, Any]
     forward_images: int
     elapsed_s: float
     versions: dict[str, str]
     command: list[str]
+
+    @field_validator("rows")
+    @classmethod
+    def _every_row_has_every_recall(cls, rows: list[EvalRow], info: ValidationInfo) -> list[EvalRow]:
+        """Each row holds recall@N for every N the header lists (a study reads them all)."""
+        for i, row in enumerate(rows):
+            missing = [n for n in info.data.get("recall_at", []) if n not in row.recall]
+            if missing:
+                raise ValueError(f"item {i} ({row.model} on {row.cell}) has no recall@{missing[0]}, which "
+                                 "recall_at lists")
+        return rows
 
 
 UNMATCHED_WORDS = {"exclude": "queries without positives excluded",
