@@ -244,6 +244,22 @@ def test_a_cell_that_was_never_encoded(dataset: Path, tmp_path: Path) -> None:
     assert "it has 64x36/qp40" in message
 
 
+def test_out_may_not_be_the_training_manifest_folder_nor_inside_it(dataset: Path) -> None:
+    # issue 15: distill accepted --out equal to the manifest folder and wrote its run beside database.csv
+    before = sorted(p.name for p in dataset.iterdir())
+    for out in (dataset, dataset / "run"):
+        one_line_bad_input(lambda out=out: distill(out, config(dataset)),
+                           rf"--out {out}: is (inside )?the training data folder {dataset}, which holds only its own files")
+    assert sorted(p.name for p in dataset.iterdir()) == before
+
+
+def test_an_encode_folder_that_is_a_file_is_named_as_such(dataset: Path, tmp_path: Path) -> None:
+    # issue 15: "encode folder not found" for a path that exists
+    (tmp_path / "enc.txt").write_text("not a folder")
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, enc_dir=tmp_path / "enc.txt")),
+                       r"enc.txt: is a file, not an encode folder \(vidvpr encode --out\)")
+
+
 def test_too_few_positives_or_negatives_for_the_triplet_loss_say_the_counts(dataset: Path, tmp_path: Path) -> None:
     one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, negative_radius_m=34, negatives=4)),
                        r"no training image has both a positive within 5 m and 4 negatives beyond 34 m: "

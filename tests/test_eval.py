@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -311,9 +313,27 @@ def test_an_output_folder_that_cannot_be_written_is_exit_4_naming_it(dataset, tm
 def test_out_may_not_be_the_manifest_folder(dataset, inside: bool) -> None:
     # issue 15: eval wrote results.csv, predictions/ and descriptors/ beside database.csv
     out = dataset[0] / "eval" if inside else dataset[0]
-    with pytest.raises(BadInput, match="the manifest folder .* holds only the manifest's files"):
+    with pytest.raises(BadInput, match="the manifest folder .* which holds only its own files; write elsewhere"):
         evaluate_grid(dataset[0], out, EvalConfig())
     assert sorted(p.name for p in dataset[0].iterdir()) == ["database.csv", "manifest.json", "positives.json", "query.csv"]
+
+
+def test_quiet_means_nothing_on_stderr_not_even_faiss_warnings(dataset, tmp_path: Path) -> None:
+    # issue 15: a --quiet run printed faiss's "WARNING clustering 288 points to 64 centroids" (NetVLAD's k-means
+    # on a small database) and the same from IVF training, straight from C++ to stderr
+    manifest = dataset[0]
+    for index in (None, "IVF4,SQ8"):  # 24 frames: fewer than faiss advises for 4 lists (39 each)
+        args = ["eval", str(manifest), "--out", str(tmp_path / f"eval-{index}"), "--cells", "reference",
+                "--recall-at", "1,5", "--batch-size", "8", "--quiet", *(["--index", index] if index else [])]
+        done = subprocess.run([sys.executable, "-m", "vidvpr", *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert (done.stdout, done.stderr) == ("", "")
+
+
+def test_an_encode_folder_that_is_a_file_is_named_as_such(dataset, tmp_path: Path) -> None:
+    (tmp_path / "enc.txt").write_text("not a folder")
+    with pytest.raises(BadInput, match=r"enc.txt: is a file, not an encode folder"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(enc_dir=tmp_path / "enc.txt"))
 
 
 def test_a_cell_missing_for_one_view_is_named(dataset, tmp_path: Path) -> None:

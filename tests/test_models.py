@@ -255,10 +255,16 @@ def test_checkpoint_with_an_arbitrary_class_names_it(tmp_path: Path) -> None:
 def test_broken_checkpoints_are_one_line_bad_input(tmp_path: Path, netvlad_model: nn.Module) -> None:
     one_line_bad_input(lambda: load_checkpoint(tmp_path / "missing.pth"), "not found")
     one_line_bad_input(lambda: load_checkpoint(tmp_path), "folder")
+    # issue 15: an empty file was "(unknown error)", a text file "(pop from empty list)" or "(101)"
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
-    one_line_bad_input(lambda: load_checkpoint(tmp_path / "notes.txt"), "not a readable PyTorch checkpoint")
+    one_line_bad_input(lambda: load_checkpoint(tmp_path / "notes.txt"),
+                       r"notes.txt: not a PyTorch checkpoint: neither a zip archive nor a pickle \(it starts with "
+                       r"b'not a checkp'\)")
     (tmp_path / "empty.pth").write_bytes(b"")
-    one_line_bad_input(lambda: load_checkpoint(tmp_path / "empty.pth"), "not a readable PyTorch checkpoint")
+    one_line_bad_input(lambda: load_checkpoint(tmp_path / "empty.pth"), "empty.pth: not a PyTorch checkpoint: the file "
+                                                                        "is empty")
+    (tmp_path / "corrupt.pth").write_bytes(b"\x80\x02}q\x00.")  # a pickle, but not torch's
+    one_line_bad_input(lambda: load_checkpoint(tmp_path / "corrupt.pth"), "not a readable PyTorch checkpoint")
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
     one_line_bad_input(lambda: load_checkpoint(tmp_path / "tensor.pth"), "expected a checkpoint dict")
     state = {"pool.centroids": torch.zeros(16, 512), "pool.conv.weight": torch.zeros(16, 512, 1, 1)}

@@ -128,6 +128,17 @@ def test_bad_inputs_are_one_line(evals: list[Path], tmp_path: Path) -> None:
     assert result.output.count("\n") == 1 and not (tmp_path / "r.html").exists()
 
 
+def test_an_eval_folder_given_as_the_study_says_which_commands_take_it(evals: list[Path], tmp_path: Path) -> None:
+    # issue 15: `vidvpr report EVALDIR` suggested `vidvpr study --out EVALDIR`, which study then refuses
+    result = CliRunner().invoke(main, ["report", str(evals[0]), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert (f"{evals[0]}: an eval folder, not a study folder: report on it with vidvpr report --eval {evals[0]} "
+            f"--out REPORT.html, or make its study first with vidvpr study {evals[0]} --out STUDY") in result.output
+    suggested = CliRunner().invoke(main, ["report", "--eval", str(evals[0]), "--out", str(tmp_path / "r.html"),
+                                          "--quiet"])
+    assert suggested.exit_code == 0, suggested.output
+
+
 def test_table_escapes_cells_and_headers() -> None:
     html = table(["<b>"], [["<i>&"]], caption="a<b")
     assert "&lt;b&gt;" in html and "&lt;i&gt;&amp;" in html and "a&lt;b" in html and "<i>" not in html

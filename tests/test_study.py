@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from vidvpr.cli import main
-from vidvpr.core.errors import BadInput
+from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.evaluate.results import EvalResults, EvalRow
 from vidvpr.study.bdelta import INTERPOLATIONS, bd_rate, bd_recall
 from vidvpr.study.curves import Point, build_curves, distinct_rates, rising
@@ -293,10 +293,10 @@ def test_out_must_be_new_or_a_study_and_inputs_must_be_eval_folders(two_codecs_t
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(BadInput, match="not a vidvpr study"):
+    with pytest.raises(OutputError, match="not a vidvpr study"):
         run_study(two_codecs_two_models, busy, StudyConfig())
     (busy / "study.json").write_text('{"schema": "vidvpr.demo-study/1"}')  # `vidvpr demo study` writes one too
-    with pytest.raises(BadInput, match="not a vidvpr study"):
+    with pytest.raises(OutputError, match="not a vidvpr study"):
         run_study(two_codecs_two_models, busy, StudyConfig())
     assert (busy / "notes.txt").read_text() == "mine"
     with pytest.raises(BadInput, match="no results.json"):
@@ -306,6 +306,15 @@ def test_out_must_be_new_or_a_study_and_inputs_must_be_eval_folders(two_codecs_t
     run_study(two_codecs_two_models, tmp_path / "s", StudyConfig())
     run_study(two_codecs_two_models, tmp_path / "s", StudyConfig(recall_at=(5,)))  # a study folder is replaced whole
     assert not (tmp_path / "s" / "recall1_vs_kbps.png").exists() and (tmp_path / "s" / "recall5_vs_kbps.png").exists()
+
+
+def test_out_that_is_a_file_is_exit_4_as_in_eval(two_codecs_two_models: list[Path], tmp_path: Path) -> None:
+    # issue 15: study exited 2 where eval exits 4 for the same output problem
+    (tmp_path / "taken").write_text("a file")
+    result = CliRunner().invoke(main, ["study", *map(str, two_codecs_two_models), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 4 and result.stderr == f"vidvpr: error: --out {tmp_path / 'taken'}: is a file, not a folder\n"
+    result = CliRunner().invoke(main, ["eval", str(tmp_path), "--out", str(tmp_path / "taken")])
+    assert result.exit_code in (2, 4)  # eval: the manifest is checked first
 
 
 def test_cli_prints_the_headlines_and_json(two_codecs_two_models: list[Path], tmp_path: Path) -> None:

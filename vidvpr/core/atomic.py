@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vidvpr.core.errors import OutputError
+from vidvpr.core.errors import BadInput, OutputError
 
 PARTIAL_MARKER = ".partial"
 
@@ -164,6 +164,15 @@ def ensure_writable_dir(path: Path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: output directory is not writable")
     return path
+
+
+def refuse_output_inside(out: Path, folder: Path, what: str) -> None:
+    """BadInput when the output folder `out` is `folder` (an input, e.g. "the manifest folder") or lies
+    inside it: a run must not write its files among its inputs."""
+    out_abs, folder_abs = Path(out).resolve(), Path(folder).resolve()
+    if out_abs == folder_abs or out_abs.is_relative_to(folder_abs):
+        where = "is" if out_abs == folder_abs else "is inside"
+        raise BadInput(f"--out {out}: {where} {what} {folder}, which holds only its own files; write elsewhere")
 
 
 @contextlib.contextmanager

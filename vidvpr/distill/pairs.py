@@ -37,7 +37,7 @@ from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.descriptors.frames import frame_batches, normalise_images
 from vidvpr.distill.degrade import LowQuality
 from vidvpr.encoding.table import finished_cells
-from vidvpr.evaluate.cells import GridCell, cell_name, encoded_cells, reference_cell
+from vidvpr.evaluate.cells import GridCell, cell_name, encode_folder, encoded_cells, reference_cell
 from vidvpr.media.decode import decode_selected
 
 REFERENCE = "reference"
@@ -216,8 +216,7 @@ def _train_cells(manifest: Manifest, enc_dir: Path | None, wanted: tuple[str, ..
         if not sibling.is_dir():
             raise BadInput(f"--lq {wanted[0]} is an encode cell: give the encode folder with --enc")
         enc_dir = sibling
-    if not Path(enc_dir).is_dir():
-        raise BadInput(f"{enc_dir}: encode folder not found (vidvpr encode --out)")
+    enc_dir = encode_folder(enc_dir)
     views = {(r.recording, r.view) for r in manifest.database}
     present = sorted({cell_name(c.codec, c.resolution, c.qp) for _, c in finished_cells(Path(enc_dir))
                       if (c.recording, c.view) in views})

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
+from vidvpr.core.atomic import ensure_writable_dir, refuse_output_inside, removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, runtime_versions
 from vidvpr.core.records import FileRecord
@@ -221,6 +221,8 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
     check_batch_size(config.batch_size, processes)
     device = processes.device(resolve_device(config.device))
     out_dir = Path(out_dir)
+    if Path(config.train).is_dir():
+        refuse_output_inside(out_dir, Path(config.train), "the training data folder")
     state_path = out_dir / TRAIN_STATE
     if config.resume and not state_path.is_file():
         raise BadInput(f"{out_dir}: nothing to resume (no {TRAIN_STATE}); run without --resume")

@@ -73,15 +73,22 @@ def _mean(values: list[float | None]) -> float | None:
     return round(float(np.mean(known)), 4) if known else None
 
 
+def encode_folder(enc_dir: Path) -> Path:
+    """`enc_dir` if it is a folder, else BadInput saying whether it is missing or a file."""
+    enc_dir = Path(enc_dir)
+    if not enc_dir.is_dir():
+        found = "is a file, not an encode folder" if enc_dir.exists() else "encode folder not found"
+        raise BadInput(f"{enc_dir}: {found} (vidvpr encode --out)")
+    return enc_dir
+
+
 def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = None) -> list[GridCell]:
     """The encode grid's cells over the manifest's views, sorted by codec, resolution (large first), QP.
 
     A cell that some view of the manifest lacks, or that was encoded from another version of a
     view than the manifest lists, is a BadInput naming it.
     """
-    enc_dir = Path(enc_dir)
-    if not enc_dir.is_dir():
-        raise BadInput(f"{enc_dir}: encode folder not found (vidvpr encode --out)")
+    enc_dir = encode_folder(enc_dir)
     needed = manifest_views(manifest)
     by_cell: dict[tuple[str, str, int], dict[tuple[str, str], tuple[Path, CellSidecar]]] = defaultdict(dict)
     for path, cell in finished_cells(enc_dir):

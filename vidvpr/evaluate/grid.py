@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs
+from vidvpr.core.atomic import ensure_writable_dir, refuse_output_inside, removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, runtime_versions, sha256_file
 from vidvpr.core.records import FileRecord
@@ -95,14 +95,6 @@ def _thresholds(config: EvalConfig, manifest: Manifest) -> list[float]:
         raise BadInput(f"--threshold {too_far[0]:g} m exceeds the manifest's positive radius ({radius:g} m); "
                        "rebuild the manifest with a larger --radius")
     return thresholds
-
-
-def _check_out_dir(out_dir: Path, manifest: Manifest) -> None:
-    """A manifest folder holds only the manifest's files: --out may be neither it nor inside it."""
-    folder = manifest.directory.resolve()
-    if out_dir.resolve() == folder or out_dir.resolve().is_relative_to(folder):
-        raise BadInput(f"--out {out_dir}: is {'' if out_dir.resolve() == folder else 'inside '}the manifest folder "
-                       f"{manifest.directory}, which holds only the manifest's files; write the evaluation elsewhere")
 
 
 def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
@@ -208,7 +200,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         if not any(len(p) for p in positives):
             raise BadInput(f"{manifest_dir}: no query has a positive within {threshold:g} m: recall is undefined")
     out_dir = Path(out_dir).absolute()
-    _check_out_dir(out_dir, manifest)
+    refuse_output_inside(out_dir, manifest.directory, "the manifest folder")
     counter = ForwardCounter()
     ns = sorted(set(config.recall_at))
     loaded = [(choice, load_model(choice.name, choice.weights)) for choice in choices]

@@ -104,11 +104,29 @@ def sample_rows(database: DatabaseLike, count: int, seed: int) -> np.ndarray:
 def train_index(index: faiss.Index, sample: ArrayLike, factory: str | None = None) -> None:
     """Train `index` on `sample` (rows × D), or BadInput when faiss cannot (too few vectors, ...)."""
     vectors = _descriptors("training", sample)
+    _warnings_to_log(index, len(vectors))
     try:
         index.train(vectors)
     except RuntimeError as error:
         raise BadInput(f"cannot train faiss index {factory!r} on {len(vectors)} vectors: "
                        f"{faiss_complaint(error)}") from None
+
+
+def _warnings_to_log(index: faiss.Index, rows: int) -> None:
+    """Stop faiss's k-means printing "WARNING clustering N points to K centroids" to stderr (past
+    --quiet, not a vidvpr line): the same advice is logged instead. The centroids do not change."""
+    ivf = faiss.try_extract_index_ivf(index)
+    parts = [ivf] if ivf is not None else [faiss.downcast_index(index)]
+    for part in parts:
+        for holder in (part, getattr(faiss.downcast_index(part), "pq", None)):
+            params = getattr(holder, "cp", None)
+            if params is None:
+                continue
+            centroids = getattr(holder, "nlist", None) or getattr(holder, "ksub", 0)
+            if centroids and rows < MIN_POINTS_PER_LIST * centroids:
+                LOG.info("faiss k-means: %d training vectors for %d centroids, fewer than the %d per centroid faiss "
+                         "advises", rows, centroids, MIN_POINTS_PER_LIST)
+            params.min_points_per_centroid = 1
 
 
 def add_chunks(index: faiss.Index, chunks: Iterable[ArrayLike]) -> int:

@@ -75,6 +75,23 @@ def _shortened(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _not_torch_file(path: Path) -> str | None:
+    """Why `path` cannot be a torch.save file, judged from its first bytes (None: it may be one).
+
+    torch.save writes a zip archive (torch >= 1.6) or a pickle of protocol 2 or above (older, and
+    `_use_new_zipfile_serialization=False`); the first releases wrote a tar archive."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "the file is empty"
+    if head.startswith((b"PK\x03\x04", b"\x80")) or head[257:262] == b"ustar":
+        return None
+    return f"neither a zip archive nor a pickle (it starts with {head[:12]!r})"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at `path`, loaded on the CPU without executing any code from it.
 
@@ -86,6 +103,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise BadInput(f"{path}: checkpoint not found")
     if path.is_dir():
         raise BadInput(f"{path}: is a folder, not a checkpoint file")
+    problem = _not_torch_file(path)
+    if problem:
+        raise BadInput(f"{path}: not a PyTorch checkpoint: {problem}")
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)

@@ -36,6 +36,7 @@ LOG = logging.getLogger(__name__)
 MAX_FEATURES = 50_000
 FEATURES_PER_IMAGE = 100
 KMEANS_ITERATIONS = 100
+FAISS_POINTS_PER_CENTROID = 39  # below this faiss's k-means prints a warning of its own to stderr
 
 
 class NetVLADInitRecord(Record):
@@ -147,7 +148,11 @@ def initialise_netvlad(model: VPRModel, images: Iterable[torch.Tensor], out_path
         raise BadInput(f"NetVLAD init: {clusters} clusters need at least {clusters} local features, "
                        f"got {len(features)} from {used} images")
     LOG.info("k-means: %d features from %d images into %d clusters", len(features), used, clusters)
-    kmeans = faiss.Kmeans(features.shape[1], clusters, niter=kmeans_iterations, seed=seed, verbose=False)
+    if len(features) < FAISS_POINTS_PER_CENTROID * clusters:  # said here, not by faiss on stderr past --quiet
+        LOG.info("k-means: %d features for %d clusters, fewer than the %d per cluster faiss advises",
+                 len(features), clusters, FAISS_POINTS_PER_CENTROID)
+    kmeans = faiss.Kmeans(features.shape[1], clusters, niter=kmeans_iterations, seed=seed, verbose=False,
+                          min_points_per_centroid=1)  # only silences faiss's own warning: same centroids
     kmeans.train(np.ascontiguousarray(features, dtype=np.float32))
     model.pool.init_params(kmeans.centroids, features)
     model.update_fingerprint()

@@ -20,6 +20,7 @@ from vidvpr.core.records import FileRecord, read_json_object
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.encoding.rdplot import PLOT_NAME
 from vidvpr.encoding.table import TABLE_JSON_NAME, TABLE_NAME
+from vidvpr.evaluate.results import RESULTS_JSON
 from vidvpr.study.inputs import LoadedEval, load_evals
 from vidvpr.study.records import STUDY_JSON, StudyRecord
 from vidvpr.study.stage import StudyConfig, compute_study
@@ -51,8 +52,11 @@ class ReportInputs:
 
 def _load_study(folder: Path) -> tuple[StudyRecord, FileRecord]:
     path = folder / STUDY_JSON
+    if (folder / RESULTS_JSON).is_file() and not path.is_file():
+        raise BadInput(f"{folder}: an eval folder, not a study folder: report on it with vidvpr report --eval {folder} "
+                       f"--out REPORT.html, or make its study first with vidvpr study {folder} --out STUDY")
     if not folder.is_dir() or not path.is_file():
-        raise BadInput(f"{folder}: not a study folder (no {STUDY_JSON}; run vidvpr study --out {folder})")
+        raise BadInput(f"{folder}: not a study folder (no {STUDY_JSON}; vidvpr study EVAL... --out {folder} makes one)")
     return StudyRecord.load(path), FileRecord.of(path)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidvpr.core.atomic import built_dir, ensure_writable_dir, removing_new_dirs
-from vidvpr.core.errors import BadInput
+from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.core.provenance import command_line, runtime_versions
 from vidvpr.study import bdelta
 from vidvpr.study.compare import codec_comparisons, model_comparisons
@@ -165,11 +165,11 @@ def _check_out(out_dir: Path, evals: Sequence[LoadedEval]) -> None:
     for e in evals:
         if out == e.folder.resolve() or e.folder.resolve().is_relative_to(out):
             raise BadInput(f"--out {out_dir}: holds the eval folder {e.folder}; write the study elsewhere")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and StudyRecord.load_or_none(out_dir / STUDY_JSON) is None:
-        raise BadInput(f"--out {out_dir}: a folder that is not a vidvpr study (no readable {STUDY_JSON} of this "
-                       "version); it is replaced as a whole, so give a new folder or an earlier study's")
     if out_dir.exists() and not out_dir.is_dir():
-        raise BadInput(f"--out {out_dir}: is a file, not a folder")
+        raise OutputError(f"--out {out_dir}: is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and StudyRecord.load_or_none(out_dir / STUDY_JSON) is None:
+        raise OutputError(f"--out {out_dir}: a folder that is not a vidvpr study (no readable {STUDY_JSON} of this "
+                          "version); it is replaced as a whole, so give a new folder or an earlier study's")
 
 
 def run_study(eval_dirs: Sequence[Path], out_dir: Path, config: StudyConfig) -> StudyResult:
