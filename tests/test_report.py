@@ -82,6 +82,8 @@ def test_report_from_a_study_is_one_self_contained_escaped_file(evals: list[Path
     assert "bjontegaard.bd_rate" in text and "pchip" in text
     assert "queries without positives excluded (vidvpr eval --unmatched-queries exclude)" in text
     assert "<th class=num>overlap</th>" in text and "100% of the curves&#x27; union" in text
+    assert "BD-recall: bjontegaard warned: Insufficient curve overlap: &#x27;60.00&#x27;" in text  # student: 100–800
+    assert "You can silence" not in text  # of 50–1600 kbps
     assert "Trajectories of tiny" not in text  # the map is an image; its title is drawn, not written
     assert "dbwalk" in text and "qwalk" in text  # recordings table of the real manifest
     assert "teacher on 64x32/qp50" in text  # the strip of the worst-hit cell

@@ -52,6 +52,11 @@ def _delta(d: DeltaRecord, scale: float, unit: str) -> str:
     return "—" if d.value is None else f"{scale * d.value:+.1f}{unit}"
 
 
+def _warning(text: str) -> str:
+    """The package's warning without its advice on silencing it (study.json keeps every word)."""
+    return text.split(" You can silence")[0].rstrip(".")
+
+
 def _overlap(d: DeltaRecord) -> str:
     if d.overlap_fraction is None:
         return "—"
@@ -71,21 +76,26 @@ def bjontegaard(inputs: ReportInputs) -> str:
     parts.append("<ul class=note>" + "".join(f"<li>{esc(note)}</li>" for note in method.notes) + "</ul>")
     if not study.comparisons:
         return "".join(parts) + paragraph("No comparison: a single codec and a single model.", "note")
-    rows = []
+    rows, notes = [], []
     for c in study.comparisons:
         deltas = (("BD-rate", c.bd_rate_pct), ("BD-recall", c.bd_recall))
-        notes = [f"{name}: {d.reason}" for name, d in deltas if d.reason]
-        notes += [f"{name}: bjontegaard warned: {d.package_warning}" for name, d in deltas if d.package_warning]
+        said = [f"{name}: {d.reason}" for name, d in deltas if d.reason]
+        said += [f"{name}: bjontegaard warned: {_warning(d.package_warning)}" for name, d in deltas if d.package_warning]
+        if said:
+            notes.append(f"{c.test} against {c.anchor} ({c.system or c.codec}, {c.resolution}, recall@{c.n}): "
+                         + "; ".join(said))
         rows.append([c.kind, c.n, c.system or c.codec, c.resolution, c.anchor, c.test,
                      _delta(c.bd_rate_pct, 1, " %"), _range(c.bd_rate_pct, "{:.3f}"), _overlap(c.bd_rate_pct),
                      "/".join(map(str, c.bd_rate_pct.points)), _delta(c.bd_recall, 100, " pts"),
-                     _range(c.bd_recall, "{:g}"), _overlap(c.bd_recall), "; ".join(notes)])
+                     _range(c.bd_recall, "{:g}"), _overlap(c.bd_recall), len(said) and f"note {len(notes)}" or ""])
     parts.append(table(["compares", "N", "held fixed", "resolution", "anchor", "test", "BD-rate", "over recall@N",
                         "overlap", "points", "BD-recall", "over kbps", "overlap", "note"], rows,
                        numeric=(1, 6, 7, 8, 9, 10, 11, 12),
                        caption="BD-rate < 0: the test needs fewer bits for the same recall. BD-recall in "
                                "percentage points of recall at equal bitrate. Overlap: the share of the union of "
                                "both curves' ranges the delta is averaged over; under half is marked (low)."))
+    if notes:
+        parts.append("<ol class=note>" + "".join(f"<li>{esc(note)}</li>" for note in notes) + "</ol>")
     return "".join(parts)
 
 
