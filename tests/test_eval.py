@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -270,6 +271,14 @@ def test_what_the_database_size_rules_out_is_refused_before_any_forward_pass(dat
     with pytest.raises(BadInput, match=message):
         evaluate_grid(dataset[0], tmp_path / "out", config)
     assert not (tmp_path / "out").exists()
+
+
+def test_default_ns_beyond_a_small_database_are_left_out_with_a_warning(dataset, tmp_path: Path, caplog) -> None:
+    small = every_other_frame(dataset[0], tmp_path)  # 12 database frames
+    with caplog.at_level(logging.WARNING, logger="vidvpr"):
+        result = evaluate_grid(small, tmp_path / "eval", EvalConfig(cells=("reference",), batch_size=8))
+    assert sorted(result.rows[0].recall) == [1, 5, 10]
+    assert "recall@20 left out: the manifest's database has only 12 frames" in caplog.text
 
 
 def test_an_empty_cell_list_is_refused_and_keeps_the_previous_results(dataset, tmp_path: Path) -> None:

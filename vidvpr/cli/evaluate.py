@@ -8,7 +8,7 @@ import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
 from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
-from vidvpr.evaluate.recall import UNMATCHED_QUERIES
+from vidvpr.evaluate.recall import DEFAULT_NS, UNMATCHED_QUERIES
 
 DEFAULTS = EvalConfig()
 
@@ -36,7 +36,9 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
               help="Feed frames at the cell's own size, or upsampled back to the view's.")
 @click.option("--cells", default=None, metavar="CELL,...",
               help="Evaluate only these cells, e.g. reference,360p/qp40 [default: all].")
-@click.option("--recall-at", default=",".join(map(str, DEFAULTS.recall_at)), help="Recall@N for these N.")
+@click.option("--recall-at", default=None, metavar="N,...",
+              help=f"Recall@N for these N, at most the database size [default: {','.join(map(str, DEFAULT_NS))}, "
+                   "those up to the database size].")
 @click.option("--unmatched-queries", default=DEFAULTS.unmatched_queries, type=click.Choice(UNMATCHED_QUERIES),
               help="Queries without a positive within the threshold: exclude them from recall (as MSLS) or count them "
                    "as misses (as pytorch-NetVlad, VPR-methods-evaluation, LoQI-VPR); see the README.")
@@ -65,7 +67,7 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
     from vidvpr.evaluate.results import recall_table
 
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
-                        cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at") or (),
+                        cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at"),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
                         device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds,
                         unmatched_queries=unmatched_queries)

@@ -6,11 +6,14 @@ and anything else that needs a default can read it without importing torch or fa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import DEFAULT_NS, DEFAULT_UNMATCHED, check_unmatched
+
+LOG = logging.getLogger(__name__)
 
 PROTOCOLS = ("same", "reference")
 INPUT_SIZES = ("cell", "reference")
@@ -27,7 +30,7 @@ class EvalConfig:
     protocol: str = "same"
     input_size: str = "cell"
     cells: tuple[str, ...] | None = None  # None: every cell (and the reference)
-    recall_at: tuple[int, ...] = DEFAULT_NS
+    recall_at: tuple[int, ...] | None = None  # None: DEFAULT_NS, those up to the database size
     thresholds_m: tuple[float, ...] | None = None  # None: the manifest's radius
     index: str | None = None  # faiss factory string; None: exact L2
     batch_size: int = 16
@@ -37,6 +40,22 @@ class EvalConfig:
     root: Path | None = None
     save_preds: int = 0  # query strips per cell
     unmatched_queries: str = DEFAULT_UNMATCHED  # queries without positives: "exclude" or count as a "miss"
+
+
+def recall_ns(config: EvalConfig, database_rows: int) -> list[int]:
+    """The Ns recall@N is counted at, in order: those asked for (BadInput for one beyond the database,
+    where every frame is retrieved and recall says nothing), or the defaults up to the database size
+    (a warning names those left out)."""
+    if config.recall_at is not None:
+        if max(config.recall_at) > database_rows:
+            raise BadInput(f"--recall-at {max(config.recall_at)}: the manifest's database has {database_rows:,} "
+                           f"frames, so recall@N is defined for N up to {database_rows:,}")
+        return sorted(set(config.recall_at))
+    kept = [n for n in DEFAULT_NS if n <= database_rows]
+    if len(kept) < len(DEFAULT_NS):
+        LOG.warning("recall@%s left out: the manifest's database has only %d frames (--recall-at chooses the Ns)",
+                    ",".join(str(n) for n in DEFAULT_NS if n > database_rows), database_rows)
+    return kept or [1]
 
 
 def validate_config(config: EvalConfig) -> None:
@@ -50,7 +69,7 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput(f"--unmatched-queries: {exc}") from None
     if not config.models:
         raise BadInput("give at least one --model")
-    if not config.recall_at or any(n < 1 for n in config.recall_at):
+    if config.recall_at is not None and (not config.recall_at or any(n < 1 for n in config.recall_at)):
         raise BadInput(f"--recall-at takes positive integers, got {list(config.recall_at)}")
     if config.thresholds_m is not None and (not config.thresholds_m or any(not t > 0 for t in config.thresholds_m)):
         raise BadInput(f"--threshold takes positive distances in metres, got {list(config.thresholds_m)}")

@@ -36,6 +36,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     INPUT_SIZES,
     PROTOCOLS,
     EvalConfig,
+    recall_ns,
     validate_config,
 )
 from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
@@ -182,9 +183,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     manifest = load_manifest(Path(manifest_dir).absolute(), config.root)
     if not manifest.database:
         raise BadInput(f"{manifest_dir}: the manifest's database is empty")
-    if max(config.recall_at) > len(manifest.database):
-        raise BadInput(f"--recall-at {max(config.recall_at)}: the manifest's database has {len(manifest.database):,} "
-                       f"frames, so recall@N is defined for N up to {len(manifest.database):,}")
+    ns = recall_ns(config, len(manifest.database))
     choices: list[ModelChoice] = [parse_model_choice(text) for text in config.models]
     if len({c.label for c in choices}) != len(choices):
         raise BadInput("--model: the same model is given twice")
@@ -202,7 +201,6 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     out_dir = Path(out_dir).absolute()
     refuse_output_inside(out_dir, manifest.directory, "the manifest folder")
     counter = ForwardCounter()
-    ns = sorted(set(config.recall_at))
     loaded = [(choice, load_model(choice.name, choice.weights)) for choice in choices]
     for _, model in loaded:  # what the database size rules out is refused before any forward pass
         empty_index(config.index, len(manifest.database), described_dim(model, manifest, config.pca_dim))
