@@ -1,0 +1,203 @@
+"""Sequence matching as pure functions: the whole-matrix scores against a brute force written from
+the definition, the blocked and restricted searches against the whole matrix, the line shapes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidvpr.core.errors import BadInput
+from vidvpr.evaluate.sequence import (
+    SequenceSettings,
+    full_search,
+    line_shapes,
+    query_sequences,
+    sequence_scores,
+    squared_distances,
+    time_runs,
+)
+from vidvpr.evaluate.sequence_restricted import restricted_search
+
+
+def brute_force(distances: np.ndarray, query_runs: list[np.ndarray], database_runs: list[np.ndarray],
+                settings: SequenceSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The definition, one line at a time: (best score, its velocity) per query row and database row
+    (the velocity nearest 1 among those drawing the same line)."""
+    length, (low, high) = settings.length, settings.velocity
+    slopes = {low, high, 1.0} | {1 + m / (length - 1) for m in range(-length * 4, length * 4) if length > 1}
+    velocities = sorted((v for v in slopes if low - 1e-12 <= v <= high + 1e-12), key=lambda v: (abs(v - 1), v))
+    shapes = {}
+    for v in velocities:
+        shapes.setdefault(tuple(math.floor(v * k + 0.5) for k in range(length)), v)
+    velocities = sorted(shapes.values())
+    directions = [1, -1] if settings.reverse else [1]
+    values = np.asarray(distances, dtype=np.float64)
+    best = np.full(distances.shape, np.inf)
+    speed = np.zeros(distances.shape)
+    for run in query_runs:
+        for p, query in enumerate(run):
+            frames = [run[p - k] for k in range(min(length, p + 1))]
+            for db_run in database_runs:
+                for e, end in enumerate(db_run):
+                    for direction in directions:
+                        for v in velocities:
+                            at = [e - direction * math.floor(v * k + 0.5) for k in range(len(frames))]
+                            if not all(0 <= a < len(db_run) for a in at):
+                                continue  # a line must lie wholly inside the database run
+                            score = float(np.mean([values[frames[k], db_run[a]] for k, a in enumerate(at)]))
+                            if score < best[query, end] - 1e-9:
+                                best[query, end], speed[query, end] = score, direction * v
+    return best, speed
+
+
+def _normalise_reference(distances: np.ndarray, database_runs: list[np.ndarray], window: int) -> np.ndarray:
+    out = np.asarray(distances, dtype=np.float64).copy()
+    half = window // 2
+    for run in database_runs:
+        for p, column in enumerate(run):
+            neighbours = run[max(0, p - half):p + half + 1]
+            block = distances[:, neighbours]
+            mean = block.mean(1)
+            std = block.std(1, ddof=1) if len(neighbours) > 1 else np.zeros(len(block))
+            flat = std <= 1e-6 * (np.abs(mean) + 1e-6)
+            out[:, column] = np.where(flat, 0.0, (distances[:, column] - mean) / np.where(flat, 1.0, std))
+    return out
+
+
+def _reference(distances, query_runs, database_runs, settings):
+    if settings.normalise:
+        distances = _normalise_reference(distances, database_runs, settings.window)
+        settings = SequenceSettings(settings.length, settings.velocity, settings.reverse, False)
+    return brute_force(distances, query_runs, database_runs, settings)
+
+
+TINY_RUNS = dict(query_runs=[np.array([4, 0, 2]), np.array([1, 3])],  # rows out of order on purpose
+                 database_runs=[np.array([5, 0, 1, 2]), np.array([4, 3, 6])])
+
+
+@pytest.mark.parametrize("settings_", [
+    SequenceSettings(1), SequenceSettings(2), SequenceSettings(3, (0.5, 1.5)), SequenceSettings(3, reverse=True),
+    SequenceSettings(3, (1.0, 2.0), normalise=True, window=2), SequenceSettings(5, (0.8, 1.25), reverse=True),
+])
+def test_whole_matrix_scores_match_the_definition_line_by_line(settings_: SequenceSettings) -> None:
+    rng = np.random.default_rng(settings_.length)
+    distances = rng.random((5, 7))
+    scores, velocities = sequence_scores(distances, settings=settings_, **TINY_RUNS)
+    expected, expected_velocity = _reference(distances, settings=settings_, **TINY_RUNS)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(velocities, expected_velocity)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 6), reverse=st.booleans(), normalise=st.booleans(),
+       low=st.sampled_from([0.5, 0.8, 1.0]), high=st.sampled_from([1.0, 1.25, 2.0]))
+def test_whole_matrix_scores_match_the_definition_on_random_runs(seed, length, reverse, normalise, low, high) -> None:
+    rng = np.random.default_rng(seed)
+    queries, database = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+    query_runs = [r for r in np.array_split(rng.permutation(queries), int(rng.integers(1, 3))) if len(r)]
+    database_runs = [r for r in np.array_split(rng.permutation(database), int(rng.integers(1, 3))) if len(r)]
+    distances = rng.random((queries, database)).round(2)  # ties happen
+    setting = SequenceSettings(length, (low, high), reverse, normalise, window=4)
+    scores, _ = sequence_scores(distances, query_runs, database_runs, setting)
+    expected, _ = _reference(distances, query_runs, database_runs, setting)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_sequence_of_one_frame_is_the_single_frame_distance() -> None:
+    distances = np.random.default_rng(0).random((4, 6))
+    scores, velocities = sequence_scores(distances, [np.arange(4)], [np.arange(6)], SequenceSettings(1))
+    np.testing.assert_allclose(scores, distances, rtol=1e-6)
+    assert (velocities == 1.0).all()
+
+
+def test_a_query_sequence_is_its_frame_and_the_frames_before_it_in_its_run_shorter_at_the_start() -> None:
+    sequences = query_sequences([np.array([2, 0, 4]), np.array([3, 1])], 5, 3)
+    assert sequences.tolist() == [[0, 2, -1], [1, 3, -1], [2, -1, -1], [3, -1, -1], [4, 0, 2]]
+
+
+def test_runs_group_rows_by_recording_and_view_in_frame_order() -> None:
+    keys = [("a", "front"), ("b", "front"), ("a", "front"), ("a", "back")]
+    assert [r.tolist() for r in time_runs(keys, [5, 1, 2, 0])] == [[2, 0], [1], [3]]
+
+
+def test_lines_are_every_slope_whose_start_moves_by_a_whole_frame() -> None:
+    lines = line_shapes(SequenceSettings(5, (0.8, 1.25)))
+    assert lines.velocities.tolist() == [0.8, 1.0, 1.25]
+    assert lines.offsets.tolist() == [[0, 1, 2, 2, 3], [0, 1, 2, 3, 4], [0, 1, 3, 4, 5]]
+    both = line_shapes(SequenceSettings(3, (1.0, 1.0), reverse=True))
+    assert both.velocities.tolist() == [1.0, -1.0] and both.offsets.tolist() == [[0, 1, 2], [0, -1, -2]]
+
+
+def test_a_route_driven_backwards_at_twice_the_speed_is_found_only_with_that_velocity_and_direction() -> None:
+    rng = np.random.default_rng(2)
+    database = rng.normal(size=(40, 8)).astype(np.float32)
+    truth = np.arange(30, 10, -2)  # query frame i was taken at database frame 30 - 2i
+    queries = database[truth] + 0.8 * rng.normal(size=(len(truth), 8)).astype(np.float32)
+    distances = squared_distances(queries, database)
+    runs_q, runs_d = [np.arange(len(truth))], [np.arange(40)]
+    assert (distances.argmin(1) == truth).mean() <= 0.6  # single frames often fail
+    scores, velocities = sequence_scores(distances, runs_q, runs_d, SequenceSettings(6, (1.5, 2.0), reverse=True))
+    assert (scores.argmin(1)[5:] == truth[5:]).all()
+    assert set(velocities[np.arange(5, 10), truth[5:]]) == {-2.0}
+    forward_only, _ = sequence_scores(distances, runs_q, runs_d, SequenceSettings(6, (1.5, 2.0)))
+    assert not (forward_only.argmin(1)[5:] == truth[5:]).any()
+
+
+@pytest.mark.parametrize("settings_", [SequenceSettings(4), SequenceSettings(4, reverse=True, normalise=True, window=4)])
+def test_the_blocked_search_ranks_what_the_whole_matrix_scores(settings_: SequenceSettings) -> None:
+    rng = np.random.default_rng(2)
+    queries, database = rng.normal(size=(9, 6)).astype(np.float32), rng.normal(size=(11, 6)).astype(np.float16)
+    query_runs, database_runs = [np.array([0, 1, 2, 3, 4]), np.array([8, 7, 6, 5])], [np.arange(6), np.arange(6, 11)]
+    scores, velocities = sequence_scores(squared_distances(queries, database), query_runs, database_runs, settings_)
+    found = full_search(queries, [database[:4], database[4:]], query_runs, database_runs, settings_, k=5,
+                        block_bytes=1)  # float16 parts as the descriptor cache holds them; one query per block
+    for q in range(9):
+        order = np.lexsort((np.arange(11), scores[q]))[:5]
+        assert found.indices[q].tolist() == order.tolist()
+        np.testing.assert_allclose(found.distances[q], scores[q, order], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(found.velocities[q], velocities[q, order])
+    assert found.frames.tolist() == [1, 2, 3, 4, 4, 4, 3, 2, 1]
+
+
+@pytest.mark.parametrize("settings_", [SequenceSettings(4), SequenceSettings(4, (0.5, 1.5), reverse=True),
+                                       SequenceSettings(3, normalise=True, window=4)])
+def test_the_restricted_search_with_every_candidate_and_a_wide_neighbourhood_is_the_full_search(settings_) -> None:
+    rng = np.random.default_rng(3)
+    queries, database = rng.normal(size=(9, 6)).astype(np.float32), rng.normal(size=(12, 6)).astype(np.float32)
+    query_runs, database_runs = [np.arange(5), np.arange(5, 9)], [np.arange(7), np.arange(7, 12)]
+    full = full_search(queries, database, query_runs, database_runs, settings_, k=6)
+    everything = np.tile(np.arange(12), (9, 1))
+    restricted = restricted_search(queries, database, query_runs, database_runs, settings_, 6, everything,
+                                   ends=12, neighbourhood=12)
+    assert restricted.indices.tolist() == full.indices.tolist()
+    np.testing.assert_allclose(restricted.distances, full.distances, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(restricted.velocities, full.velocities)
+
+
+def test_the_restricted_search_finds_a_route_from_a_few_candidates() -> None:
+    rng = np.random.default_rng(4)
+    database = rng.normal(size=(200, 16)).astype(np.float32)
+    truth = np.arange(50, 90)
+    queries = database[truth] + 1.2 * rng.normal(size=(len(truth), 16)).astype(np.float32)
+    runs_q, runs_d = [np.arange(len(truth))], [np.arange(200)]
+    setting = SequenceSettings(10)
+    candidates = np.argsort(squared_distances(queries, database), axis=1)[:, :5]
+    full = full_search(queries, database, runs_q, runs_d, setting, k=3)
+    restricted = restricted_search(queries, database, runs_q, runs_d, setting, 3, candidates)
+    assert (candidates[:, 0] == truth).mean() < 0.8  # single frames alone miss some
+    assert (full.indices[9:, 0] == truth[9:]).mean() > 0.9
+    assert restricted.indices[:, 0].tolist() == full.indices[:, 0].tolist()
+
+
+@pytest.mark.parametrize("settings_, message", [
+    (SequenceSettings(0), "--seq-len"), (SequenceSettings(2, (0.0, 1.0)), "positive"),
+    (SequenceSettings(2, (1.3, 1.2)), "empty"), (SequenceSettings(2, (-1.0, 1.0)), "positive"),
+    (SequenceSettings(2, (float("nan"), 1.0)), "positive"),
+])
+def test_bad_settings_are_bad_input(settings_: SequenceSettings, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        line_shapes(settings_)

@@ -1,0 +1,299 @@
+"""Sequence matching (SeqSLAM: Milford and Wyeth 2012) over single-frame distances, as pure functions.
+
+A *run* is the rows of one recording and view in time order. A query's sequence is its own frame
+and the L-1 frames before it in its run (online: past frames only; fewer at the start of a run).
+It is matched against straight lines through the query × database distance matrix: a line ending
+at database frame j with velocity v (database frames per query frame) has its k-th point back at
+the frame round(v·k) before j in j's run (after j for the reverse direction). A line's score is
+the mean distance over its points; a line must lie wholly inside the database run (as in
+OpenSeqSLAM: a line clipped to fewer points would compete with a noisier mean). A database frame's
+score is that of its best line (infinite when none fits), and the frame with the lowest score is
+the predicted place.
+
+Velocities: every slope in the range whose line start lies a whole frame from the next one's
+(1 + m/(L-1) for integers m), plus the range's ends, each distinct line shape once (named by the
+velocity nearest 1 that draws it); with
+`reverse`, each also running backwards through the database (reported as a negative velocity).
+
+Local contrast normalisation (SeqSLAM's, optional): each distance is standardised by the mean and
+standard deviation (n-1) of the same query frame's distances to the `window` + 1 database frames
+centred on it in its run (fewer at the run's ends); a window without contrast (all distances equal
+to within rounding, as between blank frames) gives 0.
+
+`sequence_scores` is the whole matrix at once (the reference the searches are tested against);
+`full_search` computes it in blocks of queries from descriptors, so memory stays bounded; the
+restricted search (`vidvpr.evaluate.sequence_restricted`) scores only lines near each query's
+single-frame candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidvpr.core.errors import BadInput
+
+DEFAULT_VELOCITY = (0.8, 1.25)  # database frames per query frame: SeqSLAM's vmin..vmax
+NORMALISE_WINDOW = 10  # database frames of SeqSLAM's local contrast window (R_window)
+BLOCK_BYTES = 256 << 20  # the distance block `full_search` holds at once
+FLAT_RELATIVE = 1e-6  # a window whose standard deviation is below this share of its mean has no contrast
+
+
+@dataclass(frozen=True)
+class SequenceSettings:
+    """How sequences are matched: length L, velocity range, both directions, normalisation."""
+
+    length: int
+    velocity: tuple[float, float] = DEFAULT_VELOCITY
+    reverse: bool = False
+    normalise: bool = False
+    window: int = NORMALISE_WINDOW
+
+
+def check_settings(settings: SequenceSettings) -> None:
+    """BadInput for a length below 1, an empty or non-positive velocity range, or a bad window."""
+    length = settings.length
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise BadInput(f"--seq-len takes positive whole numbers of frames, got {length!r}")
+    low, high = settings.velocity
+    if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high <= 0:
+        raise BadInput(f"--seq-velocity must be positive frames per frame, got {low:g}..{high:g}")
+    if low > high:
+        raise BadInput(f"--seq-velocity range {low:g}..{high:g} is empty (the first must not exceed the second)")
+    if settings.window < 2:
+        raise BadInput(f"the normalisation window must be at least 2 frames, got {settings.window}")
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Every line shape of one length: its velocity (negative: reverse) and, per point k back from
+    the end, how many database frames before the end it lies (negative: after)."""
+
+    velocities: np.ndarray  # (V,) float
+    offsets: np.ndarray  # (V, L) int64; offsets[:, 0] == 0
+
+    @property
+    def length(self) -> int:
+        return int(self.offsets.shape[1])
+
+
+def line_shapes(settings: SequenceSettings) -> Lines:
+    """The distinct lines of `settings` (see the module docstring), slowest first, forward then reverse."""
+    check_settings(settings)
+    length, (low, high) = int(settings.length), settings.velocity
+    steps = range(math.ceil((low - 1) * (length - 1) - 1e-9), math.floor((high - 1) * (length - 1) + 1e-9) + 1)
+    candidates = {low, high, 1.0, *(1 + m / (length - 1) for m in steps if length > 1)}
+    k = np.arange(length)
+    shapes: dict[tuple[int, ...], float] = {}
+    for v in sorted(candidates, key=lambda v: (abs(v - 1), v)):  # a shape several draw: named by the one nearest 1
+        if not low - 1e-12 <= v <= high + 1e-12:
+            continue
+        shapes.setdefault(tuple(np.floor(v * k + 0.5).astype(np.int64).tolist()), v)
+    velocities = sorted(shapes.values())
+    offsets = [next(list(o) for o, v in shapes.items() if v == velocity) for velocity in velocities]
+    if settings.reverse:
+        velocities += [-v for v in velocities]
+        offsets += [[-o for o in row] for row in offsets]
+    return Lines(np.asarray(velocities, dtype=np.float64), np.asarray(offsets, dtype=np.int64).reshape(-1, length))
+
+
+def time_runs(keys: Sequence[Hashable], order: Sequence[float]) -> list[np.ndarray]:
+    """Row indices grouped by key (e.g. (recording, view)) in first-seen order, each sorted by `order`."""
+    groups: dict[Hashable, list[int]] = {}
+    for row, key in enumerate(keys):
+        groups.setdefault(key, []).append(row)
+    ranks = np.asarray(order, dtype=np.float64)
+    return [np.asarray(sorted(rows, key=lambda r: (ranks[r], r)), dtype=np.int64) for rows in groups.values()]
+
+
+def query_sequences(runs: Sequence[np.ndarray], rows: int, length: int) -> np.ndarray:
+    """(rows, length) int64: per query row, its own row then the rows 1..length-1 frames before it in
+    its run; -1 where the run starts later (a shorter sequence)."""
+    out = np.full((rows, length), -1, dtype=np.int64)
+    for run in runs:
+        for k in range(min(length, len(run))):
+            out[run[k:], k] = run[:len(run) - k]
+    return out
+
+
+@dataclass(frozen=True)
+class DatabaseRuns:
+    """The database's runs laid end to end ("run order"), and where each database row sits in it."""
+
+    order: np.ndarray  # run order -> database row
+    starts: np.ndarray  # (R + 1,) first run-order index of each run, then the total
+    run_of: np.ndarray  # database row -> run
+    position: np.ndarray  # database row -> position in its run
+
+    @classmethod
+    def of(cls, runs: Sequence[np.ndarray], size: int) -> DatabaseRuns:
+        order = np.concatenate(list(runs)) if runs else np.empty(0, np.int64)
+        if len(order) != size or len(np.unique(order)) != size:
+            raise BadInput(f"database runs must cover each of the {size} database rows once")
+        lengths = np.array([len(r) for r in runs], dtype=np.int64)
+        run_of, position = np.empty(size, np.int64), np.empty(size, np.int64)
+        run_of[order] = np.repeat(np.arange(len(runs)), lengths)
+        position[order] = np.concatenate([np.arange(n) for n in lengths]) if size else order
+        return cls(order, np.concatenate([[0], np.cumsum(lengths)]), run_of, position)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+
+@dataclass(frozen=True)
+class SequenceMatches:
+    """Per query: the best `k` line ends (database rows, -1 when fewer), their scores, the velocity of
+    each one's best line, and how many frames the query's sequence had."""
+
+    indices: np.ndarray  # (M, k) int64
+    distances: np.ndarray  # (M, k) float32, +inf where no prediction
+    velocities: np.ndarray  # (M, k) float64, 0 where no prediction
+    frames: np.ndarray  # (M,) int64
+
+
+def normalise_runs(distances: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """SeqSLAM's local contrast normalisation of (rows, N) distances whose columns are in run order
+    (`starts` bound each run): mean and standard deviation over the window centred on each column,
+    clipped to its run; NaN entries (not computed) are left out of both and stay NaN."""
+    half = window // 2
+    out = np.full(distances.shape, np.nan, dtype=np.float32)
+    for start, end in zip(starts[:-1], starts[1:]):
+        block = distances[:, start:end].astype(np.float64)
+        known = ~np.isnan(block)
+        values = np.where(known, block, 0.0)
+        sums = [np.pad(np.cumsum(a, axis=1), ((0, 0), (1, 0))) for a in (values, values * values, known.astype(float))]
+        n = end - start
+        lo, hi = np.clip(np.arange(n) - half, 0, n), np.clip(np.arange(n) + half + 1, 0, n)
+        total, squares, count = (s[:, hi] - s[:, lo] for s in sums)
+        mean = total / np.maximum(count, 1)
+        variance = (squares - count * mean * mean) / np.maximum(count - 1, 1)
+        std = np.sqrt(np.maximum(variance, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # a window of (nearly) equal distances, e.g. blank frames, has no contrast: 0, not rounding noise
+            out[:, start:end] = np.where(std > FLAT_RELATIVE * (np.abs(mean) + FLAT_RELATIVE), (block - mean) / std, 0.0)
+    out[np.isnan(distances)] = np.nan
+    return out
+
+
+def _line_scores(rows_distances: np.ndarray, first: int, targets: int, length: int, starts: np.ndarray,
+                 lines: Lines) -> tuple[np.ndarray, np.ndarray]:
+    """Best-line scores (T, N) and lines (T, N) of the `targets` consecutive frames of one query run
+    from position `first` on, against line ends at every run-order column. `rows_distances` holds that
+    run's frames from position max(0, first - length + 1) to first + targets - 1, in order."""
+    columns = rows_distances.shape[1]
+    row0 = max(0, first - length + 1)
+    frames = np.minimum(length, np.arange(first, first + targets) + 1)  # each target's sequence length
+    total = np.zeros((len(lines.velocities), targets, columns), dtype=np.float32)
+    for k in range(min(length, first + targets)):
+        present = slice(max(0, k - first), targets)  # targets whose sequence reaches k frames back
+        rows = slice(present.start + first - k - row0, targets + first - k - row0)
+        for v, offset in enumerate(lines.offsets[:, k]):
+            for start, end in zip(starts[:-1], starts[1:]):
+                if abs(offset) < end - start:
+                    ends = slice(start + max(offset, 0), end + min(offset, 0))
+                    points = slice(start + max(-offset, 0), end - max(offset, 0))
+                    total[v, present, ends] += rows_distances[rows, points]
+    scores = np.empty_like(total)
+    for v, offsets in enumerate(lines.offsets):
+        # how many of a line's points fit in the run: a forward line's first k do when its k-th offset <= the
+        # end's position; a line fits when all of its target's frames do
+        fits = np.empty(columns, dtype=np.int64)
+        for start, end in zip(starts[:-1], starts[1:]):
+            room = np.arange(end - start) if offsets[-1] >= 0 else (end - start - 1 - np.arange(end - start))
+            fits[start:end] = np.searchsorted(np.abs(offsets), room, side="right")
+        np.divide(total[v], frames[:, None].astype(np.float32), out=scores[v])
+        scores[v][fits[None, :] < frames[:, None]] = np.inf
+    which = np.argmin(scores, axis=0)  # the first (slowest forward) line among equals
+    return np.take_along_axis(scores, which[None], axis=0)[0], which
+
+
+def top_k(scores: np.ndarray, lines_used: np.ndarray, database: DatabaseRuns, lines: Lines, frames: np.ndarray,
+          k: int) -> SequenceMatches:
+    """The `k` lowest scores per row (columns in run order), ordered by (score, database row)."""
+    targets, columns = scores.shape
+    keep = min(k, columns)
+    rows = database.order
+    indices = np.full((targets, k), -1, dtype=np.int64)
+    distances = np.full((targets, k), np.inf, dtype=np.float32)
+    velocities = np.zeros((targets, k))
+    if keep:
+        order = np.lexsort((np.broadcast_to(rows, scores.shape), scores), axis=-1)[:, :keep]
+        chosen = np.take_along_axis(scores, order, axis=1)
+        finite = np.isfinite(chosen)
+        indices[:, :keep] = np.where(finite, rows[order], -1)
+        distances[:, :keep] = np.where(finite, chosen, np.inf)
+        velocities[:, :keep] = np.where(finite, lines.velocities[np.take_along_axis(lines_used, order, axis=1)], 0.0)
+    return SequenceMatches(indices, distances, velocities, frames)
+
+
+def sequence_scores(distances: np.ndarray, query_runs: Sequence[np.ndarray], database_runs: Sequence[np.ndarray],
+                    settings: SequenceSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Every query's best-line score (M, N) and that line's velocity (M, N) at each database frame
+    (columns in database order; inf and 0 where no line fits), from the whole (M, N) distance matrix."""
+    lines = line_shapes(settings)
+    matrix = np.asarray(distances, dtype=np.float64)
+    database = DatabaseRuns.of(database_runs, matrix.shape[1])
+    ordered = matrix[:, database.order].astype(np.float32)
+    if settings.normalise:
+        ordered = normalise_runs(ordered, database.starts, settings.window)
+    scores = np.full(matrix.shape, np.inf, dtype=np.float32)
+    used = np.zeros(matrix.shape, dtype=np.int64)
+    for run in query_runs:
+        scores[run], used[run] = _line_scores(ordered[run], 0, len(run), settings.length, database.starts, lines)
+    back = np.argsort(database.order)
+    velocities = np.where(np.isfinite(scores), lines.velocities[used], 0.0)  # 0: no line fits there
+    return scores[:, back], velocities[:, back]
+
+
+def squared_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
+    """(Q, N) squared L2 distances, float32, never negative (faiss's IndexFlatL2 measure)."""
+    q = np.asarray(queries, dtype=np.float32)
+    x = np.asarray(database, dtype=np.float32)
+    out = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2.0 * (q @ x.T)
+    return np.maximum(out, 0.0, out=out)
+
+
+def database_rows(parts: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """The given database rows (indices into `parts` laid end to end) as float32, in that order."""
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    which = np.searchsorted(bounds, rows, side="right") - 1
+    out = np.empty((len(rows), parts[0].shape[1]), dtype=np.float32)
+    for part in np.unique(which):
+        mine = which == part
+        out[mine] = parts[part][rows[mine] - bounds[part]]
+    return out
+
+
+def full_search(queries: np.ndarray, database: Sequence[np.ndarray], query_runs: Sequence[np.ndarray],
+                database_runs: Sequence[np.ndarray], settings: SequenceSettings, k: int,
+                block_bytes: int = BLOCK_BYTES) -> SequenceMatches:
+    """Every line of every query, exactly: the distance matrix in blocks of consecutive queries of a
+    run (their sequences' rows against the whole database), so memory stays near `block_bytes`."""
+    lines = line_shapes(settings)
+    parts = [database] if isinstance(database, np.ndarray) else list(database)
+    size = sum(len(p) for p in parts)
+    runs = DatabaseRuns.of(database_runs, size)
+    ordered_database = [database_rows(parts, runs.order[s:s + 65536]) for s in range(0, size, 65536)]
+    queries = np.asarray(queries, dtype=np.float32)
+    sequences = query_sequences(query_runs, len(queries), settings.length)
+    frames = (sequences >= 0).sum(1)
+    block = max(1, block_bytes // max(1, 4 * size * (2 * len(lines.velocities) + 4)))
+    out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
+                          np.zeros((len(queries), k)), frames)
+    for run in query_runs:
+        for first in range(0, len(run), block):
+            targets = run[first:first + block]
+            needed = run[max(0, first - settings.length + 1):first + block]
+            block_distances = np.concatenate([squared_distances(queries[needed], chunk) for chunk in ordered_database],
+                                             axis=1)
+            if settings.normalise:
+                block_distances = normalise_runs(block_distances, runs.starts, settings.window)
+            scores, used = _line_scores(block_distances, first, len(targets), settings.length, runs.starts, lines)
+            found = top_k(scores, used, runs, lines, frames[targets], k)
+            out.indices[targets], out.distances[targets], out.velocities[targets] = (
+                found.indices, found.distances, found.velocities)
+    return out
