@@ -102,9 +102,9 @@ def test_recall_is_reported_per_view_direction(evaluated) -> None:
     assert set(result.rows[0].per_view) == {"yaw000_pitch+00", "yaw090_pitch+00"}
 
 
-def test_plots_of_recall_against_qp_and_bitrate_are_written(evaluated) -> None:
+def test_plots_of_recall_against_qp_and_bitrate_and_of_precision_against_recall_are_written(evaluated) -> None:
     out, result = evaluated
-    assert sorted(p.name for p in result.plots) == ["recall_vs_kbps.png", "recall_vs_qp.png"]
+    assert sorted(p.name for p in result.plots) == ["precision_recall.png", "recall_vs_kbps.png", "recall_vs_qp.png"]
     assert all(p.stat().st_size > 10_000 for p in result.plots)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
-from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, EvalConfig
+from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, SEQ_SEARCHES, EvalConfig
 from vidvpr.evaluate.recall import DEFAULT_NS, UNMATCHED_QUERIES
 
 DEFAULTS = EvalConfig()
@@ -20,6 +20,24 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
         return tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise click.BadParameter(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"--seq-len takes a comma-separated list of whole numbers of frames, got {text!r}") \
+            from None
+
+
+def _velocity(text: str) -> tuple[float, float]:
+    """'0.8..1.25' or '1' (one velocity) -> (low, high)."""
+    low, dots, high = text.partition("..")
+    try:
+        return (float(low), float(high if dots else low))
+    except ValueError:
+        raise click.BadParameter(f"--seq-velocity takes LOW..HIGH frames per frame (or one number), got {text!r}") \
+            from None
 
 
 @click.command("eval")
@@ -52,15 +70,28 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
               help="Descriptor cache folder, shareable between evaluations [default: OUT/descriptors].")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset root [default: the manifest's].")
 @click.option("--save-preds", type=int, default=0, help="Write a strip of N queries and their top 5 per cell.")
+@click.option("--seq-len", "seq_lens", default=",".join(map(str, DEFAULTS.seq_lens)), metavar="L,...",
+              help="Also match each query's sequence of L frames (it and the L-1 before it in its recording and "
+                   "view; SeqSLAM lines through the distance matrix), e.g. 1,5,10,20; 1 is single frames.")
+@click.option("--seq-velocity", default="..".join(f"{v:g}" for v in DEFAULTS.seq_velocity), metavar="LOW..HIGH",
+              help="Relative speeds of the lines, database frames per query frame (one number: that speed only).")
+@click.option("--seq-reverse", is_flag=True, help="Also lines through the database the other way.")
+@click.option("--seq-normalise", is_flag=True,
+              help="SeqSLAM's local contrast normalisation of the distances along the database.")
+@click.option("--seq-search", default=DEFAULTS.seq_search, type=click.Choice(SEQ_SEARCHES),
+              help="full: every line, in blocks (exact); restricted: lines near each frame's single-frame "
+                   "candidates (for large databases; see tools/bench_seq.py).")
 @scheduler_option
 @output_options
 @handle_errors
 def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models: tuple[str, ...], protocol: str,
                  input_size: str, cells: str | None, recall_at: str, thresholds: str | None, index: str | None,
                  batch_size: int, device: str, pca_dim: int | None, cache_dir: Path | None, root: Path | None,
-                 save_preds: int, unmatched_queries: str, scheduler: str | None, quiet: bool, as_json: bool) -> None:
-    """Recall@N of place recognition across the encode grid: one row per model × cell × threshold,
-    with predictions, plots of recall against QP and bitrate, and a printed table."""
+                 save_preds: int, unmatched_queries: str, seq_lens: str, seq_velocity: str, seq_reverse: bool,
+                 seq_normalise: bool, seq_search: str, scheduler: str | None, quiet: bool, as_json: bool) -> None:
+    """Recall@N of place recognition across the encode grid: one row per model × cell × threshold ×
+    sequence length, with predictions, the VPR-Bench measures (precision-recall, AUC-PR, recall at
+    100% precision, extraction ms per image, descriptor bytes), plots and a printed table."""
     from vidvpr.cli.common import parse_names
     from vidvpr.core.progress import progress_bar
     from vidvpr.evaluate.grid import evaluate_grid
@@ -70,7 +101,9 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
                         cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at"),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
                         device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds,
-                        unmatched_queries=unmatched_queries)
+                        unmatched_queries=unmatched_queries, seq_lens=_lengths(seq_lens),
+                        seq_velocity=_velocity(seq_velocity), seq_reverse=seq_reverse, seq_normalise=seq_normalise,
+                        seq_search=seq_search)
     with executor_for(scheduler, quiet) as executor, progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
         result = evaluate_grid(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
                                on_images=bar.update, on_status=bar.set_description, executor=executor)

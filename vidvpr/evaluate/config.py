@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import DEFAULT_NS, DEFAULT_UNMATCHED, check_unmatched
+from vidvpr.evaluate.sequence import DEFAULT_VELOCITY, SequenceSettings, check_settings
 
 LOG = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ PROTOCOLS = ("same", "reference")
 INPUT_SIZES = ("cell", "reference")
 DEFAULT_MODEL = "netvlad-efficientnet-lite0"
 CACHE_DIR = "descriptors"
+SEQ_SEARCHES = ("full", "restricted")  # every line (in blocks), or lines near single-frame candidates
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class EvalConfig:
     root: Path | None = None
     save_preds: int = 0  # query strips per cell
     unmatched_queries: str = DEFAULT_UNMATCHED  # queries without positives: "exclude" or count as a "miss"
+    seq_lens: tuple[int, ...] = (1,)  # frames per query sequence; 1 (single frames) is always evaluated
+    seq_velocity: tuple[float, float] = DEFAULT_VELOCITY  # database frames per query frame, lowest..highest
+    seq_reverse: bool = False  # also lines through the database the other way
+    seq_normalise: bool = False  # SeqSLAM's local contrast normalisation
+    seq_search: str = SEQ_SEARCHES[0]
 
 
 def recall_ns(config: EvalConfig, database_rows: int) -> list[int]:
@@ -81,5 +88,11 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput(f"--save-preds must not be negative, got {config.save_preds}")
     if config.cells is not None and not config.cells:
         raise BadInput("--cells: give at least one cell, e.g. reference,360p/qp40 (leave the option out for all)")
+    if not config.seq_lens:
+        raise BadInput("--seq-len: give at least one sequence length, e.g. 1,5,10,20")
+    if config.seq_search not in SEQ_SEARCHES:
+        raise BadInput(f"Unknown --seq-search '{config.seq_search}'. Use {' or '.join(SEQ_SEARCHES)}.")
+    for length in config.seq_lens:
+        check_settings(SequenceSettings(length, tuple(config.seq_velocity)))
     if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
         raise BadInput("--cells names encoded cells: give --enc with the encode folder")

@@ -30,6 +30,7 @@ from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device, stored_descriptors, stored_rows
 from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
+from vidvpr.evaluate.costs import extraction_costs
 from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     CACHE_DIR,
     DEFAULT_MODEL,
@@ -41,6 +42,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
 )
 from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
+from vidvpr.evaluate.precision import precision_recall, thinned
 from vidvpr.evaluate.recall import (
     DEFAULT_NS,
     counted_ranks,
@@ -54,11 +56,22 @@ from vidvpr.evaluate.results import (
     RESULTS_JSON,
     EvalResults,
     EvalRow,
+    PrecisionRecallRecord,
+    SequencesRecord,
     predictions_path,
     write_predictions,
     write_results_csv,
 )
 from vidvpr.evaluate.search import DatabaseLike, build_index, empty_index, search
+from vidvpr.evaluate.seq_plots import plot_precision_recall, plot_recall_by_length
+from vidvpr.evaluate.sequence import NORMALISE_WINDOW
+from vidvpr.evaluate.sequence_eval import (
+    check_time_order,
+    fitting_lengths,
+    match_sequences,
+    write_sequence_predictions,
+)
+from vidvpr.evaluate.sequence_restricted import SEQUENCE_CANDIDATES
 from vidvpr.media.probe import probe_video
 from vidvpr.models import load_model
 from vidvpr.models.initialise import model_versions
@@ -96,6 +109,21 @@ def _thresholds(config: EvalConfig, manifest: Manifest) -> list[float]:
         raise BadInput(f"--threshold {too_far[0]:g} m exceeds the manifest's positive radius ({radius:g} m); "
                        "rebuild the manifest with a larger --radius")
     return thresholds
+
+
+def _sequence_lengths(config: EvalConfig, manifest: Manifest) -> tuple[EvalConfig, SequencesRecord | None]:
+    """The config with the sequence lengths that fit the query recordings (the others named on
+    stderr and in results.json), and how sequences are matched; frames must be in time order."""
+    if all(length == 1 for length in config.seq_lens):
+        return replace(config, seq_lens=(1,)), None
+    check_time_order(manifest)
+    lengths, note = fitting_lengths(config.seq_lens, manifest)
+    if note:
+        LOG.warning("%s", note)
+    return replace(config, seq_lens=tuple(lengths)), SequencesRecord(
+        lengths=lengths, velocity=list(config.seq_velocity), reverse=config.seq_reverse,
+        normalise=config.seq_normalise, normalise_window=NORMALISE_WINDOW, search=config.seq_search,
+        notes=[note] if note else [])
 
 
 def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
@@ -204,6 +232,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     loaded = [(choice, load_model(choice.name, choice.weights)) for choice in choices]
     for _, model in loaded:  # what the database size rules out is refused before any forward pass
         empty_index(config.index, len(manifest.database), described_dim(model, manifest, config.pca_dim))
+    config, sequences = _sequence_lengths(config, manifest)
     with removing_new_dirs(out_dir):
         ensure_writable_dir(out_dir)
         cache = DescriptorCache(config.cache_dir or out_dir / CACHE_DIR)
@@ -227,7 +256,8 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                          counter, executor, on_start, on_images)
         results_csv, results_json = out_dir / RESULTS_CSV, out_dir / RESULTS_JSON
         write_results_csv(results_csv, rows, ns)
-        plots = plot_recall(rows, out_dir)
+        plots = plot_recall([row for row in rows if row.seq_len == 1], out_dir)
+        plots += [path for path in (plot_recall_by_length(rows, out_dir), plot_precision_recall(rows, out_dir)) if path]
         EvalResults(
             manifest={"path": str(manifest.directory.resolve()), "name": manifest.meta.name,
                       "files": {name: sha256_file(manifest.directory / name) for name in DATA_FILES},
@@ -239,7 +269,8 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             models=models_record, rows=rows,
             descriptors={"cache": str(cache.folder), "bytes": cache.size_bytes(), "dtype": "float16"},
             forward_images=counter.images, elapsed_s=round(time.perf_counter() - started, 3),
-            versions={**runtime_versions(), **model_versions()}, command=command_line(),
+            versions={**runtime_versions(), **model_versions()}, command=command_line(), sequences=sequences,
+            extraction=extraction_costs(prepared, cells, reference, manifest, cache, config),
         ).save(results_json)
     strips: list[Path] = []
     if config.save_preds:
@@ -252,27 +283,53 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
 def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, queries: np.ndarray, manifest: Manifest,
                 positives_at: dict[float, list[np.ndarray]], config: EvalConfig, ns: list[int],
                 out_dir: Path) -> list[EvalRow]:
-    """Search the cell's queries in its database, write the ranking, count recall per threshold."""
+    """Search the cell's queries in its database, match their sequences of each `config.seq_lens`,
+    write the rankings, count recall per threshold and sequence length."""
     index = build_index(database, config.index)
     k = max(ns)
-    distances, predictions = search(index, queries, k)
-    if predictions.shape[1] < k:  # a database smaller than the largest N: pad with "no prediction"
-        pad = k - predictions.shape[1]
+    lengths = [length for length in config.seq_lens if length > 1]
+    depth = max(k, SEQUENCE_CANDIDATES) if lengths and config.seq_search == "restricted" else k
+    distances, predictions = search(index, queries, depth)
+    if predictions.shape[1] < depth:  # a database smaller than the largest N: pad with "no prediction"
+        pad = depth - predictions.shape[1]
         predictions = np.pad(predictions, ((0, 0), (0, pad)), constant_values=-1)
         distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
+    query_ids, database_ids = [r.id for r in manifest.queries], [r.id for r in manifest.database]
     path = predictions_path(out_dir, choice.label, cell.name, config.protocol)
-    write_predictions(path, [r.id for r in manifest.queries], [r.id for r in manifest.database], predictions, distances)
+    write_predictions(path, query_ids, database_ids, predictions[:, :k], distances[:, :k])
+    out = _rows(choice, cell, predictions[:, :k], distances[:, 0], manifest, positives_at, config, ns,
+                path.relative_to(out_dir).as_posix(), 1)
+    for length in lengths:
+        matches = match_sequences(queries, database, manifest, config, length, k, predictions)
+        path = predictions_path(out_dir, choice.label, cell.name, config.protocol, length)
+        write_sequence_predictions(path, query_ids, database_ids, matches)
+        out += _rows(choice, cell, matches.indices, matches.distances[:, 0], manifest, positives_at, config, ns,
+                     path.relative_to(out_dir).as_posix(), length)
+    return out
+
+
+def _rows(choice: ModelChoice, cell: GridCell, predictions: np.ndarray, best_distance: np.ndarray,
+          manifest: Manifest, positives_at: dict[float, list[np.ndarray]], config: EvalConfig, ns: list[int],
+          predictions_file: str, seq_len: int) -> list[EvalRow]:
+    """One row per threshold: recall@N, per view, and the VPR-Bench measures of the best matches."""
     views = [row.view for row in manifest.queries]
     out = []
     for threshold, positives in positives_at.items():
         overall = recall_at_n(predictions, positives, ns, config.unmatched_queries)
         ranks = first_positive_rank(predictions, positives)
+        counted = ranks >= (0 if config.unmatched_queries == "exclude" else -1)  # as recall@N counts them
+        curve = precision_recall(best_distance[counted], ranks[counted] == 1)
+        short = thinned(curve)
         out.append(EvalRow(
             model=choice.label, protocol=config.protocol, cell=cell.name, codec=cell.codec, resolution=cell.resolution,
             width=cell.width, height=cell.height, qp=cell.qp, kbps=cell.kbps, psnr_y=cell.psnr_y, ssim_y=cell.ssim_y,
             vmaf=cell.vmaf, input_size=config.input_size, queries=overall.queries, excluded=overall.excluded,
             unmatched_queries=config.unmatched_queries, threshold_m=threshold,
             recall={n: round(v, 6) for n, v in overall.recall.items()},
-            per_view=_per_view(ranks, views, ns, config.unmatched_queries),
-            predictions=path.relative_to(out_dir).as_posix()))
+            per_view=_per_view(ranks, views, ns, config.unmatched_queries), predictions=predictions_file,
+            seq_len=seq_len, auc_pr=round(curve.auc, 6),
+            recall_at_100_precision=round(curve.recall_at_full_precision, 6),
+            precision_recall=PrecisionRecallRecord(distance=[round(float(d), 6) for d in short.distance[1:]],
+                                                   precision=[round(float(v), 6) for v in short.precision[1:]],
+                                                   recall=[round(float(v), 6) for v in short.recall[1:]])))
     return out

@@ -1,6 +1,7 @@
 """What `vidvpr eval` writes: ``results.csv`` and ``results.json`` (one row per model × cell ×
-threshold), and per (model, cell) the ranked predictions ``query_id,rank,database_id,distance``
-so anyone can recompute recall or study failures.
+threshold × sequence length), and per (model, cell, sequence length) the ranked predictions
+``query_id,rank,database_id,distance`` (sequences add ``frames,velocity``) so anyone can recompute
+recall or study failures.
 """
 
 from __future__ import annotations
@@ -21,18 +22,31 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 PREDICTIONS_DIR = "predictions"
 BASE_COLUMNS = ("model", "protocol", "cell", "codec", "resolution", "width", "height", "qp", "kbps", "psnr_y",
-                "ssim_y", "vmaf", "input_size", "queries", "excluded", "unmatched_queries", "threshold_m")
+                "ssim_y", "vmaf", "input_size", "queries", "excluded", "unmatched_queries", "threshold_m", "seq_len")
+VPR_BENCH_COLUMNS = ("auc_pr", "recall@100p")  # after the recall@N columns
 Unmatched = Literal["exclude", "miss"]  # vidvpr.evaluate.recall.UNMATCHED_QUERIES
 Fraction = Annotated[float, Field(ge=0, le=1)]
 RecallAt = dict[Annotated[int, Field(ge=1)], Fraction]  # N -> recall@N
 
 
+class PrecisionRecallRecord(Strict):
+    """A precision-recall curve over the match distance (`vidvpr.evaluate.precision`), at most 101
+    points evenly along it; it starts at recall 0, precision 1 (not stored)."""
+
+    distance: list[float]  # threshold: matches at or below it are accepted
+    precision: list[Fraction]
+    recall: list[Fraction]
+
+
 class EvalRow(Strict):
-    """One (model, cell, threshold) result. `recall` maps N to the fraction of counted queries
-    whose first N predictions hold a positive; `per_view` the same per view direction.
-    `unmatched_queries` says how queries without positives were counted: left out of `queries`
-    ("exclude", then `excluded` of them) or counted as wrong ("miss"); files written before the
-    choice existed were all "exclude"."""
+    """One (model, cell, threshold, sequence length) result. `recall` maps N to the fraction of
+    counted queries whose first N predictions hold a positive; `per_view` the same per view
+    direction. `unmatched_queries` says how queries without positives were counted: left out of
+    `queries` ("exclude", then `excluded` of them) or counted as wrong ("miss"); files written before
+    the choice existed were all "exclude". `seq_len` 1 is single frames; above, each query's sequence
+    of up to that many frames was matched (`vidvpr.evaluate.sequence`). `auc_pr`,
+    `recall_at_100_precision` and `precision_recall` are the VPR-Bench measures of the best match's
+    distance."""
 
     model: str
     protocol: str
@@ -54,12 +68,41 @@ class EvalRow(Strict):
     recall: RecallAt
     per_view: dict[str, RecallAt]
     predictions: str  # relative to the eval folder
+    seq_len: int = Field(1, ge=1)
+    auc_pr: Fraction | None = None
+    recall_at_100_precision: Fraction | None = None
+    precision_recall: PrecisionRecallRecord | None = None
 
     def csv_row(self) -> dict[str, Any]:
         row = {name: getattr(self, name) for name in BASE_COLUMNS}
         row.update({f"recall@{n}": round(value, 6) for n, value in sorted(self.recall.items())})
+        row.update({"auc_pr": self.auc_pr, "recall@100p": self.recall_at_100_precision})
         row["predictions"] = self.predictions
         return row
+
+
+class SequencesRecord(Strict):
+    """How sequences were matched (`vidvpr eval --seq-len ...`)."""
+
+    lengths: list[int]  # evaluated, 1 among them
+    velocity: list[float]  # [lowest, highest] database frames per query frame
+    reverse: bool
+    normalise: bool
+    normalise_window: int
+    search: str  # "full" or "restricted"
+    notes: list[str]
+
+
+class ExtractionRecord(Strict):
+    """Per model, what its descriptors cost: wall time per image in the extraction stage (decoding and
+    the forward pass, as the descriptor cache entries this evaluation used recorded it when they were
+    made) and the bytes one descriptor takes as searched (float32)."""
+
+    model: str
+    descriptor_dim: int
+    descriptor_bytes: int
+    ms_per_image: float | None  # None: no entry recorded its time
+    images: int  # images the time covers
 
 
 class EvalResults(Record):
@@ -83,6 +126,8 @@ class EvalResults(Record):
     elapsed_s: float
     versions: dict[str, str]
     command: list[str]
+    sequences: SequencesRecord | None = None  # None: single frames only
+    extraction: list[ExtractionRecord] = Field(default_factory=list)
 
     @field_validator("rows")
     @classmethod
@@ -101,7 +146,7 @@ UNMATCHED_WORDS = {"exclude": "queries without positives excluded",
 
 
 def csv_columns(recall_at: Sequence[int]) -> list[str]:
-    return [*BASE_COLUMNS, *(f"recall@{n}" for n in sorted(recall_at)), "predictions"]
+    return [*BASE_COLUMNS, *(f"recall@{n}" for n in sorted(recall_at)), *VPR_BENCH_COLUMNS, "predictions"]
 
 
 def write_results_csv(path: Path, rows: Sequence[EvalRow], recall_at: Sequence[int]) -> None:
@@ -114,10 +159,12 @@ def write_results_csv(path: Path, rows: Sequence[EvalRow], recall_at: Sequence[i
     write_text_atomic(path, text.getvalue())
 
 
-def predictions_path(eval_dir: Path, model_label: str, cell: str, protocol: str) -> Path:
-    """Where a (model, cell) ranking is written: ``EVAL/predictions/<model>/<protocol>/<cell>.csv``."""
+def predictions_path(eval_dir: Path, model_label: str, cell: str, protocol: str, seq_len: int = 1) -> Path:
+    """Where a (model, cell) ranking is written: ``EVAL/predictions/<model>/<protocol>/<cell>.csv``, and
+    for sequences of L frames ``.../<protocol>/seq<L>/<cell>.csv``."""
     safe_model = model_label.replace("/", "_").replace(":", "-")
-    return Path(eval_dir) / PREDICTIONS_DIR / safe_model / protocol / f"{cell.replace('/', '_')}.csv"
+    folder = Path(eval_dir) / PREDICTIONS_DIR / safe_model / protocol
+    return (folder if seq_len == 1 else folder / f"seq{seq_len}") / f"{cell.replace('/', '_')}.csv"
 
 
 def write_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequence[str], indices: np.ndarray,
@@ -133,15 +180,17 @@ def write_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequen
 
 
 def recall_table(rows: Sequence[EvalRow], n: int = 1) -> list[str]:
-    """Recall@n by resolution × QP as text lines, per model (the reference as its own column)."""
+    """Recall@n by resolution × QP as text lines, per model and sequence length (the reference as its
+    own column)."""
     lines = []
-    for model in dict.fromkeys(row.model for row in rows):
-        mine = [row for row in rows if row.model == model]
+    for model, seq_len in dict.fromkeys((row.model, row.seq_len) for row in rows):
+        mine = [row for row in rows if row.model == model and row.seq_len == seq_len]
         threshold = min(row.threshold_m for row in mine)
         mine = [row for row in mine if row.threshold_m == threshold]
         qps = sorted({row.qp for row in mine if row.qp is not None})
+        frames = "" if seq_len == 1 else f" over sequences of {seq_len} frames"
         lines.append(f"{model}: recall@{n} at {threshold:g} m ({mine[0].protocol} protocol, "
-                     f"{UNMATCHED_WORDS[mine[0].unmatched_queries]})")
+                     f"{UNMATCHED_WORDS[mine[0].unmatched_queries]}){frames}")
         lines.append(f"{'cell':>22} " + " ".join(f"{'qp' + str(qp):>6}" for qp in qps))
         reference = next((row for row in mine if row.cell == "reference"), None)
         if reference is not None:

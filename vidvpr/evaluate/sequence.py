@@ -39,6 +39,7 @@ from vidvpr.core.errors import BadInput
 DEFAULT_VELOCITY = (0.8, 1.25)  # database frames per query frame: SeqSLAM's vmin..vmax
 NORMALISE_WINDOW = 10  # database frames of SeqSLAM's local contrast window (R_window)
 BLOCK_BYTES = 256 << 20  # the distance block `full_search` holds at once
+CHUNK_ROWS = 1 << 16  # database rows converted to float32 at once
 FLAT_RELATIVE = 1e-6  # a window whose standard deviation is below this share of its mean has no contrast
 
 
@@ -268,16 +269,28 @@ def database_rows(parts: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def full_search(queries: np.ndarray, database: Sequence[np.ndarray], query_runs: Sequence[np.ndarray],
+def _chunks(parts: Sequence[np.ndarray], rows: int = CHUNK_ROWS) -> list[tuple[int, np.ndarray]]:
+    """(first row, slice) of the database parts laid end to end, at most `rows` rows each (memory maps
+    stay on disk until a slice is read)."""
+    out, first = [], 0
+    for part in parts:
+        for start in range(0, len(part), rows):
+            out.append((first + start, part[start:start + rows]))
+        first += len(part)
+    return out
+
+
+def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray, query_runs: Sequence[np.ndarray],
                 database_runs: Sequence[np.ndarray], settings: SequenceSettings, k: int,
                 block_bytes: int = BLOCK_BYTES) -> SequenceMatches:
     """Every line of every query, exactly: the distance matrix in blocks of consecutive queries of a
-    run (their sequences' rows against the whole database), so memory stays near `block_bytes`."""
+    run (their sequences' rows against the database, read chunk by chunk), so memory stays near
+    `block_bytes` however large the database."""
     lines = line_shapes(settings)
     parts = [database] if isinstance(database, np.ndarray) else list(database)
     size = sum(len(p) for p in parts)
     runs = DatabaseRuns.of(database_runs, size)
-    ordered_database = [database_rows(parts, runs.order[s:s + 65536]) for s in range(0, size, 65536)]
+    chunks = _chunks(parts)
     queries = np.asarray(queries, dtype=np.float32)
     sequences = query_sequences(query_runs, len(queries), settings.length)
     frames = (sequences >= 0).sum(1)
@@ -287,9 +300,11 @@ def full_search(queries: np.ndarray, database: Sequence[np.ndarray], query_runs:
     for run in query_runs:
         for first in range(0, len(run), block):
             targets = run[first:first + block]
-            needed = run[max(0, first - settings.length + 1):first + block]
-            block_distances = np.concatenate([squared_distances(queries[needed], chunk) for chunk in ordered_database],
-                                             axis=1)
+            rows = queries[run[max(0, first - settings.length + 1):first + block]]
+            block_distances = np.empty((len(rows), size), dtype=np.float32)
+            for start, chunk in chunks:
+                block_distances[:, start:start + len(chunk)] = squared_distances(rows, chunk)
+            block_distances = block_distances[:, runs.order]
             if settings.normalise:
                 block_distances = normalise_runs(block_distances, runs.starts, settings.window)
             scores, used = _line_scores(block_distances, first, len(targets), settings.length, runs.starts, lines)

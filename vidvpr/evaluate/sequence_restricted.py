@@ -33,6 +33,7 @@ from vidvpr.evaluate.sequence import (
     query_sequences,
 )
 
+SEQUENCE_CANDIDATES = 20  # single-frame candidates per frame eval hands the restricted search
 DEFAULT_ENDS = 3  # most-voted line ends kept per query
 DEFAULT_NEIGHBOURHOOD = 10  # ends scored each side of a kept end (covers recall@20's ranking)
 CHUNK_TARGETS = 2048  # queries handled at once (bounds memory; neighbours in a run share distances)

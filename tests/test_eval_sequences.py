@@ -1,0 +1,156 @@
+"""Specification of sequences and the VPR-Bench measures in `vidvpr eval`: rows per sequence length,
+predictions anyone can recompute from the distance matrix, precision-recall from the predictions,
+extraction cost per model, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.test_eval import dataset  # noqa: F401  (a module fixture)
+from tests.test_manifest import sliced_views  # noqa: F401  (a session fixture)
+from tests.test_sequence_maths import brute_force
+from vidvpr.cli import main
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.manifest import load_manifest
+from vidvpr.descriptors.cache import DescriptorCache
+from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
+from vidvpr.evaluate.precision import precision_recall
+from vidvpr.evaluate.recall import first_positive_rank
+from vidvpr.evaluate.sequence import SequenceSettings, squared_distances
+from vidvpr.evaluate.sequence_eval import check_time_order, runs_of
+
+LENGTHS = (1, 3, 5)
+
+
+@pytest.fixture(scope="module")
+def sequences(dataset, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
+    manifest, enc = dataset
+    out = tmp_path_factory.mktemp("eval-seq")
+    config = EvalConfig(enc_dir=enc, cells=("reference", "64x36/qp40"), batch_size=8, seq_lens=LENGTHS,
+                        seq_velocity=(1.0, 1.5), seq_reverse=True)
+    return out, evaluate_grid(manifest, out, config)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_results_have_a_row_per_cell_and_sequence_length(sequences) -> None:
+    out, _ = sequences
+    rows = read_csv(out / "results.csv")
+    assert [(row["cell"], row["seq_len"]) for row in rows] == [
+        (cell, str(length)) for cell in ("reference", "64x36/qp40") for length in LENGTHS]
+    assert {"auc_pr", "recall@100p"} <= set(rows[0])
+    record = json.loads((out / "results.json").read_text())
+    assert record["sequences"]["lengths"] == list(LENGTHS) and record["sequences"]["reverse"] is True
+    assert record["sequences"]["velocity"] == [1.0, 1.5] and record["sequences"]["search"] == "full"
+
+
+def test_sequence_predictions_are_the_brute_force_lines_through_the_distance_matrix(sequences, dataset) -> None:  # noqa: F811
+    out, result = sequences
+    manifest = load_manifest(dataset[0])
+    record = json.loads((out / "results.json").read_text())
+    cache = DescriptorCache(out / "descriptors")
+    fingerprint = record["models"][0]["fingerprint"]
+
+    def descriptors(rows):
+        values = np.empty((len(rows), record["models"][0]["descriptor_dim"]), np.float32)
+        for (rec, view), members in {key: [i for i, r in enumerate(rows) if (r.recording, r.view) == key]
+                                     for key in dict.fromkeys((r.recording, r.view) for r in rows)}.items():
+            frames = sorted({rows[i].frame for i in members})
+            stored = cache.open(fingerprint, manifest.meta.view_input(rec, view).video.hash, frames, None)
+            values[members] = stored[[frames.index(rows[i].frame) for i in members]]
+        return values
+
+    distances = squared_distances(descriptors(manifest.queries), descriptors(manifest.database))
+    row = next(r for r in result.rows if r.cell == "reference" and r.seq_len == 3)
+    scores, velocities = brute_force(distances, runs_of(manifest.queries), runs_of(manifest.database),
+                                     SequenceSettings(3, (1.0, 1.5), reverse=True))
+    written = read_csv(out / row.predictions)
+    assert list(written[0]) == ["query_id", "rank", "database_id", "distance", "frames", "velocity"]
+    ids = [r.id for r in manifest.database]
+    for q, query in enumerate(manifest.queries):
+        mine = [w for w in written if w["query_id"] == query.id]
+        finite = np.flatnonzero(np.isfinite(scores[q]))
+        order = finite[np.lexsort((finite, scores[q, finite]))][:20]
+        assert [w["database_id"] for w in mine] == [ids[j] for j in order]
+        np.testing.assert_allclose([float(w["distance"]) for w in mine], scores[q, order], rtol=1e-4)
+        assert [float(w["velocity"]) for w in mine] == pytest.approx(velocities[q, order].tolist())
+        run = next(r for r in runs_of(manifest.queries) if q in r)
+        assert {int(w["frames"]) for w in mine} == {min(3, int(np.flatnonzero(run == q)[0]) + 1)}
+
+
+def test_recall_and_the_vpr_bench_measures_can_be_recomputed_from_sequence_predictions(sequences, dataset) -> None:  # noqa: F811
+    out, result = sequences
+    manifest = load_manifest(dataset[0])
+    ids = {r.id: i for i, r in enumerate(manifest.database)}
+    for row in (r for r in result.rows if r.seq_len == 5):
+        ranked = np.full((len(manifest.queries), 20), -1)
+        best = np.full(len(manifest.queries), np.inf)
+        for entry in read_csv(out / row.predictions):
+            q = next(i for i, query in enumerate(manifest.queries) if query.id == entry["query_id"])
+            ranked[q, int(entry["rank"]) - 1] = ids[entry["database_id"]]
+            if entry["rank"] == "1":
+                best[q] = float(entry["distance"])
+        ranks = first_positive_rank(ranked, manifest.positives)
+        counted = ranks >= 0
+        assert row.recall[1] == pytest.approx(np.mean(ranks[counted] == 1), abs=1e-6)
+        curve = precision_recall(best[counted], ranks[counted] == 1)
+        assert row.auc_pr == pytest.approx(curve.auc, abs=1e-5)
+        assert row.recall_at_100_precision == pytest.approx(curve.recall_at_full_precision, abs=1e-6)
+        assert row.precision_recall.recall[-1] == pytest.approx(row.recall[1], abs=1e-6)
+
+
+def test_the_plot_of_recall_against_sequence_length_is_written(sequences) -> None:
+    out, result = sequences
+    assert {"recall_vs_seq_len.png", "precision_recall.png"} <= {p.name for p in result.plots}
+    assert (out / "recall_vs_seq_len.png").stat().st_size > 10_000
+
+
+def test_each_model_records_its_extraction_time_per_image_and_descriptor_bytes(sequences) -> None:
+    out, _ = sequences
+    record = json.loads((out / "results.json").read_text())
+    (cost,) = record["extraction"]
+    assert cost["model"] == "netvlad-efficientnet-lite0" and cost["descriptor_bytes"] == 4 * cost["descriptor_dim"]
+    assert cost["ms_per_image"] > 0 and cost["images"] > 0
+
+
+def test_a_length_longer_than_every_recording_is_named_and_the_others_evaluated(dataset, sequences, tmp_path,  # noqa: F811
+                                                                                caplog) -> None:
+    manifest, enc = dataset
+    result = evaluate_grid(manifest, tmp_path / "e", EvalConfig(cells=("reference",), batch_size=8, seq_lens=(3, 400),
+                                                                cache_dir=sequences[0] / "descriptors"))
+    assert sorted({row.seq_len for row in result.rows}) == [1, 3]
+    assert "--seq-len 400: longer than every query recording" in caplog.text
+    record = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert record["sequences"]["notes"][0].startswith("--seq-len 400")
+
+
+def test_frames_out_of_time_order_are_refused_naming_the_recording(dataset) -> None:  # noqa: F811
+    manifest = load_manifest(dataset[0])
+    shuffled = replace(manifest, queries=[replace(row, time_s=-row.time_s) for row in manifest.queries])
+    with pytest.raises(BadInput, match="recording qwalk .* not after frame"):
+        check_time_order(shuffled)
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--seq-len", "0"], "--seq-len takes positive whole numbers"),
+    (["--seq-len", "2.5"], "--seq-len takes a comma-separated list of whole numbers"),
+    (["--seq-len", "5", "--seq-velocity", "1.3..1.2"], "is empty"),
+    (["--seq-len", "5", "--seq-velocity", "0..1"], "must be positive"),
+    (["--seq-len", "5", "--seq-velocity", "fast"], "--seq-velocity takes LOW..HIGH"),
+])
+def test_bad_sequence_options_are_one_line_and_exit_2(dataset, tmp_path: Path, option, message) -> None:  # noqa: F811
+    manifest, _ = dataset
+    result = CliRunner().invoke(main, ["eval", str(manifest), "--out", str(tmp_path / "e"), *option])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "e").exists()

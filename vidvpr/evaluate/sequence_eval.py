@@ -1,0 +1,94 @@
+"""Sequences in `vidvpr eval`: the manifest's runs (a recording and view in frame order), the checks
+on them, the search `--seq-search` asks for, and the predictions file of a sequence length.
+
+The sequences use the descriptors the single-frame search already read: no forward pass is added.
+A query's sequence is the query rows of its recording and view before it (the manifest's sampled
+frames, as the single-frame rows are), so L frames span L sampled rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vidvpr.core.atomic import write_text_atomic
+from vidvpr.core.errors import BadInput
+from vidvpr.dataset.manifest import Manifest
+from vidvpr.dataset.records import ManifestRow
+from vidvpr.evaluate.config import EvalConfig
+from vidvpr.evaluate.sequence import SequenceMatches, SequenceSettings, full_search, time_runs
+from vidvpr.evaluate.sequence_restricted import restricted_search
+
+LOG = logging.getLogger(__name__)
+
+SEQUENCE_COLUMNS = "query_id,rank,database_id,distance,frames,velocity"
+
+
+def runs_of(rows: Sequence[ManifestRow]) -> list[np.ndarray]:
+    """Row indices per (recording, view), in frame order."""
+    return time_runs([(row.recording, row.view) for row in rows], [row.frame for row in rows])
+
+
+def check_time_order(manifest: Manifest) -> None:
+    """BadInput naming the recording when a run's frames are not in time order (frame index and time
+    disagree, as in an image folder whose names do not follow the route)."""
+    for split, rows in (("database", manifest.database), ("query", manifest.queries)):
+        for run in runs_of(rows):
+            times = np.array([rows[i].time_s for i in run])
+            backwards = np.flatnonzero(np.diff(times) <= 0)
+            if len(backwards):
+                a, b = rows[run[backwards[0]]], rows[run[backwards[0] + 1]]
+                raise BadInput(f"{manifest.directory}: sequences need frames in time order, but in recording "
+                               f"{a.recording} (view {a.view}, {split}) frame {b.frame} is at {b.time_s:g} s, not after "
+                               f"frame {a.frame} at {a.time_s:g} s; evaluate it without --seq-len")
+
+
+def fitting_lengths(lengths: Sequence[int], manifest: Manifest) -> tuple[list[int], str | None]:
+    """The sequence lengths (1 always among them) at most as long as the longest query run, and a
+    note naming those left out."""
+    runs = runs_of(manifest.queries)
+    longest = max(len(run) for run in runs)
+    wanted = sorted({1, *lengths})
+    fit = [length for length in wanted if length <= longest]
+    if len(fit) == len(wanted):
+        return fit, None
+    left = [length for length in wanted if length > longest]
+    row = manifest.queries[max(runs, key=len)[0]]
+    note = (f"--seq-len {','.join(map(str, left))}: longer than every query recording (the longest, "
+            f"{row.recording}/{row.view}, has {longest} frames); evaluated {','.join(map(str, fit))}")
+    return fit, note
+
+
+def sequence_settings(config: EvalConfig, length: int) -> SequenceSettings:
+    return SequenceSettings(length, tuple(config.seq_velocity), config.seq_reverse, config.seq_normalise)
+
+
+def match_sequences(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray, manifest: Manifest,
+                    config: EvalConfig, length: int, k: int, candidates: np.ndarray | None) -> SequenceMatches:
+    """The best `k` line ends of every query's sequence of `length` frames, by the search the config
+    names (`candidates`: the single-frame search's database rows per query, for the restricted one)."""
+    settings = sequence_settings(config, length)
+    query_runs, database_runs = runs_of(manifest.queries), runs_of(manifest.database)
+    if config.seq_search == "restricted":
+        if candidates is None:
+            raise BadInput("the restricted sequence search needs the single-frame candidates")
+        return restricted_search(queries, database, query_runs, database_runs, settings, k, candidates)
+    return full_search(queries, database, query_runs, database_runs, settings, k)
+
+
+def write_sequence_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequence[str],
+                               matches: SequenceMatches) -> None:
+    """``query_id,rank,database_id,distance,frames,velocity``: every query's best line ends (rank from 1),
+    the mean distance along the line, the frames its sequence had and the line's velocity (database
+    frames per query frame; negative: driven the other way)."""
+    lines = [SEQUENCE_COLUMNS]
+    for q, (ends, scores, speeds) in enumerate(zip(matches.indices, matches.distances, matches.velocities)):
+        for rank, (end, score, speed) in enumerate(zip(ends, scores, speeds), 1):
+            if end >= 0:
+                lines.append(f"{query_ids[q]},{rank},{database_ids[end]},{float(score):.6g},{matches.frames[q]},"
+                             f"{float(speed):.6g}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "\n".join(lines) + "\n")
