@@ -8,9 +8,24 @@ import click
 
 from vidvpr.cli.common import emit_json, handle_errors, output_options
 from vidvpr.study.bdelta import INTERPOLATIONS
+from vidvpr.study.records import StudyRecord
 from vidvpr.study.stage import StudyConfig
 
 DEFAULTS = StudyConfig()
+
+
+def sequence_lines(study: StudyRecord) -> list[str]:
+    """Per system, codec and resolution: the sequence length each QP needs to regain the target."""
+    groups: dict[tuple[str, int, str, str], list] = {}
+    for need in study.sequences:
+        groups.setdefault((need.system, need.n, need.codec, need.resolution), []).append(need)
+    lines = []
+    for (system, n, codec, resolution), needs in groups.items():
+        answers = ", ".join(f"QP {need.qp} L = {need.needed}" if need.needed else f"QP {need.qp} {need.reason}"
+                            for need in sorted(needs, key=lambda need: need.qp))
+        lines.append(f"sequence length to regain the uncompressed recall@{n} ({needs[0].target:.3f}) for {system}, "
+                     f"{codec} {resolution}: {answers}")
+    return lines
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -68,4 +83,6 @@ def study_command(eval_dirs: tuple[Path, ...], out_dir: Path, recall_at: str, th
         answer = (f"{b.best.cell}, recall@{b.n} {b.best.recall[b.n]:.3f} at {b.best.kbps:g} kbps" if b.best
                   else b.reason)
         click.echo(f"best under {b.budget_kbps:g} kbps for {b.system}: {answer}")
+    for line in sequence_lines(study):
+        click.echo(line)
     click.echo(f"study {result.json_path}, {result.csv_path}; {len(result.plots)} plots in {result.folder}", err=True)

@@ -85,6 +85,12 @@ def plot_recall_by_length(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) ->
 
 def plot_precision_recall(rows: Sequence[EvalRow], out_dir: Path) -> Path | None:
     """`precision_recall.png` (None when no row has a curve)."""
+    fig = precision_recall_figure(rows)
+    return None if fig is None else _save(fig, Path(out_dir) / PRECISION_RECALL)
+
+
+def precision_recall_figure(rows: Sequence[EvalRow]) -> Any | None:
+    """Precision against recall, a panel per model and sequence length, a line per cell (None: no curve)."""
     mine = [row for row in _at_smallest_threshold(rows) if row.precision_recall is not None]
     panels = list(dict.fromkeys((row.model, row.seq_len) for row in mine))[:MAX_PANELS]
     if not panels:
@@ -104,4 +110,4 @@ def plot_precision_recall(rows: Sequence[EvalRow], out_dir: Path) -> Path | None
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6.5, loc="lower left")
     fig.suptitle("Precision against recall over the best match's distance (VPR-Bench)")
-    return _save(fig, Path(out_dir) / PRECISION_RECALL)
+    return fig

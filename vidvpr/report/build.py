@@ -11,7 +11,7 @@ from pathlib import Path
 from vidvpr import __version__
 from vidvpr.core.atomic import ensure_writable_dir, removing_new_dirs, write_text_atomic
 from vidvpr.core.errors import BadInput
-from vidvpr.report import results, sections
+from vidvpr.report import results, sections, sequences
 from vidvpr.report.html import page
 from vidvpr.report.inputs import ReportInputs, gather
 from vidvpr.study.stage import StudyConfig
@@ -24,6 +24,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[ReportInputs], str]], ...] = (
     ("recall", "Recall per model", results.recall),
     ("bjontegaard", "Bjøntegaard deltas", results.bjontegaard),
     ("pareto", "Pareto front and budgets", results.pareto),
+    ("sequences", "Sequences: how long at this QP", sequences.sequences),
+    ("vpr-bench", "VPR-Bench measures", sequences.vpr_bench),
     ("strips", "Worst-hit cells", results.strips),
     ("provenance", "Provenance", results.provenance),
 )

@@ -136,8 +136,8 @@ def collect_points(evals: Sequence[LoadedEval], threshold_m: float) -> StudyPoin
                 raise BadInput(f"{e.json_path}: model {label!r} has other weights (fingerprint {fingerprint}) than in "
                                f"{known[1]} ({known[0]}); give the checkpoints different file names")
         for row in e.results.rows:
-            if abs(row.threshold_m - threshold_m) > 1e-9:
-                continue
+            if abs(row.threshold_m - threshold_m) > 1e-9 or row.seq_len != 1:
+                continue  # sequences: vidvpr.study.sequences
             key = (row.model, row.protocol, row.cell)
             if key in seen:
                 if any(abs(seen[key][0].get(n, -1) - value) > 1e-9 for n, value in row.recall.items()):

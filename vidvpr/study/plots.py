@@ -3,7 +3,9 @@
 * ``recall{N}_vs_kbps``: recall@N against bitrate (log axis), a panel per system, a line per
   codec × resolution, the uncompressed views as a dashed line;
 * ``models_recall{N}_vs_kbps`` (several systems): a panel per codec, a line per system × resolution;
-* ``front_recall{N}``: every cell per system, its Pareto front as a staircase, budget choices ringed.
+* ``front_recall{N}``: every cell per system, its Pareto front as a staircase, budget choices ringed;
+* ``sequences_recall{N}`` (sequences evaluated): recall@N against sequence length per QP, the
+  uncompressed single-frame recall as the target line.
 """
 
 from __future__ import annotations
@@ -140,6 +142,35 @@ def front_figure(study: StudyRecord, n: int) -> Any:
     return fig
 
 
+def sequence_figure(study: StudyRecord, n: int) -> Any | None:
+    """Recall@n against sequence length, a line per QP, a panel per system × codec × resolution; the
+    reference views' single-frame recall (the target) dashed, each cell's needed length ringed."""
+    needs = [need for need in study.sequences if need.n == n]
+    panels = list(dict.fromkeys((need.system, need.codec, need.resolution) for need in needs))[:12]
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels))
+    for ax, (system, codec, resolution) in zip(axes, panels):
+        mine = sorted((need for need in needs if (need.system, need.codec, need.resolution) == (system, codec,
+                                                                                               resolution)),
+                      key=lambda need: need.qp)
+        lengths = sorted({length for need in mine for length in need.recall})
+        for i, need in enumerate(mine):
+            xs = sorted(need.recall)
+            ax.plot(xs, [need.recall[x] for x in xs], marker="o", markersize=4, color=f"C{i % 10}",
+                    label=f"QP {need.qp} ({need.kbps:g} kbps): " + (f"needs L = {need.needed}" if need.needed
+                                                                      else f"not within L = {max(need.recall)}"))
+            if need.needed:
+                ax.scatter([need.needed], [need.recall[need.needed]], s=90, facecolors="none", edgecolors=f"C{i % 10}")
+        ax.axhline(mine[0].target, color="0.3", linestyle="--", linewidth=1, label="uncompressed, single frames")
+        ax.set(xlabel="sequence length (frames)", ylabel=f"recall@{n}", ylim=(0, 1.02), xticks=lengths)
+        ax.set_title(plain(f"{system} · {codec} {resolution}"), fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"How long a sequence regains the uncompressed recall@{n} ({study.threshold_m:g} m)")
+    return fig
+
+
 def study_figures(study: StudyRecord) -> list[tuple[str, Any]]:
     """(file stem, Figure) of every study plot."""
     figures = []
@@ -149,6 +180,9 @@ def study_figures(study: StudyRecord) -> list[tuple[str, Any]]:
         if models is not None:
             figures.append((f"models_recall{n}_vs_kbps", models))
         figures.append((f"front_recall{n}", front_figure(study, n)))
+        sequences = sequence_figure(study, n)
+        if sequences is not None:
+            figures.append((f"sequences_recall{n}", sequences))
     return figures
 
 

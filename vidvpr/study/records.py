@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
 from vidvpr.evaluate.results import Unmatched
@@ -56,9 +58,10 @@ class DeltaRecord(Strict):
 
 
 class ComparisonRecord(Strict):
-    """Test against anchor at recall@n: codecs for one system, or systems for one codec."""
+    """Test against anchor at recall@n: codecs for one system, systems for one codec, or sequences of
+    L frames against single frames for one system, codec and resolution."""
 
-    kind: Literal["codec", "model"]
+    kind: Literal["codec", "model", "sequence"]
     n: int
     anchor: str
     test: str
@@ -82,6 +85,35 @@ class BudgetRecord(Strict):
     budget_kbps: float
     best: PointRecord | None
     reason: str | None
+
+
+class SequenceNeedRecord(Strict):
+    """How long a sequence one encoded cell needs to regain the reference views' single-frame recall@n
+    (`target`): the shortest evaluated length that does (`needed`), or why none (`reason`)."""
+
+    system: str
+    n: int
+    codec: str
+    resolution: str
+    cell: str
+    qp: int
+    kbps: float
+    target: float
+    recall: dict[int, float]  # sequence length -> recall@n
+    auc_pr: dict[int, float | None]  # sequence length -> AUC-PR
+    needed: int | None
+    reason: str | None
+
+
+class CostRecord(Strict):
+    """A model's descriptor cost (VPR-Bench): extraction ms per image, as its eval folder recorded it."""
+
+    model: str
+    descriptor_dim: int
+    descriptor_bytes: int
+    ms_per_image: float | None
+    images: int
+    eval_dir: str
 
 
 class StudyInputRecord(Strict):
@@ -127,6 +159,8 @@ class StudyRecord(Record):
     comparisons: list[ComparisonRecord]
     fronts: list[FrontRecord]
     budgets: list[BudgetRecord]
+    sequences: list[SequenceNeedRecord] = Field(default_factory=list)
+    costs: list[CostRecord] = Field(default_factory=list)
     outputs: list[str]
     versions: dict[str, str]
     command: list[str]
@@ -138,7 +172,8 @@ CSV_COLUMNS = (
     "recall", "psnr_y", "ssim_y", "vmaf", "on_front", "anchor", "test", "bd_rate_pct", "bd_rate_recall_low",
     "bd_rate_recall_high", "bd_rate_overlap", "bd_rate_low_overlap", "bd_rate_points", "bd_recall",
     "bd_recall_kbps_low", "bd_recall_kbps_high", "bd_recall_overlap", "bd_recall_low_overlap", "bd_recall_points",
-    "budget_kbps", "reason", "package_warning",
+    "budget_kbps", "seq_len", "auc_pr", "target_recall", "needed_seq_len", "descriptor_bytes", "ms_per_image",
+    "reason", "package_warning",
 )
 
 
@@ -186,6 +221,15 @@ def csv_rows(study: StudyRecord) -> list[dict[str, Any]]:
         fields = _point_fields(b.best, b.n) if b.best else {}
         rows.append({**base, "section": "budget", "n": b.n, "system": b.system, "budget_kbps": b.budget_kbps,
                      **fields, "reason": b.reason})
+    for need in study.sequences:
+        for length, recall in need.recall.items():
+            rows.append({**base, "section": "sequence", "n": need.n, "system": need.system, "codec": need.codec,
+                         "resolution": need.resolution, "cell": need.cell, "qp": need.qp, "kbps": need.kbps,
+                         "seq_len": length, "recall": recall, "auc_pr": need.auc_pr.get(length),
+                         "target_recall": need.target, "needed_seq_len": need.needed, "reason": need.reason})
+    for cost in study.costs:
+        rows.append({**base, "section": "cost", "system": cost.model, "descriptor_bytes": cost.descriptor_bytes,
+                     "ms_per_image": cost.ms_per_image})
     return rows
 
 

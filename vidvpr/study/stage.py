@@ -47,6 +47,7 @@ from vidvpr.study.records import (
     StudyRecord,
     write_study_csv,
 )
+from vidvpr.study.sequences import costs, needed_lengths, sequence_comparisons
 
 DEFAULT_ANCHOR_CODEC = "libx264"
 
@@ -108,7 +109,8 @@ def compute_study(evals: Sequence[LoadedEval], config: StudyConfig) -> StudyReco
     curves: dict[CurveKey, Curve] = build_curves(found.points, ns)
     method = config.interpolation
     comparisons = (codec_comparisons(curves, ns, anchor_codec, method, label)
-                   + model_comparisons(curves, ns, labels.get(anchor_label or ""), method, label))
+                   + model_comparisons(curves, ns, labels.get(anchor_label or ""), method, label)
+                   + sequence_comparisons(evals, threshold, ns, method, label))
     fronts, budgets = [], []
     for system in found.systems:
         mine = [p for model, protocol, p in found.points if (model, protocol) == system]
@@ -140,13 +142,17 @@ def compute_study(evals: Sequence[LoadedEval], config: StudyConfig) -> StudyReco
                    "curves that do not overlap give no number but a reason (never extrapolated)",
                    (f"resolution '{ANY_RESOLUTION}': a codec's cells over all resolutions not beaten on both "
                    f"bitrate and recall@{ns[0]}"),
-                   "Pareto front: per system, the cells no other cell beats on both bitrate and recall@N"]),
+                   "Pareto front: per system, the cells no other cell beats on both bitrate and recall@N",
+                   ("sequences: per encoded cell, the shortest evaluated sequence length whose recall@N reaches the "
+                    "reference views' single-frame recall@N; BD-rate of sequences of L frames against single frames "
+                    "over the same cells")]),
         inputs=[_input_record(e) for e in evals],
         reference={label(s): recall for s, recall in found.reference.items()},
         curves=[CurveRecord(system=label(k.system), model=k.model, protocol=k.protocol, codec=k.codec,
                             resolution=k.resolution, points=[_point_record(p) for p in c.points])
                 for k, c in curves.items()],
-        comparisons=comparisons, fronts=fronts, budgets=budgets, outputs=[],
+        comparisons=comparisons, fronts=fronts, budgets=budgets,
+        sequences=needed_lengths(evals, threshold, ns, label), costs=costs(evals), outputs=[],
         versions={**runtime_versions(), bdelta.PACKAGE: version(bdelta.PACKAGE)}, command=command_line(),
         elapsed_s=round(time.perf_counter() - started, 3))
 

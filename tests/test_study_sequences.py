@@ -1,0 +1,99 @@
+"""Specification of sequences and the VPR-Bench measures in `vidvpr study` and `vidvpr report`: the
+sequence length each QP needs, the bits sequences save, each model's descriptor cost (synthetic
+eval folders with known answers)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.test_study import RATES, RECALLS, curve_rows, write_eval
+from vidvpr.cli import main
+from vidvpr.evaluate.results import EvalResults, EvalRow, ExtractionRecord
+from vidvpr.report.build import ReportConfig, build_report
+from vidvpr.study.stage import StudyConfig, run_study
+
+# recall@1 per cell (QP 50 .. 30, rates 100 .. 1600 kbps) and sequence length; the reference views
+# recall 0.9 over single frames. Sequences of 10 frames recall what single frames recall at twice
+# the rate (one cell up): they save half the bits.
+BY_LENGTH = {1: RECALLS, 5: [0.40, 0.60, 0.80, 0.88, 0.91], 10: [0.45, 0.60, 0.72, 0.80, 0.86]}
+
+
+def with_sequences(rows: list[EvalRow]) -> list[EvalRow]:
+    out = []
+    for length, recalls in BY_LENGTH.items():
+        for row, recall in zip(rows, recalls):
+            out.append(row.model_copy(update={"seq_len": length, "recall": {1: recall, 5: min(1.0, recall + 0.1)},
+                                              "auc_pr": round(recall * 0.9, 3), "recall_at_100_precision": 0.1}))
+    return out
+
+
+@pytest.fixture
+def eval_folder(tmp_path: Path) -> Path:
+    folder = write_eval(tmp_path / "eval", with_sequences(curve_rows("teacher", "libx264", RATES, RECALLS)))
+    record = EvalResults.load(folder / "results.json")
+    reference = next(row for row in record.rows if row.cell == "reference")
+    rows = [row for row in record.rows if row.cell != "reference"]
+    record = record.model_copy(update={
+        "rows": [reference, reference.model_copy(update={"seq_len": 10, "recall": {1: 0.97, 5: 0.99}}), *rows],
+        "extraction": [ExtractionRecord(model="teacher", descriptor_dim=7168, descriptor_bytes=28672,
+                                        ms_per_image=41.5, images=300)]})
+    record.save(folder / "results.json")
+    return folder
+
+
+def test_the_study_names_the_sequence_length_each_qp_needs_to_regain_the_uncompressed_recall(eval_folder: Path,
+                                                                                              tmp_path: Path) -> None:
+    study = run_study([eval_folder], tmp_path / "study", StudyConfig()).record
+    needs = {need.qp: need for need in study.sequences}
+    assert sorted(needs) == [30, 35, 40, 45, 50] and {need.target for need in needs.values()} == {0.9}
+    assert needs[30].needed == 5 and needs[30].recall == {1: 0.80, 5: 0.91, 10: 0.86}
+    assert needs[50].needed is None and needs[50].reason == "not within L_max = 10"
+    # the study's single-frame curves are unchanged by the sequence rows
+    (curve,) = [c for c in study.curves if c.resolution != "any"]
+    assert [p.recall[1] for p in curve.points] == RECALLS and study.reference["teacher"] == {1: 0.9, 5: 1.0}
+
+
+def test_sequences_of_ten_frames_save_half_the_bits_of_single_frames(eval_folder: Path, tmp_path: Path) -> None:
+    study = run_study([eval_folder], tmp_path / "study", StudyConfig()).record
+    ten = next(c for c in study.comparisons if c.kind == "sequence" and c.test == "L=10")
+    assert ten.anchor == "L=1" and ten.bd_rate_pct.value == pytest.approx(-50, abs=4)
+    assert ten.headline.startswith("sequences of 10 frames save")
+    assert ten.bd_recall.value > 0
+
+
+def test_study_csv_and_json_carry_the_sequences_and_each_models_cost(eval_folder: Path, tmp_path: Path) -> None:
+    result = run_study([eval_folder], tmp_path / "study", StudyConfig())
+    with open(result.csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    sequence = [row for row in rows if row["section"] == "sequence" and row["qp"] == "30"]
+    assert [(row["seq_len"], row["recall"], row["needed_seq_len"]) for row in sequence] == [
+        ("1", "0.8", "5"), ("5", "0.91", "5"), ("10", "0.86", "5")]
+    (cost,) = [row for row in rows if row["section"] == "cost"]
+    assert (cost["system"], cost["descriptor_bytes"], cost["ms_per_image"]) == ("teacher", "28672", "41.5")
+    record = json.loads(result.json_path.read_text())
+    assert record["costs"][0]["ms_per_image"] == 41.5
+    assert "sequences_recall1.png" in record["outputs"]
+
+
+def test_the_cli_says_how_long_a_sequence_each_qp_needs(eval_folder: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["study", str(eval_folder), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert ("sequence length to regain the uncompressed recall@1 (0.900) for teacher, libx264 64x32: "
+            "QP 30 L = 5, QP 35 not within L_max = 10, QP 40 not within L_max = 10") in result.stdout
+    assert "sequences of 10 frames save" in result.stdout
+
+
+def test_the_report_answers_how_long_a_sequence_at_this_qp(eval_folder: Path, tmp_path: Path) -> None:
+    run_study([eval_folder], tmp_path / "study", StudyConfig())
+    build_report(tmp_path / "r.html", ReportConfig(study_dir=tmp_path / "study"))
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    section = text.split('<section id="sequences">')[1].split("</section>")[0]
+    assert "sequences of 10 frames save" in section and "not within L_max = 10" in section
+    assert section.count("<img") == 1
+    bench = text.split('<section id="vpr-bench">')[1].split("</section>")[0]
+    assert "28672" in bench and "41.50" in bench and "AUC-PR" in bench
