@@ -1245,3 +1245,80 @@ def test_manifest_with_an_unusable_root_is_refused_in_one_line_naming_the_folder
     meta = json.loads((folder / "manifest.json").read_text())
     write(folder, "manifest.json", json.dumps({**meta, "root": root}).encode())
     refused(lambda: load_manifest(folder), folder, "dataset root")
+
+
+# ---------------------------------------------------------------- sequences and the VPR-Bench measures
+
+
+def sequence_results(folder: Path) -> Path:
+    """A results.json with single-frame and sequence rows, their precision-recall and an extraction cost."""
+    from vidvpr.evaluate.results import EvalResults, EvalRow, ExtractionRecord, PrecisionRecallRecord, SequencesRecord
+
+    rows = [EvalRow(model="m", protocol="same", cell=cell, codec=None if qp is None else "libx264",
+                    resolution=None if qp is None else "64x36", width=None if qp is None else 64,
+                    height=None if qp is None else 36, qp=qp, kbps=None if qp is None else 120.5, psnr_y=None,
+                    ssim_y=None, vmaf=None, input_size="cell", queries=10, excluded=2, threshold_m=2.5,
+                    recall={1: 0.4, 5: 0.7}, per_view={"front": {1: 0.4, 5: 0.7}}, seq_len=length,
+                    predictions=f"predictions/m/same/seq{length}/{cell}.csv", auc_pr=0.31, recall_at_100_precision=0.1,
+                    precision_recall=PrecisionRecallRecord(distance=[0.5, 0.9], precision=[1.0, 0.4],
+                                                           recall=[0.1, 0.4]))
+            for cell, qp in (("reference", None), ("64x36/qp40", 40)) for length in (1, 5)]
+    folder.mkdir(parents=True, exist_ok=True)
+    EvalResults(manifest={"path": "/m", "name": "s", "files": {}, "radius_m": 2.5, "max_heading_diff_deg": None},
+                enc_dir=None, protocol="same", input_size="cell", recall_at=[1, 5], thresholds_m=[2.5],
+                index="Flat (exact L2)", models=[{"label": "m", "fingerprint": "f"}], rows=rows, descriptors={},
+                forward_images=0, elapsed_s=1.0, versions={}, command=["vidvpr"],
+                sequences=SequencesRecord(lengths=[1, 5], velocity=[0.8, 1.25], reverse=False, normalise=True,
+                                          normalise_window=10, search="full", notes=[]),
+                extraction=[ExtractionRecord(model="m", descriptor_dim=8, descriptor_bytes=32, ms_per_image=3.5,
+                                             images=20)]).save(folder / "results.json")
+    return folder / "results.json"
+
+
+def test_any_results_json_with_sequences_is_loaded_or_refused_in_one_line(scratch: Path) -> None:
+    from vidvpr.evaluate.results import EvalResults
+
+    source = sequence_results(scratch / "sequence-eval")
+    tree = json.loads(source.read_text())
+    assert EvalResults.load(source).rows[1].seq_len == 5  # what the writer wrote, the reader reads
+
+    @prop(100)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        path = write(scratch, "results.json", data)
+        assert_result_or_one_line_bad_input(lambda: EvalResults.load(path), path)
+
+    check()
+    for edit, changed in one_value_replaced(tree, HOSTILE_VALUES[::2]):
+        with noted(f"input: results.json with {edit}"):
+            assert_result_or_one_line_bad_input(lambda changed=changed: EvalResults.from_data(changed, str(source)),
+                                                source)
+
+
+@prop(60)
+@given(lengths=st.one_of(token, st.lists(st.integers(-3, 10**6).map(str), min_size=1, max_size=4).map(",".join)),
+       velocity=st.one_of(token, st.tuples(number_text, number_text).map("..".join)))
+def test_any_sequence_options_are_used_or_refused_in_one_line(scratch: Path, lengths: str, velocity: str) -> None:
+    # the options are checked before the manifest is read, so a missing manifest ends every run that gets past them
+    result = CliRunner().invoke(main, ["eval", str(scratch / "no-manifest"), "--out", str(scratch / "no-eval"),
+                                       "--seq-len", lengths, "--seq-velocity", velocity])
+    assert_user_error_exit(result)
+    assert result.exit_code == 2
+
+
+def test_any_study_json_with_sequences_is_loaded_or_refused_in_one_line(scratch: Path) -> None:
+    from vidvpr.study.records import StudyRecord
+    from vidvpr.study.stage import StudyConfig, run_study
+
+    source = run_study([sequence_results(scratch / "study-eval").parent], scratch / "study",
+                       StudyConfig()).json_path
+    tree = json.loads(source.read_text())
+    assert StudyRecord.load(source).sequences[0].recall == {1: 0.4, 5: 0.4}
+
+    @prop(60)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        path = write(scratch, "study.json", data)
+        assert_result_or_one_line_bad_input(lambda: StudyRecord.load(path), path)
+
+    check()
