@@ -89,25 +89,27 @@ def _merge(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
 def _distances(queries: np.ndarray, parts: Sequence[np.ndarray], runs: DatabaseRuns, rows: np.ndarray,
                run: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Squared L2 distances of query `rows` to positions [lo, hi) of database `run`, laid end to end
-    (NaN outside the run), and where each interval starts in that buffer."""
+    (NaN outside the run), and where each interval starts in that buffer. Every database row needed
+    is read (and made float32) once, in run order, so each interval is a contiguous block of it."""
     widths = hi - lo
     offsets = np.concatenate([[0], np.cumsum(widths)])
     buffer = np.full(int(offsets[-1]), np.nan, dtype=np.float64)
-    index = np.repeat(np.arange(len(lo)), widths)
-    position = np.arange(len(buffer)) - offsets[index] + lo[index]
-    inside = (position >= 0) & (position < runs.lengths[run[index]])
-    slots = np.flatnonzero(inside)
-    database = runs.order[runs.starts[run[index[slots]]] + position[slots]]
-    owner = rows[index[slots]]
-    by_row = np.argsort(owner, kind="stable")
-    bounds = np.flatnonzero(np.concatenate([[True], owner[by_row][1:] != owner[by_row][:-1], [True]]))
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        mine = by_row[start:end]
-        columns, back = np.unique(database[mine], return_inverse=True)
-        vectors = database_rows(parts, columns)
-        q = queries[owner[mine[0]]].astype(np.float32)
-        values = (vectors * vectors).sum(1) + float(q @ q) - 2.0 * (vectors @ q)
-        buffer[slots[mine]] = np.maximum(values, 0.0)[back]
+    first = np.maximum(lo, 0)
+    last = np.minimum(hi, runs.lengths[run])
+    inside = np.flatnonzero(last > first)
+    if not len(inside):
+        return buffer, offsets[:-1]
+    starts = runs.starts[run[inside]]
+    needed = np.unique(np.concatenate([np.arange(a, b) for a, b in zip(starts + first[inside], starts + last[inside])]))
+    vectors = database_rows(parts, runs.order[needed])
+    squares = np.einsum("ij,ij->i", vectors, vectors)
+    at = np.searchsorted(needed, starts + first[inside])
+    for i, begin in zip(inside, at):
+        q = queries[rows[i]].astype(np.float32)
+        count = int(last[i] - first[i])
+        block = slice(int(begin), int(begin) + count)
+        slot = int(offsets[i] + first[i] - lo[i])
+        buffer[slot:slot + count] = np.maximum(squares[block] + float(q @ q) - 2.0 * (vectors[block] @ q), 0.0)
     return buffer, offsets[:-1]
 
 

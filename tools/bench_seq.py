@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""The restricted sequence search against the full one, and both against the single-frame search,
+in one run: recall@1 of each and CPU time as a share of the single-frame search's.
+
+Peers, all on the same descriptors: the single-frame search (faiss IndexFlatL2 built on the
+database and searched for each query's top 20, as `vidvpr eval` does), the full sequence search
+(every line, in blocks: `vidvpr.evaluate.sequence.full_search`) and the restricted one (lines near
+each frame's single-frame candidates: `vidvpr.evaluate.sequence_restricted.restricted_search`,
+which reuses the single-frame search's candidates, so its time is its own). Times are CPU seconds
+of this process (`time.process_time`), steadier than wall time on a shared machine; the ratios
+are what to read.
+
+Two datasets:
+
+* ``--nordland DIR``: ../shared/data/nordland-half1 (winter queries against the summer database,
+  the same file name is the same place; a query's positives are the database frames within
+  ``--tolerance`` frames of it). Descriptors of the offline model (NetVLAD initialised by k-means
+  on 400 summer frames evenly along the route), cached in ``--work`` with what made them.
+* ``--eval DIR``: an eval folder (`vidvpr eval --out`, e.g. the demo's): the descriptors of one
+  ``--cell`` read from its descriptor cache, the manifest's positives at its radius.
+
+    python tools/bench_seq.py --nordland ../shared/data/nordland-half1 --work /tmp/bench-seq
+    python tools/bench_seq.py --eval /tmp/demo/eval --cell reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vidvpr.evaluate.recall import recall_at_n
+from vidvpr.evaluate.sequence import SequenceSettings, full_search
+from vidvpr.evaluate.sequence_restricted import (
+    DEFAULT_ENDS,
+    DEFAULT_NEIGHBOURHOOD,
+    SEQUENCE_CANDIDATES,
+    restricted_search,
+)
+
+INIT_IMAGES = 400
+
+
+def nordland(folder: Path, work: Path, tolerance: int) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
+    """(queries, database, query runs, database runs, positives, name): winter against summer."""
+    import cv2
+    import torch
+
+    from vidvpr.descriptors.frames import normalise_images
+    from vidvpr.models import initialise_netvlad, load_model
+
+    names = sorted(p.name for p in (folder / "summer").glob("*.png"))
+    cached = work / "nordland-descriptors.npz"
+    if cached.is_file() and json.loads(str(np.load(cached)["made_by"])) == {"names": len(names), "init": INIT_IMAGES}:
+        arrays = np.load(cached)
+        queries, database = arrays["winter"], arrays["summer"]
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        images = {season: [cv2.cvtColor(cv2.imread(str(folder / season / name), cv2.IMREAD_GRAYSCALE),
+                                        cv2.COLOR_GRAY2RGB) for name in names] for season in ("summer", "winter")}
+        model = load_model("netvlad-efficientnet-lite0")
+        chosen = np.linspace(0, len(names) - 1, INIT_IMAGES).astype(int)
+        initialise_netvlad(model, (normalise_images([images["summer"][i] for i in chosen[s:s + 64]])
+                                   for s in range(0, len(chosen), 64)), work / "nordland-init.pt",
+                           images_source="nordland summer, 400 evenly")
+        model.eval()
+        described = {}
+        with torch.inference_mode():
+            for season, frames in images.items():
+                described[season] = np.concatenate([model(normalise_images(frames[s:s + 64])).numpy()
+                                                    for s in range(0, len(frames), 64)])
+        queries, database = described["winter"], described["summer"]
+        np.savez(cached, winter=queries, summer=database,
+                 made_by=json.dumps({"names": len(names), "init": INIT_IMAGES}))
+    index = np.arange(len(names))
+    positives = [index[max(0, i - tolerance):i + tolerance + 1] for i in index]
+    return (queries.astype(np.float32), database.astype(np.float16), [index], [index], positives,
+            f"Nordland winter vs summer, {len(names)} frames, positives within {tolerance} frames")
+
+
+def eval_folder(folder: Path, cell: str) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
+    """The descriptors of `cell` from an eval folder's descriptor cache, and its manifest's runs and positives."""
+    from vidvpr.dataset.manifest import load_manifest
+    from vidvpr.descriptors.cache import DescriptorCache
+    from vidvpr.evaluate.results import EvalResults
+    from vidvpr.evaluate.sequence_eval import runs_of
+
+    results = EvalResults.load(folder / "results.json")
+    manifest = load_manifest(Path(results.manifest["path"]))
+    cache = DescriptorCache(Path(results.descriptors["cache"]))
+    fingerprint = results.models[0]["fingerprint"]
+    row = next((r for r in results.rows if r.cell == cell), None)
+    if row is None:
+        raise SystemExit(f"{folder}: no cell {cell!r} (it has {', '.join(sorted({r.cell for r in results.rows}))})")
+
+    def hash_of(recording: str, view: str) -> str:
+        if cell == "reference":
+            return manifest.meta.view_input(recording, view).video.hash
+        from vidvpr.evaluate.cells import encoded_cells
+
+        (found,) = encoded_cells(manifest, Path(results.enc_dir), [cell])
+        return found.videos[(recording, view)][1].hash
+
+    def descriptors(rows: list) -> np.ndarray:
+        out = np.empty((len(rows), results.models[0]["descriptor_dim"]), np.float32)
+        for key in dict.fromkeys((r.recording, r.view) for r in rows):
+            members = [i for i, r in enumerate(rows) if (r.recording, r.view) == key]
+            frames = sorted({rows[i].frame for i in members})
+            stored = cache.open(fingerprint, hash_of(*key), frames, None)
+            if stored is None:
+                raise SystemExit(f"{folder}: descriptors of {key} in {cell} are not in the cache")
+            out[members] = stored[[frames.index(rows[i].frame) for i in members]]
+        return out
+
+    return (descriptors(manifest.queries), descriptors(manifest.database).astype(np.float16),
+            runs_of(manifest.queries), runs_of(manifest.database), manifest.positives,
+            f"{manifest.meta.name} ({cell}), {len(manifest.queries)} queries, {len(manifest.database)} database frames")
+
+
+def single_frame(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    import faiss
+
+    started = time.process_time()
+    index = faiss.IndexFlatL2(database.shape[1])
+    index.add(database.astype(np.float32))
+    _, found = index.search(queries, k)
+    return found, time.process_time() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nordland", type=Path)
+    parser.add_argument("--work", type=Path, default=Path("bench-seq"))
+    parser.add_argument("--tolerance", type=int, default=0, help="Nordland: positives within this many frames")
+    parser.add_argument("--eval", type=Path)
+    parser.add_argument("--cell", default="reference")
+    parser.add_argument("--lengths", default="5,10,20")
+    parser.add_argument("--velocity", default="0.8..1.25")
+    parser.add_argument("--normalise", choices=("no", "yes", "both"), default="both")
+    parser.add_argument("--ends", type=int, default=DEFAULT_ENDS)
+    parser.add_argument("--neighbourhood", type=int, default=DEFAULT_NEIGHBOURHOOD)
+    parser.add_argument("--candidates", type=int, default=SEQUENCE_CANDIDATES)
+    args = parser.parse_args()
+    if (args.nordland is None) == (args.eval is None):
+        parser.error("give --nordland DIR or --eval DIR")
+    queries, database, query_runs, database_runs, positives, name = (
+        nordland(args.nordland, args.work, args.tolerance) if args.nordland else eval_folder(args.eval, args.cell))
+    low, _, high = args.velocity.partition("..")
+    velocity = (float(low), float(high or low))
+    candidates, single_s = single_frame(queries, database, max(20, args.candidates))
+    single_recall = recall_at_n(candidates[:, :20], positives, (1,)).recall[1]
+    print(f"{name}; descriptors {queries.shape[1]}-D; velocity {velocity[0]:g}..{velocity[1]:g}; restricted: "
+          f"{args.candidates} candidates per frame, {args.ends} ends, neighbourhood {args.neighbourhood}")
+    print(f"single-frame search (faiss IndexFlatL2, top 20): recall@1 {single_recall:.4f}, {single_s:.2f} s CPU")
+    print(f"{'L':>3} {'normalise':>9} | {'full R@1':>8} {'CPU s':>7} {'x single':>8} | {'restr. R@1':>10} {'CPU s':>7} "
+          f"{'x single':>8} | {'same top-1':>10} {'R@1 diff':>8}")
+    normalise = {"no": [False], "yes": [True], "both": [False, True]}[args.normalise]
+    for length in (int(part) for part in args.lengths.split(",")):
+        for norm in normalise:
+            settings = SequenceSettings(length, velocity, normalise=norm)
+            started = time.process_time()
+            full = full_search(queries, database, query_runs, database_runs, settings, 20)
+            full_s = time.process_time() - started
+            started = time.process_time()
+            restricted = restricted_search(queries, database, query_runs, database_runs, settings, 20,
+                                           candidates[:, :args.candidates], args.ends, args.neighbourhood)
+            restricted_s = time.process_time() - started
+            full_recall = recall_at_n(full.indices, positives, (1,)).recall[1]
+            restricted_recall = recall_at_n(restricted.indices, positives, (1,)).recall[1]
+            same = np.mean(full.indices[:, 0] == restricted.indices[:, 0])
+            print(f"{length:>3} {'yes' if norm else 'no':>9} | {full_recall:8.4f} {full_s:7.2f} {full_s / single_s:8.2f} | "
+                  f"{restricted_recall:10.4f} {restricted_s:7.2f} {restricted_s / single_s:8.2f} | {same:10.3f} "
+                  f"{restricted_recall - full_recall:+8.4f}", flush=True)
+    print("targets: restricted recall@1 within 0.005 of the full search's, CPU under 0.20 x the single-frame search "
+          "at L = 20")
+
+
+if __name__ == "__main__":
+    main()
