@@ -154,3 +154,18 @@ def test_bad_sequence_options_are_one_line_and_exit_2(dataset, tmp_path: Path, o
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "e").exists()
+
+
+def test_images_of_a_vpr_folder_are_in_name_order_not_time_order_and_are_refused(dataset, tmp_path) -> None:  # noqa: F811
+    from vidvpr.dataset.definition import load_definition
+    from vidvpr.dataset.export import ExportConfig, export_vpr
+    from vidvpr.dataset.manifest import build_manifest
+    from vidvpr.ingest.config import ImportConfig
+    from vidvpr.ingest.stage import import_footage
+
+    export_vpr(dataset[0], tmp_path / "export", ExportConfig())
+    summary = import_footage([tmp_path / "export"], tmp_path / "again" / "views", ImportConfig(hfov_deg=90.0))
+    build_manifest(load_definition(summary.definition), tmp_path / "again" / "manifest")
+    with pytest.raises(BadInput, match=r"recording \S+-database \(database\) is images of a VPR-datasets-downloader"):
+        check_time_order(load_manifest(tmp_path / "again" / "manifest"))
+    check_time_order(load_manifest(dataset[0]))  # sliced views are in time order

@@ -16,8 +16,10 @@ import numpy as np
 
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.errors import BadInput
+from vidvpr.core.sidecars import ImportedSourceRecord, SliceSidecar
 from vidvpr.dataset.manifest import Manifest
 from vidvpr.dataset.records import ManifestRow
+from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.evaluate.config import EvalConfig
 from vidvpr.evaluate.sequence import SequenceMatches, SequenceSettings, full_search, time_runs
 from vidvpr.evaluate.sequence_restricted import restricted_search
@@ -33,10 +35,16 @@ def runs_of(rows: Sequence[ManifestRow]) -> list[np.ndarray]:
 
 
 def check_time_order(manifest: Manifest) -> None:
-    """BadInput naming the recording when a run's frames are not in time order (frame index and time
-    disagree, as in an image folder whose names do not follow the route)."""
+    """BadInput naming the recording when a run's frames are not in time order: frame index and time
+    disagree, or the frames are images imported from a VPR-datasets-downloader folder, whose names
+    (and so whose frame order) follow the position, not the route."""
     for split, rows in (("database", manifest.database), ("query", manifest.queries)):
         for run in runs_of(rows):
+            first = rows[run[0]]
+            ordered_by = _name_order(manifest, first.recording, first.view)
+            if ordered_by:
+                raise BadInput(f"{manifest.directory}: sequences need frames in time order, but recording "
+                               f"{first.recording} ({split}) is {ordered_by}; evaluate it without --seq-len")
             times = np.array([rows[i].time_s for i in run])
             backwards = np.flatnonzero(np.diff(times) <= 0)
             if len(backwards):
@@ -44,6 +52,21 @@ def check_time_order(manifest: Manifest) -> None:
                 raise BadInput(f"{manifest.directory}: sequences need frames in time order, but in recording "
                                f"{a.recording} (view {a.view}, {split}) frame {b.frame} is at {b.time_s:g} s, not after "
                                f"frame {a.frame} at {a.time_s:g} s; evaluate it without --seq-len")
+
+
+def _name_order(manifest: Manifest, recording: str, view: str) -> str | None:
+    """Why a view's frame order is not its time order, when its sidecar says so (else None)."""
+    listed = manifest.meta.view_input(recording, view)
+    sidecar = None if listed is None else SliceSidecar.load_or_none(manifest.root / listed.sidecar.path)
+    source = None if sidecar is None else sidecar.source
+    if isinstance(source, ImportedSourceRecord) and source.images:
+        try:
+            parse_vpr_filename(source.images[0])
+        except ValueError:
+            return None
+        return ("images of a VPR-datasets-downloader folder, in the order of their names (their UTM "
+                "coordinates), not of the route")
+    return None
 
 
 def fitting_lengths(lengths: Sequence[int], manifest: Manifest) -> tuple[list[int], str | None]:
