@@ -44,8 +44,10 @@ from vidvpr.evaluate.sequence_restricted import (
 INIT_IMAGES = 400
 
 
-def nordland(folder: Path, work: Path, tolerance: int) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
-    """(queries, database, query runs, database runs, positives, name): winter against summer."""
+def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tuple[np.ndarray, np.ndarray, list, list,
+                                                                                   list, str]:
+    """(queries, database, query runs, database runs, positives, name): winter against summer (the
+    `first` frames of each, when given)."""
     import cv2
     import torch
 
@@ -75,10 +77,12 @@ def nordland(folder: Path, work: Path, tolerance: int) -> tuple[np.ndarray, np.n
         queries, database = described["winter"], described["summer"]
         np.savez(cached, winter=queries, summer=database,
                  made_by=json.dumps({"names": len(names), "init": INIT_IMAGES}))
-    index = np.arange(len(names))
+    count = min(first or len(names), len(names))
+    queries, database = queries[:count], database[:count]
+    index = np.arange(count)
     positives = [index[max(0, i - tolerance):i + tolerance + 1] for i in index]
     return (queries.astype(np.float32), database.astype(np.float16), [index], [index], positives,
-            f"Nordland winter vs summer, {len(names)} frames, positives within {tolerance} frames")
+            f"Nordland winter vs summer, first {count} frames, positives within {tolerance} frames")
 
 
 def eval_folder(folder: Path, cell: str) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
@@ -135,6 +139,7 @@ def main() -> None:
     parser.add_argument("--nordland", type=Path)
     parser.add_argument("--work", type=Path, default=Path("bench-seq"))
     parser.add_argument("--tolerance", type=int, default=0, help="Nordland: positives within this many frames")
+    parser.add_argument("--first", type=int, default=None, help="Nordland: only the first N frames of each season")
     parser.add_argument("--eval", type=Path)
     parser.add_argument("--cell", default="reference")
     parser.add_argument("--lengths", default="5,10,20")
@@ -147,7 +152,8 @@ def main() -> None:
     if (args.nordland is None) == (args.eval is None):
         parser.error("give --nordland DIR or --eval DIR")
     queries, database, query_runs, database_runs, positives, name = (
-        nordland(args.nordland, args.work, args.tolerance) if args.nordland else eval_folder(args.eval, args.cell))
+        nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
+        else eval_folder(args.eval, args.cell))
     low, _, high = args.velocity.partition("..")
     velocity = (float(low), float(high or low))
     candidates, single_s = single_frame(queries, database, max(20, args.candidates))
