@@ -169,3 +169,26 @@ def test_images_of_a_vpr_folder_are_in_name_order_not_time_order_and_are_refused
     with pytest.raises(BadInput, match=r"recording \S+-database \(database\) is images of a VPR-datasets-downloader"):
         check_time_order(load_manifest(tmp_path / "again" / "manifest"))
     check_time_order(load_manifest(dataset[0]))  # sliced views are in time order
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_sequences_of_real_nordland_frames_more_than_double_single_frame_recall(shared_data: Path, tmp_path) -> None:
+    """Winter against summer (the first 400 frames of each): the classic case for sequence matching."""
+    import shutil
+
+    from tests.test_import_datasets import all_frames_manifest
+    from vidvpr.ingest import ImportConfig, IndexPositions, import_footage
+
+    nordland = shared_data / "nordland-half1"
+    if not (nordland / "summer").is_dir():
+        pytest.skip(f"Nordland frames not found at {nordland}")
+    root = tmp_path / "nordland"
+    for season in ("summer", "winter"):
+        shutil.copytree(nordland / season, tmp_path / season, ignore=lambda _, names: sorted(names)[400:])
+        import_footage([tmp_path / season], root / "views", ImportConfig(hfov_deg=60.0, positions=IndexPositions()))
+    all_frames_manifest(root, "summer", "winter", 1.0, root / "manifest")
+    result = evaluate_grid(root / "manifest", tmp_path / "eval", EvalConfig(seq_lens=(1, 10), seq_velocity=(1.0, 1.0),
+                                                                            seq_normalise=True))
+    recall = {row.seq_len: row.recall[1] for row in result.rows}
+    assert recall[10] > 0.6 and recall[10] > 2 * recall[1], recall  # measured: 0.318 and 0.705
