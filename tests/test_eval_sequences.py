@@ -4,7 +4,6 @@ extraction cost per model, bad input."""
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.test_eval import dataset  # noqa: F401  (a module fixture)
+from tests.test_eval import dataset, read_csv  # noqa: F401  (a module fixture)
 from tests.test_manifest import sliced_views  # noqa: F401  (a session fixture)
 from tests.test_sequence_maths import brute_force
 from vidvpr.cli import main
@@ -36,11 +35,6 @@ def sequences(dataset, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
     config = EvalConfig(enc_dir=enc, cells=("reference", "64x36/qp40"), batch_size=8, seq_lens=LENGTHS,
                         seq_velocity=(1.0, 1.5), seq_reverse=True)
     return out, evaluate_grid(manifest, out, config)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_results_have_a_row_per_cell_and_sequence_length(sequences) -> None:

@@ -30,7 +30,6 @@ from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device, stored_descriptors, stored_rows
 from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
-from vidvpr.evaluate.costs import extraction_costs
 from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     CACHE_DIR,
     DEFAULT_MODEL,
@@ -40,6 +39,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     recall_ns,
     validate_config,
 )
+from vidvpr.evaluate.costs import extraction_costs
 from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
 from vidvpr.evaluate.precision import precision_recall, thinned

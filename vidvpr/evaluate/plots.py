@@ -4,9 +4,11 @@ style per model, so a teacher and its distilled student, or H.264 and AV1, can b
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vidvpr.core.atomic import atomic_output
 from vidvpr.evaluate.results import EvalRow
@@ -16,6 +18,21 @@ RECALL_VS_KBPS = "recall_vs_kbps.png"
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 DEFAULT_CODEC = "libx264"
+
+
+def panel_figure(panels: int) -> tuple[Any, list[Any]]:
+    """A Figure (no pyplot state) with `panels` axes, two per row (one when alone), spares hidden."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = 1 if panels == 1 else 2
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(6.4 * cols, 4.2 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for extra in axes[panels:]:
+        extra.set_visible(False)
+    return fig, axes[:panels]
 
 
 def _curves(rows: Sequence[EvalRow], n: int) -> dict[tuple[str, str], list[EvalRow]]:

@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidvpr.core.atomic import atomic_output
+from vidvpr.evaluate.plots import panel_figure
 from vidvpr.evaluate.results import EvalRow
 
 RECALL_VS_SEQ_LEN = "recall_vs_seq_len.png"
@@ -25,20 +25,6 @@ MAX_PANELS = 12  # panels per figure: the first ones in row order (results.csv h
 def _at_smallest_threshold(rows: Sequence[EvalRow]) -> list[EvalRow]:
     smallest = {row.model: min(r.threshold_m for r in rows if r.model == row.model) for row in rows}
     return [row for row in rows if row.threshold_m == smallest[row.model]]
-
-
-def _figure(panels: int) -> tuple[Any, list[Any]]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cols = min(panels, 2)
-    rows = math.ceil(panels / cols)
-    fig = Figure(figsize=(6.2 * cols, 4.3 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
-    for extra in axes[panels:]:
-        extra.set_visible(False)
-    return fig, axes[:panels]
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -62,7 +48,7 @@ def plot_recall_by_length(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) ->
     panels = list(dict.fromkeys((row.model, _group(row)) for row in encoded)) or \
         list(dict.fromkeys((row.model, "reference") for row in mine))
     panels = panels[:MAX_PANELS]
-    fig, axes = _figure(len(panels))
+    fig, axes = panel_figure(len(panels))
     for ax, (model, group) in zip(axes, panels):
         cells = sorted({(row.qp, row.cell) for row in encoded if row.model == model and _group(row) == group})
         for i, (qp, cell) in enumerate(cells):
@@ -95,7 +81,7 @@ def precision_recall_figure(rows: Sequence[EvalRow]) -> Any | None:
     panels = list(dict.fromkeys((row.model, row.seq_len) for row in mine))[:MAX_PANELS]
     if not panels:
         return None
-    fig, axes = _figure(len(panels))
+    fig, axes = panel_figure(len(panels))
     for ax, (model, seq_len) in zip(axes, panels):
         members = [row for row in mine if (row.model, row.seq_len) == (model, seq_len)]
         for i, row in enumerate(members):

@@ -11,32 +11,18 @@
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from vidvpr.core.atomic import atomic_output
+from vidvpr.evaluate.plots import panel_figure
 from vidvpr.study.records import CurveRecord, StudyRecord
 
 FORMATS = ("png", "svg")
 DPI = 120
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.")
-
-
-def _figure(panels: int) -> tuple[Any, list[Any]]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cols = 1 if panels == 1 else 2
-    rows = math.ceil(panels / cols)
-    fig = Figure(figsize=(6.4 * cols, 4.2 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
-    for extra in axes[panels:]:
-        extra.set_visible(False)
-    return fig, axes[:panels]
 
 
 def _log_rate_axis(ax: Any, recalls: Sequence[float], n: int) -> None:
@@ -77,7 +63,7 @@ def recall_figure(study: StudyRecord, n: int) -> Any:
     systems = [s for s in study.systems if any(c.system == s for c in curves)]
     colours = _styles([c.codec for c in curves], [f"C{i}" for i in range(10)])
     styles = _styles([c.resolution for c in curves], list(zip(LINESTYLES * 2, MARKERS)))
-    fig, axes = _figure(len(systems))
+    fig, axes = panel_figure(len(systems))
     for ax, system in zip(axes, systems):
         mine = [c for c in curves if c.system == system]
         recalls = _draw_curves(ax, mine, n, lambda c: colours[c.codec], lambda c: styles[c.resolution],
@@ -102,7 +88,7 @@ def models_figure(study: StudyRecord, n: int) -> Any | None:
     codecs = list(dict.fromkeys(c.codec for c in curves))
     colours = _styles(systems, [f"C{i}" for i in range(10)])
     styles = _styles([c.resolution for c in curves], list(zip(LINESTYLES * 2, MARKERS)))
-    fig, axes = _figure(len(codecs))
+    fig, axes = panel_figure(len(codecs))
     for ax, codec in zip(axes, codecs):
         mine = [c for c in curves if c.codec == codec]
         recalls = _draw_curves(ax, mine, n, lambda c: colours[c.system], lambda c: styles[c.resolution],
@@ -119,7 +105,7 @@ def front_figure(study: StudyRecord, n: int) -> Any:
     systems = [f.system for f in study.fronts if f.n == n]
     codecs = list(dict.fromkeys(c.codec for c in study.curves))
     colours = _styles(codecs, [f"C{i}" for i in range(10)])
-    fig, axes = _figure(len(systems))
+    fig, axes = panel_figure(len(systems))
     for ax, system in zip(axes, systems):
         cells = {p.cell: p for c in study.curves if c.system == system and c.resolution != "any" for p in c.points}
         for codec in codecs:
@@ -149,7 +135,7 @@ def sequence_figure(study: StudyRecord, n: int) -> Any | None:
     panels = list(dict.fromkeys((need.system, need.codec, need.resolution) for need in needs))[:12]
     if not panels:
         return None
-    fig, axes = _figure(len(panels))
+    fig, axes = panel_figure(len(panels))
     for ax, (system, codec, resolution) in zip(axes, panels):
         mine = sorted((need for need in needs if (need.system, need.codec, need.resolution) == (system, codec,
                                                                                                resolution)),
