@@ -298,15 +298,18 @@ def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray
     out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
                           np.zeros((len(queries), k)), frames)
     for run in query_runs:
+        carried = np.empty((0, size), dtype=np.float32)  # the previous block's last rows: this block's first
         for first in range(0, len(run), block):
             targets = run[first:first + block]
-            rows = queries[run[max(0, first - settings.length + 1):first + block]]
-            block_distances = np.empty((len(rows), size), dtype=np.float32)
+            rows = queries[run[first:first + block]]
+            fresh = np.empty((len(rows), size), dtype=np.float32)
             for start, chunk in chunks:
-                block_distances[:, start:start + len(chunk)] = squared_distances(rows, chunk)
-            block_distances = block_distances[:, runs.order]
+                fresh[:, start:start + len(chunk)] = squared_distances(rows, chunk)
+            fresh = fresh[:, runs.order]
             if settings.normalise:
-                block_distances = normalise_runs(block_distances, runs.starts, settings.window)
+                fresh = normalise_runs(fresh, runs.starts, settings.window)
+            block_distances = np.concatenate([carried, fresh])
+            carried = block_distances[max(0, len(block_distances) - settings.length + 1):]
             scores, used = _line_scores(block_distances, first, len(targets), settings.length, runs.starts, lines)
             found = top_k(scores, used, runs, lines, frames[targets], k)
             out.indices[targets], out.distances[targets], out.velocities[targets] = (
