@@ -147,7 +147,8 @@ def test_a_route_driven_backwards_at_twice_the_speed_is_found_only_with_that_vel
     assert not (forward_only.argmin(1)[5:] == truth[5:]).any()
 
 
-@pytest.mark.parametrize("settings_", [SequenceSettings(4), SequenceSettings(4, reverse=True, normalise=True, window=4)])
+@pytest.mark.parametrize("settings_", [SequenceSettings(4),
+                                       SequenceSettings(4, reverse=True, normalise=True, window=4)])
 def test_the_blocked_search_ranks_what_the_whole_matrix_scores(settings_: SequenceSettings) -> None:
     rng = np.random.default_rng(2)
     queries, database = rng.normal(size=(9, 6)).astype(np.float32), rng.normal(size=(11, 6)).astype(np.float16)

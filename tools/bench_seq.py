@@ -177,7 +177,8 @@ def main() -> None:
             full_recall = recall_at_n(full.indices, positives, (1,)).recall[1]
             restricted_recall = recall_at_n(restricted.indices, positives, (1,)).recall[1]
             same = np.mean(full.indices[:, 0] == restricted.indices[:, 0])
-            print(f"{length:>3} {'yes' if norm else 'no':>9} | {full_recall:8.4f} {full_s:7.2f} {full_s / single_s:8.2f} | "
+            print(f"{length:>3} {'yes' if norm else 'no':>9} | "
+                  f"{full_recall:8.4f} {full_s:7.2f} {full_s / single_s:8.2f} | "
                   f"{restricted_recall:10.4f} {restricted_s:7.2f} {restricted_s / single_s:8.2f} | {same:10.3f} "
                   f"{restricted_recall - full_recall:+8.4f}", flush=True)
     print("targets: restricted recall@1 within 0.005 of the full search's, CPU under 0.20 x the single-frame search "

@@ -175,7 +175,8 @@ def normalise_runs(distances: np.ndarray, starts: np.ndarray, window: int) -> np
         std = np.sqrt(np.maximum(variance, 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             # a window of (nearly) equal distances, e.g. blank frames, has no contrast: 0, not rounding noise
-            out[:, start:end] = np.where(std > FLAT_RELATIVE * (np.abs(mean) + FLAT_RELATIVE), (block - mean) / std, 0.0)
+            contrast = std > FLAT_RELATIVE * (np.abs(mean) + FLAT_RELATIVE)
+            out[:, start:end] = np.where(contrast, (block - mean) / std, 0.0)
     out[np.isnan(distances)] = np.nan
     return out
 

@@ -50,8 +50,8 @@ def check_time_order(manifest: Manifest) -> None:
             if len(backwards):
                 a, b = rows[run[backwards[0]]], rows[run[backwards[0] + 1]]
                 raise BadInput(f"{manifest.directory}: sequences need frames in time order, but in recording "
-                               f"{a.recording} (view {a.view}, {split}) frame {b.frame} is at {b.time_s:g} s, not after "
-                               f"frame {a.frame} at {a.time_s:g} s; evaluate it without --seq-len")
+                               f"{a.recording} (view {a.view}, {split}) frame {b.frame} is at {b.time_s:g} s, "
+                               f"not after frame {a.frame} at {a.time_s:g} s; evaluate it without --seq-len")
 
 
 def _name_order(manifest: Manifest, recording: str, view: str) -> str | None:
