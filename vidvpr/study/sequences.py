@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from vidvpr.evaluate.results import EvalRow
 from vidvpr.study.bdelta import bd_rate, bd_recall
-from vidvpr.study.compare import _delta, resolution_words
+from vidvpr.study.compare import _delta, overlap_words, resolution_words
 from vidvpr.study.inputs import LoadedEval
 from vidvpr.study.records import ComparisonRecord, CostRecord, DeltaRecord, SequenceNeedRecord
 
@@ -67,11 +67,12 @@ def sequence_headline(length: int, n: int, where: str, rate: DeltaRecord, recall
     if rate.value is not None:
         change = "save" if rate.value < 0 else "cost"
         text = (f"sequences of {length} frames {change} {abs(rate.value):.1f}% of the bits at equal recall@{n} "
-                f"({where}; over recall@{n} {rate.low:.3f}–{rate.high:.3f})")
+                f"({where}; over recall@{n} {rate.low:.3f}–{rate.high:.3f}{overlap_words(rate)})")
     else:
         text = f"sequences of {length} frames against single frames ({where}): no BD-rate, {rate.reason}"
     if recall.value is not None:
-        text += f"; at equal bitrate they recall {100 * recall.value:+.1f} points"
+        text += (f"; at equal bitrate they recall {100 * recall.value:+.1f} points "
+                 f"(over {recall.low:g}–{recall.high:g} kbps{overlap_words(recall)})")
     else:
         text += f"; no BD-recall, {recall.reason}"
     return text + "."
