@@ -9,7 +9,9 @@ above 0°, view yaws of ±180°, walks due north along a UTM zone's central meri
 * manifest rows: GPX or local trajectory → `view_rows` → database.csv/query.csv → `read_rows`;
 * export names: a row's VPR image name → `parse_vpr_filename`;
 * positives.json: `PositivesFile` → `PositivesFile.load`;
-* demo trajectories: `write_trajectory` (csv-xy, TUM) → `read_trajectory`.
+* demo trajectories: `write_trajectory` (csv-xy, TUM) → `read_trajectory`;
+* results.json rows with a sequence length and the VPR-Bench measures (any match distances,
+  negative after contrast normalisation, or none) → `EvalResults.load`.
 """
 
 from __future__ import annotations
@@ -251,3 +253,45 @@ def test_any_demo_trajectory_is_read_back_within_its_written_precision(fmt: str,
     assert max(gaps) <= (5e-5 if fmt == "csv-xy" else 2e-5)
     if fmt == "csv-xy":  # as written: never "360.0000"
         assert all(0 <= float(line.rsplit(",", 1)[1]) < 360 for line in path.read_text().splitlines()[1:])
+
+
+# ---------------------------------------------------------------- eval rows with sequences and VPR-Bench measures
+
+
+match_distance = st.one_of(st.floats(-50, 50, allow_nan=False), st.just(math.inf), st.sampled_from((0.0, -0.0, 1e-300)))
+
+
+@ROUND_TRIP
+@given(matches=st.lists(st.tuples(match_distance, st.booleans()), min_size=1, max_size=300),
+       seq_len=st.integers(1, 10_000), velocity=st.floats(0.01, 100), reverse=st.booleans(), normalise=st.booleans())
+def test_any_eval_row_with_a_sequence_length_and_its_measures_is_read_back_equal(tmp_path_factory: pytest.TempPathFactory,
+                                                                                 matches: list[tuple[float, bool]],
+                                                                                 seq_len: int, velocity: float,
+                                                                                 reverse: bool, normalise: bool) -> None:
+    from vidvpr.evaluate.precision import precision_recall
+    from vidvpr.evaluate.results import (
+        EvalResults,
+        EvalRow,
+        ExtractionRecord,
+        PrecisionRecallRecord,
+        SequencesRecord,
+    )
+
+    distances, correct = zip(*matches)
+    curve = precision_recall(distances, correct)  # what vidvpr eval computes, stored as it stores it
+    row = EvalRow(model="m", protocol="same", cell="reference", codec=None, resolution=None, width=None, height=None,
+                  qp=None, kbps=None, psnr_y=None, ssim_y=None, vmaf=None, input_size="cell", queries=len(matches),
+                  excluded=0, threshold_m=25.0, recall={1: round(float(curve.recall[-1]), 6)}, per_view={},
+                  predictions=f"predictions/m/same/seq{seq_len}/reference.csv", seq_len=seq_len,
+                  auc_pr=round(curve.auc, 6), recall_at_100_precision=round(curve.recall_at_full_precision, 6),
+                  precision_recall=PrecisionRecallRecord.of(curve))
+    written = EvalResults(
+        manifest={}, enc_dir=None, protocol="same", input_size="cell", recall_at=[1], thresholds_m=[25.0],
+        index="Flat (exact L2)", models=[], rows=[row], descriptors={}, forward_images=0, elapsed_s=0.0, versions={},
+        command=[], sequences=SequencesRecord(lengths=[1, seq_len], velocity=[velocity, velocity], reverse=reverse,
+                                              normalise=normalise, normalise_window=10, search="full", notes=[]),
+        extraction=[ExtractionRecord(model="m", descriptor_dim=7, descriptor_bytes=28, ms_per_image=velocity,
+                                     images=seq_len)])
+    path = tmp_path_factory.mktemp("results") / "results.json"
+    written.save(path)
+    assert EvalResults.load(path) == written

@@ -42,7 +42,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
 from vidvpr.evaluate.costs import extraction_costs
 from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
 from vidvpr.evaluate.plots import plot_recall
-from vidvpr.evaluate.precision import precision_recall, thinned
+from vidvpr.evaluate.precision import precision_recall
 from vidvpr.evaluate.recall import (
     DEFAULT_NS,
     counted_ranks,
@@ -319,7 +319,6 @@ def _rows(choice: ModelChoice, cell: GridCell, predictions: np.ndarray, best_dis
         ranks = first_positive_rank(predictions, positives)
         counted = ranks >= (0 if config.unmatched_queries == "exclude" else -1)  # as recall@N counts them
         curve = precision_recall(best_distance[counted], ranks[counted] == 1)
-        short = thinned(curve)
         out.append(EvalRow(
             model=choice.label, protocol=config.protocol, cell=cell.name, codec=cell.codec, resolution=cell.resolution,
             width=cell.width, height=cell.height, qp=cell.qp, kbps=cell.kbps, psnr_y=cell.psnr_y, ssim_y=cell.ssim_y,
@@ -329,7 +328,5 @@ def _rows(choice: ModelChoice, cell: GridCell, predictions: np.ndarray, best_dis
             per_view=_per_view(ranks, views, ns, config.unmatched_queries), predictions=predictions_file,
             seq_len=seq_len, auc_pr=round(curve.auc, 6),
             recall_at_100_precision=round(curve.recall_at_full_precision, 6),
-            precision_recall=PrecisionRecallRecord(distance=[round(float(d), 6) for d in short.distance[1:]],
-                                                   precision=[round(float(v), 6) for v in short.precision[1:]],
-                                                   recall=[round(float(v), 6) for v in short.recall[1:]])))
+            precision_recall=PrecisionRecallRecord.of(curve)))
     return out

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
 from vidvpr.core.records import Record, Strict
+from vidvpr.evaluate.precision import PrecisionRecall, thinned
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
@@ -36,6 +37,14 @@ class PrecisionRecallRecord(Strict):
     distance: list[float]  # threshold: matches at or below it are accepted
     precision: list[Fraction]
     recall: list[Fraction]
+
+    @classmethod
+    def of(cls, curve: PrecisionRecall) -> PrecisionRecallRecord:
+        """The curve as stored: thinned, without its starting point, to 6 decimals."""
+        short = thinned(curve)
+        return cls(distance=[round(float(d), 6) for d in short.distance[1:]],
+                   precision=[round(float(v), 6) for v in short.precision[1:]],
+                   recall=[round(float(v), 6) for v in short.recall[1:]])
 
 
 class EvalRow(Strict):
