@@ -970,6 +970,29 @@ def test_any_calibration_json_is_read_or_refused_in_one_line(scratch: Path, data
     assert_result_or_one_line_bad_input(lambda: calibrated(path), path)
 
 
+def test_any_export_record_beside_a_vpr_folder_gives_its_radius_or_is_refused_in_one_line(
+        pipeline: dict[str, Any], scratch: Path) -> None:
+    """The export.json `vidvpr import` reads for a VPR folder's positives: used, or refused naming
+    it; never passed over for the benchmarks' 25 m without a word."""
+    from vidvpr.ingest.vpr_folder import export_radius, find_vpr_splits
+
+    tree = json.loads(pipeline["records"]["export"].read_text())
+    folder = scratch / "vpr-export"
+    (folder / "images" / "test" / "database").mkdir(parents=True, exist_ok=True)
+    (folder / "images" / "test" / "queries").mkdir(exist_ok=True)
+    splits = find_vpr_splits([folder], "test")
+    assert splits is not None
+
+    @prop(100)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        path = write(folder, "export.json", data)
+        found = assert_result_or_one_line_bad_input(lambda: export_radius(splits, folder), path)
+        assert found is None or found[2] == str(path)
+
+    check()
+
+
 def _image_bytes(suffix: str) -> bytes:
     import io
 

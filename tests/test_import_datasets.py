@@ -14,6 +14,7 @@ import torch
 
 from tests.media import perspective_test_frame, write_png
 from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import definition_from_options, load_definition, with_overrides
 from vidvpr.dataset.export import ExportConfig, export_vpr
 from vidvpr.dataset.manifest import Manifest, build_manifest, load_manifest
@@ -122,6 +123,28 @@ def test_the_vpr_export_import_round_trip_gives_the_same_positives(tmp_path: Pat
               for row in again.database + again.queries}
     exported = {query: hits for query, hits in positives_by_id(original).items() if hits}
     assert {old_id[q]: {old_id[d] for d in hits} for q, hits in positives_by_id(again).items()} == exported
+
+
+@pytest.mark.parametrize("damage", [
+    "[1, 2]",  # a JSON list where the record's object belongs
+    '{"schema": "vidvpr.export/2"',  # cut short
+    "NOT_A_RADIUS",  # a valid record whose radius is not a positive number
+])
+def test_a_damaged_export_record_in_a_vpr_folder_is_refused_not_replaced_by_25_m(tmp_path: Path, sliced_views: Path,
+                                                                                 damage: str) -> None:  # noqa: F811
+    """The export.json beside a VPR folder sets the positives' radius; a damaged one silently gave 25 m."""
+    definition = make_dataset(tmp_path / "ds", sliced_views, radius=2.5)
+    build_manifest(load_definition(definition), tmp_path / "ds" / "manifest")
+    export_vpr(tmp_path / "ds" / "manifest", tmp_path / "export", ExportConfig())
+    record = tmp_path / "export" / "export.json"
+    if damage == "NOT_A_RADIUS":
+        data = json.loads(record.read_text())
+        data["positives"]["radius_m"] = -2.5
+        damage = json.dumps(data)
+    record.write_text(damage)
+    with pytest.raises(BadInput, match=r"export\.json: .*remove it to use the VPR benchmarks' 25 m"):
+        import_footage([tmp_path / "export"], tmp_path / "again" / "views", ImportConfig(hfov_deg=90.0))
+    assert not (tmp_path / "again").exists()
 
 
 # ---------------------------------------------------------------- later stages read imported views

@@ -5,8 +5,8 @@ Both splits become recordings (``NAME-database``, ``NAME-queries``) whose frames
 natural name order, one per 1/--fps seconds; each image's position (and heading, when every image
 has one) from its name becomes a csv-xy trajectory sample at that frame's time, in the names' UTM
 zone (or local frame); a definition with every frame of both (sampling "all") and the radius of the
-export (its export.json, when present; else 25 m) lets `vidvpr manifest` reproduce the dataset's
-own positives.
+export (its export.json, when present, refused when damaged; else 25 m) lets `vidvpr manifest`
+reproduce the dataset's own positives.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidvpr.core.errors import BadInput
+from vidvpr.core.records import validate_data
 from vidvpr.dataset.definition import DEFAULT_RADIUS_M
 from vidvpr.dataset.vpr_names import NAMING, parse_vpr_filename
 from vidvpr.ingest.footage import Footage
@@ -97,13 +98,21 @@ def check_same_zone(positions: dict[str, NamedPositions]) -> tuple[int, str] | N
 
 def export_radius(splits: dict[str, Path], base: Path) -> tuple[float, float | None, str]:
     """(radius_m, max_heading_diff_deg, where from): the export.json of a `vidvpr export` when one is
-    in the dataset folder, else the benchmarks' 25 m."""
+    in the dataset folder, else the benchmarks' 25 m. An export.json that is there but damaged is
+    refused (BadInput naming it), never passed over for 25 m without a word."""
+    from vidvpr.dataset.definition import PositivesSection
     from vidvpr.dataset.export import ExportRecord
 
     for folder in (base, *splits["database"].parents[:3]):
-        record = ExportRecord.load_or_none(folder / EXPORT_RECORD)
-        if record is not None and isinstance(record.positives.get("radius_m"), (int, float)):
-            heading = record.positives.get("max_heading_diff_deg")
-            return (float(record.positives["radius_m"]), float(heading) if isinstance(heading, (int, float)) else None,
-                    str(folder / EXPORT_RECORD))
+        path = folder / EXPORT_RECORD
+        if not path.exists():
+            continue
+        try:
+            record = ExportRecord.load(path)
+            positives = validate_data(PositivesSection, {key: record.positives.get(key) for key in
+                                                         ("radius_m", "max_heading_diff_deg")}, f"{path}: positives")
+        except BadInput as exc:
+            raise BadInput(f"{exc}; it sets the positives of the definition vidvpr import writes: repair it, or remove "
+                           f"it to use the VPR benchmarks' {DEFAULT_RADIUS_M:g} m") from None
+        return positives.radius_m, positives.max_heading_diff_deg, str(path)
     return DEFAULT_RADIUS_M, None, "the VPR benchmarks' default"
