@@ -581,6 +581,17 @@ def test_an_insv_without_a_trailer_is_refused_with_the_fisheye_options_to_slice_
         slice_video(insv, tmp_path / "out", small_config())
 
 
+def test_an_equirect_video_named_insv_is_told_to_be_renamed_not_only_sliced_as_fisheye(equirect_video: Path,
+                                                                                       tmp_path: Path) -> None:
+    """Without any trailer the name alone made it an Insta360 file; the fisheye options alone would cut
+    views from an equirect frame as if it were two lenses."""
+    insv = tmp_path / "walk.insv"
+    shutil.copyfile(equirect_video, insv)
+    with pytest.raises(BadInput, match=r"--fisheye-fov DEG .*; or, if it is an equirectangular video named \.insv, "
+                                       r"rename it \.mp4"):
+        slice_video(insv, tmp_path / "out", small_config())
+
+
 def test_a_renamed_insv_is_recognised_by_its_trailer(equirect_video: Path, tmp_path: Path) -> None:
     renamed = tmp_path / "renamed.mp4"
     renamed.write_bytes(equirect_video.read_bytes() + b"\0" * 40 + b"8db42d694ccc418790edff439fe026bf")

@@ -36,6 +36,8 @@ FISHEYE_CONVENTIONS = ("equidistant lenses; lens 0 faces yaw 0, lens 1 yaw 180; 
 FISHEYE_HINT = ("pass --calibration FILE (another recording of the same camera, or a calibration from `vidvpr probe "
                 "--calibration-out`) or --fisheye-fov DEG (two ideal lenses filling their halves)")
 
+RENAME_HINT = "; or, if it is an equirectangular video named .insv, rename it .mp4"
+
 Target = ViewSpec | EquirectTarget
 
 
@@ -149,10 +151,22 @@ def _insta360_camera(info: VideoInfo, config: SliceConfig) -> DualFisheyeCamera:
         calibration = calibration_of(info.path, read_trailer(info.path))
     except BadInput as exc:
         if config.fisheye_fov_deg is None:
-            raise BadInput(f"{exc}; to slice its video anyway, {FISHEYE_HINT}") from None
+            raise BadInput(f"{exc}; to slice its video anyway, {FISHEYE_HINT}{_rename_hint(info)}") from None
         LOG.warning("%s; slicing with two ideal %g° lenses (--fisheye-fov): expect seams", exc, config.fisheye_fov_deg)
         return _fisheye_camera(info, config, None, None)
     return _fisheye_camera(info, config, calibration, "Insta360 trailer: INFO record 0x101, field 5")
+
+
+def _rename_hint(info: VideoInfo) -> str:
+    """Advice for a file that is an Insta360 recording by its name alone (no trailer) and whose
+    picture is not two fisheye circles: maybe an equirect video named .insv."""
+    if has_trailer(info.path):
+        return ""
+    try:
+        fisheye_frame = info.video_streams == 1 and looks_dual_fisheye(next(decode_frames(info.path)).y)
+    except (BadInput, StopIteration):
+        return ""
+    return "" if fisheye_frame else RENAME_HINT
 
 
 def _fisheye_camera(info: VideoInfo, config: SliceConfig, calibration: FisheyeCalibration | None,
