@@ -208,6 +208,27 @@ def test_intrinsics_are_recorded_with_pixel_centres_at_half(vfr_video: Path, tmp
     assert car.camera.matrix == [[80.0, 0.0, 47.5], [0.0, 82.0, 31.5], [0.0, 0.0, 1.0]]
 
 
+def test_hfov_of_a_video_with_non_square_pixels_keeps_the_vertical_field_of_view(tmp_path: Path,
+                                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A PAL-style 16:15 sample aspect ratio: each pixel is 16/15 as wide as tall, so fy = fx * 16/15
+    (square pixels gave fy = fx and a vertical field of view 16/15 too wide)."""
+    source = tmp_path / "pal.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(16, 15)
+        for index, rgb in enumerate(frames(3)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    result = import_footage([source], tmp_path / "views", config()).views[0]
+    intrinsics = sidecar_of(result.path).geometry.intrinsics
+    assert intrinsics.fx == pytest.approx(48 / np.tan(np.radians(30)))
+    assert intrinsics.fy == pytest.approx(intrinsics.fx * 16 / 15)
+    assert "sample aspect ratio 16:15" in caplog.text
+
+
 def write_yaml_calibration(path: Path, matrix: np.ndarray, distortion: np.ndarray, size: tuple[int, int]) -> Path:
     import cv2
 

@@ -22,7 +22,8 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
                                                 "a VPR folder: NAME-database and NAME-queries].")
 @click.option("--view", default=DEFAULT_VIEW, help="View name.")
 @click.option("--hfov", "hfov_deg", type=float, default=None, help="Camera: horizontal field of view in degrees "
-                                                                   "(a centred pinhole with square pixels).")
+                                                                   "(a centred pinhole with square pixels, or a video's own "
+                                                                   "sample aspect ratio).")
 @click.option("--intrinsics", default=None, help="Camera: fx,fy,cx,cy in pixels (OpenCV convention).")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Camera: OpenCV calibration file (YAML as cv2.FileStorage or ROS write it, or JSON) with "

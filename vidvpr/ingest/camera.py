@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,12 @@ class Camera:
         return hfov, vfov
 
 
-def hfov_camera(width: int, height: int, hfov_deg: float) -> Camera:
-    """A centred pinhole with square pixels and horizontal field of view `hfov_deg` (--hfov)."""
+def hfov_camera(width: int, height: int, hfov_deg: float, pixel_aspect: Fraction = Fraction(1)) -> Camera:
+    """A centred pinhole with horizontal field of view `hfov_deg` (--hfov) and square pixels, or
+    pixels `pixel_aspect` times as wide as tall (a video's sample aspect ratio): fy = fx · aspect."""
     check_hfov(hfov_deg)
     focal = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-    matrix = ((focal, 0.0, width / 2.0 - 0.5), (0.0, focal, height / 2.0 - 0.5), (0.0, 0.0, 1.0))
+    matrix = ((focal, 0.0, width / 2.0 - 0.5), (0.0, focal * float(pixel_aspect), height / 2.0 - 0.5), (0.0, 0.0, 1.0))
     return Camera(width, height, matrix, (), "--hfov")
 
 
@@ -291,10 +293,12 @@ def undistort_planes(planes: list[np.ndarray], maps: Undistortion) -> list[np.nd
 
 
 def camera_from_options(hfov_deg: float | None, intrinsics: tuple[float, float, float, float] | None,
-                        calibration: Path | None, width: int, height: int) -> Camera:
-    """The camera of `width` x `height` frames from whichever of --hfov, --intrinsics, --calibration was given."""
+                        calibration: Path | None, width: int, height: int,
+                        pixel_aspect: Fraction = Fraction(1)) -> Camera:
+    """The camera of `width` x `height` frames from whichever of --hfov, --intrinsics, --calibration was
+    given; `pixel_aspect` (the video's sample aspect ratio) shapes the pixels of --hfov's pinhole."""
     if hfov_deg is not None:
-        return hfov_camera(width, height, hfov_deg)
+        return hfov_camera(width, height, hfov_deg, pixel_aspect)
     if intrinsics is not None:
         return intrinsics_camera(width, height, intrinsics)
     if calibration is None:

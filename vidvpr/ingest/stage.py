@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,13 @@ def dataset_root(out_dir: Path, config: ImportConfig) -> Path:
 
 def prepare_camera(footage: Footage, config: ImportConfig) -> tuple[Camera, Undistortion | None]:
     """The camera of the footage's (even) frames from the options, and undistortion tables if asked."""
+    aspect = footage.video.sample_aspect if footage.video is not None else Fraction(1)
+    if aspect != 1 and config.hfov_deg is not None:
+        LOG.warning("%s: sample aspect ratio %d:%d (pixels are not square): --hfov is across the width, and "
+                    "fy = fx * %d/%d", footage.path, aspect.numerator, aspect.denominator, aspect.numerator,
+                    aspect.denominator)
     camera = camera_from_options(config.hfov_deg, config.intrinsics, config.calibration, footage.width,
-                                 footage.height)
+                                 footage.height, aspect)
     width, height = footage.out_size
     camera = replace(camera, width=width, height=height)  # made even at the right/bottom: nothing moves
     return camera, (undistortion(camera, config.undistort_alpha) if config.undistort else None)

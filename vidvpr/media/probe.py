@@ -91,6 +91,7 @@ class VideoInfo:
     video_streams: int = 1
     stream_handlers: tuple[str, ...] = ()
     stream_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of every video stream
+    sample_aspect: Fraction = Fraction(1)  # a pixel's width over its height (1: square, or not said)
 
     @property
     def is_two_to_one(self) -> bool:
@@ -139,9 +140,16 @@ def probe_video(path: Path) -> VideoInfo:
                 video_streams=len(container.streams.video),
                 stream_handlers=handlers,
                 stream_sizes=sizes,
+                sample_aspect=_sample_aspect(stream),
             )
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+
+
+def _sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stream's sample aspect ratio as players take it (the container's, else the codec's); 1 when unset."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(ratio) if ratio and ratio > 0 else Fraction(1)
 
 
 def read_spherical_metadata(path: Path) -> SphericalMetadata | None:
