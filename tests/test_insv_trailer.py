@@ -216,6 +216,13 @@ def test_a_calibration_file_is_a_recording_a_json_or_the_string(tmp_path: Path, 
     assert read_calibration_file(path).lenses == expected.lenses
 
 
+def test_a_json_list_as_calibration_file_is_called_json_not_a_calibration_string(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    path.write_text("[1, 2]\n")
+    with pytest.raises(BadInput, match=r"calibration\.json: expected a JSON object .*found list"):
+        read_calibration_file(path)
+
+
 def test_a_recording_without_a_calibration_string_is_refused_naming_the_record(tmp_path: Path) -> None:
     path = tmp_path / "other.insv"
     path.write_bytes(file_with([(INFO, encode_info(InsvInfo(camera_type="x")))]))

@@ -160,7 +160,7 @@ def read_calibration_file(path: Path) -> FisheyeCalibration:
     if has_trailer(path):
         return calibration_of(path, read_trailer(path))
     text = read_text_file(path, "calibration file").strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):  # JSON (a list is refused as such, not read as a calibration string)
         return CalibrationFile.load(path).calibration
     try:
         return parse_calibration_text(text)
