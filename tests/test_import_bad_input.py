@@ -117,7 +117,8 @@ def test_an_insv_recording_is_refused(tmp_path: Path) -> None:
     (["--intrinsics", "50,50,300,20"], "principal point (300, 20) lies outside the 64x48 frame"),
     (["--positions", "gps"], "--positions 'gps': use index or index:SPACING_M"),
     (["--positions", "index:-1"], "spacing must be a positive number of metres"),
-    (["--recording", "a/b"], "--recording 'a/b' must be 1-100 letters"),
+    (["--recording", "a/b"], "--recording 'a/b' must be 1-100 ASCII letters"),
+    (["--recording", "Gävle"], "--recording 'Gävle' must be 1-100 ASCII letters"),  # ä is a letter, not ASCII
     (["--undistort"], "--undistort needs --calibration FILE"),
 ], ids=lambda value: str(value))
 def test_nonsense_options_are_one_line(images: Path, tmp_path: Path, argv: list[str], fragment: str) -> None:

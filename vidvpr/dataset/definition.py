@@ -148,9 +148,9 @@ class DatasetDefinition:
 
 
 def check_name(name: Any, what: str, source: str) -> str:
-    """A recording or view name usable in ids and file names (letters, digits, . _ + -)."""
+    """A recording or view name usable in ids and file names (ASCII letters, digits, . _ + -)."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise BadInput(f"{source}: {what} {name!r} must be 1-100 letters, digits, '.', '_', '+' or '-' "
+        raise BadInput(f"{source}: {what} {name!r} must be 1-100 ASCII letters, digits, '.', '_', '+' or '-' "
                        "(starting with a letter or digit)")
     return name
 
