@@ -14,7 +14,7 @@ from tests.media import make_equirect_video, perspective_test_frame, write_png, 
 from tests.test_slice import _append_to_moov
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput
-from vidvpr.ingest import ImportConfig, import_footage
+from vidvpr.ingest import ImportConfig, IndexPositions, import_footage
 from vidvpr.media.probe import SPHERICAL_V1_UUID
 
 SIZE = (64, 48)
@@ -198,3 +198,26 @@ def test_images_whose_names_go_back_in_time_are_named(tmp_path: Path) -> None:
         write_png(tmp_path / "t" / f"{name}.png", perspective_test_frame(*SIZE, 0))
     result = run(tmp_path / "t", "--out", tmp_path / "views", "--hfov", 60, "--times", "name")
     assert_one_line_exit_2(result, "b_1700000000.25.png: its time from its file name", "is not after a_1700000000.5.png")
+
+
+def test_a_trajectory_of_other_frames_is_refused_before_the_view_is_rewritten(images: Path, tmp_path: Path) -> None:
+    """--positions index at another --fps: the trajectory was refused only after the view had been
+    re-encoded at the new rate, leaving a view whose times its trajectory does not match."""
+    first = import_footage([images], tmp_path / "views", ImportConfig(hfov_deg=60.0, positions=IndexPositions()))
+    before = Path(first.views[0].sidecar).read_bytes()
+    result = run(images, "--out", tmp_path / "views", "--hfov", 60, "--positions", "index", "--fps", 5)
+    assert result.exit_code == 4 and "trajectories/seq.csv: already holds another trajectory" in result.stderr
+    assert Path(first.views[0].sidecar).read_bytes() == before
+
+
+def test_a_video_whose_views_were_removed_is_not_imported_beside_a_stale_trajectory(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", [perspective_test_frame(*SIZE, i) for i in range(4)], size=SIZE)
+    import_footage([video], tmp_path / "views", ImportConfig(hfov_deg=60.0, positions=IndexPositions(spacing_m=2.0)))
+    for path in (tmp_path / "views" / "clip").iterdir():
+        path.unlink()
+    result = run(video, "--out", tmp_path / "views", "--hfov", 60, "--positions", "index:3")
+    assert result.exit_code == 4 and "already holds another trajectory" in result.stderr
+    assert files_under(tmp_path / "views") == []
+    again = import_footage([video], tmp_path / "views", ImportConfig(hfov_deg=60.0,
+                                                                      positions=IndexPositions(spacing_m=2.0)))
+    assert again.trajectories == [str(tmp_path / "trajectories" / "clip.csv")]  # the same frames: accepted

@@ -109,6 +109,20 @@ def test_a_vpr_folder_becomes_two_recordings_a_definition_and_positives_by_dista
     assert manifest.database[0].heading_deg == 90.0
 
 
+def test_a_definition_of_other_data_is_refused_before_any_view_is_written(tmp_path: Path) -> None:
+    """The definition was compared only after both recordings had been imported anew."""
+    from vidvpr.core.errors import OutputError
+
+    source = vpr_folder(tmp_path / "tiny", [0, 10, 20], [4])
+    summary = import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0))
+    edited = Path(summary.definition).read_text().replace("radius_m = 25", "radius_m = 7")
+    Path(summary.definition).write_text(edited)
+    shutil.rmtree(tmp_path / "data" / "views")
+    with pytest.raises(OutputError, match=r"tiny\.toml: already holds another dataset definition"):
+        import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0))
+    assert not (tmp_path / "data" / "views").exists()
+
+
 def test_the_vpr_export_import_round_trip_gives_the_same_positives(tmp_path: Path, sliced_views: Path) -> None:  # noqa: F811
     definition = make_dataset(tmp_path / "ds", sliced_views, radius=2.5)
     build_manifest(load_definition(definition), tmp_path / "ds" / "manifest")

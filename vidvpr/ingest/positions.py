@@ -53,19 +53,28 @@ def index_trajectory_text(times_s: np.ndarray, spacing_m: float) -> str:
                            note=f"vidvpr import --positions index:{spacing_m:g}: x = frame index x {spacing_m:g} m")
 
 
+def holds_already(path: Path, text: str, force: bool, what: str) -> bool:
+    """Whether `path` holds exactly `text`; OutputError when it holds something else and `force` is
+    not given (checked before any output is written, and again when writing)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    if not force:
+        raise OutputError(f"{path}: already holds another {what}; --force replaces it")
+    return False
+
+
 def write_if_new(path: Path, text: str, force: bool, what: str) -> bool:
     """Write `text` to `path` (atomically) unless it holds exactly that already; a file with other
     content is replaced only with `force`. Returns whether it was written."""
     path = Path(path)
-    if path.is_file():
-        try:
-            same = path.read_text(encoding="utf-8") == text
-        except (OSError, UnicodeDecodeError):
-            same = False
-        if same:
-            return False
-        if not force:
-            raise OutputError(f"{path}: already holds another {what}; --force replaces it")
+    if holds_already(path, text, force, what):
+        return False
     ensure_writable_dir(path.parent)
     write_text_atomic(path, text)
     return True

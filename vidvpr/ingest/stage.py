@@ -17,6 +17,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vidvpr.core.atomic import removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.sidecars import SliceSidecar
@@ -25,8 +27,9 @@ from vidvpr.ingest import vpr_folder
 from vidvpr.ingest.camera import Camera, Undistortion, camera_from_options, undistortion
 from vidvpr.ingest.config import TRAJECTORIES_DIR, ImportConfig, validate_config
 from vidvpr.ingest.footage import Footage, looks_like_video, open_images, open_video
-from vidvpr.ingest.positions import DefinedRecording, definition_text, index_trajectory_text, trajectory_text, write_if_new
-from vidvpr.ingest.view import ImportResult, plan_view, write_view
+from vidvpr.ingest.positions import (DefinedRecording, definition_text, holds_already, index_trajectory_text,
+                                     trajectory_text, write_if_new)
+from vidvpr.ingest.view import ImportResult, planned_times, plan_view, write_view
 
 LOG = logging.getLogger(__name__)
 
@@ -111,6 +114,10 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
     if config.positions is not None and footage.kind == "images" and footage.frames_expected < 2:
         raise BadInput("--positions index needs at least 2 frames (a trajectory has two samples or more)")
     plan = plan_view(footage, camera, maps, recording, out_dir, config)
+    path = root / TRAJECTORIES_DIR / f"{recording}.csv"
+    if config.positions is not None:  # a trajectory of other frames is refused before the view is written
+        holds_already(path, index_trajectory_text(planned_times(plan), config.positions.spacing_m), config.force,
+                      "trajectory")
     if on_start:
         on_start(plan.frames_to_write or None)
     with removing_new_dirs(out_dir):
@@ -118,7 +125,6 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
     summary = ImportSummary([result])
     if config.positions is not None:
         times = SliceSidecar.load(Path(result.sidecar)).timestamps.times()
-        path = root / TRAJECTORIES_DIR / f"{recording}.csv"
         write_if_new(path, index_trajectory_text(times, config.positions.spacing_m), config.force, "trajectory")
         summary.trajectories.append(str(path))
     return summary
@@ -145,28 +151,33 @@ def _import_vpr(source: Path, splits: dict[str, Path], out_dir: Path, root: Path
     radius_m, max_heading, radius_from = vpr_folder.export_radius(splits, source)
     if any(pos.heading_deg is None for pos in positions.values()):
         max_heading = None  # the names carry no heading to compare
-    plans = [plan_view(footage, *cameras[split], recordings[split], out_dir, config)
-             for split, footage in footages.items()]
-    if on_start:
-        on_start(sum(plan.frames_to_write for plan in plans))
-    with removing_new_dirs(out_dir):
-        views = [write_view(plan, config, on_frame=on_frame) for plan in plans]
-    summary = ImportSummary(views, radius_from=radius_from)
-    defined = []
-    for split, view in zip(footages, views):
-        times = SliceSidecar.load(Path(view.sidecar)).timestamps.times()
+    plans = {split: plan_view(footage, *cameras[split], recordings[split], out_dir, config)
+             for split, footage in footages.items()}
+    paths = {split: root / TRAJECTORIES_DIR / f"{recordings[split]}.csv" for split in plans}
+
+    def trajectory(split: str, times: np.ndarray) -> str:
         pos = positions[split]
-        zone = vpr_folder.zone_text(pos.zone)
-        text = trajectory_text(times, pos.easting_m, pos.northing_m, pos.heading_deg,
-                               note=f"vidvpr import: positions from the image names of {splits[split]} (UTM zone {zone})")
-        path = root / TRAJECTORIES_DIR / f"{recordings[split]}.csv"
-        write_if_new(path, text, config.force, "trajectory")
-        summary.trajectories.append(str(path))
-        defined.append(DefinedRecording(recordings[split], split, path.relative_to(root).as_posix()))
+        return trajectory_text(times, pos.easting_m, pos.northing_m, pos.heading_deg,
+                               note=f"vidvpr import: positions from the image names of {splits[split]} "
+                                    f"(UTM zone {vpr_folder.zone_text(pos.zone)})")
+
+    defined = [DefinedRecording(recordings[split], split, paths[split].relative_to(root).as_posix()) for split in plans]
     views_dir = Path(os.path.relpath(out_dir.absolute(), root.absolute())).as_posix()
     definition = root / f"{name}.toml"
     text = definition_text(name, views_dir, defined, radius_m, max_heading,
                            note=f"written by vidvpr import from {source}\npositives radius from {radius_from}")
+    for split, plan in plans.items():  # trajectories and a definition of other data are refused before any view
+        holds_already(paths[split], trajectory(split, planned_times(plan)), config.force, "trajectory")
+    holds_already(definition, text, config.force, "dataset definition")
+    if on_start:
+        on_start(sum(plan.frames_to_write for plan in plans.values()))
+    with removing_new_dirs(out_dir):
+        views = [write_view(plan, config, on_frame=on_frame) for plan in plans.values()]
+    summary = ImportSummary(views, radius_from=radius_from)
+    for split, view in zip(plans, views):
+        write_if_new(paths[split], trajectory(split, SliceSidecar.load(Path(view.sidecar)).timestamps.times()),
+                     config.force, "trajectory")
+        summary.trajectories.append(str(paths[split]))
     write_if_new(definition, text, config.force, "dataset definition")
     summary.definition = str(definition)
     return summary

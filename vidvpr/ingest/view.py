@@ -233,6 +233,21 @@ def plan_view(footage: Footage, camera: Camera, maps: Undistortion | None, recor
     return ViewPlan(footage, camera, maps, recording, video, car, source_hash, params, phash, done)
 
 
+def planned_times(plan: ViewPlan) -> np.ndarray:
+    """The frame times (s from the first) the view's sidecar will record, known before it is written
+    (so what is written beside it can be checked first): a finished view's own, images' from their
+    timing, a video's from its packets' presentation times, as the copy and the encoder keep them."""
+    if plan.done is not None:
+        return SliceSidecar.load(plan.sidecar).timestamps.times()
+    footage = plan.footage
+    if footage.image_times is not None:
+        times = [float(round(t / footage.time_base) * footage.time_base) for t in footage.image_times.times_s]
+    else:
+        stamps = stream_timestamps(footage.path)[0]
+        times = [float(t - stamps[0]) for t in stamps]
+    return _frame_times(times, list(range(len(times))), footage.fps, footage.time_base).times()
+
+
 def write_view(plan: ViewPlan, config: ImportConfig, cores: int | None = None,
                on_frame: Callable[[int], None] | None = None) -> ImportResult:
     """Import one planned view: its video (stream copy or x264), then its sidecar; nothing when done."""
