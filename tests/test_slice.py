@@ -209,6 +209,15 @@ def test_non_two_to_one_frame_without_metadata_warns(tmp_path: Path, caplog: pyt
     assert "not 2:1" in caplog.text
 
 
+def test_a_warning_about_the_source_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The camera check before any unit runs and the unit itself both warned: every slice warning twice."""
+    from vidvpr.slicing.slicer import slice_videos
+
+    source = write_video(tmp_path / "wide.mp4", (np.zeros((96, 256, 3), np.uint8) for _ in range(2)))
+    slice_videos([source], tmp_path / "out", small_config(yaws_deg=(0.0,)))
+    assert len([record for record in caplog.records if "not 2:1" in record.getMessage()]) == 1
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -274,10 +274,11 @@ def slice_videos(
     if duplicated:
         raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
     infos = [probe_video(Path(src)) for src in sources]  # every input is checked before anything is written
-    for info in infos:
-        source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
-    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     executor = executor or InProcessExecutor()
+    with _warned_by_the_units(executor.name == "in-process"):
+        for info in infos:
+            source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
+    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
                   progress="on_frame", weight=expected_frames_hint(info, config))
              for src, info in zip(sources, infos)]
@@ -288,6 +289,21 @@ def slice_videos(
         results = [result for views in report.values if views for result in views]
         report.raise_failures()
     return results
+
+
+@contextlib.contextmanager
+def _warned_by_the_units(in_process: bool) -> Iterator[None]:
+    """Keep the camera check's warnings for the units that slice each file when they run in this
+    process (else each warning is said twice); units on a cluster warn on their workers, so the
+    check says them here."""
+    logger = logging.getLogger("vidvpr.slicing.camera")
+    level = logger.level
+    if in_process:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def expected_frames_hint(info: VideoInfo, config: SliceConfig) -> int | None:
