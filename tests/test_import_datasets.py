@@ -109,11 +109,19 @@ def test_a_vpr_folder_becomes_two_recordings_a_definition_and_positives_by_dista
     assert manifest.database[0].heading_deg == 90.0
 
 
+def test_a_vpr_split_of_one_image_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Its trajectory had one sample, which `vidvpr manifest` then refused (it needs two)."""
+    source = vpr_folder(tmp_path / "tiny", [0, 10], [4])
+    with pytest.raises(BadInput, match=r"queries: 1 image; each split of a VPR folder needs at least 2"):
+        import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0))
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_definition_of_other_data_is_refused_before_any_view_is_written(tmp_path: Path) -> None:
     """The definition was compared only after both recordings had been imported anew."""
     from vidvpr.core.errors import OutputError
 
-    source = vpr_folder(tmp_path / "tiny", [0, 10, 20], [4])
+    source = vpr_folder(tmp_path / "tiny", [0, 10, 20], [4, 14])
     summary = import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0))
     edited = Path(summary.definition).read_text().replace("radius_m = 25", "radius_m = 7")
     Path(summary.definition).write_text(edited)

@@ -145,6 +145,10 @@ def _import_vpr(source: Path, splits: dict[str, Path], out_dir: Path, root: Path
     for rec in recordings.values():
         check_name(rec, "recording", "--recording")
     footages = {split: open_images([folder], config.fps, "fps", config.even) for split, folder in splits.items()}
+    for split, footage in footages.items():
+        if footage.frames_expected < 2:  # its trajectory would have one sample, which no manifest reads
+            raise BadInput(f"{splits[split]}: 1 image; each split of a VPR folder needs at least 2 (their positions "
+                           "make the recording's trajectory)")
     positions = {split: vpr_folder.read_positions(footage) for split, footage in footages.items()}
     vpr_folder.check_same_zone(positions)
     cameras = {split: prepare_camera(footage, config) for split, footage in footages.items()}
