@@ -220,6 +220,18 @@ def test_a_warning_about_the_source_is_said_once(tmp_path: Path, caplog: pytest.
 
 # --- bad input -------------------------------------------------------------------------------
 
+def test_a_field_of_view_whose_matched_size_is_too_large_is_refused_before_any_work(equirect_video: Path,
+                                                                                    tmp_path: Path) -> None:
+    """--fov 179 without --size asked for a 9328x5232 view of a 256-wide source (an 8.0 GB map of a
+    736-wide .insv: MemoryError, or the process killed); --size is held to 8192 a side, so is this."""
+    from vidvpr.slicing.slicer import slice_videos
+
+    with pytest.raises(BadInput, match=r"--fov 179: the view size matching the source's resolution would be "
+                                       r"\d+x\d+, more than 8192 px a side; give --size WxH"):
+        slice_videos([equirect_video], tmp_path / "out", SliceConfig(hfov_deg=179.0))
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"nope\.mp4: file not found"):
         slice_video(tmp_path / "nope.mp4", tmp_path, small_config())

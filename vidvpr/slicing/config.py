@@ -151,6 +151,9 @@ def plan_equirect(config: SliceConfig, name: str, equirect_width: float) -> Equi
 def plan_views(config: SliceConfig, eye_width: float) -> list[ViewSpec]:
     """The views to cut from a source whose (single-eye) equirect frame is `eye_width` wide."""
     width, height = config.size or projection.default_view_size(eye_width, config.hfov_deg)
+    if max(width, height) > MAX_VIEW_SIDE:  # only a source-matched size can be (--size is checked)
+        raise BadInput(f"--fov {config.hfov_deg:g}: the view size matching the source's resolution would be "
+                       f"{width}x{height}, more than {MAX_VIEW_SIDE} px a side; give --size WxH")
     return [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, width, height) for yaw in config.yaws_deg]
 
 

@@ -277,7 +277,9 @@ def slice_videos(
     executor = executor or InProcessExecutor()
     with _warned_by_the_units(executor.name == "in-process"):
         for info in infos:
-            source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
+            camera = source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
+            if not config.equirect:
+                plan_views(config, camera.equirect_width)  # the views' size
     out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
                   progress="on_frame", weight=expected_frames_hint(info, config))
