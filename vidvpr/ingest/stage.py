@@ -120,7 +120,7 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
                       "trajectory")
     if on_start:
         on_start(plan.frames_to_write or None)
-    with removing_new_dirs(out_dir):
+    with removing_new_dirs(plan.video.parent):  # a failed first import leaves no empty OUT/<recording>/
         result = write_view(plan, config, on_frame=on_frame)
     summary = ImportSummary([result])
     if config.positions is not None:
@@ -175,8 +175,10 @@ def _import_vpr(source: Path, splits: dict[str, Path], out_dir: Path, root: Path
     holds_already(definition, text, config.force, "dataset definition")
     if on_start:
         on_start(sum(plan.frames_to_write for plan in plans.values()))
-    with removing_new_dirs(out_dir):
-        views = [write_view(plan, config, on_frame=on_frame) for plan in plans.values()]
+    views = []
+    for plan in plans.values():
+        with removing_new_dirs(plan.video.parent):
+            views.append(write_view(plan, config, on_frame=on_frame))
     summary = ImportSummary(views, radius_from=radius_from)
     for split, view in zip(plans, views):
         write_if_new(paths[split], trajectory(split, SliceSidecar.load(Path(view.sidecar)).timestamps.times()),
