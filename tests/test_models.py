@@ -97,19 +97,55 @@ def test_init_params_v1_alpha_is_the_mean_gap_of_the_two_best_dot_products() -> 
     assert np.array_equal(layer.centroids.detach().numpy(), clusters)
 
 
-def test_init_params_v2_assigns_by_softmax_of_scaled_squared_distances() -> None:
+def test_init_params_v2_alpha_is_the_mean_gap_of_each_descriptors_two_nearest_centroids() -> None:
+    """As NetVLAD's MATLAB code: ``yael_nn(clsts, trainDescs, 2)``, per descriptor, not per centroid."""
     rng = np.random.default_rng(0)
     clusters, descriptors = rng.normal(size=(4, 8)).astype(np.float32), rng.normal(size=(300, 8)).astype(np.float32)
     layer = NetVLAD(4, 8, normalize_input=False, vladv2=True)
     layer.init_params(clusters, descriptors)
     squared = ((clusters[:, None, :] - descriptors[None]) ** 2).sum(-1)           # (K, N)
-    nearest_two = np.sort(squared, axis=1)[:, :2]
-    assert layer.alpha == pytest.approx(-np.log(0.01) / np.mean(nearest_two[:, 1] - nearest_two[:, 0]), rel=1e-4)
+    nearest_two = np.sort(squared, axis=0)[:2]                                    # per descriptor
+    assert layer.alpha == pytest.approx(-np.log(0.01) / np.mean(nearest_two[1] - nearest_two[0]), rel=1e-4)
     x = torch.from_numpy(descriptors[:10].T.copy())[None, :, :, None]             # (1, C, 10, 1)
     with torch.no_grad():
         assignment = layer.soft_assignment(x)[0]
     expected = torch.softmax(-layer.alpha * torch.from_numpy(squared[:, :10]).double(), dim=0)
     assert torch.allclose(assignment.double(), expected, atol=1e-4)
+
+
+def clustered_unit_vectors(clusters: int, points: int, dim: int, seed: int = 0) -> np.ndarray:
+    """`points` unit vectors around `clusters` random directions (noise about a third of the spacing)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = centres[rng.integers(0, clusters, points)] + 0.35 * rng.normal(size=(points, dim)) / np.sqrt(dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("vladv2", [False, True], ids=["v1", "v2"])
+def test_initial_assignment_gives_the_nearest_cluster_about_100_times_the_second(vladv2: bool) -> None:
+    """The stated purpose of alpha: 16 k-means clusters of 20,000 clustered points. The top-1/top-2
+    assignment ratio is exp(alpha · gap), so its geometric mean over the points is exactly 100 and
+    its median near it (the per-centroid v2 alpha gave ~1e94)."""
+    import faiss
+
+    x = clustered_unit_vectors(16, 20_000, 64)
+    kmeans = faiss.Kmeans(64, 16, niter=50, seed=0)
+    kmeans.train(x)
+    layer = NetVLAD(16, 64, vladv2=vladv2)
+    layer.init_params(kmeans.centroids, x)
+    with torch.no_grad():
+        assignment = layer.soft_assignment(torch.from_numpy(x.T.copy())[None, :, :, None])[0].double()
+    top_two = torch.topk(assignment, 2, dim=0).values
+    ratio = top_two[0] / top_two[1]
+    assert float(ratio.log().mean().exp()) == pytest.approx(100, rel=0.02)
+    assert 100 / 3 < float(ratio.median()) < 300
+
+
+def test_one_cluster_keeps_its_alpha() -> None:
+    layer = NetVLAD(1, 8, vladv2=True)
+    layer.init_params(np.ones((1, 8), np.float32), np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32))
+    assert layer.alpha == 100.0 and torch.equal(layer.centroids, torch.ones(1, 8))
 
 
 # --- VGG16 and pytorch-NetVlad checkpoints ---------------------------------------------------
@@ -359,6 +395,20 @@ def test_kmeans_initialisation_writes_a_reusable_checkpoint(tmp_path: Path, monk
     reused = load_model(EFFICIENTNET, num_clusters=4)
     assert initialise_netvlad(reused, image_batches(8, seed=0), path, images_source="test", seed=5) == path
     assert torch.equal(reused.pool.centroids, model.pool.centroids)
+
+
+def test_a_vladv2_initialisation_from_before_the_per_descriptor_alpha_is_redone(tmp_path: Path) -> None:
+    import json
+
+    model = load_model(EFFICIENTNET, num_clusters=4, vladv2=True)
+    path = initialise_netvlad(model, image_batches(8, seed=0), tmp_path / "init.pt", images_source="test")
+    sidecar = json.loads(sidecar_path(path).read_text())
+    assert sidecar.pop("alpha_rule") == "per-descriptor gap of the two nearest centroids"
+    sidecar["alpha"] = 1234.0  # as the per-centroid rule left it
+    sidecar_path(path).write_text(json.dumps(sidecar))
+    again = load_model(EFFICIENTNET, num_clusters=4, vladv2=True)
+    initialise_netvlad(again, image_batches(8, seed=0), path, images_source="test")
+    assert NetVLADInitRecord.load(sidecar_path(path)).alpha == pytest.approx(model.pool.alpha) != 1234.0
 
 
 def test_too_few_local_features_for_the_clusters(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ MAX_FEATURES = 50_000
 FEATURES_PER_IMAGE = 100
 KMEANS_ITERATIONS = 100
 FAISS_POINTS_PER_CENTROID = 39  # below this faiss's k-means prints a warning of its own to stderr
+V2_ALPHA_RULE = "per-descriptor gap of the two nearest centroids"
 
 
 class NetVLADInitRecord(Record):
@@ -59,11 +60,15 @@ class NetVLADInitRecord(Record):
     alpha: float
     versions: dict[str, str]
     elapsed_s: float
+    # VLAD v2's alpha from each descriptor's two nearest centroids (NetVLAD's MATLAB code); older v2
+    # initialisations took it per centroid and lack this field, so they are redone, not reused
+    alpha_rule: str | None = None
 
     def settings(self) -> dict[str, Any]:
         """What decides the result, compared to reuse an existing initialisation."""
         return {key: getattr(self, key) for key in ("model", "options", "backbone_weights", "images_source",
-                                                    "features_per_image", "max_features", "kmeans_iterations", "seed")}
+                                                    "features_per_image", "max_features", "kmeans_iterations", "seed",
+                                                    "alpha_rule")}
 
 
 def sidecar_path(checkpoint: Path) -> Path:
@@ -125,7 +130,8 @@ def initialise_netvlad(model: VPRModel, images: Iterable[torch.Tensor], out_path
     spec = model_spec(model.name)
     wanted = {"model": model.name, "options": model.options, "backbone_weights": backbone_hash(spec),
               "images_source": images_source, "features_per_image": features_per_image,
-              "max_features": max_features, "kmeans_iterations": kmeans_iterations, "seed": seed}
+              "max_features": max_features, "kmeans_iterations": kmeans_iterations, "seed": seed,
+              "alpha_rule": V2_ALPHA_RULE if model.pool.vladv2 else None}
     existing = None if overwrite else _reusable(out_path, wanted)
     if existing is not None:
         LOG.info("%s: reusing NetVLAD initialisation (%d features from %d images)", out_path,

@@ -65,13 +65,17 @@ class NetVLAD(nn.Module):
     def init_params(self, clusters: np.ndarray, descriptors: np.ndarray) -> None:
         """Initialise from k-means `clusters` (K, C) of sampled local `descriptors` (N, C).
 
-        As pytorch-NetVlad's ``init_params``. VLAD v1: the assignment convolution is the
-        normalised centroids scaled by alpha = -log(0.01) / mean gap between each descriptor's two
-        largest dot products with them, no bias. VLAD v2: weight 2·alpha·c_k and bias
-        -alpha·|c_k|², with alpha = -log(0.01) / mean gap between the squared distances of each
-        centroid to its two nearest descriptors. pytorch-NetVlad squares the neighbours' *indices*
-        (``kneighbors(...)[1]``) and uses the unsquared norm in the bias; both look like slips, so
-        here the initial v2 assignment is exactly softmax_k(-alpha·|x - c_k|²).
+        As the NetVLAD MATLAB code (``addLayers.m``), which pytorch-NetVlad's ``init_params``
+        follows. alpha = -log(0.01) / mean gap, so that a descriptor at the mean gap gives its nearest
+        cluster 100× the weight of the second. VLAD v1: the gap is, per descriptor, between its two
+        largest dot products with the normalised centroids; the assignment convolution is those
+        centroids scaled by alpha, no bias. VLAD v2: the gap is, per descriptor, between its squared
+        distances to its two nearest centroids (MATLAB's ``yael_nn(clsts, trainDescs, 2)``); weight
+        2·alpha·c_k and bias -alpha·|c_k|², so the initial assignment is exactly
+        softmax_k(-alpha·|x - c_k|²). pytorch-NetVlad differs in three places that look like slips:
+        it takes the gap per centroid between its two nearest descriptors, squares the neighbours'
+        *indices* (``kneighbors(...)[1]``) and uses the unsquared norm in the bias.
+        With one cluster the assignment is 1 whatever alpha, which then stays as it was.
         """
         clusters = np.ascontiguousarray(clusters, dtype=np.float32)
         descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
@@ -79,7 +83,10 @@ class NetVLAD(nn.Module):
             raise BadInput(f"NetVLAD init: expected clusters of shape {(self.num_clusters, self.dim)}, got {clusters.shape}")
         if descriptors.ndim != 2 or descriptors.shape[1] != self.dim or len(descriptors) < 2:
             raise BadInput(f"NetVLAD init: expected at least 2 descriptors of dimension {self.dim}, got {descriptors.shape}")
-        alpha = _v2_alpha(clusters, descriptors) if self.vladv2 else _v1_alpha(clusters, descriptors)
+        if self.num_clusters < 2:
+            alpha = self.alpha
+        else:
+            alpha = _v2_alpha(clusters, descriptors) if self.vladv2 else _v1_alpha(clusters, descriptors)
         centroids = torch.from_numpy(clusters)
         self.alpha = alpha
         self.centroids.copy_(centroids)
@@ -99,9 +106,9 @@ def _v1_alpha(clusters: np.ndarray, descriptors: np.ndarray) -> float:
 
 
 def _v2_alpha(clusters: np.ndarray, descriptors: np.ndarray) -> float:
-    index = faiss.IndexFlatL2(descriptors.shape[1])
-    index.add(descriptors)
-    squared_distances, _ = index.search(clusters, 2)          # ascending, per centroid
+    index = faiss.IndexFlatL2(clusters.shape[1])
+    index.add(clusters)
+    squared_distances, _ = index.search(descriptors, 2)       # ascending, per descriptor
     return _alpha_from_gap(float(np.mean(squared_distances[:, 1] - squared_distances[:, 0])))
 
 
