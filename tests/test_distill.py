@@ -287,6 +287,20 @@ def test_the_command_line_is_one_line_and_exit_code_2_on_bad_input(dataset: Path
     assert '"steps": 3' in result.output
 
 
+def test_a_plain_pickle_as_teacher_is_one_line_on_stderr(dataset: Path, tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"state_dict": {}}, protocol=4))
+    run = subprocess.run([sys.executable, "-m", "vidvpr", "distill", "--train", str(dataset), "--lq", CELL,
+                          "--teacher", f"{MODEL}:{raw}", "--loss", "mse", "--out", str(tmp_path / "run"), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "raw.pkl: not a readable PyTorch checkpoint" in run.stderr
+
+
 # ---------------------------------------------------------------- the demo study
 
 

@@ -312,6 +312,18 @@ def test_broken_checkpoints_are_one_line_bad_input(tmp_path: Path, netvlad_model
         one_line_bad_input(lambda path=truncated: load_model("netvlad-vgg16", weights=path), str(truncated))
 
 
+def test_a_plain_pickle_is_refused_in_one_line_without_torchs_warnings(tmp_path: Path) -> None:
+    import pickle
+    import warnings
+
+    path = tmp_path / "raw.pkl"
+    path.write_bytes(pickle.dumps({"state_dict": {"pool.centroids": [0.0]}}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        one_line_bad_input(lambda: load_checkpoint(path), "raw.pkl: not a readable PyTorch checkpoint")
+    assert [str(w.message) for w in caught] == []  # torch warned "Detected pickle protocol 4 ..."
+
+
 def test_wrong_architecture_names_the_offending_keys(tmp_path: Path) -> None:
     torch.save({"pool.centroids": torch.zeros(16, 256), "pool.conv.weight": torch.zeros(16, 256, 1, 1)},
                tmp_path / "pool-only.pth")

@@ -12,8 +12,10 @@ bare state dict; ``module.`` segments of DataParallel (``encoder.module.0.weight
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from torch import nn
 
 from vidvpr.core.atomic import atomic_output
 from vidvpr.core.errors import BadInput
+
+LOG = logging.getLogger(__name__)
 
 VIDVPR_CHECKPOINT_FORMAT = "vidvpr.checkpoint/1"
 WRAPPER_SEGMENT = re.compile(r"(^|\.)(module|_orig_mod)\.")
@@ -96,7 +100,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at `path`, loaded on the CPU without executing any code from it.
 
     Missing, unreadable, truncated or non-torch files, files that need a global outside the
-    allow-list, and files that hold something other than a dict are one-line BadInputs.
+    allow-list, and files that hold something other than a dict are one-line BadInputs. torch's
+    own warnings while reading (e.g. about a plain pickle's protocol) are logged at debug level,
+    not printed: a refused file is one line.
     """
     path = Path(path)
     if not path.exists():
@@ -107,8 +113,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if problem:
         raise BadInput(f"{path}: not a PyTorch checkpoint: {problem}")
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
-            data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings(record=True) as caught, torch.serialization.safe_globals(_allowed_globals()):
+            warnings.simplefilter("always")
+            try:
+                data = torch.load(path, map_location="cpu", weights_only=True)
+            finally:
+                for warning in caught:
+                    LOG.debug("%s: torch.load: %s", path, warning.message)
     except MemoryError:
         raise
     except Exception as exc:  # torch raises many types for damaged files; all are bad input here
