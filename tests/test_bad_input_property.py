@@ -37,6 +37,7 @@ from tests.test_study import RATES, RECALLS, curve_rows, write_eval
 from vidvpr.cli import main
 from vidvpr.core.camera_records import CalibrationFile
 from vidvpr.core.errors import BadInput
+from vidvpr.core.records import FileRecord
 from vidvpr.core.sidecars import CellSidecar, EquirectSidecar, SliceSidecar
 from vidvpr.dataset import definition as dataset_definition
 from vidvpr.dataset.export import ExportConfig, ExportRecord, export_vpr
@@ -46,6 +47,7 @@ from vidvpr.dataset.rows import read_rows
 from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename
 from vidvpr.demo import definition as demo_definition
 from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
+from vidvpr.distill.frames import FramesRecord, FrameStore
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
 from vidvpr.encoding.table import EncodeTable
@@ -473,6 +475,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
     insv = base / "fisheye" / "db" / "db.insv"
     slice_video(insv, base / "pano", SliceConfig(equirect=True))
     assert CliRunner().invoke(main, ["probe", str(insv), "--calibration-out", str(base / "calibration.json")]).exit_code == 0
+    cell_video = base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.mp4"
+    FrameStore(base / "frames").frames_of(cell_video, FileRecord.of(cell_video), [0, 2, 3])
     records = {"slice": view.with_suffix(".json"), "imported": imported,
                "cell": base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.json",
                "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
@@ -480,9 +484,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                "demo": base / "demo" / "demo.json", "equirect": base / "pano" / "db.json",
                "calibration": base / "calibration.json",
                "results": write_eval(base / "eval", curve_rows("teacher", "libx264", RATES[:3], RECALLS[:3])
-                                     + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json"}
+                                     + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json",
+               "frames": next((base / "frames").glob("*.json"))}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
-            "insv": insv}
+            "insv": insv, "cell_video": cell_video}
 
 
 def import_sample(source: Path, views: Path) -> Path:
@@ -601,7 +606,8 @@ def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, dat
 
 RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
-           "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults}
+           "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
+           "frames": FramesRecord}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))
@@ -844,6 +850,66 @@ def test_probe_and_slice_of_damaged_insta360_files_exit_with_a_user_error_code(p
         assert_user_error_exit(cli_run("slice", str(path), "--out", str(scratch / "cli-views"), "--quiet", "--force"))
 
     check()
+
+
+# ---------------------------------------------------------------- decoded training frames (vidvpr distill)
+
+
+@st.composite
+def damaged_bytes(draw: st.DrawFn, data: bytes) -> bytes:
+    """`data` truncated, with bytes flipped, or with a tail appended."""
+    op = draw(st.sampled_from(("truncate", "flip", "append")))
+    if op == "truncate":
+        return data[:draw(st.integers(0, len(data) - 1))]
+    if op == "append":
+        return data + draw(st.binary(min_size=1, max_size=64))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+    return data
+
+
+def test_any_damaged_frames_entry_is_served_intact_or_decoded_again(pipeline: dict[str, Any]) -> None:
+    video, frames = pipeline["cell_video"], [0, 2, 3]
+    record = FileRecord.of(video)
+    store = FrameStore(pipeline["base"] / "frames-damaged")
+    expected = np.array(store.frames_of(video, record, frames))
+    array_path, sidecar_path = store.paths(record.hash, frames)
+    originals = {array_path: array_path.read_bytes(), sidecar_path: sidecar_path.read_bytes()}
+
+    @prop(80)
+    @given(damage=st.one_of(st.tuples(st.just(array_path), st.none() | damaged_bytes(originals[array_path])),
+                            st.tuples(st.just(sidecar_path), st.none() | json_file(json.loads(originals[sidecar_path])))))
+    def check(damage: tuple[Path, bytes | None]) -> None:
+        path, content = damage
+        try:
+            if content is None:
+                path.unlink()
+            else:
+                write(path.parent, path.name, content)
+            served = store.open(record, frames)
+            assert served is None or np.array_equal(served, expected)
+            assert np.array_equal(store.frames_of(video, record, frames), expected)  # decoded again when damaged
+        finally:
+            for original, data in originals.items():
+                write(original.parent, original.name, data)
+
+    check()
+
+
+@prop(40)
+@given(images=st.integers(1, 4).flatmap(lambda count: st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
+    lambda size: st.lists(st.binary(min_size=size[0] * size[1] * 3, max_size=size[0] * size[1] * 3).map(
+        lambda data: np.frombuffer(data, np.uint8).reshape(size[0], size[1], 3)), min_size=count, max_size=count))),
+       first=st.integers(0, 10**6))
+def test_any_frames_written_read_back_identical(scratch: Path, images: list[np.ndarray], first: int) -> None:
+    store = FrameStore(scratch / "frames-round-trip")
+    video = FileRecord(path="v.mp4", bytes=1, hash=f"sha256:{first:064d}")
+    frames = [first + 3 * k for k in range(len(images))]
+    store.clear()
+    written = store.write(video, frames, zip(reversed(frames), reversed(images)), "v.mp4")
+    for stored in (written, store.open(video, frames)):
+        assert stored is not None and np.array_equal(stored, np.stack(images))
 
 
 # ---------------------------------------------------------------- every value replaced, one at a time

@@ -211,6 +211,26 @@ def test_resume_gives_identical_weights_and_loss_curve(dataset: Path, tmp_path: 
     assert grown.resumed_from == 6 and same_weights(whole.student, grown.student)
 
 
+def test_decoded_frames_truncated_after_a_kill_are_decoded_again(dataset: Path, tmp_path: Path,
+                                                                  small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, loss="mse", checkpoint_every=2)
+
+    def stop_after_three(row: dict) -> None:
+        if row["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(tmp_path / "run", options, on_step=stop_after_three)
+    stored = sorted((tmp_path / "run" / "frames").glob("*.npy"))
+    assert stored and all(path.with_suffix(".json").is_file() for path in stored)  # each with its sidecar
+    for path in stored:
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])  # as a kill or a full disk might leave it
+    resumed = distill(tmp_path / "run", replace(options, resume=True))  # was: mmap length is greater than file size
+    assert resumed.resumed_from == 2 and resumed.steps == 6
+    assert not (tmp_path / "run" / "frames").exists()  # removed with their sidecars when the run completed
+
+
 def test_an_image_folder_trains_with_positions_from_the_file_names(dataset: Path, tmp_path: Path,
                                                                    small_teacher: str) -> None:
     export_vpr(dataset, tmp_path / "export", ExportConfig())
@@ -274,6 +294,13 @@ def test_resume_with_another_configuration_or_nothing_to_resume(dataset: Path, t
     one_line_bad_input(lambda: distill(tmp_path / "run", options), "pass --resume")
     one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, lr=1e-3, resume=True)),
                        r"made with a different configuration \(lr was 0.0001, now 0.001\)")
+    from vidvpr.models.checkpoints import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "run" / "train_state.pt")
+    for damage in ({"optimizer": None}, {"key": "[]"}, {"curve": 3}):
+        torch.save({name: value for name, value in {**state, **damage}.items() if value is not None},
+                   tmp_path / "run" / "train_state.pt")
+        one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, resume=True)), "damaged training state")
 
 
 def test_the_command_line_is_one_line_and_exit_code_2_on_bad_input(dataset: Path, tmp_path: Path,

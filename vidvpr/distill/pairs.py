@@ -5,8 +5,9 @@ Two kinds of training data, one interface (`TrainingSet`):
 * a vidvpr dataset (`--train MANIFEST`): the manifest's DATABASE rows only (queries are never
   trained on); the teacher sees the reference view frame, the student the same frame in each
   `--lq` encode cell (one pair per cell), or the reference frame degraded on the fly. Video frames
-  are decoded once into ``RUN/frames/`` (uint8 arrays, memory-mapped), so training reads them
-  at random without seeking in videos; the folder is removed when the run completes.
+  are decoded once into ``RUN/frames/`` (uint8 arrays, memory-mapped, each with a sidecar written
+  last and checked before reuse: `vidvpr.distill.frames`), so training reads them at random
+  without seeking in videos; the folder is removed when the run completes.
 * an image folder in the VPR-datasets-downloader layout (`--train FOLDER`): ``images/train/
   database`` and ``images/train/queries`` when present, else the images in FOLDER itself;
   positions (and headings) from the file names. The student sees the degraded image.
@@ -27,18 +28,17 @@ import cv2
 import numpy as np
 import torch
 
-from vidvpr.core.atomic import atomic_output, ensure_writable_dir
 from vidvpr.core.errors import BadInput
-from vidvpr.core.provenance import params_hash, sha256_file
+from vidvpr.core.provenance import sha256_file
 from vidvpr.core.records import FileRecord
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import MANIFEST_FILE
 from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.descriptors.frames import frame_batches, normalise_images
 from vidvpr.distill.degrade import LowQuality
+from vidvpr.distill.frames import FrameStore
 from vidvpr.encoding.table import finished_cells
 from vidvpr.evaluate.cells import GridCell, cell_name, encode_folder, encoded_cells, reference_cell
-from vidvpr.media.decode import decode_selected
 
 REFERENCE = "reference"
 FOLDER_POSITIVE_RADIUS_M = 10.0  # NetVLAD's training positives in Pittsburgh (file names carry no radius)
@@ -150,7 +150,7 @@ class VideoTrainingSet(TrainingSet):
             frames.append(row.frame)
             places.append(i)
         self._where = {place: (key, k) for key, (_, places) in self._groups.items() for k, place in enumerate(places)}
-        self._frames_dir = Path(run_dir) / FRAMES_DIR
+        self._frames = FrameStore(Path(run_dir) / FRAMES_DIR)
         self._stores: dict[tuple[str, tuple[str, str]], np.ndarray] = {}
 
     def hq_sources(self) -> list[HqSource]:
@@ -170,11 +170,8 @@ class VideoTrainingSet(TrainingSet):
                 self._stores[(name, key)] = self._store(self.cells[name], key, frames)
 
     def cleanup(self) -> None:
-        for path in self._frames_dir.glob("*.npy") if self._frames_dir.is_dir() else ():
-            path.unlink(missing_ok=True)
-        if self._frames_dir.is_dir() and not any(self._frames_dir.iterdir()):
-            self._frames_dir.rmdir()
         self._stores.clear()
+        self._frames.clear()
 
     def hq_images(self, places: Sequence[int]) -> list[np.ndarray]:
         return [self._image(REFERENCE, place) for place in places]
@@ -191,20 +188,7 @@ class VideoTrainingSet(TrainingSet):
     def _store(self, cell: GridCell, key: tuple[str, str], frames: list[int]) -> np.ndarray:
         """The decoded `frames` of one cell video as a read-only memory map, decoded on first use."""
         video, record = cell.videos[key]
-        path = self._frames_dir / f"{params_hash({'video': record.hash, 'frames': frames})}.npy"
-        if not path.is_file():
-            ensure_writable_dir(self._frames_dir)
-            row = {frame: k for k, frame in enumerate(frames)}
-            with atomic_output(path) as tmp:
-                out = None
-                for frame, rgb in decode_selected(video, frames):  # in frame order, each once
-                    if out is None:
-                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(frames), *rgb.shape))
-                    out[row[frame]] = rgb
-                assert out is not None
-                out.flush()
-                del out
-        return np.load(path, mmap_mode="r")
+        return self._frames.frames_of(video, record, frames)
 
 
 def _train_cells(manifest: Manifest, enc_dir: Path | None, wanted: tuple[str, ...]) -> list[GridCell]:

@@ -94,17 +94,26 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
     data = load_checkpoint(path)
     if data.get("format") != STATE_FORMAT:
         raise BadInput(f"{path}: not a vidvpr distill training state (format {data.get('format')!r})")
-    stored = json.loads(data["key"])
+    try:
+        stored = json.loads(data["key"])
+    except (KeyError, TypeError, ValueError):
+        stored = None
+    if not isinstance(stored, dict):
+        raise BadInput(f"{path}: damaged training state (no readable configuration); train into a new --out")
     current = json.loads(json.dumps(key, sort_keys=True, default=str))
     if stored != current:
         raise BadInput(f"{path}: made with a different configuration ({_first_difference(stored, current)}); "
                        "resume with the same options, or train into a new --out")
-    student.load_state_dict(data["student"])
-    optimizer.load_state_dict(data["optimizer"])
-    scaler.load_state_dict(data["scaler"])
-    _restore_rng(data["rng"])
-    return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
-                    json.loads(data["teacher_forwards"]))
+    try:
+        student.load_state_dict(data["student"])
+        optimizer.load_state_dict(data["optimizer"])
+        scaler.load_state_dict(data["scaler"])
+        _restore_rng(data["rng"])
+        return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
+                        json.loads(data["teacher_forwards"]))
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        problem = f"{type(exc).__name__} {str(exc).strip().splitlines()[0][:120]}" if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{path}: damaged training state ({problem}); train into a new --out") from None
 
 
 def write_curve(path: Path, curve: list[dict[str, float]]) -> None:
