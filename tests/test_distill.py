@@ -151,6 +151,97 @@ def test_gradients_reach_only_the_student_and_match_the_composite_loss(dataset: 
     assert torch.allclose(total.detach(), expected, rtol=1e-4)
 
 
+def triplets_by_position(training, queries: list[int], negatives: int = 2) -> dict:
+    """A fixed triplet per query: its first positive candidate and its `negatives` first negatives."""
+    from vidvpr.distill.mining import Triplet, negatives_of, triplet_candidates
+
+    candidates = triplet_candidates(training.positions(), None, 4.0, None, 10.0, negatives)
+    return {q: Triplet(int(candidates.positives[q][0]),
+                       tuple(int(n) for n in negatives_of(training.positions(), q, 10.0)[:negatives]))
+            for q in queries}
+
+
+def test_ickd_and_mse_compare_every_image_of_the_batch_with_the_teacher(dataset: Path, tmp_path: Path,
+                                                                        small_teacher: str) -> None:
+    """As LoQI-VPR: query, positive and negatives each against the teacher on its clean image."""
+    from vidvpr.descriptors.frames import normalise_images
+
+    training = load_training_set(dataset, parse_low_quality([CELL]), tmp_path)
+    teacher, _ = prepare_teacher(small_teacher, training, tmp_path, DescriptorCache(tmp_path / "cache"),
+                                 torch.device("cpu"), 8)
+    student = make_student(teacher)
+    triplets = triplets_by_position(training, [3, 8])
+    loss = DistillLoss.from_string("ickd,mse,triplet")
+    pairs = [3, 8, triplets[3].positive, triplets[8].positive, *triplets[3].negatives, *triplets[8].negatives]
+    for distill_all, distilled in ((True, pairs), (False, pairs[:2])):
+        inputs = StepInputs([3, 8], triplets, None, teacher, distill_all)
+        _, parts, images = batch_loss(student, training, loss, inputs, torch.device("cpu"))
+        assert images == len(pairs) == 8
+        with torch.no_grad():
+            lq = normalise_images(training.lq_images(distilled))
+            hq = normalise_images(training.hq_images(distilled))  # the same places: pairs of one variant
+            _, expected = DistillLoss.from_string("ickd,mse")(student_z=student.features(lq),
+                                                              teacher_z=teacher.features(hq),
+                                                              student_v=student(lq), teacher_v=teacher(hq))
+        assert torch.allclose(parts["ickd"], expected["ickd"], rtol=1e-4)
+        assert torch.allclose(parts["mse"], expected["mse"], rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def step_setup(dataset: Path, tmp_path_factory: pytest.TempPathFactory, small_teacher: str) -> tuple:
+    """(training set, teacher, inherited targets, 8 queries, their triplets) for one optimiser step."""
+    from vidvpr.distill.targets import inherited_targets
+
+    folder = tmp_path_factory.mktemp("step")
+    training = load_training_set(dataset, parse_low_quality([CELL]), folder)
+    cache = DescriptorCache(folder / "cache")
+    teacher, _ = prepare_teacher(small_teacher, training, folder, cache, torch.device("cpu"), 8)
+    targets = inherited_targets(teacher, training, cache, True, 8, torch.device("cpu"))
+    queries = [1, 2, 4, 5, 6, 9, 10, 13]
+    return training, teacher, targets, queries, triplets_by_position(training, queries)
+
+
+def step_of(setup: tuple, loss: DistillLoss, chunk_size: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """(the step's loss values, the student's gradients) of one step over the 8 queries in chunks."""
+    from vidvpr.distill.distributed import Group, Processes
+    from vidvpr.distill.step import LatentDescriptors, step_gradients
+
+    training, teacher, targets, queries, triplets = setup
+    student = make_student(teacher)
+    cpu = torch.device("cpu")
+    values, images = step_gradients(LatentDescriptors(student), student, training, loss,
+                                    StepInputs(queries, triplets, targets, None), chunk_size, cpu, Group(Processes(), cpu))
+    assert images == 4 * len(queries)
+    return values, {name: p.grad.clone() for name, p in student.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("chunk_size", [3, 1], ids=["chunks-3-3-2", "chunks-of-1"])
+def test_accumulated_chunks_give_the_loss_and_gradients_of_one_batch(step_setup: tuple, chunk_size: int) -> None:
+    loss = DistillLoss.from_string("ickd,mse,triplet", lambda_ickd=0.02, lambda_mse=4000.0)
+    whole_values, whole = step_of(step_setup, loss, 8)
+    values, chunked = step_of(step_setup, loss, chunk_size)
+    assert values == pytest.approx(whole_values, rel=1e-5)
+    assert chunked.keys() == whole.keys() and whole
+    for name, gradient in whole.items():
+        scale = float(gradient.abs().max())
+        assert torch.allclose(chunked[name], gradient, rtol=1e-4, atol=1e-5 * scale), name
+
+
+def test_one_chunk_backpropagates_the_composite_loss_of_the_batch(step_setup: tuple) -> None:
+    """The split of the loss between chunks and processes changes nothing for one chunk on one process."""
+    training, teacher, targets, queries, triplets = step_setup
+    loss = DistillLoss.from_string("ickd,mse,triplet", lambda_ickd=0.02, lambda_mse=4000.0)
+    values, gradients = step_of(step_setup, loss, 8)
+    student = make_student(teacher)
+    total, parts, _ = batch_loss(student, training, loss, StepInputs(queries, triplets, targets, None),
+                                 torch.device("cpu"))
+    total.backward()
+    assert values == pytest.approx({"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}, rel=1e-5)
+    for name, p in student.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(gradients[name], p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max())), name
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -173,6 +264,22 @@ def test_inherited_targets_mean_no_teacher_forward_after_they_are_computed(datas
     assert (cache / evaluated.fingerprint).is_dir()
 
 
+def test_accumulate_trains_the_step_one_batch_would(dataset: Path, tmp_path: Path, small_teacher: str) -> None:
+    """--accumulate 4 of 2 queries against one batch of 8: the same loss curve and weights, to rounding
+    (ICKD was the mean of the chunks' norms, about 1/2 of the batch's)."""
+    options = config(dataset, teacher=small_teacher, loss="ickd,mse", epochs=1, lr_decay=1.0)
+    one = distill(tmp_path / "one", replace(options, batch_size=8))
+    four = distill(tmp_path / "four", replace(options, batch_size=2, accumulate=4))
+    rows, expected = read_csv(four.losses_csv), read_csv(one.losses_csv)
+    assert len(rows) == len(expected) == 3
+    for row, wanted in zip(rows, expected):
+        for term in ("loss", "ickd", "mse"):
+            assert float(row[term]) == pytest.approx(float(wanted[term]), rel=1e-5), (row, term)
+    mine, theirs = (load_model(MODEL, path).state_dict() for path in (four.student, one.student))
+    for name, value in mine.items():
+        assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name
+
+
 def test_a_few_steps_lower_the_training_loss_and_the_student_loads_like_any_model(dataset: Path, tmp_path: Path,
                                                                                   small_teacher: str) -> None:
     result = distill(tmp_path / "run", config(dataset, teacher=small_teacher, loss="ickd,mse,triplet", epochs=3,
@@ -187,6 +294,8 @@ def test_a_few_steps_lower_the_training_loss_and_the_student_loads_like_any_mode
 
     record = StudentRecord.load(result.sidecar)
     assert record.losses == ["ickd", "mse", "triplet"] and record.degradation == [CELL] and record.seed == 0
+    assert record.distilled_images == "all"
+    assert record.triplet_radii_m == {"positive": 4.0, "negative": 10.0, "reference": 5.0}  # 10:25 of --neg-radius
     assert record.teacher["name"] == MODEL and record.checkpoint.hash.startswith("sha256:")
     assert not (tmp_path / "run" / "frames").exists() and (tmp_path / "run" / "checkpoints" / "epoch-003.pt").is_file()
 
@@ -281,7 +390,8 @@ def test_an_encode_folder_that_is_a_file_is_named_as_such(dataset: Path, tmp_pat
 
 
 def test_too_few_positives_or_negatives_for_the_triplet_loss_say_the_counts(dataset: Path, tmp_path: Path) -> None:
-    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, negative_radius_m=34, negatives=4)),
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, positive_radius_m=5, negative_radius_m=34,
+                                                                  negatives=4)),
                        r"no training image has both a positive within 5 m and 4 negatives beyond 34 m: "
                        r"24 of 24 images have a positive, and images have at most 2 negatives")
 

@@ -46,12 +46,14 @@ LOSS_TOLERANCE = 2e-5    # relative, per loss value of losses.csv
 def options_of(config: DistillConfig) -> list[str]:
     """`vidvpr distill` options for the fields these tests change."""
     args = ["--train", str(config.train), "--teacher", config.teacher, "--loss", config.loss,
-            "--negatives", str(config.negatives), "--negative-radius", str(config.negative_radius_m),
+            "--negatives", str(config.negatives),
             "--batch-size", str(config.batch_size), "--accumulate", str(config.accumulate),
             "--mine-every", str(config.mine_every), "--epochs", str(config.epochs), "--lr", str(config.lr),
             "--checkpoint-every", str(config.checkpoint_every)]
     if config.positive_radius_m is not None:
-        args += ["--positive-radius", str(config.positive_radius_m)]
+        args += ["--pos-radius", str(config.positive_radius_m)]
+    if config.negative_radius_m is not None:
+        args += ["--neg-radius", str(config.negative_radius_m)]
     return args + [item for lq in config.lq for item in ("--lq", lq)] + (["--resume"] if config.resume else [])
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, handle_errors, output_options
-from vidvpr.distill.config import DistillConfig
+from vidvpr.distill.config import (DISTILLED_IMAGES, FOLDER_REFERENCE_RADIUS_M, NEGATIVE_RADIUS_FRACTION,
+                                   POSITIVE_RADIUS_FRACTION, DistillConfig)
 
 DEFAULTS = DistillConfig(train=Path("."), lq=())
 
@@ -34,10 +35,18 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @click.option("--lambda-mse", type=float, default=DEFAULTS.lambda_mse, help="Weight of the descriptor MSE term.")
 @click.option("--margin", type=float, default=DEFAULTS.margin, help="Triplet margin on squared distances.")
 @click.option("--negatives", type=int, default=DEFAULTS.negatives, help="Hard negatives per query (triplet loss).")
-@click.option("--positive-radius", "positive_radius_m", type=float, default=None,
-              help="Positives within this many metres [default: the manifest's radius; 10 for image folders].")
-@click.option("--negative-radius", "negative_radius_m", type=float, default=DEFAULTS.negative_radius_m,
-              help="Negatives beyond this many metres.")
+@click.option("--pos-radius", "--positive-radius", "positive_radius_m", type=float, default=None,
+              help=f"Triplet positives within this many metres [default: {POSITIVE_RADIUS_FRACTION:g} x the radius "
+                   f"the data is evaluated at (the manifest's; {FOLDER_REFERENCE_RADIUS_M:g} m for image folders), "
+                   f"or {POSITIVE_RADIUS_FRACTION / NEGATIVE_RADIUS_FRACTION:g} x --neg-radius; NetVLAD's 10 of 25 m].")
+@click.option("--neg-radius", "--negative-radius", "negative_radius_m", type=float, default=None,
+              help=f"Triplet negatives beyond this many metres; between the radii, places are neither [default: "
+                   f"{NEGATIVE_RADIUS_FRACTION:g} x the radius the data is evaluated at, or "
+                   f"{NEGATIVE_RADIUS_FRACTION / POSITIVE_RADIUS_FRACTION:g} x --pos-radius].")
+@click.option("--distill-images", "distilled_images", default=DEFAULTS.distilled_images,
+              type=click.Choice(DISTILLED_IMAGES),
+              help="What ICKD and MSE compare with the teacher: all, every image of the batch (query, positive, "
+                   "negatives), as LoQI-VPR; queries, the queries only.")
 @click.option("--mine-every", type=int, default=DEFAULTS.mine_every,
               help="Optimiser steps between refreshes of the student's descriptors for hard-negative mining.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, help="Passes over the training pairs.")
@@ -63,7 +72,8 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @handle_errors
 def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Path, enc_dir: Path | None, loss: str,
                     lambda_ickd: float, lambda_mse: float, margin: float, negatives: int,
-                    positive_radius_m: float | None, negative_radius_m: float, mine_every: int, epochs: int,
+                    positive_radius_m: float | None, negative_radius_m: float | None, distilled_images: str,
+                    mine_every: int, epochs: int,
                     lr: float, lr_decay: float, batch_size: int, accumulate: int, freeze: str, seed: int, resume: bool,
                     device: str, cache_dir: Path | None, checkpoint_every: int, root: Path | None, quiet: bool,
                     as_json: bool) -> None:
@@ -78,6 +88,7 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
     config = DistillConfig(train=train, lq=lq, teacher=teacher, enc_dir=enc_dir, root=root, loss=loss,
                            lambda_ickd=lambda_ickd, lambda_mse=lambda_mse, margin=margin, negatives=negatives,
                            positive_radius_m=positive_radius_m, negative_radius_m=negative_radius_m,
+                           distilled_images=distilled_images,
                            mine_every=mine_every, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
                            accumulate=accumulate, freeze=freeze, seed=seed, device=device, cache_dir=cache_dir,
                            checkpoint_every=checkpoint_every, resume=resume)

@@ -31,8 +31,15 @@ if TYPE_CHECKING:  # torch is imported only when training starts, never by `vidv
     from vidvpr.distill.losses import DistillLoss
 
 DEFAULT_MARGIN = 0.1              # NetVLAD's m, on squared Euclidean distances
-DEFAULT_NEGATIVE_RADIUS_M = 25.0  # NetVLAD's nonTrivPosDistSqThr / negative distance
 DEFAULT_NEGATIVES = 10            # NetVLAD's nNeg
+# NetVLAD (Pittsburgh) trains with positives within 10 m and negatives beyond 25 m, the radius it
+# evaluates at: the triplet radii default to these fractions of the radius the data is evaluated at
+# (a manifest's radius_m; FOLDER_REFERENCE_RADIUS_M for image folders), and between the two lies a
+# neutral zone of places that are neither.
+POSITIVE_RADIUS_FRACTION = 10 / 25
+NEGATIVE_RADIUS_FRACTION = 25 / 25
+FOLDER_REFERENCE_RADIUS_M = 25.0  # image folders carry no radius: the VPR benchmarks' 25 m
+DISTILLED_IMAGES = ("all", "queries")  # which student images ICKD and MSE compare with the teacher
 FREEZE_CHOICES = ("early", "none")  # what stays fixed in the student (see distill.teacher.make_student)
 DEFAULT_LOSS = "ickd,mse,triplet"
 DEFAULT_LAMBDA_ICKD = 0.02
@@ -53,8 +60,9 @@ class DistillConfig:
     lambda_mse: float = DEFAULT_LAMBDA_MSE
     margin: float = DEFAULT_MARGIN
     negatives: int = DEFAULT_NEGATIVES
-    positive_radius_m: float | None = None  # None: the manifest's radius (10 m for image folders)
-    negative_radius_m: float = DEFAULT_NEGATIVE_RADIUS_M
+    positive_radius_m: float | None = None  # None: see `triplet_radii`
+    negative_radius_m: float | None = None
+    distilled_images: str = "all"        # all: every image of the batch, as LoQI-VPR; queries: the queries only
     mine_every: int = 100                # optimiser steps between refreshes of the mining descriptors
     epochs: int = 1
     lr: float = 1e-4
@@ -97,18 +105,40 @@ def validate_config(config: DistillConfig) -> None:
               (config.accumulate >= 1, f"--accumulate must be at least 1, got {config.accumulate}"),
               (config.mine_every >= 1, f"--mine-every must be at least 1, got {config.mine_every}"),
               (config.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {config.checkpoint_every}"),
-              (config.negative_radius_m > 0, f"--negative-radius must be positive, got {config.negative_radius_m:g}"),
+              (config.distilled_images in DISTILLED_IMAGES,
+               f"Unknown --distill-images '{config.distilled_images}'. Use {' or '.join(DISTILLED_IMAGES)}."),
               (config.positive_radius_m is None or config.positive_radius_m > 0,
-               f"--positive-radius must be positive, got {config.positive_radius_m}")]
+               f"--pos-radius must be positive, got {config.positive_radius_m}"),
+              (config.negative_radius_m is None or config.negative_radius_m > 0,
+               f"--neg-radius must be positive, got {config.negative_radius_m}")]
     for ok, message in checks:
         if not ok:
             raise BadInput(message)
 
 
+def triplet_radii(reference_radius_m: float, positive_radius_m: float | None = None,
+                  negative_radius_m: float | None = None) -> tuple[float, float]:
+    """(positive, negative) radius in metres of the triplet loss, NetVLAD's 10:25.
+
+    Neither given: 0.4 and 1.0 × `reference_radius_m`, the radius the data is evaluated at (so a
+    negative is exactly what evaluation counts as a wrong place). One given: the other in the 10:25
+    ratio to it. (`vidvpr.distill.mining.triplet_candidates` refuses a negative radius below the positive.)
+    """
+    if positive_radius_m is None and negative_radius_m is None:
+        positive_radius_m = POSITIVE_RADIUS_FRACTION * reference_radius_m
+        negative_radius_m = NEGATIVE_RADIUS_FRACTION * reference_radius_m
+    elif negative_radius_m is None:
+        negative_radius_m = positive_radius_m * NEGATIVE_RADIUS_FRACTION / POSITIVE_RADIUS_FRACTION
+    elif positive_radius_m is None:
+        positive_radius_m = negative_radius_m * POSITIVE_RADIUS_FRACTION / NEGATIVE_RADIUS_FRACTION
+    assert positive_radius_m is not None and negative_radius_m is not None
+    return float(positive_radius_m), float(negative_radius_m)
+
+
 class StudentRecord(Record):
     """``student.json`` beside ``student.pt``: how the student was made."""
 
-    SCHEMA = "vidvpr.distill/1"
+    SCHEMA = "vidvpr.distill/2"
     KIND = "vidvpr distilled student sidecar"
 
     model: str
@@ -116,6 +146,8 @@ class StudentRecord(Record):
     teacher: dict[str, Any]           # name, weights, fingerprint
     losses: list[str]
     weights: dict[str, float]         # lambda_ickd, lambda_mse, margin
+    distilled_images: str             # what ICKD and MSE compare: all (query, positive, negatives), queries, none
+    triplet_radii_m: dict[str, float] | None  # positive, negative, reference (evaluation); None without triplet
     data: dict[str, Any]              # kind, source, places, image hashes, lq
     degradation: list[str]
     seed: int

@@ -5,7 +5,7 @@ LOCAL_RANK and MASTER_ADDR in their environment; `distill` then joins them in a 
 (NCCL on GPUs, one per process; gloo on CPUs) and wraps the student in DistributedDataParallel.
 `--batch-size` stays the global batch: each batch's rows are split between the processes in
 order (`share`), and every loss term is combined over the processes as one process would compute
-it on the whole batch (`combine_shares`), so N processes follow the single-process run to within
+it on the whole batch (`vidvpr.distill.step.combine_chunk`), so N processes follow the single-process run to within
 floating-point rounding. The main process (rank 0) prepares what is computed once (decoded
 frames, teacher, inherited targets) before the others read it (`Group.main_first`), and alone
 writes checkpoints, the loss curve and the student.
@@ -25,8 +25,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from vidvpr.core.errors import BadInput, VidvprError
-from vidvpr.distill.losses import DistillLoss
-from vidvpr.distill.step import weighted_total
 
 T = TypeVar("T")
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR")  # LOCAL_RANK too, 0 when absent
@@ -183,25 +181,3 @@ def joined(processes: Processes, device: torch.device) -> Iterator[Group]:
     finally:
         if started:
             dist.destroy_process_group()
-
-
-def combine_shares(loss: DistillLoss, terms: dict[str, Tensor], share: float,
-                   group: Group) -> tuple[Tensor, dict[str, Tensor]]:
-    """(what this process backpropagates, the whole batch's detached terms and weighted total) from the
-    unweighted `terms` this process computed on its `share` of a batch's rows.
-
-    MSE and triplet are means over rows: the batch's value is the sum over processes of share × the
-    process's mean. ICKD is a norm over the whole batch, √S with S = Σ over processes of the squares
-    Sₚ, whose gradient Σₚ ∇Sₚ / (2√S) each process backpropagates its part of. DistributedDataParallel
-    averages gradients over the processes, so each backpropagates world size × its part. A process
-    with no rows (`share` 0) computed its terms on a borrowed row and contributes nothing.
-    """
-    present = 1.0 if share > 0 else 0.0
-    parts = {name: value.square() * present if name == "ickd" else value * share for name, value in terms.items()}
-    reduced = dict(zip(parts, group.sum(torch.stack([value.detach().float() for value in parts.values()]))))
-    whole = dict(reduced)
-    if "ickd" in parts:
-        whole["ickd"] = reduced["ickd"].sqrt()
-        norm = float(whole["ickd"])
-        parts["ickd"] = parts["ickd"] / (2 * norm) if norm > 0 else parts["ickd"] * 0.0
-    return group.world_size * weighted_total(loss, parts), {"loss": weighted_total(loss, whole), **whole}

@@ -2,7 +2,8 @@
 
 As NetVLAD trains: a query's positive candidates are the training images within the positive
 radius (and, when the data says so, facing within its heading limit); its negatives lie beyond
-the negative radius (25 m). Images between the two radii are neither. The positive is the
+the negative radius (NetVLAD: 10 m and 25 m; here by default 0.4 and 1 × the radius the data is
+evaluated at, `vidvpr.distill.config.triplet_radii`). Images between the two radii are neither. The positive is the
 candidate whose student descriptor is nearest the query's; the negatives are the `negatives`
 nearest of a pool of up to `NEGATIVE_POOL` random negative candidates, all by descriptors of the
 current student, recomputed every K optimiser steps (`refresh`).
@@ -24,7 +25,6 @@ import torch
 
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.positives import find_positives
-from vidvpr.distill.config import DEFAULT_NEGATIVE_RADIUS_M, DEFAULT_NEGATIVES  # noqa: F401  (re-exported)
 from vidvpr.distill.losses import select_positive
 
 NEGATIVE_POOL = 1000              # NetVLAD's nNegSample
@@ -38,6 +38,7 @@ class TripletCandidates:
     negative_counts: np.ndarray
     usable: np.ndarray  # bool: at least one positive and `negatives` negatives
     positions: np.ndarray
+    positive_radius_m: float
     negative_radius_m: float
 
 
@@ -46,8 +47,7 @@ def triplet_candidates(positions: np.ndarray, headings: np.ndarray | None, posit
                        negatives: int) -> TripletCandidates:
     """Candidates of every place; BadInput with the counts when no place has a positive and enough negatives."""
     if not negative_radius_m >= positive_radius_m:
-        raise BadInput(f"--negative-radius {negative_radius_m:g} m must be at least the positive radius "
-                       f"{positive_radius_m:g} m")
+        raise BadInput(f"--neg-radius {negative_radius_m:g} m must be at least --pos-radius {positive_radius_m:g} m")
     heading_limit = max_heading_diff_deg if headings is not None else None
     found = find_positives(positions, positions, positive_radius_m, query_heading_deg=headings,
                            database_heading_deg=headings, max_heading_diff_deg=heading_limit)
@@ -60,9 +60,9 @@ def triplet_candidates(positions: np.ndarray, headings: np.ndarray | None, posit
         raise BadInput(f"triplet loss: no training image has both a positive within {positive_radius_m:g} m{facing} "
                        f"and {negatives} negatives beyond {negative_radius_m:g} m: {int(with_positive.sum())} of "
                        f"{len(positions)} images have a positive, and images have at most "
-                       f"{int(negative_counts.max(initial=0))} negatives; lower --negatives or --negative-radius, "
-                       "raise --positive-radius, or train with more images")
-    return TripletCandidates(positives, negative_counts, usable, positions, negative_radius_m)
+                       f"{int(negative_counts.max(initial=0))} negatives; lower --negatives or --neg-radius, "
+                       "raise --pos-radius, or train with more images")
+    return TripletCandidates(positives, negative_counts, usable, positions, positive_radius_m, negative_radius_m)
 
 
 def negatives_of(positions: np.ndarray, place: int, radius_m: float) -> np.ndarray:

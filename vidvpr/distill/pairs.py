@@ -35,13 +35,13 @@ from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import MANIFEST_FILE
 from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.descriptors.frames import frame_batches, normalise_images
+from vidvpr.distill.config import FOLDER_REFERENCE_RADIUS_M
 from vidvpr.distill.degrade import LowQuality
 from vidvpr.distill.frames import FrameStore
 from vidvpr.encoding.table import finished_cells
 from vidvpr.evaluate.cells import GridCell, cell_name, encode_folder, encoded_cells, reference_cell
 
 REFERENCE = "reference"
-FOLDER_POSITIVE_RADIUS_M = 10.0  # NetVLAD's training positives in Pittsburgh (file names carry no radius)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_FOLDERS = ("images/train/database", "images/train/queries")
 FRAMES_DIR = "frames"
@@ -76,7 +76,7 @@ class TrainingSet(ABC):
     places: list[Place]
     variants: tuple[str, ...]
     low_quality: LowQuality
-    positive_radius_m: float
+    reference_radius_m: float  # the radius a correct match lies within, as the data is evaluated
     max_heading_diff_deg: float | None
 
     @property
@@ -132,8 +132,7 @@ class TrainingSet(ABC):
 class VideoTrainingSet(TrainingSet):
     """The database recordings of a vidvpr dataset; the student's frames from encode cells or degraded."""
 
-    def __init__(self, manifest: Manifest, cells: list[GridCell], low_quality: LowQuality, run_dir: Path,
-                 positive_radius_m: float | None) -> None:
+    def __init__(self, manifest: Manifest, cells: list[GridCell], low_quality: LowQuality, run_dir: Path) -> None:
         self.kind, self.source, self.manifest = "vidvpr-dataset", manifest.directory, manifest
         self.low_quality = low_quality
         self.reference = reference_cell(manifest)
@@ -142,7 +141,7 @@ class VideoTrainingSet(TrainingSet):
         rows = manifest.database
         self.places = [Place(r.id, r.easting_m, r.northing_m, r.heading_deg, f"{r.recording}/{r.view}") for r in rows]
         parameters = manifest.meta.parameters
-        self.positive_radius_m = float(positive_radius_m or parameters["radius_m"])
+        self.reference_radius_m = float(parameters["radius_m"])
         self.max_heading_diff_deg = parameters.get("max_heading_diff_deg")
         self._groups: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         for i, row in enumerate(rows):
@@ -218,7 +217,7 @@ def _train_cells(manifest: Manifest, enc_dir: Path | None, wanted: tuple[str, ..
 class ImageTrainingSet(TrainingSet):
     """Images named in the VPR-datasets-downloader layout; the student sees them degraded on the fly."""
 
-    def __init__(self, folder: Path, files: list[Path], low_quality: LowQuality, positive_radius_m: float | None) -> None:
+    def __init__(self, folder: Path, files: list[Path], low_quality: LowQuality) -> None:
         self.kind, self.source, self.files = "image-folder", folder, files
         self.low_quality = low_quality
         self.variants = (REFERENCE,)
@@ -231,7 +230,7 @@ class ImageTrainingSet(TrainingSet):
             self.places.append(Place(path.name, name.easting_m, name.northing_m,
                                      None if name.heading_deg is None else float(name.heading_deg % 360),
                                      path.parent.name))
-        self.positive_radius_m = float(positive_radius_m or FOLDER_POSITIVE_RADIUS_M)
+        self.reference_radius_m = FOLDER_REFERENCE_RADIUS_M
         self.max_heading_diff_deg = None
         digest = hashlib.sha256()
         for path in files:
@@ -277,7 +276,7 @@ def _folder_images(folder: Path) -> list[Path]:
 
 
 def load_training_set(train: Path, low_quality: LowQuality, run_dir: Path, enc_dir: Path | None = None,
-                      positive_radius_m: float | None = None, root: Path | None = None) -> TrainingSet:
+                      root: Path | None = None) -> TrainingSet:
     """The training set at `train`: a vidvpr manifest folder (database rows) or a VPR image folder."""
     train = Path(train)
     if not train.is_dir():
@@ -288,8 +287,8 @@ def load_training_set(train: Path, low_quality: LowQuality, run_dir: Path, enc_d
             raise BadInput(f"{train}: the manifest's database is empty: nothing to train on")
         database_only = replace(manifest, queries=[], positives=[])  # never train on (or need) the queries
         cells = _train_cells(database_only, enc_dir, low_quality.cells)
-        return VideoTrainingSet(database_only, cells, low_quality, run_dir, positive_radius_m)
+        return VideoTrainingSet(database_only, cells, low_quality, run_dir)
     if low_quality.cells:
         raise BadInput(f"--lq {low_quality.cells[0]} is an encode cell: cells need a vidvpr dataset (manifest "
                        f"folder) as --train; {train} is an image folder, use jpeg:Q or resize:NNNp")
-    return ImageTrainingSet(train, _folder_images(train), low_quality, positive_radius_m)
+    return ImageTrainingSet(train, _folder_images(train), low_quality)

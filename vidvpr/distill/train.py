@@ -6,7 +6,8 @@ from ICKD, descriptor MSE and/or NetVLAD's triplet loss. The teacher's outputs a
 (computed once, cached; NocPlace), so with ICKD and MSE the teacher never runs during training.
 
 Adam with an exponential decay per step (the rate falls to `lr_decay` of itself over each
-epoch); `accumulate` batches per optimiser step; the order of each epoch, the negative pools and
+epoch); `accumulate` batches per optimiser step, which together give the gradients of one batch
+of that size (`vidvpr.distill.step`); the order of each epoch, the negative pools and
 everything else random derive from (seed, epoch, step), and the resumable state is written every
 `checkpoint_every` steps and at each epoch's end, so a resumed run reproduces an uninterrupted
 one. Under torchrun, several processes share each batch and follow the single-process run to
@@ -35,15 +36,14 @@ from vidvpr.core.provenance import command_line, runtime_versions
 from vidvpr.core.records import FileRecord
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import resolve_device
-from vidvpr.distill.config import DistillConfig, StudentRecord, validate_config
+from vidvpr.distill.config import DistillConfig, StudentRecord, triplet_radii, validate_config
 from vidvpr.distill.degrade import parse_low_quality
-from vidvpr.distill.distributed import Group, check_batch_size, combine_shares, joined, launched_processes
+from vidvpr.distill.distributed import Group, check_batch_size, joined, launched_processes
 from vidvpr.distill.losses import DistillLoss
 from vidvpr.distill.mining import TripletCandidates, mine, triplet_candidates
 from vidvpr.distill.pairs import TrainingSet, load_training_set
 from vidvpr.distill.state import LOSSES_CSV, TRAIN_STATE, Progress, TensorBoard, load_state, save_state, write_curve
-from vidvpr.distill.step import (LatentDescriptors, StepInputs, batch_loss, batch_terms, describe_images,
-                                 needs_descriptors)
+from vidvpr.distill.step import LatentDescriptors, StepInputs, describe_images, needs_descriptors, step_gradients
 from vidvpr.distill.targets import TeacherTargets, inherited_targets
 from vidvpr.distill.teacher import make_student, prepare_teacher, set_training
 from vidvpr.models import VPRModel, save_model
@@ -147,38 +147,13 @@ def _train_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.G
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
-    queries = run.step_queries(step)
-    chunks = [queries[i:i + config.batch_size] for i in range(0, len(queries), config.batch_size)]
-    sums: dict[str, float] = {}
-    images = 0
-    for k, chunk in enumerate(chunks):
-        with run.group.accumulating(run.forward, last=k == len(chunks) - 1):
-            objective, values, count = _batch_objective(run, chunk, progress)
-            scaler.scale(objective / len(chunks)).backward()
-        images += count
-        for name, value in values.items():
-            sums[name] = sums.get(name, 0.0) + float(value) / len(chunks)
+    inputs = StepInputs(run.step_queries(step), progress.mined, run.targets,
+                        None if run.targets is not None else run.teacher, config.distilled_images == "all")
+    values, images = step_gradients(run.forward, run.student, run.training, run.loss, inputs, config.batch_size,
+                                    run.device, run.group, backward=lambda objective: scaler.scale(objective).backward())
     scaler.step(optimizer)
     scaler.update()
-    return {"step": step + 1, "epoch": step // run.steps_per_epoch + 1, "lr": lr, "images": images, **sums}
-
-
-def _batch_objective(run: _Run, batch: list[int], progress: Progress) -> tuple[Tensor, dict[str, Tensor], int]:
-    """(what this process backpropagates, the whole batch's loss and terms, this process's student images)."""
-    rows = run.group.share(batch)
-    inputs = StepInputs(rows, progress.mined, run.targets, None if run.targets is not None else run.teacher)
-    if not run.group.distributed:
-        total, parts, images = batch_loss(run.forward, run.training, run.loss, inputs, run.device)
-        return total, {"loss": total.detach(), **parts}, images
-    if rows:
-        terms, images = batch_terms(run.forward, run.training, run.loss, inputs, run.device)
-    else:  # fewer rows than processes: a borrowed row with weight 0, so that this process averages gradients too
-        v, g = describe_images(run.forward, run.training.lq_images(batch[:1]), run.device,
-                               correlations_for=int("ickd" in run.loss.terms), descriptors=needs_descriptors(run.loss))
-        anchor = sum(t.sum() for t in (v, g) if t is not None) * 0.0
-        terms, images = {name: anchor for name in run.loss.terms}, 0
-    objective, values = combine_shares(run.loss, terms, len(rows) / len(batch), run.group)
-    return objective, values, images
+    return {"step": step + 1, "epoch": step // run.steps_per_epoch + 1, "lr": lr, "images": images, **values}
 
 
 def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, group: Group,
@@ -187,12 +162,13 @@ def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, group
     teacher's images for the inherited targets."""
     device = group.device
     loss = config.distill_loss()
-    training = load_training_set(config.train, parse_low_quality(config.lq), out_dir, config.enc_dir,
-                                 config.positive_radius_m, config.root)
+    training = load_training_set(config.train, parse_low_quality(config.lq), out_dir, config.enc_dir, config.root)
     candidates = None
     if "triplet" in loss.terms:
-        candidates = triplet_candidates(training.positions(), training.headings(), training.positive_radius_m,
-                                        training.max_heading_diff_deg, config.negative_radius_m, config.negatives)
+        positive_m, negative_m = triplet_radii(training.reference_radius_m, config.positive_radius_m,
+                                               config.negative_radius_m)
+        candidates = triplet_candidates(training.positions(), training.headings(), positive_m,
+                                        training.max_heading_diff_deg, negative_m, config.negatives)
     on_status("teacher")
     teacher, choice = prepare_teacher(config.teacher, training, out_dir, cache, device, config.batch_size)
     counter = _Counter(teacher.encoder)
@@ -314,6 +290,10 @@ def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any
         model=run.student.name, checkpoint=FileRecord.of(student_path), teacher=teacher,
         losses=sorted(run.loss.terms),
         weights={"lambda_ickd": run.loss.lambda_ickd, "lambda_mse": run.loss.lambda_mse, "margin": run.loss.margin},
+        distilled_images=config.distilled_images if run.loss.terms & {"ickd", "mse"} else "none",
+        triplet_radii_m=None if run.candidates is None else {
+            "positive": run.candidates.positive_radius_m, "negative": run.candidates.negative_radius_m,
+            "reference": run.training.reference_radius_m},
         data=run.training.identity(), degradation=run.training.low_quality.names, seed=config.seed,
         config={name: str(value) if isinstance(value, Path) else value for name, value in vars(config).items()},
         steps=progress.step, epochs=config.epochs, pairs=run.training.pairs, queries=len(run.queries),
