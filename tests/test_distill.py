@@ -320,6 +320,35 @@ def test_resume_gives_identical_weights_and_loss_curve(dataset: Path, tmp_path: 
     assert grown.resumed_from == 6 and same_weights(whole.student, grown.student)
 
 
+def test_a_resumed_run_computes_with_the_thread_count_the_run_started_with(dataset: Path, tmp_path: Path,
+                                                                          small_teacher: str) -> None:
+    """A CPU kernel's sums are split between threads: 1 and 2 threads round differently, so a resumed run
+    takes the interrupted run's count (saved in train_state.pt) to repeat it bit for bit."""
+    options = config(dataset, teacher=small_teacher, loss="mse", checkpoint_every=2)
+    seen: list[int] = []
+
+    def stop_after_three(row: dict) -> None:
+        if row["step"] == 3:
+            raise KeyboardInterrupt
+
+    try:
+        torch.set_num_threads(2)
+        whole = distill(tmp_path / "whole", options)
+        with pytest.raises(KeyboardInterrupt):
+            distill(tmp_path / "cut", options, on_step=stop_after_three)
+        torch.set_num_threads(1)
+        resumed = distill(tmp_path / "cut", replace(options, resume=True),
+                          on_step=lambda row: seen.append(torch.get_num_threads()))
+        assert torch.get_num_threads() == 1  # as it was before the resumed run
+    finally:
+        torch.set_num_threads(1)  # this module's threads
+    assert resumed.resumed_from == 2 and seen == [2, 2, 2, 2]
+    assert same_weights(whole.student, resumed.student)
+    from vidvpr.distill.config import StudentRecord
+
+    assert StudentRecord.load(resumed.sidecar).versions["torch_threads"] == "2"
+
+
 def test_decoded_frames_truncated_after_a_kill_are_decoded_again(dataset: Path, tmp_path: Path,
                                                                   small_teacher: str) -> None:
     options = config(dataset, teacher=small_teacher, loss="mse", checkpoint_every=2)

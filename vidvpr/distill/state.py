@@ -2,9 +2,19 @@
 
 ``RUN/train_state.pt`` holds everything a resumed run needs to continue from the same optimiser
 step to identical results: student weights, Adam's moments, the mined triplets of the current
-mining window, the loss curve so far, the RNG states and what decides the results (options,
-teacher fingerprint, data hashes). It is written atomically every `checkpoint_every` steps and
-at the end of each epoch, and read with ``weights_only`` like any checkpoint.
+mining window, the loss curve so far, the RNG states, what decides the results (options,
+teacher fingerprint, data hashes) and what decides their rounding (`arithmetic`: torch's thread
+count, the number of processes, torch's version and instruction set). It is written atomically
+every `checkpoint_every` steps and at the end of each epoch, and read with ``weights_only`` like
+any checkpoint.
+
+A resumed run repeats the uninterrupted one bit for bit when its arithmetic is the same, and
+`same_arithmetic` makes the thread count so: a CPU kernel splits its sums between threads, so
+one forward and backward pass of the student gives different last bits with 1 and 2 threads
+(and identical bits, run after run and process after process, with the same count, also under
+load). Another torch version or instruction set, or another number of processes, can change
+the last bits of every step: the run then follows the uninterrupted one only to rounding, which
+grows over the steps (and could tip a near-tie in hard-negative mining); a warning says so.
 
 Nothing in it depends on the number of training processes: the weights are the student's own
 (no DistributedDataParallel ``module.`` prefix), the mined triplets cover the whole mining
@@ -15,10 +25,13 @@ resumes on any number of them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +44,11 @@ from vidvpr.core.errors import BadInput
 from vidvpr.distill.mining import Triplet, triplets_from_tensors, triplets_to_tensors
 from vidvpr.models.checkpoints import load_checkpoint
 
+LOG = logging.getLogger(__name__)
+
 TRAIN_STATE = "train_state.pt"
 LOSSES_CSV = "losses.csv"
-STATE_FORMAT = "vidvpr.distill-state/1"
+STATE_FORMAT = "vidvpr.distill-state/2"
 CURVE_COLUMNS = ("step", "epoch", "lr", "images", "loss", "ickd", "mse", "triplet")
 
 
@@ -45,6 +60,36 @@ class Progress:
     curve: list[dict[str, float]] = field(default_factory=list)
     mined: dict[int, Triplet] = field(default_factory=dict)
     teacher_forwards: dict[str, Any] = field(default_factory=lambda: {"targets": 0, "epochs": []})
+    arithmetic: dict[str, Any] = field(default_factory=dict)  # of the run's first process, see `arithmetic`
+
+
+def arithmetic(processes: int) -> dict[str, Any]:
+    """What decides a run's floating-point rounding besides its inputs: torch's intra-op threads,
+    the training processes, torch's version and the CPU instruction set its kernels use."""
+    return {"threads": torch.get_num_threads(), "processes": processes, "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+@contextlib.contextmanager
+def same_arithmetic(saved: dict[str, Any], processes: int) -> Iterator[None]:
+    """The block with the thread count the run started with (`saved`, from `arithmetic`), so that a
+    resumed run repeats it bit for bit; a warning when something else that decides rounding changed
+    (then the threads are left as they are: the run cannot be bitwise the same anyway)."""
+    current = arithmetic(processes)
+    changed = [f"{name} {saved.get(name)} -> {current[name]}" for name in ("torch", "cpu_capability", "processes")
+               if saved.get(name) != current[name]]
+    threads = torch.get_num_threads()
+    if changed:
+        LOG.warning("resumed with other arithmetic (%s): the run follows the uninterrupted one to rounding, not "
+                    "bit for bit", ", ".join(changed))
+    elif saved.get("threads") != threads:
+        LOG.info("resumed: %s torch threads, as the run started (not %d), for identical rounding", saved["threads"],
+                 threads)
+        torch.set_num_threads(int(saved["threads"]))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _rng_states() -> dict[str, Any]:
@@ -76,6 +121,7 @@ def save_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "curve": progress.curve, "mined": triplets_to_tensors(progress.mined),
         "teacher_forwards": json.dumps(progress.teacher_forwards), "rng": _rng_states(),
+        "arithmetic": json.dumps(progress.arithmetic),
     }
     with atomic_output(Path(path)) as tmp:
         torch.save(payload, tmp)
@@ -92,6 +138,9 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
                scaler: torch.amp.GradScaler) -> Progress:
     """Restore a run saved by `save_state`, or BadInput when it was made with another configuration."""
     data = load_checkpoint(path)
+    if str(data.get("format")).startswith(STATE_FORMAT.split("/")[0] + "/") and data.get("format") != STATE_FORMAT:
+        raise BadInput(f"{path}: a training state of another vidvpr version ({data.get('format')}, this one reads "
+                       f"{STATE_FORMAT}); train into a new --out")
     if data.get("format") != STATE_FORMAT:
         raise BadInput(f"{path}: not a vidvpr distill training state (format {data.get('format')!r})")
     try:
@@ -110,7 +159,7 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
         scaler.load_state_dict(data["scaler"])
         _restore_rng(data["rng"])
         return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
-                        json.loads(data["teacher_forwards"]))
+                        json.loads(data["teacher_forwards"]), dict(json.loads(data["arithmetic"])))
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         problem = f"{type(exc).__name__} {str(exc).strip().splitlines()[0][:120]}" if str(exc).strip() else type(exc).__name__
         raise BadInput(f"{path}: damaged training state ({problem}); train into a new --out") from None

@@ -42,7 +42,8 @@ from vidvpr.distill.distributed import Group, check_batch_size, joined, launched
 from vidvpr.distill.losses import DistillLoss
 from vidvpr.distill.mining import TripletCandidates, mine, triplet_candidates
 from vidvpr.distill.pairs import TrainingSet, load_training_set
-from vidvpr.distill.state import LOSSES_CSV, TRAIN_STATE, Progress, TensorBoard, load_state, save_state, write_curve
+from vidvpr.distill.state import (LOSSES_CSV, TRAIN_STATE, Progress, TensorBoard, arithmetic, load_state, same_arithmetic,
+                                  save_state, write_curve)
 from vidvpr.distill.step import LatentDescriptors, StepInputs, describe_images, needs_descriptors, step_gradients
 from vidvpr.distill.targets import TeacherTargets, inherited_targets
 from vidvpr.distill.teacher import make_student, prepare_teacher, set_training
@@ -216,7 +217,8 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
         scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
         data = {name: value for name, value in run.training.identity().items() if name != "source"}  # moves are fine
         key = {**config.results_key(), "teacher": teacher_record["fingerprint"], "data": data}
-        progress = load_state(state_path, key, run.student, optimizer, scaler) if config.resume else Progress()
+        progress = load_state(state_path, key, run.student, optimizer, scaler) if config.resume else \
+            Progress(arithmetic=arithmetic(group.world_size))
         resumed_from = progress.step
         progress.teacher_forwards["targets"] += target_forwards
         total = config.epochs * run.steps_per_epoch
@@ -225,8 +227,9 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
         board = TensorBoard(out_dir / "tensorboard" if processes.main else None, progress.step)
         status("train")
         try:
-            while progress.step < total:
-                _one_step(run, optimizer, scaler, progress, counter, board, out_dir, key, on_step)
+            with same_arithmetic(progress.arithmetic, group.world_size):
+                while progress.step < total:
+                    _one_step(run, optimizer, scaler, progress, counter, board, out_dir, key, on_step)
         finally:
             board.close()
             counter.handle.remove()
@@ -298,7 +301,8 @@ def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any
         config={name: str(value) if isinstance(value, Path) else value for name, value in vars(config).items()},
         steps=progress.step, epochs=config.epochs, pairs=run.training.pairs, queries=len(run.queries),
         final_losses=final, teacher_forwards=progress.teacher_forwards,
-        versions={**runtime_versions(), **model_versions()}, command=command_line(), elapsed_s=elapsed,
+        versions={**runtime_versions(), **model_versions(), "torch_threads": str(progress.arithmetic.get("threads"))},
+        command=command_line(), elapsed_s=elapsed,
         processes=run.group.world_size,
     ).save(sidecar)
     return result
