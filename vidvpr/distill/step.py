@@ -175,9 +175,14 @@ def chunk_ickd_sq(student: VPRModel, training: TrainingSet, loss: DistillLoss, i
     return float(ickd_from_correlations(g, teacher_g)) ** 2
 
 
+def term_weights(loss: DistillLoss) -> dict[str, float]:
+    """Each term's weight in the loss: λ_ICKD, λ_MSE and 1 for the triplet loss."""
+    return {"ickd": loss.lambda_ickd, "mse": loss.lambda_mse, "triplet": 1.0}
+
+
 def weighted_total(loss: DistillLoss, terms: dict[str, Tensor]) -> Tensor:
-    """λ_ICKD·ICKD + λ_MSE·MSE + triplet over the terms given (ICKD as the norm, "ickd")."""
-    weights = {"ickd": loss.lambda_ickd, "mse": loss.lambda_mse, "triplet": 1.0}
+    """λ_ICKD·ICKD + λ_MSE·MSE + triplet over the terms given."""
+    weights = term_weights(loss)
     return torch.stack([weights[name] * value for name, value in terms.items()]).sum()
 
 
@@ -199,22 +204,20 @@ def combine_chunk(loss: DistillLoss, terms: dict[str, Tensor], fraction: float, 
     backpropagated is Sᵢ / (2√S), whose gradient is this part's share of ∇√S. DistributedDataParallel
     averages gradients over the processes, so each backpropagates world size × its part.
     """
-    parts = {("ickd_sq" if name == "ickd" else name): value.square() if name == "ickd" else value * fraction
-             for name, value in terms.items()}
-    reduced = dict(zip(parts, (float(v) for v in group.sum(torch.stack([p.detach().float() for p in parts.values()])))))
-    if "ickd_sq" in parts:
+    parts = {name: value.square() if name == "ickd" else value * fraction for name, value in terms.items()}
+    summed = group.sum(torch.stack([part.detach().float() for part in parts.values()]))
+    reduced = {("ickd_sq" if name == "ickd" else name): float(value) for name, value in zip(parts, summed)}
+    if "ickd" in parts:
         norm = ickd_norm if ickd_norm is not None else float(np.sqrt(reduced["ickd_sq"]))
-        parts["ickd_sq"] = parts["ickd_sq"] / (2 * norm) if norm > 0 else parts["ickd_sq"] * 0.0
-    weights = {"ickd_sq": loss.lambda_ickd, "mse": loss.lambda_mse, "triplet": 1.0}
-    objective = torch.stack([weights[name] * value for name, value in parts.items()]).sum()
-    return group.world_size * objective, reduced
+        parts["ickd"] = parts["ickd"] / (2 * norm) if norm > 0 else parts["ickd"] * 0.0
+    return group.world_size * weighted_total(loss, parts), reduced
 
 
 def step_values(loss: DistillLoss, sums: dict[str, float]) -> dict[str, float]:
     """The step's loss and terms from its chunks' `combine_chunk` values, summed."""
     values = {("ickd" if name == "ickd_sq" else name): float(np.sqrt(value)) if name == "ickd_sq" else value
               for name, value in sums.items()}
-    weights = {"ickd": loss.lambda_ickd, "mse": loss.lambda_mse, "triplet": 1.0}
+    weights = term_weights(loss)
     return {"loss": sum(weights[name] * value for name, value in values.items()), **values}
 
 
