@@ -134,6 +134,26 @@ def _first_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
     return "unknown difference"
 
 
+# each entry of a saved state and its type; the tensors inside "mined" and "rng" are checked too
+STATE_LAYOUT = {"key": str, "step": int, "student": dict, "optimizer": dict, "scaler": dict, "curve": list,
+                "mined": dict, "teacher_forwards": str, "rng": dict, "arithmetic": str}
+
+
+def _layout_problem(data: dict[str, Any]) -> str | None:
+    """What in a loaded state is missing or of the wrong type, or None."""
+    for name, kind in STATE_LAYOUT.items():
+        if not isinstance(data.get(name), kind) or isinstance(data.get(name), bool):
+            return f"{name} is {type(data.get(name)).__name__}, not {kind.__name__}"
+    tensors = [("mined", name) for name in ("queries", "positives", "negatives")] + \
+              [("rng", name) for name in ("torch", "numpy_key")]
+    for part, name in tensors:
+        if not isinstance(data[part].get(name), torch.Tensor):
+            return f"{part}.{name} is not a tensor"
+    if not all(isinstance(row, dict) for row in data["curve"]):
+        return "curve rows are not tables"
+    return None
+
+
 def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler) -> Progress:
     """Restore a run saved by `save_state`, or BadInput when it was made with another configuration."""
@@ -143,6 +163,9 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
                        f"{STATE_FORMAT}); train into a new --out")
     if data.get("format") != STATE_FORMAT:
         raise BadInput(f"{path}: not a vidvpr distill training state (format {data.get('format')!r})")
+    problem = _layout_problem(data)
+    if problem:
+        raise BadInput(f"{path}: damaged training state ({problem}); train into a new --out")
     try:
         stored = json.loads(data["key"])
     except (KeyError, TypeError, ValueError):
@@ -160,7 +183,7 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
         _restore_rng(data["rng"])
         return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
                         json.loads(data["teacher_forwards"]), dict(json.loads(data["arithmetic"])))
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
         problem = f"{type(exc).__name__} {str(exc).strip().splitlines()[0][:120]}" if str(exc).strip() else type(exc).__name__
         raise BadInput(f"{path}: damaged training state ({problem}); train into a new --out") from None
 
