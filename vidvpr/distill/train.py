@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from vidvpr.core.atomic import ensure_writable_dir, refuse_output_inside, removing_new_dirs
 from vidvpr.core.errors import BadInput
