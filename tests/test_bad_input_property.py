@@ -897,44 +897,6 @@ def test_any_damaged_frames_entry_is_served_intact_or_decoded_again(pipeline: di
     check()
 
 
-@prop(40)
-@given(images=st.integers(1, 4).flatmap(lambda count: st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
-    lambda size: st.lists(st.binary(min_size=size[0] * size[1] * 3, max_size=size[0] * size[1] * 3).map(
-        lambda data: np.frombuffer(data, np.uint8).reshape(size[0], size[1], 3)), min_size=count, max_size=count))),
-       first=st.integers(0, 10**6))
-def test_any_frames_written_read_back_identical(scratch: Path, images: list[np.ndarray], first: int) -> None:
-    store = FrameStore(scratch / "frames-round-trip")
-    video = FileRecord(path="v.mp4", bytes=1, hash=f"sha256:{first:064d}")
-    frames = [first + 3 * k for k in range(len(images))]
-    store.clear()
-    written = store.write(video, frames, zip(reversed(frames), reversed(images)), "v.mp4")
-    for stored in (written, store.open(video, frames)):
-        assert stored is not None and np.array_equal(stored, np.stack(images))
-
-
-def test_any_damaged_training_state_is_resumed_or_refused_in_one_line(scratch: Path) -> None:
-    """`vidvpr distill --resume` reads train_state.pt: every entry dropped, or replaced by a hostile value."""
-    import torch
-
-    from vidvpr.distill.state import Progress, arithmetic, load_state, save_state
-
-    def parts() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
-        student = torch.nn.Linear(3, 2)
-        return student, torch.optim.Adam(student.parameters()), torch.amp.GradScaler("cuda", enabled=False)
-
-    key = {"lr": 0.0001, "data": {"places": 3}}
-    path = scratch / "train_state.pt"
-    save_state(path, key, *parts(), Progress(step=2, curve=[{"step": 1.0, "loss": 0.5}], arithmetic=arithmetic(1)))
-    state = torch.load(path, weights_only=True)
-    load_state(path, key, *parts())  # the valid state resumes
-    damaged = [{name: value for name, value in state.items() if name != dropped} for dropped in state]
-    damaged += [{**state, name: value} for name in state for value in
-                (None, "", "a\nb", -1, 1e308, [], {}, {"a": torch.zeros(2)}, torch.zeros(3), "[]", "{}")]
-    for data in damaged:
-        torch.save(data, path)
-        assert_result_or_one_line_bad_input(lambda: load_state(path, key, *parts()), path)
-
-
 # ---------------------------------------------------------------- every value replaced, one at a time
 # Random mutations rarely hit one given key with one given value; these sweeps try each hostile
 # value in each place of each kind of file once (a few thousand loads, a few seconds).

@@ -11,7 +11,11 @@ above 0°, view yaws of ±180°, walks due north along a UTM zone's central meri
 * positives.json: `PositivesFile` → `PositivesFile.load`;
 * demo trajectories: `write_trajectory` (csv-xy, TUM) → `read_trajectory`;
 * results.json rows with a sequence length and the VPR-Bench measures (any match distances,
-  negative after contrast normalisation, or none) → `EvalResults.load`.
+  negative after contrast normalisation, or none) → `EvalResults.load`;
+* distill's decoded frames: any frames of any size, in any decoding order → `FrameStore.write` →
+  `FrameStore.open`;
+* distill's train_state.pt: any step, loss curve, mined triplets and arithmetic → `save_state` →
+  `load_state`.
 """
 
 from __future__ import annotations
@@ -295,3 +299,57 @@ def test_any_eval_row_with_a_sequence_length_and_its_measures_is_read_back_equal
     path = tmp_path_factory.mktemp("results") / "results.json"
     written.save(path)
     assert EvalResults.load(path) == written
+
+
+# ---------------------------------------------------------------- vidvpr distill's files
+
+
+@ROUND_TRIP
+@given(images=st.integers(1, 4).flatmap(lambda count: st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
+    lambda size: st.lists(st.binary(min_size=size[0] * size[1] * 3, max_size=size[0] * size[1] * 3).map(
+        lambda data: np.frombuffer(data, np.uint8).reshape(size[0], size[1], 3)), min_size=count, max_size=count))),
+       first=st.integers(0, 10**6))
+def test_any_decoded_frames_are_read_back_identical(tmp_path_factory: pytest.TempPathFactory, images: list[np.ndarray],
+                                                    first: int) -> None:
+    from vidvpr.core.records import FileRecord
+    from vidvpr.distill.frames import FrameStore
+
+    store = FrameStore(tmp_path_factory.mktemp("frames"))
+    video = FileRecord(path="v.mp4", bytes=1, hash=f"sha256:{first:064d}")
+    frames = [first + 3 * k for k in range(len(images))]
+    written = store.write(video, frames, zip(reversed(frames), reversed(images)), "v.mp4")  # decoded in any order
+    for stored in (written, store.open(video, frames)):
+        assert stored is not None and np.array_equal(stored, np.stack(images))
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+curve_rows = st.lists(st.fixed_dictionaries({"step": st.integers(1, 10**6).map(float), "loss": finite},
+                                            optional={"ickd": finite, "mse": finite, "triplet": finite}), max_size=5)
+mined_tables = st.integers(0, 3).flatmap(lambda negatives: st.dictionaries(
+    st.integers(0, 10**9), st.tuples(st.integers(0, 10**9), st.lists(st.integers(0, 10**9), min_size=negatives,
+                                                                     max_size=negatives)), max_size=5))
+
+
+@ROUND_TRIP
+@given(step=st.integers(0, 10**9), curve=curve_rows, mined=mined_tables, epochs=st.lists(st.integers(0, 10**6), max_size=3),
+       threads=st.integers(1, 512), processes=st.integers(1, 64))
+def test_any_training_state_is_read_back_equal(tmp_path_factory: pytest.TempPathFactory, step: int, curve: list,
+                                               mined: dict, epochs: list[int], threads: int, processes: int) -> None:
+    import torch
+
+    from vidvpr.distill.mining import Triplet
+    from vidvpr.distill.state import Progress, load_state, save_state
+
+    def parts() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+        student = torch.nn.Linear(3, 2)
+        return student, torch.optim.Adam(student.parameters()), torch.amp.GradScaler("cuda", enabled=False)
+
+    triplets = {query: Triplet(positive, tuple(negatives)) for query, (positive, negatives) in mined.items()}
+    arithmetic = {"threads": threads, "processes": processes, "torch": torch.__version__, "cpu_capability": "AVX2"}
+    progress = Progress(step, curve, triplets, {"targets": 3, "epochs": epochs}, arithmetic)
+    path = tmp_path_factory.mktemp("state") / "train_state.pt"
+    student, optimizer, scaler = parts()
+    save_state(path, {"lr": 1e-4}, student, optimizer, scaler, progress)
+    again, *rest = parts()
+    assert load_state(path, {"lr": 1e-4}, again, *rest) == progress
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))
