@@ -224,7 +224,8 @@ def test_distill_trains_on_imported_views(imported_dataset: Path, tmp_path: Path
     teacher = tmp_path / "teacher.pt"
     initialise_netvlad(model, [torch.randn(4, 3, 48, 64, generator=torch.Generator().manual_seed(0))], teacher)
     config = DistillConfig(train=imported_dataset / "manifest", lq=("64x48/qp40",),
-                           teacher=f"netvlad-efficientnet-lite0:{teacher}", negatives=1, negative_radius_m=2.0,
+                           teacher=f"netvlad-efficientnet-lite0:{teacher}", negatives=1, positive_radius_m=1.5,
+                           negative_radius_m=2.0,
                            batch_size=4, mine_every=3)
     result = distill(tmp_path / "run", replace(config, epochs=1))
     assert result.steps >= 1 and Path(result.student).is_file()
