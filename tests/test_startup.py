@@ -4,8 +4,10 @@ commands that need no model never import torch or faiss (the import graph, not a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -18,8 +20,9 @@ HEAVY = ("torch", "faiss", "matplotlib")
 MODEL_FREE = ("probe", "slice", "import", "encode", "manifest", "export", "study", "report")
 
 
-def _imported_after(argv: list[str]) -> dict[str, list[str]]:
-    """Run `vidvpr ARGV` in a fresh interpreter; which heavy and which vidvpr.cli modules it imported."""
+def _imported_after(argv: list[str], env: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Run `vidvpr ARGV` in a fresh interpreter; which heavy and which vidvpr.cli modules it imported
+    (and whether Dask was imported)."""
     code = (
         "import json, sys\n"
         "from vidvpr.cli import main\n"
@@ -28,9 +31,10 @@ def _imported_after(argv: list[str]) -> dict[str, list[str]]:
         "except SystemExit:\n"
         "    pass\n"
         "print(json.dumps({'heavy': sorted(m for m in sys.modules if m.split('.')[0] in "
-        f"{HEAVY!r}), 'cli': sorted(m for m in sys.modules if m.startswith('vidvpr.cli.'))}}))\n"
+        f"{HEAVY!r}), 'cli': sorted(m for m in sys.modules if m.startswith('vidvpr.cli.')), "
+        "'dask': 'dask' in sys.modules}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -57,6 +61,30 @@ def test_commands_that_need_no_model_never_import_torch_or_faiss_when_they_run(c
             "study": ["study", str(tmp_path / "eval"), "--out", str(tmp_path / "s")],
             "report": ["report", str(tmp_path / "s"), "--out", str(tmp_path / "r.html")]}[command]
     assert _imported_after(argv)["heavy"] == []
+
+
+def _no_dask_configuration(home: Path) -> dict[str, str]:
+    """This environment without DASK_* variables, with an empty home (no ~/.config/dask)."""
+    return {**{key: value for key, value in os.environ.items() if not key.startswith("DASK_")}, "HOME": str(home)}
+
+
+@pytest.mark.parametrize("command", ["slice", "encode", "manifest", "eval"])
+def test_without_a_dask_configuration_no_command_imports_dask(command: str, tmp_path) -> None:
+    argv = {"slice": ["slice", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "v")],
+            "encode": ["encode", str(tmp_path / "no.mp4"), "--out", str(tmp_path / "e")],
+            "manifest": ["manifest", str(tmp_path / "no.toml"), "--out", str(tmp_path / "m")],
+            "eval": ["eval", str(tmp_path / "m"), "--out", str(tmp_path / "x")]}[command]
+    assert not _imported_after(argv, _no_dask_configuration(tmp_path))["dask"]
+
+
+def test_a_scheduler_named_in_a_dask_config_file_is_still_found(tmp_path) -> None:
+    config = tmp_path / ".config" / "dask"
+    config.mkdir(parents=True)
+    (config / "cluster.yaml").write_text("scheduler-address: tcp://head.example:8786\n")
+    code = "from vidvpr.run import scheduler_address; print(scheduler_address(None))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=_no_dask_configuration(tmp_path))
+    assert done.stdout.strip() == "tcp://head.example:8786"
 
 
 def test_the_listing_shows_every_command_in_pipeline_order_with_its_summary() -> None:

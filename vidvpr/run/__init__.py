@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import os
+import site
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,10 +36,32 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def dask_config_sources() -> list[str]:
+    """What Dask would read its configuration from here and now: ``DASK_*`` environment variables and
+    YAML/JSON files in its search path (dask.config's own list). Empty: Dask runs on its defaults,
+    which name no scheduler."""
+    sources = [name for name in os.environ if name.startswith("DASK_")]
+    folders = [os.getenv("DASK_ROOT_CONFIG", "/etc/dask"), os.path.join(sys.prefix, "etc", "dask"),
+               *(os.path.join(prefix, "etc", "dask") for prefix in site.PREFIXES),
+               os.path.join(os.path.expanduser("~"), ".config", "dask")]
+    for folder in folders:
+        try:
+            sources += [os.path.join(folder, name) for name in os.listdir(folder)
+                        if os.path.splitext(name)[1].lower() in (".json", ".yaml", ".yml")]
+        except OSError:  # absent (the usual case) or unreadable: Dask skips it too
+            continue
+    return sources
+
+
 def scheduler_address(explicit: str | None) -> str | None:
-    """--scheduler, else Dask's configured ``scheduler-address`` (read now), else None (in-process)."""
+    """--scheduler, else Dask's configured ``scheduler-address`` (read now), else None (in-process).
+
+    Dask is imported only when something configures it (`dask_config_sources`): importing it
+    costs a command more than deciding a rerun has nothing to do."""
     if explicit:
         return explicit
+    if not dask_config_sources():
+        return None
     import dask.config  # imported here: Dask reads the environment at its first import, i.e. now
 
     configured = dask.config.get("scheduler-address", None)
@@ -54,4 +79,4 @@ def open_executor(scheduler: str | None = None) -> Executor:
 
 
 __all__ = ["Executor", "InProcessExecutor", "RunReport", "Unit", "UnitFailure", "UnitRetry", "UnitsFailed",
-           "open_executor", "scheduler_address"]
+           "dask_config_sources", "open_executor", "scheduler_address"]
