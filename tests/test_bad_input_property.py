@@ -52,6 +52,8 @@ from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
 from vidvpr.encoding.table import EncodeTable
 from vidvpr.evaluate.results import EvalResults
+from vidvpr.media.ffmpeg import DESCRIPTIONS_DIR, FfmpegDescription
+from vidvpr.core.provenance import cache_dir
 from vidvpr.geo.readers import read_trajectory
 from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.camera import camera_from_options, undistortion
@@ -485,7 +487,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                "calibration": base / "calibration.json",
                "results": write_eval(base / "eval", curve_rows("teacher", "libx264", RATES[:3], RECALLS[:3])
                                      + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json",
-               "frames": next((base / "frames").glob("*.json"))}
+               "frames": next((base / "frames").glob("*.json")),
+               "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json"))}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
             "insv": insv, "cell_video": cell_video}
 
@@ -607,7 +610,8 @@ def test_any_demo_definition_is_loaded_or_refused_in_one_line(scratch: Path, dat
 RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar, "manifest": ManifestRecord,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
            "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
-           "frames": FramesRecord}
+           "frames": FramesRecord,
+           "ffmpeg": FfmpegDescription}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))

@@ -88,3 +88,36 @@ def test_doctor_exits_nonzero_when_required_tools_are_missing(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["doctor", "--ffmpeg", str(fake_ffmpeg(tmp_path, "mpeg4"))])
     assert result.exit_code == 3
     assert "MISSING libx264" in " ".join(result.output.split())
+
+
+# --- what each binary can do, asked once ---------------------------------------------------
+
+
+def test_a_binary_described_once_is_not_run_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDVPR_CACHE_DIR", str(tmp_path / "cache"))
+    binary = str(fake_ffmpeg(tmp_path / "bin", "libx264"))
+    first = ffmpeg.describe_ffmpeg(binary, "option")
+    ffmpeg.describe_ffmpeg.cache_clear()  # as in a new process
+    monkeypatch.setattr(ffmpeg, "_capture", lambda argv: pytest.fail(f"ran {argv} again"))
+    assert ffmpeg.describe_ffmpeg(binary, "option") == first and first.has_x264
+
+
+def test_a_replaced_binary_is_described_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDVPR_CACHE_DIR", str(tmp_path / "cache"))
+    binary = fake_ffmpeg(tmp_path / "bin", "libx264")
+    assert not ffmpeg.describe_ffmpeg(str(binary), "option").has_x265
+    ffmpeg.describe_ffmpeg.cache_clear()
+    fake_ffmpeg(tmp_path / "bin", "libx265")
+    os.utime(binary, ns=(binary.stat().st_atime_ns, binary.stat().st_mtime_ns + 10**9))
+    assert ffmpeg.describe_ffmpeg(str(binary), "option").has_x265
+
+
+def test_a_damaged_description_is_asked_again_and_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDVPR_CACHE_DIR", str(tmp_path / "cache"))
+    binary = str(fake_ffmpeg(tmp_path / "bin", "libx264"))
+    first = ffmpeg.describe_ffmpeg(binary, "option")
+    [entry] = (tmp_path / "cache" / ffmpeg.DESCRIPTIONS_DIR).glob("*.json")
+    entry.write_text('{"schema": "vidvpr.ffmpeg-description/1", "path": ')
+    ffmpeg.describe_ffmpeg.cache_clear()
+    assert ffmpeg.describe_ffmpeg(binary, "option") == first
+    assert ffmpeg.FfmpegDescription.load(entry).version == first.version

@@ -43,7 +43,8 @@ def _hash_file_contents(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+def file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime in ns): a file rewritten or replaced gets another identity."""
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
@@ -81,7 +82,7 @@ def sha256_files(paths: Sequence[Path]) -> list[str]:
     digests, new = [], []
     with _hash_cache() as cache:
         for path in map(Path, paths):
-            key = _file_identity(path.stat())
+            key = file_identity(path.stat())
             hit = None
             if cache is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -92,7 +93,7 @@ def sha256_files(paths: Sequence[Path]) -> list[str]:
                 continue
             digest = _hash_file_contents(path)
             digests.append(digest)
-            if _file_identity(path.stat()) == key:  # unchanged while hashing
+            if file_identity(path.stat()) == key:  # unchanged while hashing
                 new.append((*key, digest))
         if cache is not None and new:
             with contextlib.suppress(sqlite3.Error), cache:

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidvpr.core.errors import OutputError, ProcessFailed, ToolMissing
+from vidvpr.core.provenance import cache_dir, file_identity, params_hash
+from vidvpr.core.records import Record
 
 FFMPEG_ENV_VAR = "VIDVPR_FFMPEG"
 STDERR_TAIL_LINES = 8
+DESCRIPTIONS_DIR = "ffmpeg"  # in vidvpr's cache folder: what each ffmpeg binary said it can do
 THREAD_SAMPLE_S = 0.1  # how often a running ffmpeg's per-thread CPU times are read
 
 
@@ -53,9 +56,47 @@ def _capture(argv: list[str]) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout
 
 
+class FfmpegDescription(Record):
+    """What an ffmpeg binary said about itself (-version, -encoders, -filters), cached in vidvpr's
+    cache folder by the binary's identity: asking takes three runs of a large executable."""
+
+    SCHEMA = "vidvpr.ffmpeg-description/1"
+    KIND = "vidvpr ffmpeg description"
+
+    path: str
+    identity: list[int]  # device, inode, size, mtime_ns of the binary described
+    version: str
+    encoders: list[str]
+    filters: list[str]
+
+
+def description_path(path: str, identity: tuple[int, ...]) -> Path:
+    """Where the description of the binary at `path` with this identity is cached."""
+    return cache_dir() / DESCRIPTIONS_DIR / f"{params_hash({'path': path, 'identity': list(identity)})}.json"
+
+
 @functools.lru_cache(maxsize=8)
 def describe_ffmpeg(path: str, source: str) -> FfmpegInfo:
-    """Ask a binary for its version, encoders and filters."""
+    """Ask a binary for its version, encoders and filters; a binary asked before (same path, device,
+    inode, size and mtime) is answered from the cache."""
+    try:
+        identity = file_identity(os.stat(path))
+    except OSError:
+        identity = None
+    cached = FfmpegDescription.load_or_none(description_path(path, identity)) if identity else None
+    if cached is not None and cached.path == path and tuple(cached.identity) == identity:
+        return FfmpegInfo(path, source, cached.version, frozenset(cached.encoders), frozenset(cached.filters))
+    info = _ask_ffmpeg(path, source)
+    if identity is not None:
+        with contextlib.suppress(OSError, OutputError):  # a read-only cache folder: ask again next time
+            entry = description_path(path, identity)
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            FfmpegDescription(path=path, identity=list(identity), version=info.version, encoders=sorted(info.encoders),
+                              filters=sorted(info.filters)).save(entry)
+    return info
+
+
+def _ask_ffmpeg(path: str, source: str) -> FfmpegInfo:
     try:
         version_text = _capture([path, "-hide_banner", "-version"])
     except OSError as exc:
