@@ -441,6 +441,42 @@ def test_rerun_skips_every_finished_cell(grid: tuple, views: list[Path], tmp_pat
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
 
 
+def test_a_rerun_that_encodes_nothing_leaves_table_and_plot_as_they_are(grid: tuple, views: list[Path],
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr.encoding import table
+
+    out = tmp_path / "grid"
+    shutil.copytree(grid[0], out)
+    files = ("encodes.csv", "encodes.json", "rd.png")
+    before = {name: (out / name).stat().st_mtime_ns for name in files}
+    monkeypatch.setattr(table, "plot_rd", lambda rows, path: pytest.fail("the plot was drawn again"))
+    result = encode_grid(views, out, small_config())
+    assert result.encoded == [] and {name: (out / name).stat().st_mtime_ns for name in files} == before
+
+
+@pytest.mark.parametrize("damage", ["plot", "csv", "plot record"])
+def test_a_damaged_table_or_plot_is_written_again(damage: str, grid: tuple, views: list[Path], tmp_path: Path) -> None:
+    from vidvpr.core.records import FileRecord
+
+    out = tmp_path / "grid"
+    shutil.copytree(grid[0], out)
+    if damage == "plot":
+        (out / "rd.png").write_bytes((out / "rd.png").read_bytes()[:-10] + bytes(10))  # same size, other bytes
+    elif damage == "csv":
+        (out / "encodes.csv").write_text((out / "encodes.csv").read_text().replace("qp35", "qp36"))
+    else:
+        recorded = json.loads((out / "encodes.json").read_text())
+        del recorded["plot"]  # a table from before plots were recorded
+        (out / "encodes.json").write_text(json.dumps(recorded))
+    damaged = {name: (out / name).read_bytes() for name in ("encodes.csv", "encodes.json", "rd.png")}
+    encode_grid(views, out, small_config())
+    assert (out / "encodes.csv").read_text() == (grid[0] / "encodes.csv").read_text()
+    plot = FileRecord(**json.loads((out / "encodes.json").read_text())["plot"])
+    assert plot.path == "rd.png" and plot.matches(out / "rd.png", check_hash=True)
+    assert any((out / name).read_bytes() != data for name, data in damaged.items())
+
+
 def test_rerun_redoes_a_cell_whose_sidecar_was_deleted(grid: tuple, views: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "grid"
     shutil.copytree(grid[0], out)

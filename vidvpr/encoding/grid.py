@@ -29,7 +29,6 @@ from vidvpr.core.threads import encoder_threads, usable_cores
 from vidvpr.encoding.codecs import CODECS
 from vidvpr.encoding.plan import Cell, EncodeConfig, describe_config, plan_grid, validate_config
 from vidvpr.encoding.quality import vmaf_sampling
-from vidvpr.encoding.rdplot import PLOT_NAME, plot_rd
 from vidvpr.encoding.table import table_rows, write_table
 from vidvpr.encoding.viewjob import ViewContext, encode_group
 from vidvpr.media.ffmpeg import FfmpegInfo, FfmpegPool, find_ffmpeg
@@ -168,8 +167,7 @@ def _encode_statuses(statuses: list[CellStatus], out_dir: Path, config: EncodeCo
                   weight=_cell_frames([cell for _, cells in job for cell in cells])) for job in jobs]
     report = executor.run(units, on_start, on_frames, concurrency=config.jobs, on_abort=stop_encoders)
     rows = table_rows(out_dir)
-    table, table_json = write_table(rows, out_dir, describe_config(config))
-    plot = plot_rd(rows, out_dir / PLOT_NAME)
+    table, table_json, plot = write_table(rows, out_dir, describe_config(config))
     report.raise_failures()
     return EncodeResult(rows, [str(s.cell.video) for s in statuses if not s.done],
                         [str(s.cell.video) for s in statuses if s.done], table, table_json, plot)

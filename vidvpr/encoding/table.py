@@ -1,7 +1,11 @@
-"""The grid's table (`encodes.csv` + `encodes.json`): one row per finished cell under the output folder.
+"""The grid's table (`encodes.csv` + `encodes.json`) and its plot (`rd.png`): one row per finished
+cell under the output folder.
 
 The table is rebuilt from the cell sidecars on disk after every run, so it describes every cell
-under `--out`, whichever run (or cluster job) made it, not only the inputs of the last run.
+under `--out`, whichever run (or cluster job) made it, not only the inputs of the last run. When
+the rebuilt table is the one on disk (same rows and configuration, the CSV as it would be written,
+the plot with its recorded size and hash), nothing is rewritten: a rerun that encoded nothing
+never pays for drawing the plot again.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 from vidvpr.core.atomic import is_partial_name, write_text_atomic
 from vidvpr.core.provenance import command_line
-from vidvpr.core.records import Record
+from vidvpr.core.records import FileRecord, Record
 from vidvpr.core.sidecars import CellSidecar
+from vidvpr.encoding.rdplot import PLOT_NAME, plot_rd
 
 LOG = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class EncodeTable(Record):
     config: dict[str, Any]
     command: list[str]
     rows: list[dict[str, Any]]
+    plot: FileRecord | None = None  # rd.png drawn from these rows (path relative to the folder)
 
 
 def row_from_sidecar(cell: CellSidecar, out_dir: Path, sidecar: Path) -> dict[str, Any]:
@@ -86,13 +92,42 @@ def table_rows(out_dir: Path) -> list[dict[str, Any]]:
     return [row_from_sidecar(cell, Path(out_dir), path) for path, cell in finished_cells(out_dir)]
 
 
-def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, config: dict[str, Any]) -> tuple[Path, Path]:
-    """Write `encodes.csv` and its JSON twin atomically; empty metrics are empty CSV fields."""
-    csv_path, json_path = Path(out_dir) / TABLE_NAME, Path(out_dir) / TABLE_JSON_NAME
+def table_csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """`encodes.csv` as written: empty metrics are empty CSV fields."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(csv_path, text.getvalue())
-    EncodeTable(columns=list(TABLE_COLUMNS), config=config, command=command_line(), rows=list(rows)).save(json_path)
-    return csv_path, json_path
+    return text.getvalue()
+
+
+def table_current(rows: Sequence[dict[str, Any]], out_dir: Path, config: dict[str, Any]) -> bool:
+    """Whether `out_dir` already holds this table (rows and configuration, CSV text) and the plot drawn
+    from it, intact (size and content hash)."""
+    out_dir = Path(out_dir)
+    recorded = EncodeTable.load_or_none(out_dir / TABLE_JSON_NAME)
+    if recorded is None or recorded.plot is None:
+        return False
+    wanted = EncodeTable(columns=list(TABLE_COLUMNS), config=config, command=[], rows=list(rows)).to_json()
+    if ({**recorded.to_json(), "command": [], "plot": None} != {**wanted, "plot": None}
+            or not recorded.plot.matches(out_dir / recorded.plot.path, check_hash=True)):
+        return False
+    try:
+        return (out_dir / TABLE_NAME).read_text(encoding="utf-8") == table_csv_text(rows)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, config: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """Write `encodes.csv`, `rd.png` and `encodes.json` (last: it records the plot) atomically, unless
+    they are current (`table_current`); returns their paths."""
+    out_dir = Path(out_dir)
+    csv_path, json_path, plot_path = out_dir / TABLE_NAME, out_dir / TABLE_JSON_NAME, out_dir / PLOT_NAME
+    if table_current(rows, out_dir, config):
+        LOG.info("%s: table and plot already describe every finished cell; left as they are", out_dir)
+        return csv_path, json_path, plot_path
+    write_text_atomic(csv_path, table_csv_text(rows))
+    plot_rd(rows, plot_path)
+    EncodeTable(columns=list(TABLE_COLUMNS), config=config, command=command_line(), rows=list(rows),
+                plot=FileRecord.of(plot_path, out_dir)).save(json_path)
+    return csv_path, json_path, plot_path
