@@ -534,6 +534,46 @@ def test_deciding_to_skip_reads_no_source_twice(equirect_video: Path, tmp_path: 
     assert reads == []  # served from the hash cache: (device, inode, size, mtime) unchanged
 
 
+def test_a_source_whose_views_are_all_done_is_never_opened(equirect_video: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidvpr.slicing import slicer
+
+    first = slicer.slice_videos([equirect_video], tmp_path, small_config())
+
+    def must_not_open(*args, **kwargs):
+        raise AssertionError("a finished source was opened")
+
+    monkeypatch.setattr(slicer, "probe_video", must_not_open)
+    monkeypatch.setattr(slicer, "decode_frames", must_not_open)
+    again = slicer.slice_videos([equirect_video], tmp_path, small_config())
+    assert [(r.view, r.path, r.frames) for r in again] == [(r.view, r.path, r.frames) for r in first]
+    assert all(r.skipped for r in again)
+
+
+def test_finished_and_unfinished_sources_keep_the_order_they_were_given(equirect_video: Path,
+                                                                         tmp_path: Path) -> None:
+    from vidvpr.slicing.slicer import slice_videos
+
+    other = tmp_path / "other.mp4"
+    shutil.copy(equirect_video, other)
+    slice_videos([equirect_video], tmp_path / "views", small_config(yaws_deg=(0.0, 90.0)))
+    results = slice_videos([other, equirect_video], tmp_path / "views", small_config(yaws_deg=(0.0, 90.0)))
+    assert [(Path(r.source).stem, r.view, r.skipped) for r in results] == [
+        ("other", "yaw000_pitch+00", False), ("other", "yaw090_pitch+00", False),
+        (equirect_video.stem, "yaw000_pitch+00", True), (equirect_video.stem, "yaw090_pitch+00", True)]
+
+
+def test_a_view_of_the_wrong_size_sends_its_source_to_the_full_check(equirect_video: Path, tmp_path: Path) -> None:
+    from vidvpr.slicing.slicer import finished_views, slice_videos
+
+    first = slice_videos([equirect_video], tmp_path, small_config(yaws_deg=(0.0, 90.0)))
+    with open(first[1].path, "ab") as video:
+        video.write(b"\0")
+    assert finished_views(equirect_video, tmp_path, small_config(yaws_deg=(0.0, 90.0))) is None
+    again = slice_videos([equirect_video], tmp_path, small_config(yaws_deg=(0.0, 90.0)))
+    assert [r.skipped for r in again] == [True, False]
+
+
 def test_a_changed_source_is_hashed_again(tmp_path: Path) -> None:
     from vidvpr.core.provenance import sha256_file
 

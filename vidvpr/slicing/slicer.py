@@ -10,7 +10,9 @@ Decoding, remapping and each view's encoder run in threads of their own.
 
 A view is done when its sidecar (written last) records this view's parameters, the same source
 content hash and the video's size; a rerun redoes only the views that are not done. Views made
-from a different source with the same file name are never replaced without `force`.
+from a different source with the same file name are never replaced without `force`. A source
+whose views are all done is recognised from its content hash (cached by file identity) and the
+sidecars alone (`finished_views`), without opening the video.
 """
 
 from __future__ import annotations
@@ -102,6 +104,34 @@ def view_done(video: Path, sidecar: SliceSidecar | EquirectSidecar | None, sourc
     """Whether a finished view of these parameters, from this source, is on disk intact."""
     return bool(sidecar and sidecar.params_hash == phash and sidecar.source.hash == source_hash
                 and video.is_file() and video.stat().st_size == sidecar.output.bytes)
+
+
+def finished_views(source: Path, out_dir: Path, config: SliceConfig) -> list[ViewResult] | None:
+    """Every view of an equirectangular `source`, when all are done (`view_done`), decided without
+    opening the video: the source's width, on which the planned views depend, is the one its
+    sidecars record for the very content they name (same hash). None when any view is not done, or
+    anything is unclear (a dual-fisheye source, whose lens calibration enters the parameters;
+    `--equirect`, calibration options, `force`): then `slice_video` decides, probing the source."""
+    if config.force or config.equirect or config.calibration is not None or config.fisheye_fov_deg is not None:
+        return None
+    try:
+        source_hash = sha256_file(Path(source))
+    except OSError:
+        return None  # missing or unreadable: slice_video says so
+    names = [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
+    folder = Path(out_dir) / Path(source).stem
+    sidecars = [SliceSidecar.load_or_none(folder / f"{name}.json") for name in names]
+    if any(car is None or car.source.hash != source_hash or "camera" in car.params
+           or (car.source.camera is not None and car.source.camera.model != "equirectangular") for car in sidecars):
+        return None
+    views = plan_views(config, float(sidecars[0].source.width))  # type: ignore[union-attr]  (EquirectCamera's width)
+    results = []
+    for view, car in zip(views, sidecars):
+        video, car_path = view_paths(Path(out_dir), Path(source), view)
+        if not view_done(video, car, source_hash, params_hash(view_params(view, config))):
+            return None
+        results.append(ViewResult(str(source), view.name, str(video), str(car_path), car.frames, True))  # type: ignore[union-attr]
+    return results
 
 
 def _refuse_other_source(source: Path, source_hash: str, folder: Path,
@@ -273,22 +303,25 @@ def slice_videos(
     duplicated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicated:
         raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
-    infos = [probe_video(Path(src)) for src in sources]  # every input is checked before anything is written
+    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
+    finished = [finished_views(Path(src).absolute(), out_dir, config) for src in sources]
+    todo = [src for src, views in zip(sources, finished) if views is None]
+    infos = [probe_video(Path(src)) for src in todo]  # every input is checked before anything is written
     executor = executor or InProcessExecutor()
     with _warned_by_the_units(executor.name == "in-process"):
         for info in infos:
             camera = source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
             if not config.equirect:
                 plan_views(config, camera.equirect_width)  # the views' size
-    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
                   progress="on_frame", weight=expected_frames_hint(info, config))
-             for src, info in zip(sources, infos)]
+             for src, info in zip(todo, infos)]
     with removing_new_dirs(out_dir):
         ensure_writable_dir(out_dir)
         executor.check_shared([out_dir], [Path(src) for src in sources])
         report = executor.run(units, on_start, on_frame)
-        results = [result for views in report.values if views for result in views]
+        made = iter(report.values)
+        results = [result for views in finished for result in (views if views is not None else next(made) or [])]
         report.raise_failures()
     return results
 
