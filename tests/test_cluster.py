@@ -36,7 +36,7 @@ from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
 from vidvpr.run import probe
 from vidvpr.run.cluster import DaskExecutor
 from vidvpr.slicing.config import SliceConfig
-from vidvpr.slicing.slicer import slice_videos
+from vidvpr.slicing.stage import slice_videos
 
 pytestmark = pytest.mark.slow
 

@@ -515,10 +515,10 @@ def test_one_missing_view_is_redone_alone(equirect_video: Path, tmp_path: Path) 
 
 def test_views_made_by_an_older_slicer_are_redone(equirect_video: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidvpr.slicing import slicer
+    from vidvpr.slicing import outputs
 
     slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))
-    monkeypatch.setattr(slicer, "SLICE_OUTPUT_VERSION", slicer.SLICE_OUTPUT_VERSION + 1)  # a fix in slicing
+    monkeypatch.setattr(outputs, "SLICE_OUTPUT_VERSION", outputs.SLICE_OUTPUT_VERSION + 1)  # a fix in slicing
     assert not slice_video(equirect_video, tmp_path, small_config(yaws_deg=(0.0,)))[0].skipped
 
 
@@ -536,23 +536,24 @@ def test_deciding_to_skip_reads_no_source_twice(equirect_video: Path, tmp_path: 
 
 def test_a_source_whose_views_are_all_done_is_never_opened(equirect_video: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidvpr.slicing import slicer
+    from vidvpr.media import decode, probe
+    from vidvpr.slicing.stage import slice_videos
 
-    first = slicer.slice_videos([equirect_video], tmp_path, small_config())
+    first = slice_videos([equirect_video], tmp_path, small_config())
 
     def must_not_open(*args, **kwargs):
         raise AssertionError("a finished source was opened")
 
-    monkeypatch.setattr(slicer, "probe_video", must_not_open)
-    monkeypatch.setattr(slicer, "decode_frames", must_not_open)
-    again = slicer.slice_videos([equirect_video], tmp_path, small_config())
+    monkeypatch.setattr(probe, "probe_video", must_not_open)
+    monkeypatch.setattr(decode, "decode_frames", must_not_open)
+    again = slice_videos([equirect_video], tmp_path, small_config())
     assert [(r.view, r.path, r.frames) for r in again] == [(r.view, r.path, r.frames) for r in first]
     assert all(r.skipped for r in again)
 
 
 def test_finished_and_unfinished_sources_keep_the_order_they_were_given(equirect_video: Path,
                                                                          tmp_path: Path) -> None:
-    from vidvpr.slicing.slicer import slice_videos
+    from vidvpr.slicing.stage import slice_videos
 
     other = tmp_path / "other.mp4"
     shutil.copy(equirect_video, other)
@@ -564,7 +565,8 @@ def test_finished_and_unfinished_sources_keep_the_order_they_were_given(equirect
 
 
 def test_a_view_of_the_wrong_size_sends_its_source_to_the_full_check(equirect_video: Path, tmp_path: Path) -> None:
-    from vidvpr.slicing.slicer import finished_views, slice_videos
+    from vidvpr.slicing.outputs import finished_views
+    from vidvpr.slicing.stage import slice_videos
 
     first = slice_videos([equirect_video], tmp_path, small_config(yaws_deg=(0.0, 90.0)))
     with open(first[1].path, "ab") as video:

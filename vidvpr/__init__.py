@@ -17,7 +17,7 @@ from typing import Any
 __version__ = "0.2.0"
 
 _API = {
-    "slice_videos": "vidvpr.slicing.slicer",
+    "slice_videos": "vidvpr.slicing.stage",
     "SliceConfig": "vidvpr.slicing.config",
     "ViewEncoding": "vidvpr.slicing.config",
     "import_footage": "vidvpr.ingest.stage",

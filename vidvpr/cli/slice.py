@@ -64,7 +64,7 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
     """Slice 360° videos (equirectangular, or dual fisheye such as an Insta360 .insv) into perspective
     view videos (+ sidecar JSON each)."""
     from vidvpr.core.progress import progress_bar
-    from vidvpr.slicing.slicer import slice_videos
+    from vidvpr.slicing.stage import slice_videos
 
     config = SliceConfig(yaws_deg=parse_float_list(yaws), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
                          fps=parse_fraction(fps), interp=interp, stereo=stereo, eye=eye,

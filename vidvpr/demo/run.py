@@ -23,7 +23,7 @@ from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
 from vidvpr.evaluate.grid import EvalConfig, EvalResult, evaluate_grid
 from vidvpr.run import Executor
 from vidvpr.slicing.config import SliceConfig
-from vidvpr.slicing.slicer import slice_videos
+from vidvpr.slicing.stage import slice_videos
 
 LOG = logging.getLogger(__name__)
 

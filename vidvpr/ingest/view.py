@@ -43,7 +43,7 @@ from vidvpr.media.probe import probe_video
 from vidvpr.media.remux import copy_video_stream
 from vidvpr.media.settings import encoder_settings_string
 from vidvpr.slicing.config import ViewSpec
-from vidvpr.slicing.slicer import view_done
+from vidvpr.slicing.outputs import view_done
 from vidvpr.slicing.writer import ViewWriter
 
 LOG = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""`vidvpr slice`: 360° video → perspective view videos with provenance sidecars.
+"""One 360° video → perspective view videos with provenance sidecars (the unit of work of
+`vidvpr slice`, `vidvpr.slicing.stage`).
 
 The source is equirectangular or dual fisheye (an Insta360 .insv): its camera model
 (`vidvpr.slicing.camera`) chooses the sampling maps, and everything else is shared. With
@@ -9,20 +10,18 @@ tags kept) and encoded in-process by libx264 through PyAV, keeping every source 
 Decoding, remapping and each view's encoder run in threads of their own.
 
 A view is done when its sidecar (written last) records this view's parameters, the same source
-content hash and the video's size; a rerun redoes only the views that are not done. Views made
-from a different source with the same file name are never replaced without `force`. A source
-whose views are all done is recognised from its content hash (cached by file identity) and the
-sidecars alone (`finished_views`), without opening the video.
+content hash and the video's size (`vidvpr.slicing.outputs`); a rerun redoes only the views that
+are not done. Views made from a different source with the same file name are never replaced
+without `force`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -42,96 +41,31 @@ from vidvpr.core.sidecars import (
     SphericalRecord,
     ViewEncodingRecord,
 )
-from vidvpr.core.threads import encoder_threads, prefetch, usable_cores
+from vidvpr.core.threads import encoder_threads, prefetch
 from vidvpr.media.decode import DecodedFrame
 from vidvpr.media.probe import VideoInfo, probe_video
 from vidvpr.media.settings import encoder_settings_string
-from vidvpr.run import Executor, InProcessExecutor, Unit
 from vidvpr.slicing.camera import SourceCamera, Target, source_camera
-from vidvpr.slicing.config import EquirectTarget, SliceConfig, ViewSpec, plan_equirect, plan_views, validate_config
+from vidvpr.slicing.config import EquirectTarget, SliceConfig, plan_equirect, plan_views, validate_config
+from vidvpr.slicing.outputs import (  # noqa: F401  (SLICE_OUTPUT_VERSION, finished_views: re-exported)
+    SLICE_OUTPUT_VERSION,
+    ViewResult,
+    finished_views,
+    view_done,
+    view_params,
+    view_paths,
+)
 from vidvpr.slicing.remap import opencv_threads
 from vidvpr.slicing.resample import NearestFrameResampler
+from vidvpr.slicing.stage import expected_frames_hint, slice_videos  # noqa: F401  (re-exported)
 from vidvpr.slicing.writer import ViewWriter
 
 LOG = logging.getLogger(__name__)
 
-# Bump when a change to slicing changes the views made from the same source and options:
-# views recorded with an older version are then redone instead of kept as finished.
-# 2: --fps keeps the nearest real frames with their own times; colour range and tags carried.
-SLICE_OUTPUT_VERSION = 2
 DECODE_AHEAD_FRAMES = 4
 CONVENTIONS = "yaw 0 = equirect centre column, +yaw right, +pitch up; pixel (i,j) centre at (i+0.5, j+0.5)"
 EQUIRECT_CONVENTIONS = ("pixel (col, row) centre looks at longitude ((col+0.5)/W - 0.5)·360°, latitude "
                         "(0.5 - (row+0.5)/H)·180°; longitude 0 = lens 0's axis, + right")
-
-
-@dataclass
-class ViewResult:
-    """What one view output is, and whether this run wrote it or found it done."""
-
-    source: str
-    view: str
-    path: str
-    sidecar: str
-    frames: int
-    skipped: bool
-
-
-def view_params(view: Target, config: SliceConfig, camera: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything that determines one output's content; hashed to decide whether a rerun can skip it.
-    `camera`: what about a dual-fisheye source decides the pixels (None for equirect sources)."""
-    params = {
-        "version": SLICE_OUTPUT_VERSION,
-        "view": asdict(view),
-        "fps": str(config.fps) if config.fps else None,
-        "interp": config.interp,
-        "stereo": config.stereo,
-        "eye": config.eye if config.stereo == "tb" else None,
-        "encoding": asdict(config.encoding),
-        "schema": EquirectSidecar.SCHEMA if isinstance(view, EquirectTarget) else SliceSidecar.SCHEMA,
-    }
-    return params if camera is None else {**params, "camera": camera}
-
-
-def view_paths(out_dir: Path, source: Path, view: Target) -> tuple[Path, Path]:
-    """(video, sidecar) of one output: ``OUT/<source stem>/<view name>.mp4`` and ``.json`` for a view,
-    ``OUT/<source stem>.mp4`` and ``.json`` for the `--equirect` video."""
-    folder = Path(out_dir) if isinstance(view, EquirectTarget) else Path(out_dir) / Path(source).stem
-    return folder / f"{view.name}.mp4", folder / f"{view.name}.json"
-
-
-def view_done(video: Path, sidecar: SliceSidecar | EquirectSidecar | None, source_hash: str, phash: str) -> bool:
-    """Whether a finished view of these parameters, from this source, is on disk intact."""
-    return bool(sidecar and sidecar.params_hash == phash and sidecar.source.hash == source_hash
-                and video.is_file() and video.stat().st_size == sidecar.output.bytes)
-
-
-def finished_views(source: Path, out_dir: Path, config: SliceConfig) -> list[ViewResult] | None:
-    """Every view of an equirectangular `source`, when all are done (`view_done`), decided without
-    opening the video: the source's width, on which the planned views depend, is the one its
-    sidecars record for the very content they name (same hash). None when any view is not done, or
-    anything is unclear (a dual-fisheye source, whose lens calibration enters the parameters;
-    `--equirect`, calibration options, `force`): then `slice_video` decides, probing the source."""
-    if config.force or config.equirect or config.calibration is not None or config.fisheye_fov_deg is not None:
-        return None
-    try:
-        source_hash = sha256_file(Path(source))
-    except OSError:
-        return None  # missing or unreadable: slice_video says so
-    names = [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
-    folder = Path(out_dir) / Path(source).stem
-    sidecars = [SliceSidecar.load_or_none(folder / f"{name}.json") for name in names]
-    if any(car is None or car.source.hash != source_hash or "camera" in car.params
-           or (car.source.camera is not None and car.source.camera.model != "equirectangular") for car in sidecars):
-        return None
-    views = plan_views(config, float(sidecars[0].source.width))  # type: ignore[union-attr]  (EquirectCamera's width)
-    results = []
-    for view, car in zip(views, sidecars):
-        video, car_path = view_paths(Path(out_dir), Path(source), view)
-        if not view_done(video, car, source_hash, params_hash(view_params(view, config))):
-            return None
-        results.append(ViewResult(str(source), view.name, str(video), str(car_path), car.frames, True))  # type: ignore[union-attr]
-    return results
 
 
 def _refuse_other_source(source: Path, source_hash: str, folder: Path,
@@ -282,69 +216,3 @@ def _sidecar(info: VideoInfo, camera: SourceCamera, source_hash: str, view: Targ
                                         K=intrinsics.matrix()),
             interpolation=config.interp, conventions=CONVENTIONS),
         **common)
-
-
-def slice_videos(
-    sources: Sequence[Path],
-    out_dir: Path,
-    config: SliceConfig,
-    on_frame: Callable[[int], None] | None = None,
-    on_start: Callable[[int | None], None] | None = None,
-    executor: Executor | None = None,
-) -> list[ViewResult]:
-    """Slice several 360° videos into ``OUT/<stem>/<view>.mp4``; stems must be unique.
-
-    Each source is one unit (`slice_video`) of `executor` (default: in-process); `on_start` hears
-    the frames to slice in all, `on_frame` each one sliced. With a Dask executor a source that fails
-    for a reason of its own does not stop the others: `UnitsFailed` lists it at the end.
-    """
-    validate_config(config)
-    stems = [Path(src).stem for src in sources]
-    duplicated = sorted({stem for stem in stems if stems.count(stem) > 1})
-    if duplicated:
-        raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
-    out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
-    finished = [finished_views(Path(src).absolute(), out_dir, config) for src in sources]
-    todo = [src for src, views in zip(sources, finished) if views is None]
-    infos = [probe_video(Path(src)) for src in todo]  # every input is checked before anything is written
-    executor = executor or InProcessExecutor()
-    with _warned_by_the_units(executor.name == "in-process"):
-        for info in infos:
-            camera = source_camera(info, config)  # its layout, and a dual-fisheye source's calibration
-            if not config.equirect:
-                plan_views(config, camera.equirect_width)  # the views' size
-    units = [Unit(f"slice {src}", slice_video, (Path(src).absolute(), out_dir, config), {"cores": usable_cores()},
-                  progress="on_frame", weight=expected_frames_hint(info, config))
-             for src, info in zip(todo, infos)]
-    with removing_new_dirs(out_dir):
-        ensure_writable_dir(out_dir)
-        executor.check_shared([out_dir], [Path(src) for src in sources])
-        report = executor.run(units, on_start, on_frame)
-        made = iter(report.values)
-        results = [result for views in finished for result in (views if views is not None else next(made) or [])]
-        report.raise_failures()
-    return results
-
-
-@contextlib.contextmanager
-def _warned_by_the_units(in_process: bool) -> Iterator[None]:
-    """Keep the camera check's warnings for the units that slice each file when they run in this
-    process (else each warning is said twice); units on a cluster warn on their workers, so the
-    check says them here."""
-    logger = logging.getLogger("vidvpr.slicing.camera")
-    level = logger.level
-    if in_process:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def expected_frames_hint(info: VideoInfo, config: SliceConfig) -> int | None:
-    """Frame count for a progress bar (None when the container does not say)."""
-    if not info.frames:
-        return None
-    if config.fps and info.fps:
-        return math.floor(info.frames * float(config.fps) / float(info.fps) + 0.5)
-    return info.frames
