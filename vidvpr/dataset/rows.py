@@ -40,6 +40,7 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     rows = []
+    inside: set[str] = set()  # videos already found inside `root`: rows share a few videos, resolving costs syscalls
     reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
         missing = [name for name in expected if name not in (reader.fieldnames or [])]
@@ -50,7 +51,9 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
             if None in record or any(value is None for value in record.values()):
                 raise BadInput(f"{path}: line {line}: expected {len(reader.fieldnames or [])} values")
             values = {name: (record[name] or None) for name in expected}
-            resolve_inside(root, values["video"] or "", f"line {line}: video", str(path))
+            if values["video"] not in inside:
+                resolve_inside(root, values["video"] or "", f"line {line}: video", str(path))
+                inside.add(values["video"] or "")
             try:
                 row = ROW.validate_python(values)
             except ValidationError as exc:

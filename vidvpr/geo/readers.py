@@ -27,8 +27,6 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-import gpxpy
-import gpxpy.gpx
 import numpy as np
 
 from vidvpr.core.errors import BadInput
@@ -165,6 +163,9 @@ def _read_tum(path: Path, text: str, opts: ReadOptions) -> Trajectory:
 
 
 def _read_gpx(path: Path, text: str, opts: ReadOptions) -> Trajectory:
+    import gpxpy  # here: reading a manifest (every later stage) never needs it
+    import gpxpy.gpx
+
     try:
         gpx = gpxpy.parse(text)
     except gpxpy.gpx.GPXException as exc:
