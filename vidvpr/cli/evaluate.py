@@ -9,6 +9,7 @@ import click
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
 from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, SEQ_SEARCHES, EvalConfig
 from vidvpr.evaluate.recall import DEFAULT_NS, UNMATCHED_QUERIES
+from vidvpr.models.backends import BACKEND_CHOICES
 
 DEFAULTS = EvalConfig()
 
@@ -65,6 +66,9 @@ def _velocity(text: str) -> tuple[float, float]:
 @click.option("--index", default=None, help="faiss index factory string, e.g. IVF1024,PQ64 [default: exact L2].")
 @click.option("--batch-size", default=DEFAULTS.batch_size, type=int, help="Images per forward pass.")
 @click.option("--device", default=DEFAULTS.device, help="cpu, cuda or mps (mixed precision on cuda).")
+@click.option("--backend", default=DEFAULTS.backend, type=click.Choice(BACKEND_CHOICES),
+              help="What runs the models: torch, or an exported ONNX graph on ONNX Runtime (onnx) or OpenVINO "
+                   "(openvino), CPU only; auto: the fastest installed for --device, else torch.")
 @click.option("--pca-dim", type=int, default=None, help="PCA-whiten descriptors to this size, fitted on the database.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Descriptor cache folder, shareable between evaluations [default: OUT/descriptors].")
@@ -86,36 +90,38 @@ def _velocity(text: str) -> tuple[float, float]:
 @handle_errors
 def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models: tuple[str, ...], protocol: str,
                  input_size: str, cells: str | None, recall_at: str, thresholds: str | None, index: str | None,
-                 batch_size: int, device: str, pca_dim: int | None, cache_dir: Path | None, root: Path | None,
-                 save_preds: int, unmatched_queries: str, seq_lens: str, seq_velocity: str, seq_reverse: bool,
+                 batch_size: int, device: str, backend: str, pca_dim: int | None, cache_dir: Path | None,
+                 root: Path | None, save_preds: int, unmatched_queries: str, seq_lens: str, seq_velocity: str, seq_reverse: bool,
                  seq_normalise: bool, seq_search: str, scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Recall@N of place recognition across the encode grid: one row per model × cell × threshold ×
     sequence length, with predictions, the VPR-Bench measures (precision-recall, AUC-PR, recall at
     100% precision, extraction ms per image, descriptor bytes), plots and a printed table."""
     from vidvpr.cli.common import parse_names
     from vidvpr.core.progress import progress_bar
-    from vidvpr.evaluate.grid import evaluate_grid
+    from vidvpr.evaluate.rerun import evaluate
     from vidvpr.evaluate.results import recall_table
 
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
                         cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at"),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
-                        device=device, pca_dim=pca_dim, cache_dir=cache_dir, root=root, save_preds=save_preds,
+                        device=device, backend=backend, pca_dim=pca_dim, cache_dir=cache_dir, root=root,
+                        save_preds=save_preds,
                         unmatched_queries=unmatched_queries, seq_lens=_lengths(seq_lens),
                         seq_velocity=_velocity(seq_velocity), seq_reverse=seq_reverse, seq_normalise=seq_normalise,
                         seq_search=seq_search)
     with executor_for(scheduler, quiet) as executor, progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
-        result = evaluate_grid(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
-                               on_images=bar.update, on_status=bar.set_description, executor=executor)
+        result = evaluate(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
+                          on_images=bar.update, on_status=bar.set_description, executor=executor)
     if as_json:
         emit_json({"results": str(result.results_csv), "results_json": str(result.results_json),
                    "plots": [str(p) for p in result.plots], "forward_images": result.forward_images,
                    "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows],
-                   "retried": retry_lines(executor)})
+                   "skipped": result.skipped, "retried": retry_lines(executor)})
     elif not quiet:
         for line in recall_table(result.rows):
             click.echo(line)
-        click.echo(f"results {result.results_csv}; plots {', '.join(str(p) for p in result.plots) or 'none'}; "
+        done = "already done, skipped: " if result.skipped else ""
+        click.echo(f"{done}results {result.results_csv}; plots {', '.join(str(p) for p in result.plots) or 'none'}; "
                    f"{result.forward_images} images through the models, descriptor cache "
                    f"{result.cache_bytes / 1e6:.1f} MB", err=True)
 

@@ -20,7 +20,9 @@ from vidvpr.demo.definition import DemoDefinition
 from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
-from vidvpr.evaluate.grid import EvalConfig, EvalResult, evaluate_grid
+from vidvpr.evaluate.config import EvalConfig
+from vidvpr.evaluate.rerun import evaluate
+from vidvpr.evaluate.results import EvalResult
 from vidvpr.run import Executor
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.stage import slice_videos
@@ -90,6 +92,6 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_prog
     dataset = load_dataset_definition(out_dir / MANIFEST_DEFINITION_NAME)
     timed("manifest", lambda: build_manifest(dataset, out_dir / "manifest"))
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
-    evaluation = timed("eval", lambda: evaluate_grid(out_dir / "manifest", out_dir / "eval", eval_config,
-                                                     on_images=progress("eval", None), executor=executor))
+    evaluation = timed("eval", lambda: evaluate(out_dir / "manifest", out_dir / "eval", eval_config,
+                                                on_images=progress("eval", None), executor=executor))
     return DemoRunResult(out_dir, timings, evaluation)

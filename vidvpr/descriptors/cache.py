@@ -1,10 +1,13 @@
-"""Descriptors on disk, keyed by what made them: the model's fingerprint, the video's content hash,
-the frame indices and the input size. A changed model or video is never served from the cache.
+"""Descriptors on disk, keyed by what made them: the model's fingerprint and inference backend, the
+video's content hash, the frame indices and the input size. A changed model or video is never
+served from the cache, nor one backend's descriptors for another's.
 
-Layout: ``CACHE/<fingerprint>/<video hash>-<frames and size hash>.npy`` (float16, N × D) with a
-sidecar ``.json`` (`DescriptorRecord`) written last. float16 halves the size of float32 and
-changes recall of L2-normalised descriptors by far less than run-to-run noise (descriptors are
-compared after conversion back to float32).
+Layout: ``CACHE/<key>/<video hash>-<frames and size hash>.npy`` (float16, N × D) with a sidecar
+``.json`` (`DescriptorRecord`) written last; the key is the model's fingerprint for torch, the
+fingerprint and the backend's name for the others (`vidvpr.models.inference.Inference.cache_key`),
+whose exported graphs live in ``CACHE/<fingerprint>/graphs/``. float16 halves the size of float32
+and changes recall of L2-normalised descriptors by far less than run-to-run noise (descriptors
+are compared after conversion back to float32).
 
 A database larger than memory is never loaded whole: `open` hands out an entry as a read-only
 memory map (pages are read as they are used, e.g. chunk by chunk into a faiss index by
@@ -45,6 +48,7 @@ class DescriptorRecord(Record):
     array: FileRecord
     versions: dict[str, str]
     elapsed_s: float
+    backend: str = "torch"  # what ran the model (vidvpr.models.backends)
 
 
 def frames_key(frames: list[int], input_size: tuple[int, int] | None) -> str:
@@ -104,7 +108,8 @@ class DescriptorCache:
 
     @contextlib.contextmanager
     def writing(self, model_name: str, fingerprint: str, video: FileRecord, frames: list[int],
-                input_size: tuple[int, int] | None, dim: int, versions: dict[str, str]) -> Iterator[np.ndarray]:
+                input_size: tuple[int, int] | None, dim: int, versions: dict[str, str],
+                backend: str = "torch") -> Iterator[np.ndarray]:
         """A writable float16 (len(frames), dim) memory map to fill in chunks; stored under its final name
         with its sidecar when the block completes (nothing is left when it fails)."""
         array_path, sidecar_path = self.paths(fingerprint, video.hash, frames, input_size)
@@ -118,7 +123,7 @@ class DescriptorCache:
         DescriptorRecord(model=model_name, fingerprint=fingerprint, video=video, frames=frames,
                          input_size=list(input_size) if input_size else None, descriptor_dim=dim,
                          dtype=np.dtype(STORED_DTYPE).name, array=FileRecord.of(array_path), versions=versions,
-                         elapsed_s=round(time.perf_counter() - started, 3)).save(sidecar_path)
+                         elapsed_s=round(time.perf_counter() - started, 3), backend=backend).save(sidecar_path)
 
     def size_bytes(self) -> int:
         """Bytes the cache holds on disk."""

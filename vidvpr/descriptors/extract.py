@@ -2,14 +2,15 @@
 
 `describe_video` is the unit of work of the descriptor stage: one (model, video, frames). A
 cached result costs no forward pass; otherwise frames are decoded in a background thread while
-the model runs under `torch.inference_mode()` (mixed precision on a GPU), and each batch's
-descriptors go straight into the cache file. `stored_descriptors` hands out the cache entry as a
-memory map (a database larger than memory), `describe_video` a float32 copy in the order asked.
+the model runs on its inference backend (`vidvpr.models.inference`: torch under
+`torch.inference_mode()`, mixed precision on a GPU, or an ONNX runtime), and each batch's
+descriptors go straight into the cache file, keyed by the model's fingerprint and backend.
+`stored_descriptors` hands out the cache entry as a memory map (a database larger than memory),
+`describe_video` a float32 copy in the order asked.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.records import FileRecord
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.frames import frame_batches
-from vidvpr.models.initialise import model_versions
+from vidvpr.models.inference import Inference, as_inference
 from vidvpr.models.model import VPRModel
 
 DEVICES = ("cpu", "cuda", "mps")
@@ -46,14 +47,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """Mixed precision on GPUs; full float32 on the CPU (where float16 is slower, not faster)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def stored_descriptors(model: VPRModel, video: Path, frames: Sequence[int], cache: DescriptorCache,
+def stored_descriptors(model: VPRModel | Inference, video: Path, frames: Sequence[int], cache: DescriptorCache,
                        video_record: FileRecord | None = None, batch_size: int = 16,
                        device: torch.device | None = None, input_size: tuple[int, int] | None = None,
                        counter: ForwardCounter | None = None,
@@ -65,23 +59,24 @@ def stored_descriptors(model: VPRModel, video: Path, frames: Sequence[int], cach
         raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
     wanted = sorted({int(f) for f in frames})
     record = video_record or FileRecord.of(video)
-    stored = cache.open(model.fingerprint, record.hash, wanted, input_size)
+    inference = as_inference(model)
+    stored = cache.open(inference.cache_key, record.hash, wanted, input_size)
     if stored is not None:
         if on_images:
             on_images(len(wanted))
         return stored
     device = device or torch.device("cpu")
     row = {frame: i for i, frame in enumerate(wanted)}
-    with (cache.writing(model.name, model.fingerprint, record, wanted, input_size, model.descriptor_dim,
-                        model_versions()) as out, torch.inference_mode(), _autocast(device)):
+    with cache.writing(inference.name, inference.cache_key, record, wanted, input_size, inference.descriptor_dim,
+                       inference.versions(), inference.backend) as out:
         for indices, batch in frame_batches(video, wanted, batch_size, input_size):
-            out[[row[i] for i in indices]] = model(batch.to(device, non_blocking=True)).float().cpu().numpy()
+            out[[row[i] for i in indices]] = inference.describe(batch, device)
             if counter is not None:
                 counter.images += len(indices)
                 counter.batches += 1
             if on_images:
                 on_images(len(indices))
-    stored = cache.open(model.fingerprint, record.hash, wanted, input_size)
+    stored = cache.open(inference.cache_key, record.hash, wanted, input_size)
     assert stored is not None, "a descriptor cache entry just written cannot be read back"
     return stored
 
@@ -92,7 +87,7 @@ def stored_rows(frames: Sequence[int]) -> list[int]:
     return [position[int(f)] for f in frames]
 
 
-def describe_video(model: VPRModel, video: Path, frames: Sequence[int], cache: DescriptorCache,
+def describe_video(model: VPRModel | Inference, video: Path, frames: Sequence[int], cache: DescriptorCache,
                    video_record: FileRecord | None = None, batch_size: int = 16,
                    device: torch.device | None = None, input_size: tuple[int, int] | None = None,
                    counter: ForwardCounter | None = None,

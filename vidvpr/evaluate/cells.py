@@ -16,6 +16,7 @@ from vidvpr.core.records import FileRecord
 from vidvpr.core.sidecars import CellSidecar
 from vidvpr.dataset.manifest import Manifest
 from vidvpr.encoding.table import finished_cells
+from vidvpr.evaluate.config import EvalConfig
 
 REFERENCE = "reference"
 DEFAULT_CODEC = "libx264"
@@ -126,6 +127,17 @@ def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = 
                               _mean([c.metrics.ssim_y for c in sidecars]), _mean([c.metrics.vmaf for c in sidecars]),
                               [str(path) for path, _ in members.values()]))
     return sorted(cells, key=lambda c: (c.codec or "", -(c.height or 0), c.resolution or "", c.qp or 0))
+
+
+def grid_cells(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
+    """The cells an evaluation runs over: the reference (unless --cells leaves it out), then the
+    encoded cells of --enc (those --cells names, or all)."""
+    cells = []
+    if config.cells is None or REFERENCE in config.cells:
+        cells.append(reference_cell(manifest))
+    if config.enc_dir is not None and (config.cells is None or any(c != REFERENCE for c in config.cells)):
+        cells.extend(encoded_cells(manifest, Path(config.enc_dir), list(config.cells) if config.cells else None))
+    return cells
 
 
 def _cell_hash(video: Path, cell: CellSidecar) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import DEFAULT_NS, DEFAULT_UNMATCHED, check_unmatched
 from vidvpr.evaluate.sequence import DEFAULT_VELOCITY, SequenceSettings, check_settings
+from vidvpr.models.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 
 LOG = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ INPUT_SIZES = ("cell", "reference")
 DEFAULT_MODEL = "netvlad-efficientnet-lite0"
 CACHE_DIR = "descriptors"
 SEQ_SEARCHES = ("full", "restricted")  # every line (in blocks), or lines near single-frame candidates
+MODELS_DIR = "models"  # EVAL/models: NetVLAD initialisations and PCA-whitening made for an evaluation
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class EvalConfig:
     seq_reverse: bool = False  # also lines through the database the other way
     seq_normalise: bool = False  # SeqSLAM's local contrast normalisation
     seq_search: str = SEQ_SEARCHES[0]
+    backend: str = DEFAULT_BACKEND  # what runs the models (vidvpr.models.backends): auto, torch, onnx, openvino
 
 
 def recall_ns(config: EvalConfig, database_rows: int) -> list[int]:
@@ -94,5 +97,7 @@ def validate_config(config: EvalConfig) -> None:
         raise BadInput(f"Unknown --seq-search '{config.seq_search}'. Use {' or '.join(SEQ_SEARCHES)}.")
     for length in config.seq_lens:
         check_settings(SequenceSettings(length, tuple(config.seq_velocity)))
+    if config.backend not in BACKEND_CHOICES:
+        raise BadInput(f"Unknown --backend '{config.backend}'. Use {', '.join(BACKEND_CHOICES)}.")
     if config.cells is not None and config.enc_dir is None and any(c != "reference" for c in config.cells):
         raise BadInput("--cells names encoded cells: give --enc with the encode folder")

@@ -19,12 +19,13 @@ from vidvpr.evaluate.cells import GridCell
 from vidvpr.evaluate.config import EvalConfig
 from vidvpr.evaluate.models import ModelChoice
 from vidvpr.evaluate.results import ExtractionRecord
+from vidvpr.models.inference import Inference, as_inference
 from vidvpr.models.model import VPRModel
 
 SEARCHED_BYTES = np.dtype(np.float32).itemsize  # a descriptor is searched as float32
 
 
-def extraction_costs(prepared: Sequence[tuple[ModelChoice, VPRModel]], cells: Sequence[GridCell],
+def extraction_costs(prepared: Sequence[tuple[ModelChoice, VPRModel | Inference]], cells: Sequence[GridCell],
                      reference: GridCell, manifest: Manifest, cache: DescriptorCache,
                      config: EvalConfig) -> list[ExtractionRecord]:
     """Per model: ms per image over the cache entries of every cell's database and query frames."""
@@ -43,7 +44,8 @@ def extraction_costs(prepared: Sequence[tuple[ModelChoice, VPRModel]], cells: Se
                     if key in seen:
                         continue
                     seen.add(key)
-                    entry = DescriptorRecord.load_or_none(cache.paths(model.fingerprint, record.hash, wanted, size)[1])
+                    entry = DescriptorRecord.load_or_none(cache.paths(as_inference(model).cache_key, record.hash, wanted,
+                                                                      size)[1])
                     if entry is not None and entry.elapsed_s > 0:
                         seconds += entry.elapsed_s
                         images += len(entry.frames)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, ManifestRow
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video, resolve_device, stored_descriptors, stored_rows
-from vidvpr.evaluate.cells import GridCell, encoded_cells, reference_cell
+from vidvpr.evaluate.cells import GridCell, grid_cells, reference_cell
 from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     CACHE_DIR,
     DEFAULT_MODEL,
@@ -51,9 +51,11 @@ from vidvpr.evaluate.recall import (
     recall_at_n,
     recall_from_ranks,
 )
+from vidvpr.evaluate.rerun import model_inputs, output_records, run_params_hash
 from vidvpr.evaluate.results import (
     RESULTS_CSV,
     RESULTS_JSON,
+    EvalResult,
     EvalResults,
     EvalRow,
     PrecisionRecallRecord,
@@ -74,24 +76,14 @@ from vidvpr.evaluate.sequence_eval import (
 from vidvpr.evaluate.sequence_restricted import SEQUENCE_CANDIDATES
 from vidvpr.media.probe import probe_video
 from vidvpr.models import load_model
+from vidvpr.models.backends import resolve_backend
+from vidvpr.models.inference import Inference, runtime_version
 from vidvpr.models.initialise import model_versions
 from vidvpr.models.model import VPRModel
+from vidvpr.models.registry import model_spec
 from vidvpr.run import Executor, InProcessExecutor
 
 LOG = logging.getLogger(__name__)
-
-@dataclass
-class EvalResult:
-    """What `evaluate_grid` wrote."""
-
-    rows: list[EvalRow]
-    results_csv: Path
-    results_json: Path
-    plots: list[Path]
-    forward_images: int
-    cache_bytes: int
-    strips: list[Path] = field(default_factory=list)
-
 
 def _absolute_paths(config: EvalConfig) -> EvalConfig:
     def absolute(path: Path | None) -> Path | None:
@@ -124,15 +116,6 @@ def _sequence_lengths(config: EvalConfig, manifest: Manifest) -> tuple[EvalConfi
         lengths=lengths, velocity=list(config.seq_velocity), reverse=config.seq_reverse,
         normalise=config.seq_normalise, normalise_window=NORMALISE_WINDOW, search=config.seq_search,
         notes=[note] if note else [])
-
-
-def _grid(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
-    cells = []
-    if config.cells is None or "reference" in config.cells:
-        cells.append(reference_cell(manifest))
-    if config.enc_dir is not None and (config.cells is None or any(c != "reference" for c in config.cells)):
-        cells.extend(encoded_cells(manifest, config.enc_dir, list(config.cells) if config.cells else None))
-    return cells
 
 
 def video_requests(rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell, config: EvalConfig
@@ -207,6 +190,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     (default: in-process; see `vidvpr.evaluate.units`); models are prepared here first."""
     started = time.perf_counter()
     validate_config(config)
+    requested = config  # as asked: what a rerun compares (vidvpr.evaluate.rerun)
     config = _absolute_paths(config)  # units may run on other machines, in other working folders
     manifest = load_manifest(Path(manifest_dir).absolute(), config.root)
     if not manifest.database:
@@ -216,8 +200,9 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
     if len({c.label for c in choices}) != len(choices):
         raise BadInput("--model: the same model is given twice")
     device = resolve_device(config.device)
+    backend = resolve_backend(config.backend, config.device)
     thresholds = _thresholds(config, manifest)
-    cells = _grid(manifest, config)
+    cells = grid_cells(manifest, config)
     reference = reference_cell(manifest)
     positives_at = {t: filter_positives_by_distance(manifest.positives,
                                                     [(r.easting_m, r.northing_m) for r in manifest.queries],
@@ -244,8 +229,9 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                                   config.pca_dim, counter, loaded=model)
             models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
-                                  "options": model.options, "whitening": model.whiten is not None})
-            prepared.append((choice, model))
+                                  "options": model.options, "whitening": model.whiten is not None,
+                                  "backend": backend})
+            prepared.append((choice, Inference(model, backend, cache.folder)))
         if on_status:
             on_status("eval")
         from vidvpr.evaluate.units import eval_inputs, run_cells  # they run this module's functions
@@ -258,6 +244,13 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         write_results_csv(results_csv, rows, ns)
         plots = plot_recall([row for row in rows if row.seq_len == 1], out_dir)
         plots += [path for path in (plot_recall_by_length(rows, out_dir), plot_precision_recall(rows, out_dir)) if path]
+        strips: list[Path] = []
+        if config.save_preds:
+            from vidvpr.evaluate.strips import save_prediction_strips
+
+            strips = save_prediction_strips(rows, manifest, cells, out_dir, config.save_preds)
+        predictions = list(dict.fromkeys(out_dir / row.predictions for row in rows))
+        backbones = [path for path in (model_spec(model.name).packaged_backbone for _, model in prepared) if path]
         EvalResults(
             manifest={"path": str(manifest.directory.resolve()), "name": manifest.meta.name,
                       "files": {name: sha256_file(manifest.directory / name) for name in DATA_FILES},
@@ -269,14 +262,12 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             models=models_record, rows=rows,
             descriptors={"cache": str(cache.folder), "bytes": cache.size_bytes(), "dtype": "float16"},
             forward_images=counter.images, elapsed_s=round(time.perf_counter() - started, 3),
-            versions={**runtime_versions(), **model_versions()}, command=command_line(), sequences=sequences,
-            extraction=extraction_costs(prepared, cells, reference, manifest, cache, config),
-        ).save(results_json)
-    strips: list[Path] = []
-    if config.save_preds:
-        from vidvpr.evaluate.strips import save_prediction_strips
-
-        strips = save_prediction_strips(rows, manifest, cells, out_dir, config.save_preds)
+            versions={**runtime_versions(), **model_versions(), **runtime_version(backend)}, command=command_line(),
+            sequences=sequences, extraction=extraction_costs(prepared, cells, reference, manifest, cache, config),
+            params_hash=run_params_hash(manifest, cells, requested, backend),
+            inputs=model_inputs(out_dir, [backbone() for backbone in backbones]),
+            outputs=output_records(out_dir, [results_csv, *predictions, *plots, *strips]),
+        ).save(results_json)  # last: it marks the evaluation finished (vidvpr.evaluate.rerun)
     return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips)
 
 

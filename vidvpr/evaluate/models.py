@@ -23,6 +23,7 @@ from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video
 from vidvpr.descriptors.frames import frame_batches
 from vidvpr.evaluate.cells import GridCell
+from vidvpr.evaluate.config import MODELS_DIR  # noqa: F401  (re-exported)
 from vidvpr.models import PCAWhitening, VPRModel, fit_pca_whitening, initialise_netvlad, load_model, save_model
 from vidvpr.models.registry import model_spec
 from vidvpr.models.whitening import check_pca_dim
@@ -31,7 +32,6 @@ LOG = logging.getLogger(__name__)
 
 INIT_IMAGES = 400  # database frames sampled for k-means (evenly along the manifest)
 PCA_FIT_FRAMES = 20_000  # database frames PCA-whitening is fitted on at most: 20k × 7168-D is 1.1 GB in float64
-MODELS_DIR = "models"
 
 
 @dataclass(frozen=True)

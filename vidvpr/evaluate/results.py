@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
-from vidvpr.core.records import Record, Strict
+from vidvpr.core.records import FileRecord, Record, Strict
 from vidvpr.evaluate.precision import PrecisionRecall, thinned
 
 RESULTS_CSV = "results.csv"
@@ -137,6 +138,10 @@ class EvalResults(Record):
     command: list[str]
     sequences: SequencesRecord | None = None  # None: single frames only
     extraction: list[ExtractionRecord] = Field(default_factory=list)
+    # what a rerun compares to decide it has nothing to do (vidvpr.evaluate.rerun)
+    params_hash: str | None = None
+    inputs: list[FileRecord] = Field(default_factory=list)   # files the models were prepared from
+    outputs: list[FileRecord] = Field(default_factory=list)  # results.csv, predictions, plots, strips
 
     @field_validator("rows")
     @classmethod
@@ -152,6 +157,20 @@ class EvalResults(Record):
 
 UNMATCHED_WORDS = {"exclude": "queries without positives excluded",
                    "miss": "queries without positives counted as misses"}
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation wrote (or, `skipped`, found finished)."""
+
+    rows: list[EvalRow]
+    results_csv: Path
+    results_json: Path
+    plots: list[Path]
+    forward_images: int
+    cache_bytes: int
+    strips: list[Path] = field(default_factory=list)
+    skipped: bool = False
 
 
 def csv_columns(recall_at: Sequence[int]) -> list[str]:

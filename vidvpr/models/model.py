@@ -15,10 +15,8 @@ from torch import nn
 
 from vidvpr.core.provenance import params_hash
 from vidvpr.models.netvlad import NetVLAD
+from vidvpr.models.versions import FINGERPRINT_VERSION
 from vidvpr.models.whitening import PCAWhitening
-
-# bump when a code change alters descriptors for the same weights (invalidates descriptor caches)
-FINGERPRINT_VERSION = 1
 
 
 def state_digest(state: Mapping[str, torch.Tensor]) -> str:
