@@ -54,6 +54,8 @@ from vidvpr.encoding.table import EncodeTable
 from vidvpr.evaluate.results import EvalResults
 from vidvpr.media.ffmpeg import DESCRIPTIONS_DIR, FfmpegDescription
 from vidvpr.core.provenance import cache_dir
+from vidvpr.core.records import FileRecord
+from vidvpr.models.graphs import GraphRecord
 from vidvpr.geo.readers import read_trajectory
 from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.camera import camera_from_options, undistortion
@@ -479,6 +481,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
     assert CliRunner().invoke(main, ["probe", str(insv), "--calibration-out", str(base / "calibration.json")]).exit_code == 0
     cell_video = base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.mp4"
     FrameStore(base / "frames").frames_of(cell_video, FileRecord.of(cell_video), [0, 2, 3])
+    graph = base / "graphs" / "64x36.onnx"  # the record of an exported graph (its content does not matter here)
+    graph.parent.mkdir()
+    graph.write_bytes(b"onnx")
+    GraphRecord(model="netvlad-efficientnet-lite0", fingerprint="0123456789abcdef", input_size=[64, 36],
+                descriptor_dim=7168, opset=17, exporter="torch.onnx.export (TorchScript)",
+                graph=FileRecord.of(graph, graph.parent), versions={"torch": "2"}, elapsed_s=1.0,
+                ).save(graph.with_suffix(".json"))
     records = {"slice": view.with_suffix(".json"), "imported": imported,
                "cell": base / "enc" / "dbwalk" / "yaw000_pitch+00" / "64x36" / "qp30.json",
                "manifest": manifest / "manifest.json", "positives": manifest / "positives.json",
@@ -488,7 +497,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                "results": write_eval(base / "eval", curve_rows("teacher", "libx264", RATES[:3], RECALLS[:3])
                                      + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json",
                "frames": next((base / "frames").glob("*.json")),
-               "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json"))}
+               "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json")), "graph": graph.with_suffix(".json")}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
             "insv": insv, "cell_video": cell_video}
 
@@ -611,7 +620,7 @@ RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
            "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
            "frames": FramesRecord,
-           "ffmpeg": FfmpegDescription}
+           "ffmpeg": FfmpegDescription, "graph": GraphRecord}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))
