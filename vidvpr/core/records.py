@@ -115,7 +115,7 @@ def validate_data(model: type[M], data: Any, source: str) -> M:
 class Strict(BaseModel):
     """Base of nested record parts: unknown keys are errors, numbers must be finite."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True, defer_build=True)
 
 
 class Record(Strict):
