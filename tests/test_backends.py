@@ -91,7 +91,8 @@ def test_descriptors_match_torch_within_cosine_0_999_at_several_sizes_and_batche
         assert got.shape == expected.shape and got.dtype == np.float32
         assert cosines(got, expected).min() > 0.999
     assert sorted(p.name for p in (graphs_dir / model.fingerprint / "graphs").iterdir()) == [
-        "64x36.json", "64x36.onnx", "96x48.json", "96x48.onnx"]  # one export per input size
+        "descriptors-64x36.json", "descriptors-64x36.onnx", "descriptors-96x48.json",
+        "descriptors-96x48.onnx"]  # one export per input size
 
 
 @pytest.mark.parametrize("backend", RUNTIMES)

@@ -484,8 +484,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
     graph = base / "graphs" / "64x36.onnx"  # the record of an exported graph (its content does not matter here)
     graph.parent.mkdir()
     graph.write_bytes(b"onnx")
-    GraphRecord(model="netvlad-efficientnet-lite0", fingerprint="0123456789abcdef", input_size=[64, 36],
-                descriptor_dim=7168, opset=17, exporter="torch.onnx.export (TorchScript)",
+    GraphRecord(model="netvlad-efficientnet-lite0", fingerprint="0123456789abcdef", head="descriptors",
+                outputs=["descriptors"], input_size=[64, 36], opset=17, exporter="torch.onnx.export (TorchScript)",
                 graph=FileRecord.of(graph, graph.parent), versions={"torch": "2"}, elapsed_s=1.0,
                 ).save(graph.with_suffix(".json"))
     records = {"slice": view.with_suffix(".json"), "imported": imported,

@@ -491,3 +491,27 @@ def test_demo_study_trains_both_students_and_evaluates_three_models(dataset: Pat
     runner = CliRunner()
     missing = runner.invoke(main, ["demo", "study", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "run `vidvpr demo run" in missing.output and missing.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_targets_inherited_on_a_runtime_match_torchs_and_are_cached_apart(backend: str, dataset: Path, tmp_path: Path,
+                                                                           small_teacher: str) -> None:
+    from tests.test_backends import cosines
+    from vidvpr.descriptors.cache import DescriptorRecord
+    from vidvpr.models.backends import installed
+
+    if not installed(backend):
+        pytest.skip(f"{backend} not installed")
+    cache = tmp_path / "cache"
+    options = config(dataset, teacher=small_teacher, loss="ickd,mse", cache_dir=cache)
+    distill(tmp_path / "torch", replace(options, backend="torch"))
+    on_runtime = distill(tmp_path / backend, replace(options, backend=backend))
+    assert on_runtime.teacher_forwards["targets"] == 24  # computed again: torch's targets are not served
+    arrays: dict[tuple[str, str], np.ndarray] = {}
+    for sidecar in cache.glob("*/*.json"):
+        record = DescriptorRecord.load(sidecar)
+        arrays[(record.backend, record.model)] = np.load(sidecar.with_suffix(".npy")).astype(np.float32)
+    assert sorted(arrays) == sorted((b, m) for b in ("torch", backend)
+                                    for m in (MODEL, f"{MODEL} ickd correlations"))
+    for what in (MODEL, f"{MODEL} ickd correlations"):
+        assert cosines(arrays[(backend, what)], arrays[("torch", what)]).min() > 0.999

@@ -9,6 +9,7 @@ import click
 
 from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, scheduler_option
 from vidvpr.demo.definition import CAMERAS
+from vidvpr.models.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 
 
 @click.group("demo")
@@ -68,12 +69,14 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
 @click.option("--model", "models", multiple=True, default=("netvlad-efficientnet-lite0",), metavar="NAME[:WEIGHTS]",
               help="Model(s) to evaluate (repeatable).")
 @click.option("--batch-size", default=16, type=int, help="Images per forward pass.")
+@click.option("--backend", default=DEFAULT_BACKEND, type=click.Choice(BACKEND_CHOICES),
+              help="What runs the models (as `vidvpr eval --backend`).")
 @scheduler_option
 @output_options
 @handle_errors
 def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: str, res_spec: str | None,
-             no_vmaf: bool, models: tuple[str, ...], batch_size: int, scheduler: str | None, quiet: bool,
-             as_json: bool) -> None:
+             no_vmaf: bool, models: tuple[str, ...], batch_size: int, backend: str, scheduler: str | None,
+             quiet: bool, as_json: bool) -> None:
     """Render the demo world, slice, encode a grid, build the manifest and evaluate the offline model
     on every cell: the recall table on stdout, results and plots in OUT_DIR/eval. Reruns skip what is done."""
     from dataclasses import replace
@@ -86,7 +89,7 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
 
     base = DemoRunConfig()
     config = DemoRunConfig(size=size, qps=parse_qp_spec(qp_spec), resolutions=res_spec, vmaf=not no_vmaf,
-                           eval=replace(base.eval, models=models, batch_size=batch_size),
+                           eval=replace(base.eval, models=models, batch_size=batch_size, backend=backend),
                            definition=load_definition(definition_path),
                            definition_source=str(definition_path or "built-in"))
     bars: list = []

@@ -11,6 +11,7 @@ import click
 from vidvpr.cli.common import emit_json, handle_errors, output_options
 from vidvpr.distill.config import (DISTILLED_IMAGES, FOLDER_REFERENCE_RADIUS_M, NEGATIVE_RADIUS_FRACTION,
                                    POSITIVE_RADIUS_FRACTION, DistillConfig)
+from vidvpr.models.backends import BACKEND_CHOICES
 
 DEFAULTS = DistillConfig(train=Path("."), lq=())
 
@@ -62,6 +63,8 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @click.option("--seed", type=int, default=DEFAULTS.seed, help="Seed of the epoch order and the negative pools.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same options).")
 @click.option("--device", default=DEFAULTS.device, help="cpu, cuda or mps (mixed precision on cuda).")
+@click.option("--backend", default=DEFAULTS.backend, type=click.Choice(BACKEND_CHOICES),
+              help="What runs the teacher for its inherited targets (as `vidvpr eval --backend`); training is torch.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Descriptor cache for the inherited teacher targets, shareable with `vidvpr eval --cache` "
                    "[default: OUT/descriptors].")
@@ -75,8 +78,8 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
                     positive_radius_m: float | None, negative_radius_m: float | None, distilled_images: str,
                     mine_every: int, epochs: int,
                     lr: float, lr_decay: float, batch_size: int, accumulate: int, freeze: str, seed: int, resume: bool,
-                    device: str, cache_dir: Path | None, checkpoint_every: int, root: Path | None, quiet: bool,
-                    as_json: bool) -> None:
+                    device: str, backend: str, cache_dir: Path | None, checkpoint_every: int, root: Path | None,
+                    quiet: bool, as_json: bool) -> None:
     """Distil a student that sees low-quality images from a teacher that sees clean ones (LoQI-VPR:
     ICKD + descriptor MSE + triplet), with the teacher's outputs computed once and inherited."""
     from vidvpr.core.progress import progress_bar
@@ -90,8 +93,8 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
                            positive_radius_m=positive_radius_m, negative_radius_m=negative_radius_m,
                            distilled_images=distilled_images,
                            mine_every=mine_every, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
-                           accumulate=accumulate, freeze=freeze, seed=seed, device=device, cache_dir=cache_dir,
-                           checkpoint_every=checkpoint_every, resume=resume)
+                           accumulate=accumulate, freeze=freeze, seed=seed, device=device, backend=backend,
+                           cache_dir=cache_dir, checkpoint_every=checkpoint_every, resume=resume)
     logger = logging.getLogger("vidvpr")
     level = logger.level
     if not processes.main:

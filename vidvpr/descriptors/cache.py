@@ -93,7 +93,8 @@ class DescriptorCache:
         return None if array is None else np.asarray(array, dtype=np.float32)
 
     def put(self, descriptors: np.ndarray, model_name: str, fingerprint: str, video: FileRecord, frames: list[int],
-            input_size: tuple[int, int] | None, versions: dict[str, str], elapsed_s: float) -> Path:
+            input_size: tuple[int, int] | None, versions: dict[str, str], elapsed_s: float,
+            backend: str = "torch") -> Path:
         """Store descriptors (as float16) with their sidecar; returns the array's path."""
         array_path, sidecar_path = self.paths(fingerprint, video.hash, frames, input_size)
         ensure_writable_dir(array_path.parent)
@@ -103,7 +104,7 @@ class DescriptorCache:
         DescriptorRecord(model=model_name, fingerprint=fingerprint, video=video, frames=frames,
                          input_size=list(input_size) if input_size else None, descriptor_dim=descriptors.shape[1],
                          dtype=np.dtype(STORED_DTYPE).name, array=FileRecord.of(array_path),
-                         versions=versions, elapsed_s=round(elapsed_s, 3)).save(sidecar_path)
+                         versions=versions, elapsed_s=round(elapsed_s, 3), backend=backend).save(sidecar_path)
         return array_path
 
     @contextlib.contextmanager

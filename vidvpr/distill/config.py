@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from vidvpr.core.errors import BadInput
 from vidvpr.core.records import FileRecord, Record
 from vidvpr.evaluate.config import DEFAULT_MODEL
+from vidvpr.models.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 
 if TYPE_CHECKING:  # torch is imported only when training starts, never by `vidvpr distill --help`
     from vidvpr.distill.losses import DistillLoss
@@ -81,6 +82,7 @@ class DistillConfig:
     checkpoint_every: int = 100          # optimiser steps between checkpoints (and at each epoch's end)
     inherit_targets: bool = True         # False: run the teacher at every step (for comparisons)
     resume: bool = False
+    backend: str = DEFAULT_BACKEND       # what runs the teacher for the inherited targets (vidvpr.models.backends)
 
     def distill_loss(self) -> DistillLoss:
         from vidvpr.distill.losses import DistillLoss
@@ -102,6 +104,8 @@ def validate_config(config: DistillConfig) -> None:
     """BadInput for any option out of range (before anything is read or written)."""
     config.distill_loss()
     checks = [(config.freeze in FREEZE_CHOICES, f"Unknown --freeze '{config.freeze}'. Use {' or '.join(FREEZE_CHOICES)}."),
+              (config.backend in BACKEND_CHOICES,
+               f"Unknown --backend '{config.backend}'. Use {', '.join(BACKEND_CHOICES)}."),
               (config.negatives >= 1, f"--negatives must be at least 1, got {config.negatives}"),
               (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
               (config.lr > 0, f"--lr must be positive, got {config.lr:g}"),

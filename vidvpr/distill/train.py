@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.provenance import command_line, runtime_versions
 from vidvpr.core.records import FileRecord
 from vidvpr.descriptors.cache import DescriptorCache
-from vidvpr.descriptors.extract import resolve_device
+from vidvpr.descriptors.extract import ForwardCounter, resolve_device
 from vidvpr.distill.config import DistillConfig, StudentRecord, triplet_radii, validate_config
 from vidvpr.distill.degrade import parse_low_quality
 from vidvpr.distill.distributed import Group, check_batch_size, joined, launched_processes
@@ -48,6 +48,7 @@ from vidvpr.distill.step import LatentDescriptors, StepInputs, describe_images, 
 from vidvpr.distill.targets import TeacherTargets, inherited_targets
 from vidvpr.distill.teacher import make_student, prepare_teacher, set_training
 from vidvpr.models import VPRModel, save_model
+from vidvpr.models.backends import resolve_backend
 from vidvpr.models.initialise import model_versions
 
 LOG = logging.getLogger(__name__)
@@ -172,12 +173,12 @@ def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, group
                                         training.max_heading_diff_deg, negative_m, config.negatives)
     on_status("teacher")
     teacher, choice = prepare_teacher(config.teacher, training, out_dir, cache, device, config.batch_size)
-    counter = _Counter(teacher.encoder)
+    counter = ForwardCounter()  # images through the teacher for the targets, on whichever backend runs it
     targets = None
     if config.inherit_targets and loss.terms & {"ickd", "mse"}:
         on_status("targets")
-        targets = inherited_targets(teacher, training, cache, "ickd" in loss.terms, config.batch_size, device)
-    counter.handle.remove()
+        targets = inherited_targets(teacher, training, cache, "ickd" in loss.terms, config.batch_size, device,
+                                    backend=config.backend, counter=counter)
     on_status("frames")
     training.prepare(need_hq=targets is None and bool(loss.terms & {"ickd", "mse"}))
     student = make_student(teacher, config.freeze)
@@ -194,6 +195,8 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
     `on_step(curve row)` report progress."""
     started = time.perf_counter()
     validate_config(config)
+    # the backend that runs here goes into the results key and the student's record (auto differs by machine)
+    config = replace(config, backend=resolve_backend(config.backend, config.device))
     processes = launched_processes()
     check_batch_size(config.batch_size, processes)
     device = processes.device(resolve_device(config.device))

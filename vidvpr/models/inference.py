@@ -5,7 +5,8 @@ descriptors whatever runs them; `cache_key` is the model's fingerprint for torch
 fingerprint plus the backend's name otherwise, so descriptors of one backend are never served for
 another. The ONNX runtimes run the model's graph exported at the batch's input size
 (`vidvpr.models.graphs`, cached beside the descriptors); each session is checked once against
-the torch model on two images before it is used (cosine at least `PARITY_MIN_COSINE`).
+torch on two images before it is used (cosine of every output at least `PARITY_MIN_COSINE`).
+With a `GraphHead` other than the descriptors, `run(batch)` gives the head's several outputs.
 
 An `Inference` pickles without its sessions (they are opened again where it runs: a Dask worker).
 """
@@ -24,11 +25,11 @@ import torch
 from vidvpr.core.errors import ToolMissing
 from vidvpr.core.threads import usable_cores
 from vidvpr.models.backends import BACKENDS
-from vidvpr.models.graphs import INPUT_NAME, exported_graph
+from vidvpr.models.graphs import INPUT_NAME, GraphHead, descriptors_head, exported_graph
 from vidvpr.models.initialise import model_versions
 from vidvpr.models.model import VPRModel
 
-Session = Callable[[np.ndarray], np.ndarray]
+Session = Callable[[np.ndarray], list[np.ndarray]]  # a batch -> the graph's outputs, in order
 PARITY_MIN_COSINE = 0.999  # issue 16's bound; measured on the demo: > 0.99999 (README, "vidvpr eval")
 PARITY_SEED = 0
 
@@ -42,7 +43,7 @@ def _onnxruntime_session(graph: Path, threads: int) -> Session:
     # threads wait passively, as torch's do (OMP_WAIT_POLICY): spinning starves a shared machine
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-    return lambda images: session.run(None, {INPUT_NAME: images})[0]
+    return lambda images: session.run(None, {INPUT_NAME: images})
 
 
 def _openvino_session(graph: Path, threads: int) -> Session:
@@ -53,7 +54,12 @@ def _openvino_session(graph: Path, threads: int) -> Session:
     compiled = openvino.Core().compile_model(str(graph), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
-    return lambda images: np.array(request.infer({0: images})[compiled.output(0)], copy=True)
+
+    def run(images: np.ndarray) -> list[np.ndarray]:
+        results = request.infer({0: images})
+        return [np.array(results[output], copy=True) for output in compiled.outputs]  # the request reuses its buffers
+
+    return run
 
 
 RUNTIMES: dict[str, Callable[[Path, int], Session]] = {"onnx": _onnxruntime_session, "openvino": _openvino_session}
@@ -70,17 +76,18 @@ def runtime_version(backend: str) -> dict[str, str]:
 
 
 class Inference:
-    """`model` run by `backend` ("torch", "onnx" or "openvino", already resolved); the ONNX runtimes
-    keep their graphs in `graphs_dir` (the descriptor cache's folder)."""
+    """`model` (or `head`, built on it) run by `backend` ("torch", "onnx" or "openvino", already
+    resolved); the ONNX runtimes keep their graphs in `graphs_dir` (the descriptor cache's folder)."""
 
     def __init__(self, model: VPRModel, backend: str = "torch", graphs_dir: Path | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, head: GraphHead | None = None) -> None:
         if backend != "torch" and (backend not in RUNTIMES or graphs_dir is None):
             raise ValueError(f"backend {backend!r} needs a runtime and a folder for its graphs")
         self.model = model
         self.backend = backend
         self.graphs_dir = Path(graphs_dir) if graphs_dir is not None else None
         self.threads = threads
+        self.head = head or descriptors_head(model)
         self._sessions: dict[tuple[int, int], Session] = {}
 
     @property
@@ -105,21 +112,25 @@ class Inference:
         return {**model_versions(), "backend": self.backend, **runtime_version(self.backend)}
 
     def describe(self, batch: torch.Tensor, device: torch.device | None = None) -> np.ndarray:
-        """(B, D) float32 descriptors of an ImageNet-normalised (B, 3, H, W) batch."""
+        """(B, D) float32 descriptors of an ImageNet-normalised (B, 3, H, W) batch (the head's first output)."""
+        return self.run(batch, device)[0]
+
+    def run(self, batch: torch.Tensor, device: torch.device | None = None) -> list[np.ndarray]:
+        """The head's outputs for an ImageNet-normalised (B, 3, H, W) batch, as float32 arrays."""
         if self.backend == "torch":
             device = device or torch.device("cpu")
             with torch.inference_mode(), _autocast(device):
-                return self.model(batch.to(device, non_blocking=True)).float().cpu().numpy()
+                return _as_arrays(self.head.module(batch.to(device, non_blocking=True)))
         size = (int(batch.shape[3]), int(batch.shape[2]))
         session = self._sessions.get(size) or self._open(size)
-        return np.asarray(session(np.ascontiguousarray(batch.numpy(), dtype=np.float32)), dtype=np.float32)
+        return [np.asarray(out, dtype=np.float32) for out in session(np.ascontiguousarray(batch.numpy(), np.float32))]
 
     def _open(self, size: tuple[int, int]) -> Session:
         assert self.graphs_dir is not None
-        self.model.cpu().eval()
-        graph = exported_graph(self.model, size, self.graphs_dir)
+        self.head.module.cpu().eval()
+        graph = exported_graph(self.model, size, self.graphs_dir, self.head)
         session = RUNTIMES[self.backend](graph, self.threads or usable_cores())
-        check_parity(self.model, session, size, self.backend)
+        check_parity(self.head, session, size, self.backend)
         self._sessions[size] = session
         return session
 
@@ -134,19 +145,25 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
-def check_parity(model: VPRModel, session: Session, size: tuple[int, int], backend: str) -> float:
-    """The smallest cosine between torch's and the session's descriptors of two random images; a
-    ToolMissing (use torch) below `PARITY_MIN_COSINE`."""
+def _as_arrays(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    tensors = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    return [tensor.float().cpu().numpy() for tensor in tensors]
+
+
+def check_parity(head: GraphHead, session: Session, size: tuple[int, int], backend: str) -> float:
+    """The smallest cosine, over every output and row, between torch's and the session's outputs on
+    two random images; a ToolMissing (use torch) below `PARITY_MIN_COSINE`."""
     generator = torch.Generator().manual_seed(PARITY_SEED)
     images = torch.randn(2, 3, size[1], size[0], generator=generator)
     with torch.inference_mode():
-        expected = model(images).float().numpy()
-    got = np.asarray(session(images.numpy()), dtype=np.float32)
-    cosine = float(np.min(np.sum(expected * got, axis=1)
-                          / (np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1)).clip(min=1e-12)))
+        expected = _as_arrays(head.module(images))
+    got = session(images.numpy())
+    cosine = min(float(np.min(np.sum(e.reshape(2, -1) * g.reshape(2, -1), axis=1) / (
+        np.linalg.norm(e.reshape(2, -1), axis=1) * np.linalg.norm(g.reshape(2, -1), axis=1)).clip(min=1e-12)))
+        for e, g in zip(expected, got))
     if not cosine >= PARITY_MIN_COSINE:
-        raise ToolMissing(f"--backend {backend}: {model.name} at {size[0]}x{size[1]} gives descriptors that differ from "
-                          f"torch's (cosine {cosine:.6f} < {PARITY_MIN_COSINE}); use --backend torch")
+        raise ToolMissing(f"--backend {backend}: the {head.name} at {size[0]}x{size[1]} differ from torch's "
+                          f"(cosine {cosine:.6f} < {PARITY_MIN_COSINE}); use --backend torch")
     return cosine
 
 
