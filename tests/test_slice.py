@@ -684,6 +684,22 @@ def test_a_two_to_one_dual_fisheye_frame_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("height", [1000, 1920])
+def test_a_large_frame_is_judged_like_a_small_one(height: int) -> None:
+    from vidvpr.media.probe import looks_dual_fisheye
+
+    rows, cols = np.mgrid[0:height, 0:height]
+    circle = np.hypot(rows + 0.5 - height / 2, cols + 0.5 - height / 2) < 0.48 * height
+    fisheye = np.full((height, 2 * height), 16, np.uint8)
+    for half in (0, height):
+        fisheye[:, half:half + height][circle] = 120
+    assert looks_dual_fisheye(fisheye)
+    picture = np.random.default_rng(0).integers(30, 220, (height, 2 * height), dtype=np.uint8)
+    assert not looks_dual_fisheye(picture)
+    picture[:, : height // 3] = 16  # black on one side only: still no pair of circles
+    assert not looks_dual_fisheye(picture)
+
+
 def test_an_equirect_frame_is_not_taken_for_dual_fisheye(equirect_video: Path) -> None:
     from vidvpr.media.probe import looks_dual_fisheye
 
