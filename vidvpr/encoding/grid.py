@@ -30,7 +30,6 @@ from vidvpr.encoding.codecs import CODECS
 from vidvpr.encoding.plan import Cell, EncodeConfig, describe_config, plan_grid, validate_config
 from vidvpr.encoding.quality import vmaf_sampling
 from vidvpr.encoding.table import table_rows, write_table
-from vidvpr.encoding.viewjob import ViewContext, encode_group
 from vidvpr.media.ffmpeg import FfmpegInfo, FfmpegPool, find_ffmpeg
 from vidvpr.media.view_video import describe_view_video
 from vidvpr.run import Executor, InProcessExecutor, Unit
@@ -132,6 +131,8 @@ def encode_view(groups: list[tuple[int, list[Cell]]], config: EncodeConfig, ffmp
     """One unit of work: one view's cells still to do, a group per codec (with the number of cells
     planned for it); returns the cells written. Threads per encoder follow the plan and `cores` (the
     client's), never the worker's, so a resumed run, or any worker, encodes exactly like a whole one."""
+    from vidvpr.encoding.viewjob import ViewContext, encode_group  # here: a rerun with nothing to encode never loads it
+
     pool = FfmpegPool()
     _LIVE_POOLS.add(pool)
     try:
