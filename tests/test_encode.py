@@ -457,20 +457,13 @@ def test_a_rerun_that_encodes_nothing_leaves_table_and_plot_as_they_are(grid: tu
 
 def test_a_rerun_with_nothing_to_encode_loads_neither_matplotlib_nor_opencv(grid: tuple, views: list[Path],
                                                                           tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from tests.imports import imports_of_command
 
     out = tmp_path / "grid"
     shutil.copytree(grid[0], out)
-    argv = ["encode", *map(str, views), "--out", str(out), "--qp", ",".join(map(str, QPS)), "--res", RESOLUTIONS,
-            "--preset", "fast", "--json"]
-    code = ("import json, sys\nfrom vidvpr.cli import main\ntry:\n"
-            f"    main.main({argv!r}, prog_name='vidvpr', standalone_mode=False)\n"
-            "except SystemExit:\n    pass\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'cv2'))))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    summary, _, loaded = done.stdout.strip().rpartition("\n")
-    assert json.loads(summary)["encoded"] == [] and json.loads(loaded) == []
+    summary, loaded = imports_of_command(["encode", *map(str, views), "--out", str(out), "--qp", ",".join(map(str, QPS)),
+                                          "--res", RESOLUTIONS, "--preset", "fast", "--json"], ("matplotlib", "cv2"))
+    assert json.loads(summary)["encoded"] == [] and loaded == []
 
 
 @pytest.mark.parametrize("damage", ["plot", "csv", "plot record"])

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.imports import imports_of_command
 from tests.test_eval import dataset  # noqa: F401  (a module fixture)
 from tests.test_manifest import sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.evaluate import rerun
@@ -51,21 +50,11 @@ def test_a_rerun_returns_the_recorded_results_and_writes_nothing(copy) -> None:
 
 def test_deciding_loads_neither_torch_nor_faiss(finished) -> None:
     manifest, out, config, _ = finished
-    code = (
-        "import json, sys\n"
-        "from vidvpr.cli import main\n"
-        f"argv = ['eval', {str(manifest)!r}, '--enc', {str(config.enc_dir)!r}, '--out', {str(out)!r},\n"
-        "        '--batch-size', '8', '--backend', 'torch', '--save-preds', '2', '--json']\n"
-        "try:\n"
-        "    main.main(argv, prog_name='vidvpr', standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'faiss', 'matplotlib'))))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    summary, _, loaded = done.stdout.strip().rpartition("\n")
+    summary, loaded = imports_of_command(["eval", str(manifest), "--enc", str(config.enc_dir), "--out", str(out),
+                                          "--batch-size", "8", "--backend", "torch", "--save-preds", "2", "--json"],
+                                         ("torch", "faiss", "matplotlib"))
     assert json.loads(summary)["skipped"] is True and json.loads(summary)["forward_images"] == 0
-    assert json.loads(loaded) == []
+    assert loaded == []
 
 
 @pytest.mark.parametrize("change", [

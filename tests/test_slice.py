@@ -552,18 +552,12 @@ def test_a_source_whose_views_are_all_done_is_never_opened(equirect_video: Path,
 
 
 def test_a_rerun_over_finished_views_loads_neither_pyav_nor_opencv(equirect_video: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from tests.imports import imports_of_command
 
     slice_video(equirect_video, tmp_path, small_config())
-    argv = ["slice", str(equirect_video), "--out", str(tmp_path), "--size", f"{VIEW_SIZE[0]}x{VIEW_SIZE[1]}", "--json"]
-    code = ("import json, sys\nfrom vidvpr.cli import main\ntry:\n"
-            f"    main.main({argv!r}, prog_name='vidvpr', standalone_mode=False)\n"
-            "except SystemExit:\n    pass\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'cv2'))))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    summary, _, loaded = done.stdout.strip().rpartition("\n")
-    assert all(view["skipped"] for view in json.loads(summary)["outputs"]) and json.loads(loaded) == []
+    summary, loaded = imports_of_command(["slice", str(equirect_video), "--out", str(tmp_path), "--size",
+                                          f"{VIEW_SIZE[0]}x{VIEW_SIZE[1]}", "--json"], ("av", "cv2"))
+    assert all(view["skipped"] for view in json.loads(summary)["outputs"]) and loaded == []
 
 
 def test_finished_and_unfinished_sources_keep_the_order_they_were_given(equirect_video: Path,

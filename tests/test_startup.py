@@ -3,16 +3,17 @@ commands that need no model never import torch or faiss (the import graph, not a
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from click.testing import CliRunner
 import pytest
 
+from tests.imports import imports_of_command
 from vidvpr.cli import COMMANDS, load_command, main
 
 HEAVY = ("torch", "faiss", "matplotlib")
@@ -20,22 +21,12 @@ HEAVY = ("torch", "faiss", "matplotlib")
 MODEL_FREE = ("probe", "slice", "import", "encode", "manifest", "export", "study", "report")
 
 
-def _imported_after(argv: list[str], env: dict[str, str] | None = None) -> dict[str, list[str]]:
+def _imported_after(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `vidvpr ARGV` in a fresh interpreter; which heavy and which vidvpr.cli modules it imported
     (and whether Dask was imported)."""
-    code = (
-        "import json, sys\n"
-        "from vidvpr.cli import main\n"
-        "try:\n"
-        f"    main.main({argv!r}, prog_name='vidvpr', standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps({'heavy': sorted(m for m in sys.modules if m.split('.')[0] in "
-        f"{HEAVY!r}), 'cli': sorted(m for m in sys.modules if m.startswith('vidvpr.cli.')), "
-        "'dask': 'dask' in sys.modules}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    _, loaded = imports_of_command(argv, (*HEAVY, "dask", "vidvpr"), env)
+    return {"heavy": [m for m in loaded if m.split(".")[0] in HEAVY],
+            "cli": [m for m in loaded if m.startswith("vidvpr.cli.")], "dask": "dask" in loaded}
 
 
 def test_listing_the_commands_imports_none_of_them() -> None:
