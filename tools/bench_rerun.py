@@ -7,6 +7,7 @@ fresh process. The dataset is one `vidvpr demo run` made:
 
     vidvpr demo run /tmp/demo-small --size small      # or without --size: the full demo
     python tools/bench_rerun.py /tmp/demo-small --repeat 5
+    python tools/bench_rerun.py /tmp/demo-small --code ../main     # the same, with another checkout's code
 
 Each command is run once untimed (it finishes anything left, e.g. the export, which the demo does
 not make, and warms the page and hash caches), then `--repeat` times, each of which must report
@@ -62,7 +63,8 @@ def commands(demo: Path, qps: str) -> list[Command]:
         Command("export", vidvpr("export", str(demo / "manifest"), "--out", str(demo / "export"), "--json"),
                 demo / "export", lambda out: out["skipped"]),
         Command("eval", vidvpr("eval", str(demo / "manifest"), "--enc", str(demo / "enc"), "--out", str(demo / "eval"),
-                               "--json"), demo / "eval", lambda out: out["forward_images"] == 0 and out["skipped"]),
+                               "--json"), demo / "eval",  # (code without `skipped` searched again: no forward pass)
+                lambda out: out["forward_images"] == 0 and out.get("skipped", True)),
     ]
 
 
@@ -77,11 +79,13 @@ def outputs(folder: Path | None) -> int:
     return sum(1 for path in folder.rglob("*") if path.is_file() and ".partial-" not in path.name)
 
 
-def run(argv: list[str]) -> tuple[float, float, str]:
-    """(wall s, CPU s of the process, stdout) of one run."""
+def run(argv: list[str], code: Path | None = None) -> tuple[float, float, str]:
+    """(wall s, CPU s of the process, stdout) of one run; with `code`, vidvpr is imported from that
+    checkout (the command runs in it; nothing is written there)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"PYTHONDONTWRITEBYTECODE": "1"} if code else {})}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=code)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -100,27 +104,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--qp", default="20..50", help="the --qp the demo was run with")
     parser.add_argument("--only", default=None, help="comma-separated commands to time (default: all)")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="run the vidvpr of this checkout (e.g. ../main, for a before/after comparison)")
     args = parser.parse_args()
+    code = args.code.absolute() if args.code else None
     chosen = commands(args.demo.absolute(), args.qp)
     if args.only:
         chosen = [command for command in chosen if command.name in args.only.split(",")]
     floors = {"python -c pass": [sys.executable, "-c", "pass"], "vidvpr --help": vidvpr("--help")}
     for command in chosen:  # untimed: finish what is left, warm the caches
-        run(command.argv)
+        run(command.argv, code)
     timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in [*floors, *(c.name for c in chosen)]}
     for _ in range(args.repeat):  # interleaved, so the machine's load hits every command alike
         for name, argv in floors.items():
-            wall, cpu, _ = run(argv)
+            wall, cpu, _ = run(argv, code)
             timings[name][0].append(wall)
             timings[name][1].append(cpu)
         for command in chosen:
-            wall, cpu, stdout = run(command.argv)
+            wall, cpu, stdout = run(command.argv, code)
             if not command.idle(json.loads(stdout)):
                 sys.exit(f"{command.name}: the rerun did work; is {args.demo} a finished demo run with these options?")
             timings[command.name][0].append(wall)
             timings[command.name][1].append(cpu)
     load = os.getloadavg()[0]
-    print(f"rerun over {args.demo} ({args.repeat} runs each, interleaved; load average {load:.1f} on "
+    print(f"rerun over {args.demo} with the code of {code or Path(__file__).resolve().parents[1]} "
+          f"({args.repeat} runs each, interleaved; load average {load:.1f} on "
           f"{os.cpu_count()} cores{': LOADED, wall times stretch' if load > (os.cpu_count() or 1) else ''})")
     print(f"  {'command':16} {'outputs':>7} {'budget':>8} {'wall median':>12} {'(spread)':>13} {'wall/budget':>11} "
           f"{'cpu median':>11} {'cpu/budget':>10}")
