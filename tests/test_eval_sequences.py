@@ -53,7 +53,7 @@ def test_sequence_predictions_are_the_brute_force_lines_through_the_distance_mat
     manifest = load_manifest(dataset[0])
     record = json.loads((out / "results.json").read_text())
     cache = DescriptorCache(out / "descriptors")
-    fingerprint = record["models"][0]["fingerprint"]
+    fingerprint = record["models"][0]["cache_key"]  # the descriptors of the backend that ran
 
     def descriptors(rows):
         values = np.empty((len(rows), record["models"][0]["descriptor_dim"]), np.float32)

@@ -227,11 +227,12 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                 on_status(f"prepare {choice.label}")
             model = prepare_model(choice, manifest, reference, out_dir, cache, device, config.batch_size,
                                   config.pca_dim, counter, loaded=model)
+            inference = Inference(model, backend, cache.folder)
             models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
                                   "options": model.options, "whitening": model.whiten is not None,
-                                  "backend": backend})
-            prepared.append((choice, Inference(model, backend, cache.folder)))
+                                  "backend": backend, "cache_key": inference.cache_key})
+            prepared.append((choice, inference))
         if on_status:
             on_status("eval")
         from vidvpr.evaluate.units import eval_inputs, run_cells  # they run this module's functions
