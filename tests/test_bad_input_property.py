@@ -47,6 +47,7 @@ from vidvpr.dataset.rows import read_rows
 from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename
 from vidvpr.demo import definition as demo_definition
 from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
+from vidvpr.distill.degrade import parse_low_quality
 from vidvpr.distill.frames import FramesRecord, FrameStore
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
@@ -960,6 +961,34 @@ def test_every_value_of_a_record_replaced_is_loaded_or_refused_in_one_line(kind:
     for edit, tree in one_value_replaced(json.loads(source.read_text()), HOSTILE_VALUES[::2]):
         with noted(f"input: {source.name} with {edit}"):
             assert_result_or_one_line_bad_input(lambda tree=tree: RECORDS[kind].from_data(tree, str(source)), source)
+
+
+# ---------------------------------------------------------------- what the student sees (--lq)
+
+lq_item = st.one_of(
+    st.text(max_size=16),
+    st.tuples(st.sampled_from(("lowlight", "noise", "blur", "jpeg", "resize", "LowLight", " blur", "lowlight ")),
+              st.one_of(token, st.floats().map(repr), st.from_regex(r"[+-]?[0-9]{0,3}(\.[0-9]{0,4})?(p|x[0-9]{1,3})?",
+                                                                    fullmatch=True))).map(lambda pair: ":".join(pair)),
+    st.tuples(st.sampled_from(("", "libx265/", "a/b/")), token, token).map(lambda t: f"{t[0]}{t[1]}/qp{t[2]}"),
+)
+
+
+@prop(400)
+@given(items=st.lists(lq_item, max_size=4))
+def test_any_lq_items_are_parsed_or_refused_in_one_line_and_parsed_ones_degrade_any_image(items: list[str]) -> None:
+    import numpy as np
+
+    try:
+        low_quality = parse_low_quality(items)
+    except BadInput as exc:
+        message = str(exc)
+        assert message.splitlines() == [message] and message, f"BadInput is not one line: {message!r}"
+        return
+    for shape in ((1, 1, 3), (9, 16, 3)):
+        image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        out = low_quality.degrade(image)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
 
 
 # ---------------------------------------------------------------- VPR image names

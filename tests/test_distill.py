@@ -105,7 +105,7 @@ def test_degradations_parse_combine_in_order_and_never_upscale() -> None:
     assert np.abs(Jpeg(5)(image).astype(int) - image).mean() > np.abs(Jpeg(95)(image).astype(int) - image).mean()
 
 
-@pytest.mark.parametrize("item, match", [("blur:3", "Unknown degradation 'blur:3'. Use jpeg:Q"),
+@pytest.mark.parametrize("item, match", [("sharpen:3", "Unknown degradation 'sharpen:3'. Use jpeg:Q"),
                                          ("jpeg:0", "JPEG quality must be an integer from 1 to 100"),
                                          ("resize:big", "resize:240p"), ("360p-qp40", "Unknown degradation")])
 def test_unknown_or_malformed_degradations_are_one_line_bad_input(item: str, match: str) -> None:
@@ -445,8 +445,8 @@ def test_resume_with_another_configuration_or_nothing_to_resume(dataset: Path, t
 def test_the_command_line_is_one_line_and_exit_code_2_on_bad_input(dataset: Path, tmp_path: Path,
                                                                    small_teacher: str) -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", "blur:2", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Unknown degradation 'blur:2'" in result.output
+    result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", "sharpen:2", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Unknown degradation 'sharpen:2'" in result.output
     result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", CELL, "--out", str(tmp_path / "r"),
                                   "--loss", "mse", "--batch-size", "8", "--teacher", small_teacher, "--quiet", "--json"])
     assert result.exit_code == 0, result.output

@@ -23,9 +23,11 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @click.option("--train", "train", required=True, type=click.Path(path_type=Path),
               help="Training data: a vidvpr manifest folder (its database recordings) or a VPR-datasets-downloader "
                    "image folder (positions from the file names).")
-@click.option("--lq", "lq", multiple=True, required=True, metavar="CELL|jpeg:Q|resize:NNNp",
+@click.option("--lq", "lq", multiple=True, required=True, metavar="CELL|jpeg:Q|resize:NNNp|lowlight:EV|noise:S|blur:PX",
               help="What the student sees (repeatable): encode cells such as 360p/qp40 (a pair per cell), and/or "
-                   "degradations applied in order, e.g. --lq resize:240p --lq jpeg:10.")
+                   "degradations applied in order, e.g. --lq resize:240p --lq jpeg:10; lowlight:-3 is 3 stops less "
+                   "light (linear light, then a dark exposure's sensor noise and the camera's gamma), noise:SIGMA "
+                   "Gaussian noise in 8-bit levels, blur:PX a Gaussian blur of PX pixels.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run folder: student.pt (+ student.json), checkpoints/, losses.csv, train_state.pt.")
 @click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
