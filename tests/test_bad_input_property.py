@@ -47,6 +47,7 @@ from vidvpr.dataset.rows import read_rows
 from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename
 from vidvpr.demo import definition as demo_definition
 from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
+from vidvpr.distill.config import StudentRecord
 from vidvpr.distill.degrade import parse_low_quality
 from vidvpr.distill.frames import FramesRecord, FrameStore
 from vidvpr.encoding.grid import encode_grid
@@ -498,7 +499,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                "results": write_eval(base / "eval", curve_rows("teacher", "libx264", RATES[:3], RECALLS[:3])
                                      + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json",
                "frames": next((base / "frames").glob("*.json")),
-               "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json")), "graph": graph.with_suffix(".json")}
+               "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json")), "graph": graph.with_suffix(".json"),
+               "student": _student_sidecar(base / "student.json", view)}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
             "insv": insv, "cell_video": cell_video}
 
@@ -514,6 +516,25 @@ def import_sample(source: Path, views: Path) -> Path:
     summary = import_footage([source], views, ImportConfig(calibration=source.parent / "cal.json", undistort=True,
                                                            recording="cam"))
     return Path(summary.views[0].sidecar)
+
+
+def _student_sidecar(path: Path, video: Path) -> Path:
+    """A `vidvpr distill` student.json of the shape training writes (`vidvpr demo study` reads it back);
+    written here rather than by a training run, which would cost the session a model and a minute."""
+    from vidvpr.core.records import FileRecord
+
+    StudentRecord(
+        model="netvlad-efficientnet-lite0", checkpoint=FileRecord.of(video), losses=["ickd", "mse", "triplet"],
+        teacher={"name": "netvlad-efficientnet-lite0", "weights": "", "fingerprint": "sha256:0"},
+        weights={"lambda_ickd": 0.02, "lambda_mse": 4000.0, "margin": 0.1}, distilled_images="all",
+        triplet_radii_m={"positive": 2.0, "negative": 5.0, "reference": 5.0},
+        data={"kind": "vidvpr-dataset", "places": 12, "images": {"dbwalk/yaw000_pitch+00": "sha256:1"}, "lq": []},
+        degradation=["64x36/qp30", "lowlight:-3"], seed=0, config={"lr": 0.0001, "train": "manifest"}, steps=3,
+        epochs=1, pairs=12, queries=12, final_losses={"loss": 0.5}, teacher_forwards={"targets": 12, "epochs": [0]},
+        versions={"vidvpr": "0"}, command=["vidvpr", "distill"], elapsed_s=1.0,
+        videos={"reference/dbwalk/yaw000_pitch+00": FileRecord.of(video).hash},
+    ).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -621,7 +642,7 @@ RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
            "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
            "frames": FramesRecord,
-           "ffmpeg": FfmpegDescription, "graph": GraphRecord}
+           "ffmpeg": FfmpegDescription, "graph": GraphRecord, "student": StudentRecord}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))

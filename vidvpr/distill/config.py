@@ -171,3 +171,4 @@ class StudentRecord(Record):
     command: list[str]
     elapsed_s: float
     processes: int = 1                # training processes (torchrun), each with its share of every batch
+    videos: dict[str, str] = {}       # content hash of every video (image folder) trained on, by cell/recording/view

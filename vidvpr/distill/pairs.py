@@ -99,6 +99,11 @@ class TrainingSet(ABC):
         return {"kind": self.kind, "source": str(self.source.resolve()), "places": len(self.places),
                 "images": {s.name: s.record.hash for s in self.hq_sources()}, "lq": self.low_quality.names}
 
+    def trained_videos(self) -> dict[str, str]:
+        """The content hash of every video (or image folder) training reads, by name, so that anyone can
+        check what a student has seen (teacher's side and student's side)."""
+        return {s.name: s.record.hash for s in self.hq_sources()}
+
     def lq_images(self, pairs: Sequence[int]) -> list[np.ndarray]:
         """The student's RGB images of `pairs` (degradations applied)."""
         return [self.low_quality.degrade(self._variant_image(*self.split(p))) for p in pairs]
@@ -155,6 +160,11 @@ class VideoTrainingSet(TrainingSet):
     def hq_sources(self) -> list[HqSource]:
         return [HqSource(f"{rec}/{view}", self.reference.videos[(rec, view)][1], frames, places)
                 for (rec, view), (frames, places) in self._groups.items()]
+
+    def trained_videos(self) -> dict[str, str]:
+        names = dict.fromkeys((REFERENCE, *self.variants))  # the reference views, then each --lq cell
+        return {f"{name}/{rec}/{view}": self.cells[name].videos[(rec, view)][1].hash
+                for name in names for rec, view in self._groups}
 
     def hq_batches(self, source: HqSource, batch_size: int) -> Iterator[tuple[list[int], torch.Tensor]]:
         video = self.reference.videos[tuple(source.name.split("/", 1))][0]  # type: ignore[index]

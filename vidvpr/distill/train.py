@@ -306,6 +306,6 @@ def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any
         final_losses=final, teacher_forwards=progress.teacher_forwards,
         versions={**runtime_versions(), **model_versions(), "torch_threads": str(progress.arithmetic.get("threads"))},
         command=command_line(), elapsed_s=elapsed,
-        processes=run.group.world_size,
+        processes=run.group.world_size, videos=run.training.trained_videos(),
     ).save(sidecar)
     return result
