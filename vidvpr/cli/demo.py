@@ -24,14 +24,16 @@ def demo_group() -> None:
                    "definition, as written out in manifests/demo.toml].")
 @click.option("--size", default="default", help="Frame size: a name from the definition's [sizes] (built-in: "
                                                 "default = 1024x512, small = 256x128).")
+@click.option("--night", is_flag=True, help="Also film the definition's night walk ([night]: lights off but for "
+                                            "scattered lamps and the camera's own light), a query walk.")
 @click.option("--force", is_flag=True, help="Re-render even if finished outputs with the same definition exist.")
 @click.option("--camera", default=CAMERAS[0], type=click.Choice(CAMERAS),
               help="dual-fisheye: an Insta360-shaped <traversal>.insv (two fisheye circles + a trailer with the lens "
                    "calibration and GPS) instead of an equirect .mp4.")
 @output_options
 @handle_errors
-def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: bool, camera: str, quiet: bool,
-              as_json: bool) -> None:
+def demo_make(out_dir: Path, definition_path: Path | None, size: str, night: bool, force: bool, camera: str,
+              quiet: bool, as_json: bool) -> None:
     """Render the demo world along its traversals: OUT_DIR/<traversal>/<traversal>.mp4 (equirect, or
     .insv with --camera dual-fisheye) + trajectory, dataset.toml for `vidvpr manifest`, and demo.json."""
     from vidvpr.core.progress import progress_bar
@@ -39,6 +41,8 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, force: boo
     from vidvpr.demo.make import DemoConfig, make_demo, slice_hint, total_frames
 
     definition = load_definition(definition_path)
+    if night:
+        definition = definition.with_night()
     config = DemoConfig(definition=definition, definition_source=str(definition_path or "built-in"), size=size,
                         force=force, camera=camera)
     with progress_bar(total_frames(definition), "demo", quiet=quiet) as bar:

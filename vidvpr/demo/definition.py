@@ -13,12 +13,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from vidvpr.core.records import Strict, read_toml_file, validate_data
+from vidvpr.core.records import Strict, read_toml_file, validate_data, validation_problem
 
 SHAPES = ("rectangle",)
 ROLES = ("database", "query")
+LIGHTINGS = ("day", "night")
 TRAJECTORY_FORMATS = ("csv-xy", "tum")
 CAMERAS = ("equirect", "dual-fisheye")  # `demo make --camera`: equirect .mp4, or Insta360-shaped .insv (demo.fisheye)
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -88,6 +89,8 @@ class TraversalSpec(DemoPart):
     tint_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
     noise_std: float = Field(0.0, ge=0, description="sensor noise in 8-bit levels")
     trajectory_format: Literal["csv-xy", "tum"] = "csv-xy"
+    # day: the ceiling lights on; night: off, but for scattered lamps and the camera's own light
+    lighting: Literal["day", "night"] = "day"
 
 
 class EncodingSpec(DemoPart):
@@ -127,6 +130,23 @@ def _default_traversals() -> tuple[TraversalSpec, ...]:
     )
 
 
+def _default_night() -> TraversalSpec:
+    # the query's walk after dark: lit by a few lamps and the camera's own light (vidvpr.demo.lighting),
+    # filmed with a lower exposure and more sensor noise
+    return TraversalSpec(name="night", role="query", lateral_offset_m=0.2, speed_mps=1.6, fps=1.0,
+                         lighting_gain=0.8, tint_rgb=(1.0, 0.96, 0.88), noise_std=4.0, trajectory_format="csv-xy",
+                         lighting="night")
+
+
+class HeldoutSpec(DemoPart):
+    """The held-out world of `vidvpr demo study`: the same renderer, camera and walks (and the night
+    walk) in a world of another seed, route and places, which nothing is trained or tuned on."""
+
+    seed: int = 23
+    route: RouteSpec = RouteSpec(length_m=400.0, aspect=2.0)
+    places: PlacesSpec = PlacesSpec(count=80, shared_designs=3, places_sharing=10)
+
+
 class DemoDefinition(DemoPart):
     """The demo dataset. These defaults are the built-in demo; manifests/demo.toml spells them out."""
 
@@ -140,6 +160,8 @@ class DemoDefinition(DemoPart):
     ground_truth: GroundTruthSpec = GroundTruthSpec()
     views: ViewsSpec = ViewsSpec()
     encoding: EncodingSpec = EncodingSpec()
+    night: TraversalSpec = Field(default_factory=_default_night)
+    heldout: HeldoutSpec | None = HeldoutSpec()  # None only in a held-out world itself (heldout_definition)
 
     @model_validator(mode="after")
     def _walkable(self) -> DemoDefinition:
@@ -171,6 +193,10 @@ class DemoDefinition(DemoPart):
                                  "fewer than 2 frames")
             if any(c < 0 for c in t.tint_rgb):
                 raise ValueError(f"traversal '{t.name}': tint_rgb must be non-negative")
+        if self.night.lighting != "night":
+            raise ValueError("night.lighting must be 'night' (the night walk `vidvpr demo make --night` adds)")
+        if self.night.role != "query":
+            raise ValueError("night.role must be 'query': the night walk is searched in the day database")
         formats = sorted({t.trajectory_format for t in self.traversals})
         if len(formats) != 1:
             raise ValueError(f"traversals mix trajectory formats ({', '.join(formats)}); one format keeps the "
@@ -180,7 +206,33 @@ class DemoDefinition(DemoPart):
         for name, (width, height) in self.sizes.items():
             if not (re.fullmatch(NAME_REGEX, name) and width == 2 * height and height % 2 == 0 and height >= 16):
                 raise ValueError(f"sizes.{name} = {width}x{height}: equirect frames are 2:1 with an even height >= 16")
+        if self.heldout is not None:
+            if self.heldout.seed == self.seed:
+                raise ValueError(f"heldout.seed must differ from seed ({self.seed}): the held-out world is another world")
+            try:
+                self.heldout_definition()
+            except ValueError as exc:
+                raise ValueError(f"heldout: {exc}") from None
         return self
+
+    def with_night(self) -> DemoDefinition:
+        """This definition with the night walk among its traversals (unchanged if it has one already)."""
+        if any(t.lighting == "night" for t in self.traversals):
+            return self
+        return self.model_copy(update={"traversals": (*self.traversals, self.night)})
+
+    def heldout_definition(self) -> DemoDefinition:
+        """The held-out world: this definition's walks (and its night walk) and everything else, in a
+        world of the held-out seed, route and places. ValueError when that world cannot be walked."""
+        if self.heldout is None:
+            raise ValueError("a held-out world has no held-out world of its own")
+        data = self.with_night().model_dump()
+        data.update(name=f"{self.name}-heldout", seed=self.heldout.seed, route=self.heldout.route.model_dump(),
+                    places=self.heldout.places.model_dump(), heldout=None)
+        try:
+            return DemoDefinition.model_validate(data, strict=False)
+        except ValidationError as exc:
+            raise ValueError(validation_problem(exc).removeprefix("top level: ")) from None
 
 
 def load_definition(path: Path | None = None) -> DemoDefinition:

@@ -311,7 +311,8 @@ def _render_traversal(out_dir: Path, definition: DemoDefinition, plan: Traversal
     fisheye = DualFisheyeRenderer(size, "side-by-side") if camera == "dual-fisheye" else None
 
     def render(i: int) -> Any:
-        lighting = Lighting(spec.lighting_gain, spec.tint_rgb, spec.noise_std, (definition.seed, index, i))
+        lighting = Lighting(spec.lighting_gain, spec.tint_rgb, spec.noise_std, (definition.seed, index, i),
+                            spec.lighting)
         pose = CameraPose(float(plan.east_m[i]), float(plan.north_m[i]), float(plan.heading_deg[i]))
         return fisheye(world, pose, lighting) if fisheye else render_equirect_frame(world, pose, size, lighting)
 

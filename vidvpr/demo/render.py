@@ -25,6 +25,7 @@ from vidvpr.demo.world import (
     World,
     direction_xy,
 )
+from vidvpr.demo.lighting import night_plane_light, night_wall_light
 
 
 # ---------------------------------------------------------------- rendering
@@ -86,11 +87,12 @@ def _light(dist_m: np.ndarray) -> np.ndarray:
 
 
 def _render_planes(world: World, pose: CameraPose, dx: np.ndarray, dy: np.ndarray, tan: np.ndarray,
-                   out: np.ndarray, colour_gain: np.ndarray) -> None:
-    """Ceiling (upper half) and floor (lower half) into `out` (H, W, 4), lit per row.
+                   out: np.ndarray, colour_gain: np.ndarray, night: bool = False) -> None:
+    """Ceiling (upper half) and floor (lower half) into `out` (H, W, 4), lit per row by day, per
+    pixel at night (`vidvpr.demo.lighting`).
 
-    Horizontal distance, mip level and light depend only on the row. The textures are periodic,
-    so each band of rows with the same mip level is one remap of the wrapped coordinates.
+    Horizontal distance and mip level depend only on the row. The textures are periodic, so each
+    band of rows with the same mip level is one remap of the wrapped coordinates.
     """
     route = world.route
     height, width = out.shape[:2]
@@ -110,6 +112,10 @@ def _render_planes(world: World, pose: CameraPose, dx: np.ndarray, dy: np.ndarra
             map_x = _wrap((np.float32(pose.east_m) + r * dx) * np.float32(shrink / texel[0]), tex.shape[1])
             map_y = _wrap((np.float32(pose.north_m) + r * dy) * np.float32(shrink / texel[1]), tex.shape[0])
             cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, dst=out[first + start: first + stop], borderMode=cv2.BORDER_WRAP)
+    if night:
+        light = night_plane_light(world, pose, dx, dy, tan, MAX_VIEW_M)[..., None] * np.append(colour_gain, 0.0)
+        cv2.multiply(out, (light + np.array([0, 0, 0, 1], np.float32)).astype(np.float32), dst=out, dtype=cv2.CV_8U)
+        return
     cv2.multiply(out, _plane_light(width, height, route.wall_height_m - route.camera_height_m, route.camera_height_m,
                                    tuple(colour_gain.tolist())), dst=out, dtype=cv2.CV_8U)
 
@@ -150,7 +156,8 @@ def render_equirect_frame(world: World, pose: CameraPose, size: tuple[int, int],
     dx, dy = (v.astype(np.float32) for v in direction_xy(bearings))
     colour_gain = lighting.gain * np.asarray(lighting.tint_rgb, dtype=float)
     out = np.empty((height, width, 4), np.uint8)
-    _render_planes(world, pose, dx, dy, tan, out, colour_gain)
+    night = lighting.scene == "night"
+    _render_planes(world, pose, dx, dy, tan, out, colour_gain, night)
     # walls: one texture column per frame column (mip level from the ray's footprint along the
     # wall), lit per texel by its 3D distance, stretched over the rows where the ray meets the wall
     flat, bases, rows, cols = world.mipmaps
@@ -161,7 +168,10 @@ def render_equirect_frame(world: World, pose: CameraPose, size: tuple[int, int],
     row0 = np.arange(wall_rows)[:, None]
     strip = np.take(flat, (row0 >> level) * cols[level] + bases[level, hits.wall] + col).view(np.uint8)
     rise = route.wall_height_m - (row0 + 0.5) * TEXEL_M - route.camera_height_m
-    light = _light(np.hypot(hits.dist_m, rise)) * (0.8 + 0.2 * hits.cos_incidence)
+    if night:
+        light = night_wall_light(world, pose, hits.dist_m, dx, dy, hits.cos_incidence, rise)
+    else:
+        light = _light(np.hypot(hits.dist_m, rise)) * (0.8 + 0.2 * hits.cos_incidence)
     gain = np.append(colour_gain, 1.0).astype(np.float32)
     strip = cv2.multiply(strip.reshape(wall_rows, width, 4), light.astype(np.float32)[..., None] * gain, dtype=cv2.CV_8U)
     above = route.wall_height_m - route.camera_height_m

@@ -103,12 +103,14 @@ class CameraPose:
 
 @dataclass(frozen=True)
 class Lighting:
-    """Per-traversal photometry: global gain, RGB tint, and Gaussian sensor noise (luma)."""
+    """Per-traversal photometry: global gain, RGB tint, Gaussian sensor noise (luma), and the scene's
+    light: "day" (the ceiling lights) or "night" (a few lamps and the camera's own; vidvpr.demo.lighting)."""
 
     gain: float = 1.0
     tint_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
     noise_std: float = 0.0  # in 8-bit levels; 0 = none
     noise_seed: tuple[int, ...] = ()  # e.g. (world seed, traversal index, frame index)
+    scene: str = "day"
 
 
 @dataclass(frozen=True, eq=False)
