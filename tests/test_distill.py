@@ -467,32 +467,6 @@ def test_a_plain_pickle_as_teacher_is_one_line_on_stderr(dataset: Path, tmp_path
     assert "raw.pkl: not a readable PyTorch checkpoint" in run.stderr
 
 
-# ---------------------------------------------------------------- the demo study
-
-
-def test_demo_study_trains_both_students_and_evaluates_three_models(dataset: Path, tmp_path: Path) -> None:
-    from vidvpr.demo.study import StudyConfig, StudyRecord, run_study
-
-    demo = tmp_path / "demo"  # what `vidvpr demo run` leaves: manifest, enc and eval (with its descriptor cache)
-    shutil.copytree(dataset.parent, demo, symlinks=True)
-    (demo / "eval").mkdir()
-    base = StudyConfig()
-    study = replace(base, train_qp=40, eval_qps=(40,),
-                    distill=replace(base.distill, negative_radius_m=10, batch_size=8, checkpoint_every=100))
-    result = run_study(demo, study)
-    assert set(result.summary) == {MODEL, f"{MODEL}:finetuned", f"{MODEL}:distilled"}
-    assert all(set(by_cell) == {CELL} for by_cell in result.summary.values())
-    assert result.runs["finetuned"].final_losses.keys() == {"loss", "triplet"}
-    assert result.runs["distilled"].final_losses.keys() == {"loss", "ickd", "mse", "triplet"}
-    assert (demo / "study" / "eval" / "recall_vs_qp.png").is_file()
-    assert StudyRecord.load(result.record).train_cell == CELL
-    again = run_study(demo, study)  # a rerun reuses the finished runs
-    assert again.runs["distilled"].resumed_from == again.runs["distilled"].steps
-    runner = CliRunner()
-    missing = runner.invoke(main, ["demo", "study", str(tmp_path / "nothing")])
-    assert missing.exit_code == 2 and "run `vidvpr demo run" in missing.output and missing.output.count("\n") == 1
-
-
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_targets_inherited_on_a_runtime_match_torchs_and_are_cached_apart(backend: str, dataset: Path, tmp_path: Path,
                                                                            small_teacher: str) -> None:

@@ -126,35 +126,44 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
 
 @demo_group.command("study")
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--train-qp", type=int, default=45, help="QP of the grid cell the students train on.")
+@click.option("--train-qp", type=int, default=45, help="QP of the grid cell the day students train on.")
 @click.option("--eval-qps", default="40,45,50", help="QPs of the cells to evaluate ('all': the whole grid and the "
                                                    "reference views).")
+@click.option("--size", default=None, help="The size OUT_DIR was rendered at (`vidvpr demo run --size`); checked, "
+                                          "and the held-out world is rendered at it [default: read from OUT_DIR].")
 @click.option("--device", default="cpu", help="cpu, cuda or mps.")
 @output_options
 @handle_errors
-def demo_study(out_dir: Path, train_qp: int, eval_qps: str, device: str, quiet: bool, as_json: bool) -> None:
-    """Distil the offline model on the demo's database traversal at a low-quality cell, train the fine-tuned
-    baseline (triplet loss only) on the same pairs, and evaluate teacher, fine-tuned and distilled models on
-    the query traversal (run `vidvpr demo run OUT_DIR` first): OUT_DIR/study, recall@1 against QP plotted."""
+def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, device: str, quiet: bool,
+               as_json: bool) -> None:
+    """Train, on the demo's database walk, a distilled student and the fine-tuned baseline (triplet loss only)
+    at a low-quality cell and a night student on darkened frames; evaluate them and the teacher on the query
+    walk, on a held-out world nothing trained on, and on its night walk (run `vidvpr demo run OUT_DIR` first):
+    OUT_DIR/study, the recall@1 tables printed, worlds.png."""
     from dataclasses import replace
 
     from vidvpr.cli.common import parse_float_list
     from vidvpr.core.progress import progress_bar
-    from vidvpr.demo.study import StudyConfig, run_study
+    from vidvpr.demo.study import StudyConfig, run_study, study_table
 
     base = StudyConfig()
     qps = None if eval_qps.strip().lower() == "all" else tuple(int(q) for q in parse_float_list(eval_qps))
-    config = replace(base, train_qp=train_qp, eval_qps=qps, distill=replace(base.distill, device=device))
+    config = replace(base, train_qp=train_qp, eval_qps=qps, size=size, distill=replace(base.distill, device=device))
     with progress_bar(None, "study", unit="step", quiet=quiet) as bar:
-        result = run_study(out_dir, config, on_status=bar.set_description, on_step=lambda row: bar.update(1))
+        def stage(name: str, total: int | None):  # rendering, slicing, encoding and evaluating: frames, images
+            bar.set_description(name)
+            bar.reset(total=total)
+            return bar.update
+
+        result = run_study(out_dir, config, on_status=bar.set_description, on_step=lambda row: bar.update(1),
+                           progress=stage)
     if as_json:
-        emit_json({"recall_at_1": result.summary, "record": str(result.record), "stages_s": result.stages_s,
-                   "plots": [str(p) for p in result.evaluation.plots]})
+        emit_json({"recall_at_1": result.summary, "record": str(result.record), "plot": str(result.plot),
+                   "stages_s": result.stages_s,
+                   "results": {key: str(evaluation.results_csv) for key, evaluation in result.evaluations.items()}})
     elif not quiet:
-        cells = list(dict.fromkeys(cell for by_cell in result.summary.values() for cell in by_cell))
-        click.echo("recall@1      " + "".join(f"{cell:>14}" for cell in cells))
-        for model, by_cell in result.summary.items():
-            click.echo(f"{model.split(':')[-1][:12]:12}  " + "".join(f"{by_cell.get(c, float('nan')):14.3f}" for c in cells))
+        for line in study_table(result.summary):
+            click.echo(line)
         click.echo("stages: " + ", ".join(f"{stage} {seconds:g} s" for stage, seconds in result.stages_s.items()),
                    err=True)
-        click.echo(f"plot {', '.join(map(str, result.evaluation.plots))}; record {result.record}", err=True)
+        click.echo(f"plot {result.plot}; record {result.record}", err=True)

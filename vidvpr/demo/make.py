@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -186,10 +186,12 @@ def encode_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction, encodi
     return write_video_streams(path, ((rgb,) for rgb in frames), fps, encoding, on_frame)
 
 
-def write_manifest_definition(path: Path, definition: DemoDefinition, camera: str = "equirect") -> None:
+def write_manifest_definition(path: Path, definition: DemoDefinition, camera: str = "equirect",
+                              traversals: Sequence[TraversalSpec] | None = None) -> None:
     """The `vidvpr manifest` definition of the rendered recordings (root: the demo folder; views
     where `slice_hint` puts them; every frame sampled; positives within the demo's radius; with the
-    dual-fisheye camera, positions from each .insv's GPS). An identical existing file is left alone."""
+    dual-fisheye camera, positions from each .insv's GPS), of `traversals` (default: all of them).
+    An identical existing file is left alone."""
     lines = [
         f"# Written by `vidvpr demo make` from the {definition.name} definition: the manifest definition of",
         "# these recordings (manifests/README.md). Slice first: views go to views/<traversal>/.",
@@ -199,7 +201,7 @@ def write_manifest_definition(path: Path, definition: DemoDefinition, camera: st
     ]
     if definition.ground_truth.max_heading_diff_deg is not None:
         lines.append(f"max_heading_diff_deg = {definition.ground_truth.max_heading_diff_deg!r}")
-    for spec in definition.traversals:
+    for spec in definition.traversals if traversals is None else traversals:
         trajectory, fmt = TRAJECTORY_FILES[spec.trajectory_format], spec.trajectory_format
         if camera == "dual-fisheye":
             trajectory, fmt = f"{spec.name}.insv", "insv"

@@ -17,7 +17,7 @@ from typing import Any
 from vidvpr.dataset.definition import load_definition as load_dataset_definition
 from vidvpr.dataset.manifest import build_manifest
 from vidvpr.demo.definition import DemoDefinition
-from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, make_demo
+from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, DemoResult, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
 from vidvpr.evaluate.config import EvalConfig
@@ -53,24 +53,18 @@ class DemoRunResult:
     evaluation: EvalResult
 
 
-def _no_progress(stage: str, total: int | None) -> Callable[[int], None]:
+def no_progress(stage: str, total: int | None) -> Callable[[int], None]:
     return lambda n: None
 
 
-def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_progress,
-             executor: Executor | None = None) -> DemoRunResult:
-    """Run every stage on the demo world in `out_dir` (see the module docstring); slice, encode and
-    eval run their units on `executor` (default: in-process); rendering stays here."""
+def render_slice_encode(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progress,
+                        executor: Executor | None = None,
+                        timings: dict[str, float] | None = None) -> tuple[DemoResult, list[Path]]:
+    """Render the definition's world into `out_dir`, slice its views and encode the grid
+    (`out_dir`/views, `out_dir`/enc); the render result and the view videos. Stage times are added
+    to `timings`."""
     out_dir = Path(out_dir)
-    timings: dict[str, float] = {}
-
-    def timed(stage: str, work: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        result = work()
-        timings[stage] = round(time.perf_counter() - started, 1)
-        LOG.info("demo run: %s in %.1f s", stage, timings[stage])
-        return result
-
+    timed = _timer({} if timings is None else timings)
     definition = config.definition
     made = timed("render", lambda: make_demo(out_dir, DemoConfig(definition, config.definition_source, config.size),
                                              on_frame=progress("render", None)))
@@ -89,6 +83,28 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = _no_prog
     encode_config = EncodeConfig(qps=config.qps, resolutions=resolutions, preset=config.preset, vmaf=config.vmaf)
     timed("encode", lambda: encode_grid(view_videos, out_dir / "enc", encode_config,
                                         on_frames=progress("encode", None), executor=executor))
+    return made, view_videos
+
+
+def _timer(timings: dict[str, float]) -> Callable[[str, Callable[[], Any]], Any]:
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = work()
+        timings[stage] = round(time.perf_counter() - started, 1)
+        LOG.info("demo: %s in %.1f s", stage, timings[stage])
+        return result
+
+    return timed
+
+
+def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progress,
+             executor: Executor | None = None) -> DemoRunResult:
+    """Run every stage on the demo world in `out_dir` (see the module docstring); slice, encode and
+    eval run their units on `executor` (default: in-process); rendering stays here."""
+    out_dir = Path(out_dir)
+    timings: dict[str, float] = {}
+    render_slice_encode(out_dir, config, progress, executor, timings)
+    timed = _timer(timings)
     dataset = load_dataset_definition(out_dir / MANIFEST_DEFINITION_NAME)
     timed("manifest", lambda: build_manifest(dataset, out_dir / "manifest"))
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")

@@ -1,19 +1,28 @@
-"""`vidvpr demo study DIR`: does distillation help on the demo? Teacher, fine-tuned and distilled models.
+"""`vidvpr demo study DIR`: does distillation help on new places, and at night?
 
-On the outputs of `vidvpr demo run DIR` (DIR/manifest, DIR/enc, DIR/eval):
+On the outputs of `vidvpr demo run DIR` (DIR/demo.json, DIR/manifest, DIR/enc, DIR/eval):
 
-1. distil the offline model (`netvlad-efficientnet-lite0`, NetVLAD initialised on the database
-   frames as `vidvpr eval` does) on the DATABASE traversal at one low-quality cell (QP 45 of the
-   grid's resolution by default): the student sees the cell's frame, the teacher the clean one;
-2. train the paper's fine-tuned baseline on the same pairs: ``--loss triplet`` (no teacher term);
-3. evaluate teacher, fine-tuned and distilled students on the grid with the QUERY traversal
-   (the same protocol as `vidvpr demo run`; the teacher's descriptors come from DIR/eval's cache),
-   with recall@1 against QP for the three on one plot.
+1. train three students of the offline model (`netvlad-efficientnet-lite0`, NetVLAD initialised
+   on the training world's database frames as `vidvpr eval` does) on the DATABASE walk of the
+   training world: the distilled student (ICKD + MSE + triplet) and the paper's fine-tuned
+   baseline (triplet only), both seeing one low-quality cell (QP 45 by default) where the teacher
+   sees the clean frame, and a night student (ICKD + MSE + triplet) seeing the clean day frames
+   darkened in linear light with a dark exposure's noise (`lowlight:-3`);
+2. evaluate teacher and day students on the training world's QUERY walk at QP 40, 45 and 50
+   (`DIR/study/eval`, the LoQI-VPR protocol of `vidvpr demo run`);
+3. render the held-out world (`vidvpr.demo.heldout`: another seed, route and places, which nothing
+   trains on) and evaluate the same models on its query walk at the same cells (`DIR/study/eval-heldout`);
+4. evaluate teacher and all three students on the held-out world's NIGHT walk searched in its day
+   database, on the uncompressed views (`DIR/study/eval-heldout-night`): the day→night question.
 
-The query traversal is never used for training or for choosing anything: the options below are
-fixed in advance. Outputs under DIR/study: distilled/ and finetuned/ (training runs),
-models/{distilled,finetuned}.pt (what the evaluation names), eval/ (results.csv, recall_vs_qp.png)
-and study.json. A rerun resumes or reuses finished runs and cached descriptors.
+The teacher is evaluated with the very weights the students started from (its NetVLAD fitted on
+the training world; `DIR/study/models/teacher.pt`), in both worlds. Neither query walk nor the
+held-out world is used to train or to choose anything: every option below is fixed in advance, and
+the night student's darkening was chosen on the training world (`night_lq`). `study.json` records
+what was trained on what (every video's content hash, from the students' sidecars), both worlds'
+definitions and the held-out world's video hashes (and checks that no student saw one), the
+options, seeds and recall@1 of every model; `worlds.png` plots both worlds and the night.
+A rerun resumes or reuses finished runs, renders and cached descriptors.
 """
 
 from __future__ import annotations
@@ -22,63 +31,104 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vidvpr.core.atomic import ensure_writable_dir
+from vidvpr.core.atomic import atomic_output, ensure_writable_dir
 from vidvpr.core.errors import BadInput
-from vidvpr.core.provenance import command_line
-from vidvpr.core.records import Record
+from vidvpr.core.provenance import command_line, runtime_versions
+from vidvpr.core.records import FileRecord, Record
 from vidvpr.dataset.manifest import load_manifest
-from vidvpr.distill.config import DistillConfig
-from vidvpr.distill.state import TRAIN_STATE
-from vidvpr.distill.train import DistillResult, distill
-from vidvpr.evaluate.cells import encoded_cells
-from vidvpr.evaluate.grid import DEFAULT_MODEL, EvalConfig, EvalResult, evaluate_grid
+from vidvpr.demo.definition import DemoDefinition, definition_from_data
+from vidvpr.demo.heldout import HeldoutWorld, prepare_heldout
+from vidvpr.demo.make import SIDECAR_NAME, DemoRecord
+from vidvpr.demo.run import Progress, no_progress
+from vidvpr.distill.config import DistillConfig, StudentRecord
+from vidvpr.evaluate.cells import REFERENCE, encoded_cells
+from vidvpr.evaluate.config import DEFAULT_MODEL, EvalConfig
+from vidvpr.evaluate.models import MODELS_DIR
 
 LOG = logging.getLogger(__name__)
 
 STUDY_DIR = "study"
 STUDY_FILE = "study.json"
-ROLES = ("finetuned", "distilled")
+WORLDS_PLOT = "worlds.png"
+TEACHER = "teacher"
+STUDENTS = ("distilled", "finetuned", "night")  # trained in this order
+# evaluation -> (folder under DIR/study, the models it compares)
+EVALUATIONS = {"train": ("eval", (TEACHER, "finetuned", "distilled")),
+               "heldout": ("eval-heldout", (TEACHER, "finetuned", "distilled")),
+               "night": ("eval-heldout-night", (TEACHER, "finetuned", "distilled", "night"))}
+ROLE_NAMES = {TEACHER: "teacher", "finetuned": "fine-tuned (triplet)", "distilled": "distilled (QP cell)",
+              "night": "night student (lowlight)"}
+EVALUATION_NAMES = {"train": "training world", "heldout": "held-out world", "night": "held-out night walk"}
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """What the study trains and evaluates, fixed before looking at any query."""
+    """What the study trains and evaluates, fixed before looking at any query or the held-out world."""
 
-    train_qp: int = 45                    # the cell the students train on (QP >= 40: low quality)
+    train_qp: int = 45                    # the cell the day students train on (QP >= 40: low quality)
     eval_qps: tuple[int, ...] | None = (40, 45, 50)  # None: the whole grid and the reference views
     # the paper's method (all three terms) against its fine-tuned baseline (triplet only); two negatives
-    # per query instead of NetVLAD's ten keep both trainings within ~7 minutes on two CPU cores
+    # per query instead of NetVLAD's ten keep each training within ~7 minutes on two CPU cores
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(
         train=Path("."), lq=(), loss="ickd,mse,triplet", negatives=2))
     finetune_loss: str = "triplet"
+    # what the night student sees: the clean day frames 3 stops darker (with a dark exposure's noise). The
+    # renderer's night walk holds 2^-3.1 of the day's light on average, measured on the TRAINING world's
+    # poses (tests/test_demo.py pins it), never on the held-out world
+    night_lq: tuple[str, ...] = ("lowlight:-3",)
+    size: str | None = None               # None: the size DIR was rendered at; else checked against it
     batch_size: int = 16                  # evaluation batch
 
 
 @dataclass
 class StudyResult:
-    runs: dict[str, DistillResult]
-    evaluation: EvalResult
-    summary: dict[str, dict[str, float]]  # model -> cell -> recall@1
+    runs: dict[str, Any]                  # role -> DistillResult
+    evaluations: dict[str, Any]           # "train", "heldout", "night" -> EvalResult
+    summary: dict[str, dict[str, dict[str, float]]]  # evaluation -> role -> cell -> recall@1
+    heldout: HeldoutWorld
     record: Path
+    plot: Path
     stages_s: dict[str, float]
+
+
+class StudentEntry(Record):
+    """One trained student as study.json records it."""
+
+    SCHEMA = "vidvpr.demo-study-student/1"
+    KIND = "demo study student"
+
+    model: str                            # as the evaluations name it
+    loss: list[str]
+    lq: list[str]                         # encode cells and degradations, in order
+    seed: int
+    sidecar: FileRecord
+    checkpoint: FileRecord
+    trained_videos: dict[str, str]        # cell/recording/view -> content hash, from the sidecar
 
 
 class StudyRecord(Record):
-    """``study.json``: what was trained on what, and recall@1 per model and cell."""
+    """``study.json``: both worlds, what was trained on what, what was chosen, recall@1 of every model."""
 
-    SCHEMA = "vidvpr.demo-study/1"
+    SCHEMA = "vidvpr.demo-study/2"
     KIND = "vidvpr demo study record"
 
     train_cell: str
-    models: dict[str, str]
-    recall_at_1: dict[str, dict[str, float]]
-    results: str
+    eval_cells: list[str]
+    night_cells: list[str]
+    config: dict[str, Any]                # the StudyConfig, distillation options included
+    worlds: dict[str, dict[str, Any]]     # "train", "heldout": seed, size, definition, videos
+    teacher: dict[str, Any]               # name, weights (FileRecord), fingerprint
+    students: dict[str, StudentEntry]
+    heldout_videos_trained_on: list[str]  # held-out video hashes found among the students' training videos: none
+    recall_at_1: dict[str, dict[str, dict[str, float]]]  # evaluation -> model role -> cell -> recall@1
+    results: dict[str, str]               # evaluation -> results.csv
     plot: str
     stages_s: dict[str, float]
+    versions: dict[str, str]
     command: list[str]
 
 
@@ -88,64 +138,199 @@ def _grid_cells(demo_dir: Path) -> list[str]:
 
 
 def _cell_with_qp(names: list[str], qp: int) -> str:
-    matching = [name for name in names if name.endswith(f"/qp{qp:02d}")]
+    matching = [name for name in names if name.endswith(f"/qp{qp:02d}") and name.count("/") == 1]
     if not matching:
-        raise BadInput(f"the demo grid has no QP {qp} cell ({', '.join(names)}); choose another --train-qp")
+        raise BadInput(f"the demo grid has no QP {qp} cell ({', '.join(names)}); choose another --train-qp "
+                       "or --eval-qps, or run `vidvpr demo run` with that QP in --qp")
     return matching[-1]  # cells are sorted large first: the smallest resolution
 
 
-def _train(out: Path, config: DistillConfig, on_step: Callable[[dict[str, float]], None] | None) -> DistillResult:
+def _demo_world(demo_dir: Path, wanted_size: str | None) -> tuple[DemoRecord, DemoDefinition]:
+    """The demo's record and definition (what `vidvpr demo run` rendered), with its size checked."""
+    path = demo_dir / SIDECAR_NAME
+    record = DemoRecord.load(path)
+    definition = definition_from_data(record.definition, f"{path} (definition)")
+    size = record.size.get("name")
+    if wanted_size is not None and wanted_size != size:
+        raise BadInput(f"{demo_dir} was rendered at size {size!r}, not {wanted_size!r}: run `vidvpr demo run "
+                       f"{demo_dir} --size {wanted_size}` into another folder, or leave --size out")
+    return record, definition
+
+
+def _train(out: Path, config: DistillConfig, on_step: Callable[[dict[str, float]], None] | None) -> Any:
     """Train into `out`, resuming (or just reloading) a run already there with the same options."""
+    from vidvpr.distill.state import TRAIN_STATE
+    from vidvpr.distill.train import distill
+
     return distill(out, replace(config, resume=(out / TRAIN_STATE).is_file()), on_step=on_step)
 
 
+def _teacher_weights(run_dir: Path, sidecar: StudentRecord, out: Path) -> Path:
+    """The teacher the students started from (its NetVLAD fitted on the training database), copied to `out`."""
+    from vidvpr.models import load_model
+
+    name = sidecar.teacher["name"]
+    source = Path(sidecar.teacher["weights"]) if sidecar.teacher["weights"] else \
+        run_dir / MODELS_DIR / f"{name}-netvlad-init.pt"
+    if load_model(name, source).fingerprint != sidecar.teacher["fingerprint"]:
+        raise BadInput(f"{source}: not the teacher {run_dir} was distilled from (fingerprints differ); "
+                       f"remove {run_dir.parent} and run the study again")
+    return _copy(source, out)
+
+
+def _copy(source: Path, out: Path) -> Path:
+    """`source` copied to `out` under a temporary name (unless `out` holds the same bytes already)."""
+    if not out.is_file() or FileRecord.of(out).hash != FileRecord.of(source).hash:
+        with atomic_output(out) as tmp:
+            shutil.copyfile(source, tmp)
+    return out
+
+
+def _evaluate(manifest: Path, out: Path, models: dict[str, str], roles: tuple[str, ...], enc: Path,
+              cells: tuple[str, ...] | None, cache: Path, config: StudyConfig, on_images: Callable[[int], None]) -> Any:
+    from vidvpr.evaluate.grid import evaluate_grid
+
+    eval_config = EvalConfig(models=tuple(models[role] for role in roles), enc_dir=enc, cells=cells,
+                             batch_size=config.batch_size, device=config.distill.device, cache_dir=cache)
+    return evaluate_grid(manifest, out, eval_config, on_images=on_images)
+
+
 def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], None] | None = None,
-              on_step: Callable[[dict[str, float]], None] | None = None) -> StudyResult:
-    """Train both students on the database traversal, evaluate the three models on the query traversal."""
+              on_step: Callable[[dict[str, float]], None] | None = None,
+              progress: Progress = no_progress) -> StudyResult:
+    """Train the three students on the training world's database walk, evaluate them and the teacher on
+    both worlds' query walks and on the held-out night walk (see the module docstring)."""
     demo_dir = Path(demo_dir)
     status = on_status or (lambda text: None)
-    for needed in ("manifest", "enc", "eval"):
-        if not (demo_dir / needed).is_dir():
+    for needed in (SIDECAR_NAME, "manifest", "enc", "eval"):
+        if not (demo_dir / needed).exists():
             raise BadInput(f"{demo_dir / needed}: not found; run `vidvpr demo run {demo_dir}` first")
+    demo, definition = _demo_world(demo_dir, config.size)
     names = _grid_cells(demo_dir)
     train_cell = _cell_with_qp(names, config.train_qp)
-    eval_cells = None if config.eval_qps is None else tuple(_cell_with_qp(names, qp) for qp in config.eval_qps)
+    eval_cells = (REFERENCE, *names) if config.eval_qps is None else \
+        tuple(_cell_with_qp(names, qp) for qp in config.eval_qps)
     study = ensure_writable_dir(demo_dir / STUDY_DIR)
+    models_dir = ensure_writable_dir(study / "models")
     cache = demo_dir / "eval" / "descriptors"  # the demo run's: the teacher's descriptors are there
-    base = replace(config.distill, train=demo_dir / "manifest", enc_dir=demo_dir / "enc", lq=(train_cell,),
-                   teacher=DEFAULT_MODEL, cache_dir=cache)
+    base = replace(config.distill, train=demo_dir / "manifest", enc_dir=demo_dir / "enc", teacher=DEFAULT_MODEL,
+                   cache_dir=cache)
+    students = {"distilled": replace(base, lq=(train_cell,)),
+                "finetuned": replace(base, lq=(train_cell,), loss=config.finetune_loss),
+                "night": replace(base, lq=config.night_lq)}
     stages: dict[str, float] = {}
-    runs: dict[str, DistillResult] = {}
+    runs: dict[str, Any] = {}
     models: dict[str, str] = {}
-    for role, loss in (("distilled", config.distill.loss), ("finetuned", config.finetune_loss)):
-        status(f"train {role} ({loss})")
+    for role in STUDENTS:
+        status(f"train {role} ({students[role].loss}; {', '.join(students[role].lq)})")
         started = time.perf_counter()
-        runs[role] = _train(study / role, replace(base, loss=loss), on_step)
+        runs[role] = _train(study / role, students[role], on_step)
         stages[f"train {role}"] = round(time.perf_counter() - started, 1)
-        named = ensure_writable_dir(study / "models") / f"{role}.pt"  # evaluation labels name the file
-        shutil.copyfile(runs[role].student, named)
+        named = _copy(runs[role].student, models_dir / f"{role}.pt")  # evaluation labels name the file
         models[role] = f"{DEFAULT_MODEL}:{named}"
-    status("eval")
+    sidecars = {role: StudentRecord.load(runs[role].sidecar) for role in STUDENTS}
+    teacher = _teacher_weights(study / "distilled", sidecars["distilled"], models_dir / f"{TEACHER}.pt")
+    models[TEACHER] = f"{DEFAULT_MODEL}:{teacher}"
+
+    evaluations: dict[str, Any] = {}
     started = time.perf_counter()
-    eval_config = EvalConfig(models=(DEFAULT_MODEL, models["finetuned"], models["distilled"]), enc_dir=demo_dir / "enc",
-                             cells=eval_cells, batch_size=config.batch_size, device=config.distill.device,
-                             cache_dir=cache)
-    evaluation = evaluate_grid(demo_dir / "manifest", study / "eval", eval_config,
-                               on_status=lambda text: status(f"eval {text}"))
-    stages["eval"] = round(time.perf_counter() - started, 1)
-    summary = recall_at_1(evaluation)
+    folder, roles = EVALUATIONS["train"]
+    evaluations["train"] = _evaluate(demo_dir / "manifest", study / folder, models, roles, demo_dir / "enc", eval_cells,
+                                     cache, config, progress("eval training world", None))
+    stages["eval training world"] = round(time.perf_counter() - started, 1)
+
+    started = time.perf_counter()
+    resolutions = ",".join(dict.fromkeys(cell.split("/")[0] for cell in eval_cells if cell != REFERENCE))
+    qps = tuple(sorted({int(cell.rsplit("qp", 1)[1]) for cell in eval_cells if cell != REFERENCE}))
+    heldout = prepare_heldout(demo_dir, definition, demo.size["name"], qps, resolutions,
+                              lambda stage, total: progress(f"held-out world: {stage}", total))
+    stages["held-out world"] = round(time.perf_counter() - started, 1)
+    heldout_cache = heldout.out_dir / "descriptors"
+    for key, walk, cells in (("heldout", heldout.walk("day"), eval_cells), ("night", heldout.walk("night"), (REFERENCE,))):
+        folder, roles = EVALUATIONS[key]
+        started = time.perf_counter()
+        evaluations[key] = _evaluate(heldout.manifests[walk], study / folder, models, roles, heldout.out_dir / "enc",
+                                     cells, heldout_cache, config, progress(f"eval {EVALUATION_NAMES[key]}", None))
+        stages[f"eval {key}"] = round(time.perf_counter() - started, 1)
+
+    labels = {_label(model): role for role, model in models.items()}
+    summary = {key: recall_at_1(evaluation, labels) for key, evaluation in evaluations.items()}
+    trained = {h for sidecar in sidecars.values() for h in sidecar.videos.values()}
+    seen = sorted(name for name, digest in heldout.videos.items() if digest in trained)
+    if seen:  # never by construction: the held-out world has its own seed (checked by the definition)
+        LOG.warning("the students trained on videos of the held-out world: %s", ", ".join(seen))
+    from vidvpr.demo.study_plot import plot_worlds
+
+    plot = plot_worlds(summary, study / WORLDS_PLOT)
     record = study / STUDY_FILE
-    plot = next((str(p) for p in evaluation.plots if p.name == "recall_vs_qp.png"), "")
-    StudyRecord(train_cell=train_cell, models={"teacher": DEFAULT_MODEL, **models}, recall_at_1=summary,
-                results=str(evaluation.results_csv), plot=plot, stages_s=stages, command=command_line()).save(record)
-    return StudyResult(runs, evaluation, summary, record, stages)
+    StudyRecord(
+        train_cell=train_cell, eval_cells=list(eval_cells), night_cells=[REFERENCE],
+        config=_plain(asdict(config)),
+        worlds={"train": {"seed": definition.seed, "size": demo.size, "definition": definition.model_dump(mode="json"),
+                          "demo_record": FileRecord.of(demo_dir / SIDECAR_NAME, demo_dir).model_dump(),
+                          "videos": {name: t.video.hash for name, t in demo.traversals.items()}},
+                "heldout": {"seed": heldout.definition.seed, "size": demo.size,
+                            "definition": heldout.definition.model_dump(mode="json"),
+                            "folder": str(heldout.out_dir.relative_to(demo_dir)), "videos": heldout.videos}},
+        teacher={"name": DEFAULT_MODEL, "weights": FileRecord.of(teacher, demo_dir).model_dump(),
+                 "fingerprint": sidecars["distilled"].teacher["fingerprint"]},
+        students={role: StudentEntry(model=models[role], loss=sidecars[role].losses,
+                                     lq=list(sidecars[role].degradation), seed=sidecars[role].seed,
+                                     sidecar=FileRecord.of(runs[role].sidecar, demo_dir),
+                                     checkpoint=FileRecord.of(runs[role].student, demo_dir),
+                                     trained_videos=sidecars[role].videos) for role in STUDENTS},
+        heldout_videos_trained_on=seen, recall_at_1=summary,
+        results={key: str(evaluation.results_csv) for key, evaluation in evaluations.items()},
+        plot=str(plot), stages_s={**stages, **{f"held-out {k}": v for k, v in heldout.stages_s.items()}},
+        versions=runtime_versions(), command=command_line(),
+    ).save(record)
+    return StudyResult(runs, evaluations, summary, heldout, record, plot, stages)
 
 
-def recall_at_1(evaluation: EvalResult) -> dict[str, dict[str, float]]:
-    """model label -> cell -> recall@1 at the smallest threshold."""
+def _label(model: str) -> str:
+    """How an evaluation labels `NAME:WEIGHTS` (vidvpr.evaluate.models.ModelChoice.label)."""
+    name, _, weights = model.partition(":")
+    return name if not weights else f"{name}:{Path(weights).stem}"
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass data as JSON data (paths as strings, tuples as lists)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def recall_at_1(evaluation: Any, roles: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """model (its role when `roles` maps labels to roles) -> cell -> recall@1 at the smallest threshold."""
     smallest = min(row.threshold_m for row in evaluation.rows)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, float]] = {}
     for row in evaluation.rows:
         if row.threshold_m == smallest:
-            out.setdefault(row.model, {})[row.cell] = row.recall[1]
+            out.setdefault((roles or {}).get(row.model, row.model), {})[row.cell] = row.recall[1]
     return out
+
+
+def study_table(summary: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """recall@1 of every model: both worlds side by side (cells as columns), then the night walk."""
+    lines = []
+    day = [key for key in ("train", "heldout") if key in summary]
+    cells = list(dict.fromkeys(cell for key in day for by_cell in summary[key].values() for cell in by_cell))
+    head = "".join(f"{EVALUATION_NAMES[key]:>{10 * len(cells)}}" for key in day)
+    lines.append(f"{'recall@1, query walk':26}{head}")
+    lines.append(f"{'':26}" + "".join(f"{cell.split('/')[-1]:>10}" for _ in day for cell in cells))
+    roles = list(dict.fromkeys(role for key in day for role in summary[key]))
+    for role in roles:
+        values = [summary[key].get(role, {}).get(cell) for key in day for cell in cells]
+        lines.append(f"{ROLE_NAMES.get(role, role)[:25]:26}" + "".join(f"{'—' if v is None else f'{v:.3f}':>10}"
+                                                                          for v in values))
+    if "night" in summary:
+        night_cells = list(dict.fromkeys(cell for by_cell in summary["night"].values() for cell in by_cell))
+        lines.append("")
+        lines.append(f"{'recall@1, night walk':26}" + "".join(f"{cell:>12}" for cell in night_cells)
+                     + "   (held-out world, searched in its day database)")
+        for role, by_cell in summary["night"].items():
+            lines.append(f"{ROLE_NAMES.get(role, role)[:25]:26}" + "".join(f"{by_cell.get(c, float('nan')):12.3f}"
+                                                                              for c in night_cells))
+    return lines
