@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -221,28 +221,34 @@ def _real(text: str, item: str, low: float, high: float, what: str, low_open: bo
     return value
 
 
+def _resize(value: str, item: str) -> Resize:
+    size = re.fullmatch(r"(\d+)x(\d+)", value)
+    if size:
+        return Resize(_number(size.group(2), item, 1, 100_000, "height"), _number(size.group(1), item, 1, 100_000, "width"))
+    if value.endswith("p"):
+        return Resize(_number(value[:-1], item, 1, 100_000, "height"))
+    raise BadInput(f"--lq {_shown(item)}: give the size as NNNp (e.g. resize:240p) or WxH (e.g. resize:320x240)")
+
+
+# kind -> (value, the whole item) -> the degradation, or BadInput naming the item
+PARSERS: dict[str, Callable[[str, str], Degradation]] = {
+    "jpeg": lambda value, item: Jpeg(_number(value, item, 1, 100, "JPEG quality")),
+    "resize": _resize,
+    "lowlight": lambda value, item: LowLight(_real(value, item, -MAX_LOWLIGHT_EV, 0.0,
+                                                   "EV (stops of light, negative darkens)", high_open=True)),
+    "noise": lambda value, item: Noise(_real(value, item, 0.0, MAX_NOISE_SIGMA, "SIGMA (8-bit levels)",
+                                             low_open=True)),
+    "blur": lambda value, item: Blur(_real(value, item, 0.0, MAX_BLUR_PX, "PX (pixels)", low_open=True)),
+}
+
+
 def parse_degradation(item: str) -> Degradation:
     """'jpeg:Q', 'resize:NNNp' / 'resize:WxH', 'lowlight:EV', 'noise:SIGMA' or 'blur:PX'; BadInput
     listing the known kinds otherwise."""
     kind, _, value = item.strip().lower().partition(":")
-    if kind == "lowlight":
-        return LowLight(_real(value, item, -MAX_LOWLIGHT_EV, 0.0, "EV (stops of light, negative darkens)",
-                              high_open=True))
-    if kind == "noise":
-        return Noise(_real(value, item, 0.0, MAX_NOISE_SIGMA, "SIGMA (8-bit levels)", low_open=True))
-    if kind == "blur":
-        return Blur(_real(value, item, 0.0, MAX_BLUR_PX, "PX (pixels)", low_open=True))
-    if kind == "jpeg":
-        return Jpeg(_number(value, item, 1, 100, "JPEG quality"))
-    if kind == "resize":
-        size = re.fullmatch(r"(\d+)x(\d+)", value)
-        if size:
-            return Resize(_number(size.group(2), item, 1, 100_000, "height"),
-                          _number(size.group(1), item, 1, 100_000, "width"))
-        if value.endswith("p"):
-            return Resize(_number(value[:-1], item, 1, 100_000, "height"))
-        raise BadInput(f"--lq {_shown(item)}: give the size as NNNp (e.g. resize:240p) or WxH (e.g. resize:320x240)")
-    raise BadInput(f"Unknown degradation {_shown(repr(item))}. Use {KNOWN}.")
+    if kind not in PARSERS:
+        raise BadInput(f"Unknown degradation {_shown(repr(item))}. Use {KNOWN}.")
+    return PARSERS[kind](value, item)
 
 
 def parse_low_quality(items: Sequence[str]) -> LowQuality:
