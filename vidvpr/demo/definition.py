@@ -19,7 +19,6 @@ from vidvpr.core.records import Strict, read_toml_file, validate_data, validatio
 
 SHAPES = ("rectangle",)
 ROLES = ("database", "query")
-LIGHTINGS = ("day", "night")
 TRAJECTORY_FORMATS = ("csv-xy", "tum")
 CAMERAS = ("equirect", "dual-fisheye")  # `demo make --camera`: equirect .mp4, or Insta360-shaped .insv (demo.fisheye)
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
