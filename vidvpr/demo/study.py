@@ -77,8 +77,8 @@ class StudyConfig:
         train=Path("."), lq=(), loss="ickd,mse,triplet", negatives=2))
     finetune_loss: str = "triplet"
     # what the night student sees: the clean day frames 3 stops darker (with a dark exposure's noise). The
-    # renderer's night walk holds 2^-3.1 of the day's light on average, measured on the TRAINING world's
-    # poses (tests/test_demo.py pins it), never on the held-out world
+    # median frame of the TRAINING world's night walk holds 2^-3.3 of its day light (tests/test_demo_study.py
+    # pins the whole stop); nothing was measured on the held-out world
     night_lq: tuple[str, ...] = ("lowlight:-3",)
     size: str | None = None               # None: the size DIR was rendered at; else checked against it
     batch_size: int = 16                  # evaluation batch
