@@ -47,6 +47,7 @@ from vidvpr.dataset.rows import read_rows
 from vidvpr.dataset.vpr_names import VprName, format_vpr_filename, parse_vpr_filename
 from vidvpr.demo import definition as demo_definition
 from vidvpr.demo.make import DemoConfig, DemoRecord, make_demo
+from vidvpr.demo.study import StudentEntry, StudyRecord
 from vidvpr.distill.config import StudentRecord
 from vidvpr.distill.degrade import parse_low_quality
 from vidvpr.distill.frames import FramesRecord, FrameStore
@@ -500,7 +501,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, sliced_views: Path) -> di
                                      + curve_rows("teacher", "libx265", RATES[1:4], RECALLS[:3])) / "results.json",
                "frames": next((base / "frames").glob("*.json")),
                "ffmpeg": next((cache_dir() / DESCRIPTIONS_DIR).glob("*.json")), "graph": graph.with_suffix(".json"),
-               "student": _student_sidecar(base / "student.json", view)}
+               "student": _student_sidecar(base / "student.json", view),
+               "study": _study_record(base / "study.json", base / "student.json")}
     return {"base": base, "definition": definition, "root": base / "ds", "manifest": manifest, "records": records,
             "insv": insv, "cell_video": cell_video}
 
@@ -534,6 +536,25 @@ def _student_sidecar(path: Path, video: Path) -> Path:
         versions={"vidvpr": "0"}, command=["vidvpr", "distill"], elapsed_s=1.0,
         videos={"reference/dbwalk/yaw000_pitch+00": FileRecord.of(video).hash},
     ).save(path)
+    return path
+
+
+def _study_record(path: Path, student: Path) -> Path:
+    """A `vidvpr demo study` study.json of the shape the study writes (one student, both worlds' cells)."""
+    from vidvpr.core.records import FileRecord
+
+    entry = StudentEntry(model="netvlad-efficientnet-lite0:models/distilled.pt", loss=["ickd", "mse", "triplet"],
+                         lq=["64x36/qp30"], seed=0, sidecar=FileRecord.of(student, path.parent),
+                         checkpoint=FileRecord.of(student, path.parent),
+                         trained_videos=StudentRecord.load(student).videos)
+    StudyRecord(train_cell="64x36/qp30", eval_cells=["64x36/qp30"], night_cells=["reference"],
+                config={"train_qp": 30, "night_lq": ["lowlight:-3"]},
+                worlds={"train": {"seed": 11}, "heldout": {"seed": 23, "videos": {"night/night.mp4": "sha256:2"}}},
+                teacher={"name": "netvlad-efficientnet-lite0", "fingerprint": "0"}, students={"distilled": entry},
+                heldout_videos_trained_on=[], recall_at_1={"heldout": {"teacher": {"64x36/qp30": 0.5}}},
+                results={"heldout": "study/eval-heldout/results.csv"}, plot="study/worlds.png",
+                stages_s={"train distilled": 1.0}, versions={"vidvpr": "0"}, command=["vidvpr", "demo", "study"],
+                ).save(path)
     return path
 
 
@@ -642,7 +663,7 @@ RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar,
            "positives": PositivesFile, "table": EncodeTable, "export": ExportRecord, "demo": DemoRecord,
            "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
            "frames": FramesRecord,
-           "ffmpeg": FfmpegDescription, "graph": GraphRecord, "student": StudentRecord}
+           "ffmpeg": FfmpegDescription, "graph": GraphRecord, "student": StudentRecord, "study": StudyRecord}
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))

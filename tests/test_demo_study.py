@@ -135,7 +135,11 @@ def test_the_study_record_says_how_to_rebuild_it(small_study) -> None:
     assert record.students["night"].lq == ["lowlight:-3"] and record.students["distilled"].lq == ["80x32/qp45"]
     assert record.students["finetuned"].loss == ["triplet"]
     assert record.config["distill"]["seed"] == 0 and record.config["night_lq"] == ["lowlight:-3"]
-    assert record.teacher["fingerprint"] == StudentRecord.load(demo / "study" / "night" / "student.json").teacher["fingerprint"]
+    night_student = StudentRecord.load(demo / "study" / "night" / "student.json")
+    assert record.teacher["fingerprint"] == night_student.teacher["fingerprint"]
+    assert record.plot == "study/worlds.png"  # relative to DIR, so that the folder can move
+    assert record.results == {"train": "study/eval/results.csv", "heldout": "study/eval-heldout/results.csv",
+                              "night": "study/eval-heldout-night/results.csv"}
     assert record.students["distilled"].sidecar.hash == sha256_file(demo / "study" / "distilled" / "student.json")
 
 
@@ -159,3 +163,22 @@ def test_a_rerun_reuses_every_run_and_render_and_gives_the_same_results(small_st
 def test_the_study_needs_a_demo_run_first(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["demo", "study", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "run `vidvpr demo run" in missing.output and missing.output.count("\n") == 1
+
+
+def test_the_study_command_passes_device_and_backend_to_training_and_evaluation(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidvpr.demo.study as study
+
+    seen: list[StudyConfig] = []
+
+    def fake_run_study(demo_dir: Path, config: StudyConfig, **kwargs: object) -> None:
+        seen.append(config)
+        raise BadInput("stop here")
+
+    monkeypatch.setattr(study, "run_study", fake_run_study)
+    result = CliRunner().invoke(main, ["demo", "study", str(tmp_path), "--backend", "torch", "--device", "cpu",
+                                       "--train-qp", "40", "--eval-qps", "40,50"])
+    assert result.exit_code == 2 and "stop here" in result.output
+    (config,) = seen
+    assert config.distill.backend == "torch" and config.distill.device == "cpu"  # training and _evaluate read these
+    assert config.train_qp == 40 and config.eval_qps == (40, 50)

@@ -353,3 +353,41 @@ def test_any_training_state_is_read_back_equal(tmp_path_factory: pytest.TempPath
     again, *rest = parts()
     assert load_state(path, {"lr": 1e-4}, again, *rest) == progress
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))
+
+
+# ---------------------------------------------------------------- what a student trained on (vidvpr demo study)
+
+video_names = st.from_regex(r"(reference|[0-9]{2,4}x[0-9]{2,4}/qp[0-9]{2})/[a-z]{1,8}/yaw[0-9]{3}_pitch\+00",
+                            fullmatch=True)
+video_files = st.from_regex(r"[a-z]{1,8}/[a-z0-9_+]{1,20}\.mp4", fullmatch=True)
+content_hashes = st.from_regex(r"sha256:[0-9a-f]{64}", fullmatch=True)
+trained_videos = st.dictionaries(video_names, content_hashes, max_size=12)
+recall = st.floats(0.0, 1.0)
+recall_tables = st.dictionaries(st.sampled_from(("train", "heldout", "night")), st.dictionaries(
+    st.sampled_from(("teacher", "finetuned", "distilled", "night")),
+    st.dictionaries(st.sampled_from(("reference", "320x176/qp45", "80x32/qp40")), recall, min_size=1), min_size=1))
+
+
+@ROUND_TRIP
+@given(videos=trained_videos, heldout=st.dictionaries(video_files, content_hashes, max_size=6),
+       summary=recall_tables, stages=st.dictionaries(st.text(min_size=1, max_size=20), st.floats(0, 1e6), max_size=5))
+def test_any_demo_study_record_and_the_student_videos_it_names_are_read_back_equal(
+        tmp_path_factory: pytest.TempPathFactory, videos: dict[str, str], heldout: dict[str, str],
+        summary: dict[str, dict[str, dict[str, float]]], stages: dict[str, float]) -> None:
+    from vidvpr.core.records import FileRecord
+    from vidvpr.demo.study import StudentEntry, StudyRecord
+
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "student.json").write_text("{}")
+    sidecar = FileRecord.of(folder / "student.json", folder)
+    entry = StudentEntry(model="netvlad-efficientnet-lite0:models/night.pt", loss=["ickd", "mse", "triplet"],
+                         lq=["lowlight:-3", "noise:2.5"], seed=0, sidecar=sidecar, checkpoint=sidecar,
+                         trained_videos=videos)
+    record = StudyRecord(train_cell="320x176/qp45", eval_cells=["320x176/qp45"], night_cells=["reference"],
+                         config={"night_lq": ["lowlight:-3"]}, worlds={"heldout": {"seed": 23, "videos": heldout}},
+                         teacher={"name": "netvlad-efficientnet-lite0"}, students={"night": entry},
+                         heldout_videos_trained_on=sorted(set(heldout.values()) & set(videos.values())),
+                         recall_at_1=summary, results={"night": "study/eval-heldout-night/results.csv"},
+                         plot="study/worlds.png", stages_s=stages, versions={"vidvpr": "0"}, command=["vidvpr"])
+    record.save(folder / "study.json")
+    assert StudyRecord.load(folder / "study.json") == record

@@ -28,6 +28,7 @@ A rerun resumes or reuses finished runs, renders and cached descriptors.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -125,8 +126,8 @@ class StudyRecord(Record):
     students: dict[str, StudentEntry]
     heldout_videos_trained_on: list[str]  # held-out video hashes found among the students' training videos: none
     recall_at_1: dict[str, dict[str, dict[str, float]]]  # evaluation -> model role -> cell -> recall@1
-    results: dict[str, str]               # evaluation -> results.csv
-    plot: str
+    results: dict[str, str]               # evaluation -> results.csv, relative to DIR
+    plot: str                             # worlds.png, relative to DIR
     stages_s: dict[str, float]
     versions: dict[str, str]
     command: list[str]
@@ -191,7 +192,8 @@ def _evaluate(manifest: Path, out: Path, models: dict[str, str], roles: tuple[st
     from vidvpr.evaluate.grid import evaluate_grid
 
     eval_config = EvalConfig(models=tuple(models[role] for role in roles), enc_dir=enc, cells=cells,
-                             batch_size=config.batch_size, device=config.distill.device, cache_dir=cache)
+                             batch_size=config.batch_size, device=config.distill.device, cache_dir=cache,
+                             backend=config.distill.backend)
     return evaluate_grid(manifest, out, eval_config, on_images=on_images)
 
 
@@ -246,7 +248,8 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
                               lambda stage, total: progress(f"held-out world: {stage}", total))
     stages["held-out world"] = round(time.perf_counter() - started, 1)
     heldout_cache = heldout.out_dir / "descriptors"
-    for key, walk, cells in (("heldout", heldout.walk("day"), eval_cells), ("night", heldout.walk("night"), (REFERENCE,))):
+    walks = (("heldout", heldout.walk("day"), eval_cells), ("night", heldout.walk("night"), (REFERENCE,)))
+    for key, walk, cells in walks:
         folder, roles = EVALUATIONS[key]
         started = time.perf_counter()
         evaluations[key] = _evaluate(heldout.manifests[walk], study / folder, models, roles, heldout.out_dir / "enc",
@@ -280,11 +283,17 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
                                      checkpoint=FileRecord.of(runs[role].student, demo_dir),
                                      trained_videos=sidecars[role].videos) for role in STUDENTS},
         heldout_videos_trained_on=seen, recall_at_1=summary,
-        results={key: str(evaluation.results_csv) for key, evaluation in evaluations.items()},
-        plot=str(plot), stages_s={**stages, **{f"held-out {k}": v for k, v in heldout.stages_s.items()}},
+        results={key: _relative(evaluation.results_csv, demo_dir) for key, evaluation in evaluations.items()},
+        plot=_relative(plot, demo_dir),
+        stages_s={**stages, **{f"held-out {k}": v for k, v in heldout.stages_s.items()}},
         versions=runtime_versions(), command=command_line(),
     ).save(record)
     return StudyResult(runs, evaluations, summary, heldout, record, plot, stages)
+
+
+def _relative(path: Path, demo_dir: Path) -> str:
+    """`path` as study.json names it: relative to DIR, so that the folder can move."""
+    return Path(os.path.relpath(path, demo_dir)).as_posix()
 
 
 def _label(model: str) -> str:
