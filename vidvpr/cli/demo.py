@@ -81,8 +81,10 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, night: boo
 def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: str, res_spec: str | None,
              no_vmaf: bool, models: tuple[str, ...], batch_size: int, backend: str, scheduler: str | None,
              quiet: bool, as_json: bool) -> None:
-    """Render the demo world, slice, encode a grid, build the manifest and evaluate the offline model
-    on every cell: the recall table on stdout, results and plots in OUT_DIR/eval. Reruns skip what is done."""
+    """Render the demo world, slice, encode a grid, build the manifest, evaluate the offline model on
+    every cell, study recall against bitrate and write the HTML report: the recall table on stdout,
+    results, plots and strips in OUT_DIR/eval, the study in OUT_DIR/study, the report's path last.
+    Reruns skip what is done."""
     from dataclasses import replace
 
     from vidvpr.core.progress import progress_bar
@@ -114,14 +116,17 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
     evaluation = result.evaluation
     if as_json:
         emit_json({"stages_s": result.stages_s, "results": str(evaluation.results_csv),
-                   "plots": [str(p) for p in evaluation.plots],
+                   "plots": [str(p) for p in evaluation.plots], "strips": [str(p) for p in evaluation.strips],
+                   "study": str(result.study.json_path), "report": str(result.report.path),
                    "rows": [row.model_dump(mode="json") for row in evaluation.rows]})
     elif not quiet:
         for line in recall_table(evaluation.rows):
             click.echo(line)
         click.echo("stages: " + ", ".join(f"{stage} {seconds:g} s" for stage, seconds in result.stages_s.items()),
                    err=True)
-        click.echo(f"results {evaluation.results_csv}; plots {', '.join(map(str, evaluation.plots))}", err=True)
+        click.echo(f"results {evaluation.results_csv}; plots {', '.join(map(str, evaluation.plots))}; "
+                   f"study {result.study.json_path}", err=True)
+        click.echo(f"report {result.report.path}")
 
 
 @demo_group.command("study")

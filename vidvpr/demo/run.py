@@ -1,8 +1,10 @@
 """`vidvpr demo run DIR`: the whole pipeline on the demo world, from render to recall plot.
 
 render (`make_demo`) → slice into the definition's views → encode a resolution × QP grid →
-manifest → evaluate the offline model on every cell → the recall table and plots under DIR.
-Every stage skips what is already done, so a rerun costs seconds.
+manifest → evaluate the offline model on every cell (with prediction strips) → the study (recall
+against bitrate) → the one-page HTML report, DIR/report.html. Every stage up to eval skips what is
+already done; the study and the report are rebuilt from the results (about a second each), so a
+rerun costs seconds.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
 from vidvpr.evaluate.config import EvalConfig
 from vidvpr.evaluate.rerun import evaluate
 from vidvpr.evaluate.results import EvalResult
+from vidvpr.report.build import ReportConfig, ReportResult, build_report
 from vidvpr.run import Executor
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.stage import slice_videos
+from vidvpr.study.stage import StudyConfig, StudyResult, run_study
 
 LOG = logging.getLogger(__name__)
 
+REPORT_NAME = "report.html"
 Progress = Callable[[str, int | None], Callable[[int], None]]  # (stage, total) -> advance
 
 
@@ -41,7 +46,10 @@ class DemoRunConfig:
     resolutions: str | None = None  # None: the views' own size
     preset: str = "veryfast"
     vmaf: bool = True
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(batch_size=16))
+    # strips of a few queries per cell, so the report's worst-hit cells show what went wrong, and
+    # sequences of 5-20 frames beside single frames: what survives compression
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(batch_size=16, save_preds=4, seq_lens=(1, 5, 10, 20)))
+    study: StudyConfig = field(default_factory=StudyConfig)
     definition: DemoDefinition = field(default_factory=DemoDefinition)
     definition_source: str = "built-in"
 
@@ -51,6 +59,8 @@ class DemoRunResult:
     out_dir: Path
     stages_s: dict[str, float]
     evaluation: EvalResult
+    study: StudyResult
+    report: ReportResult
 
 
 def no_progress(stage: str, total: int | None) -> Callable[[int], None]:
@@ -110,4 +120,6 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progr
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     evaluation = timed("eval", lambda: evaluate(out_dir / "manifest", out_dir / "eval", eval_config,
                                                 on_images=progress("eval", None), executor=executor))
-    return DemoRunResult(out_dir, timings, evaluation)
+    study = timed("study", lambda: run_study([out_dir / "eval"], out_dir / "study", config.study))
+    report = timed("report", lambda: build_report(out_dir / REPORT_NAME, ReportConfig(study_dir=out_dir / "study")))
+    return DemoRunResult(out_dir, timings, evaluation, study, report)

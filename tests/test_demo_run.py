@@ -1,0 +1,79 @@
+"""Specification of `vidvpr demo run`: the whole pipeline on a tiny demo world, ending with the
+study and the HTML report (issue 15, item 20)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vidvpr.cli import main
+
+# A short loop at a tiny size: every stage runs, in seconds.
+TINY_DEFINITION = """
+name = "vidvpr-demo-tiny"
+[route]
+length_m = 72.0
+aspect = 1.0
+[places]
+count = 16
+shared_designs = 1
+places_sharing = 2
+[sizes]
+tiny = [128, 64]
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """`vidvpr demo run` on the tiny world, once: its folder and the CLI's result."""
+    base = tmp_path_factory.mktemp("demo-run")
+    definition = base / "tiny.toml"
+    definition.write_text(TINY_DEFINITION)
+    out = base / "demo"
+    result = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(definition), "--size", "tiny",
+                                       "--qp", "30,45", "--no-vmaf"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.mark.slow
+def test_demo_run_ends_with_the_report_path(demo_run: tuple[Path, object]) -> None:
+    out, result = demo_run
+    last = result.output.strip().splitlines()[-1]
+    assert last == f"report {out / 'report.html'}"
+    assert (out / "report.html").is_file() and (out / "study" / "study.json").is_file()
+
+
+@pytest.mark.slow
+def test_demo_report_shows_prediction_strips_of_the_worst_hit_cells(demo_run: tuple[Path, object]) -> None:
+    out, _ = demo_run
+    strips = sorted((out / "eval" / "strips").rglob("*.png"))
+    assert {p.stem for p in strips} == {"reference", "32x16_qp30", "32x16_qp45"}
+    page = (out / "report.html").read_text()
+    worst = page[page.index('id="strips"'):]
+    section = worst.split("</section>")[0]
+    assert "data:image/png;base64," in section and "No prediction strips" not in section
+
+
+@pytest.mark.slow
+def test_demo_study_holds_sequence_lengths_beside_single_frames(demo_run: tuple[Path, object]) -> None:
+    out, _ = demo_run
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert sorted({row["seq_len"] for row in results["rows"]}) == [1, 5, 10, 20]
+    study = json.loads((out / "study" / "study.json").read_text())
+    assert study["sequences"], "the study answers how long a sequence each QP needs"
+
+
+@pytest.mark.slow
+def test_demo_rerun_keeps_every_stage_output(demo_run: tuple[Path, object]) -> None:
+    out, _ = demo_run
+    results = (out / "eval" / "results.json").read_bytes()
+    again = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(out.parent / "tiny.toml"),
+                                      "--size", "tiny", "--qp", "30,45", "--no-vmaf", "--json"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.output)
+    assert (out / "eval" / "results.json").read_bytes() == results  # eval had nothing to do
+    assert summary["report"] == str(out / "report.html") and summary["strips"]
