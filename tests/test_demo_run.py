@@ -44,7 +44,7 @@ def test_demo_run_ends_with_the_report_path(demo_run: tuple[Path, object]) -> No
     out, result = demo_run
     last = result.output.strip().splitlines()[-1]
     assert last == f"report {out / 'report.html'}"
-    assert (out / "report.html").is_file() and (out / "study" / "study.json").is_file()
+    assert (out / "report.html").is_file() and (out / "bitrate-study" / "study.json").is_file()
 
 
 @pytest.mark.slow
@@ -63,17 +63,21 @@ def test_demo_study_holds_sequence_lengths_beside_single_frames(demo_run: tuple[
     out, _ = demo_run
     results = json.loads((out / "eval" / "results.json").read_text())
     assert sorted({row["seq_len"] for row in results["rows"]}) == [1, 5, 10, 20]
-    study = json.loads((out / "study" / "study.json").read_text())
+    study = json.loads((out / "bitrate-study" / "study.json").read_text())
     assert study["sequences"], "the study answers how long a sequence each QP needs"
 
 
 @pytest.mark.slow
-def test_demo_rerun_keeps_every_stage_output(demo_run: tuple[Path, object]) -> None:
+def test_demo_rerun_keeps_every_stage_output_and_the_demo_study(demo_run: tuple[Path, object]) -> None:
     out, _ = demo_run
     results = (out / "eval" / "results.json").read_bytes()
+    students = out / "study" / "models" / "distilled.pt"  # what `vidvpr demo study` keeps in DIR/study
+    students.parent.mkdir(parents=True)
+    students.write_bytes(b"a student")
     again = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(out.parent / "tiny.toml"),
                                       "--size", "tiny", "--qp", "30,45", "--no-vmaf", "--json"])
     assert again.exit_code == 0, again.output
     summary = json.loads(again.output)
     assert (out / "eval" / "results.json").read_bytes() == results  # eval had nothing to do
     assert summary["report"] == str(out / "report.html") and summary["strips"]
+    assert students.read_bytes() == b"a student"  # the bitrate study is DIR/bitrate-study, never DIR/study

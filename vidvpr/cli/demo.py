@@ -83,7 +83,7 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
              quiet: bool, as_json: bool) -> None:
     """Render the demo world, slice, encode a grid, build the manifest, evaluate the offline model on
     every cell, study recall against bitrate and write the HTML report: the recall table on stdout,
-    results, plots and strips in OUT_DIR/eval, the study in OUT_DIR/study, the report's path last.
+    results, plots and strips in OUT_DIR/eval, the study in OUT_DIR/bitrate-study, the report's path last.
     Reruns skip what is done."""
     from dataclasses import replace
 

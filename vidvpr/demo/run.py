@@ -1,10 +1,10 @@
-"""`vidvpr demo run DIR`: the whole pipeline on the demo world, from render to recall plot.
+"""`vidvpr demo run DIR`: the whole pipeline on the demo world, from render to the HTML report.
 
 render (`make_demo`) → slice into the definition's views → encode a resolution × QP grid →
 manifest → evaluate the offline model on every cell (with prediction strips) → the study (recall
-against bitrate) → the one-page HTML report, DIR/report.html. Every stage up to eval skips what is
-already done; the study and the report are rebuilt from the results (about a second each), so a
-rerun costs seconds.
+against bitrate, DIR/bitrate-study) → the one-page HTML report, DIR/report.html. Every stage up to
+eval skips what is already done; the study and the report are rebuilt from the results (about a
+second each), so a rerun costs seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from vidvpr.study.stage import StudyConfig, StudyResult, run_study
 LOG = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
+BITRATE_STUDY_DIR = "bitrate-study"  # `vidvpr study` of DIR/eval; DIR/study is `vidvpr demo study`'s
 Progress = Callable[[str, int | None], Callable[[int], None]]  # (stage, total) -> advance
 
 
@@ -120,6 +121,7 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progr
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     evaluation = timed("eval", lambda: evaluate(out_dir / "manifest", out_dir / "eval", eval_config,
                                                 on_images=progress("eval", None), executor=executor))
-    study = timed("study", lambda: run_study([out_dir / "eval"], out_dir / "study", config.study))
-    report = timed("report", lambda: build_report(out_dir / REPORT_NAME, ReportConfig(study_dir=out_dir / "study")))
+    study = timed("study", lambda: run_study([out_dir / "eval"], out_dir / BITRATE_STUDY_DIR, config.study))
+    report = timed("report", lambda: build_report(out_dir / REPORT_NAME,
+                                                  ReportConfig(study_dir=out_dir / BITRATE_STUDY_DIR)))
     return DemoRunResult(out_dir, timings, evaluation, study, report)
