@@ -158,59 +158,76 @@ class SequenceMatches:
 
 def normalise_runs(distances: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     """SeqSLAM's local contrast normalisation of (rows, N) distances whose columns are in run order
-    (`starts` bound each run): mean and standard deviation over the window centred on each column,
-    clipped to its run; NaN entries (not computed) are left out of both and stay NaN."""
+    (`starts` bound each run, from 0 to N): mean and standard deviation over the window centred on
+    each column, clipped to its run; NaN entries (not computed) are left out of both and stay NaN.
+    Window sums are differences of cumulative sums (float64), for any number of runs at once."""
     half = window // 2
-    out = np.full(distances.shape, np.nan, dtype=np.float32)
-    for start, end in zip(starts[:-1], starts[1:]):
-        block = distances[:, start:end].astype(np.float64)
-        known = ~np.isnan(block)
-        values = np.where(known, block, 0.0)
-        sums = [np.pad(np.cumsum(a, axis=1), ((0, 0), (1, 0))) for a in (values, values * values, known.astype(float))]
-        n = end - start
-        lo, hi = np.clip(np.arange(n) - half, 0, n), np.clip(np.arange(n) + half + 1, 0, n)
-        total, squares, count = (s[:, hi] - s[:, lo] for s in sums)
-        mean = total / np.maximum(count, 1)
-        variance = (squares - count * mean * mean) / np.maximum(count - 1, 1)
-        std = np.sqrt(np.maximum(variance, 0.0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # a window of (nearly) equal distances, e.g. blank frames, has no contrast: 0, not rounding noise
-            contrast = std > FLAT_RELATIVE * (np.abs(mean) + FLAT_RELATIVE)
-            out[:, start:end] = np.where(contrast, (block - mean) / std, 0.0)
-    out[np.isnan(distances)] = np.nan
+    values = np.asarray(distances, dtype=np.float64).copy()
+    missing = np.isnan(values)
+    gaps = bool(missing.any())
+    values[missing] = 0.0
+    lengths = np.diff(starts)
+    column = np.arange(values.shape[1])
+    lo = np.maximum(column - half, np.repeat(starts[:-1], lengths))
+    hi = np.minimum(column + half + 1, np.repeat(starts[1:], lengths))
+
+    def window_sums(a: np.ndarray) -> np.ndarray:
+        sums = np.zeros((a.shape[0], a.shape[1] + 1))
+        np.cumsum(a, axis=1, out=sums[:, 1:])
+        return np.take(sums, hi, axis=1) - np.take(sums, lo, axis=1)
+
+    count = window_sums((~missing).astype(np.float64)) if gaps else (hi - lo).astype(np.float64)
+    mean = window_sums(values) / np.maximum(count, 1)
+    variance = (window_sums(values * values) - count * mean * mean) / np.maximum(count - 1, 1)
+    std = np.sqrt(np.maximum(variance, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a window of (nearly) equal distances, e.g. blank frames, has no contrast: 0, not rounding noise
+        contrast = std > FLAT_RELATIVE * (np.abs(mean) + FLAT_RELATIVE)
+        out = np.where(contrast, (values - mean) / std, 0.0).astype(np.float32)
+    out[missing] = np.nan
     return out
 
 
 def _line_scores(rows_distances: np.ndarray, first: int, targets: int, length: int, starts: np.ndarray,
-                 lines: Lines) -> tuple[np.ndarray, np.ndarray]:
-    """Best-line scores (T, N) and lines (T, N) of the `targets` consecutive frames of one query run
-    from position `first` on, against line ends at every run-order column. `rows_distances` holds that
-    run's frames from position max(0, first - length + 1) to first + targets - 1, in order."""
+                 lines: Lines, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Best-line scores (T, N) and lines (T, N) of `targets` frames of one query run, at positions
+    `first`, `first + step`, ..., against line ends at every run-order column. `rows_distances` holds
+    that run's frames from position max(0, first - length + 1) to the last target, in order.
+
+    Each line's sum is `length` shifted slice additions in float32, one line at a time, kept when it
+    beats the best so far (the first, slowest forward, line among equals)."""
     columns = rows_distances.shape[1]
     row0 = max(0, first - length + 1)
-    frames = np.minimum(length, np.arange(first, first + targets) + 1)  # each target's sequence length
-    total = np.zeros((len(lines.velocities), targets, columns), dtype=np.float32)
-    for k in range(min(length, first + targets)):
-        present = slice(max(0, k - first), targets)  # targets whose sequence reaches k frames back
-        rows = slice(present.start + first - k - row0, targets + first - k - row0)
-        for v, offset in enumerate(lines.offsets[:, k]):
-            for start, end in zip(starts[:-1], starts[1:]):
+    positions = first + step * np.arange(targets)
+    frames = np.minimum(length, positions + 1)  # each target's sequence length (non-decreasing)
+    scale = (1.0 / frames).astype(np.float32)[:, None]
+    segments = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
+    best = np.full((targets, columns), np.inf, dtype=np.float32)
+    which = np.zeros((targets, columns), dtype=np.int16)
+    total = np.empty((targets, columns), dtype=np.float32)
+    for v, offsets in enumerate(lines.offsets.tolist()):
+        total.fill(0.0)
+        for k, offset in enumerate(offsets):
+            lowest = max(0, -(-(k - first) // step))  # the first target whose sequence reaches k frames back
+            if lowest >= targets:
+                break
+            rows = slice(int(positions[lowest]) - k - row0, int(positions[-1]) - k - row0 + 1, step)
+            for start, end in segments:
                 if abs(offset) < end - start:
                     ends = slice(start + max(offset, 0), end + min(offset, 0))
                     points = slice(start + max(-offset, 0), end - max(offset, 0))
-                    total[v, present, ends] += rows_distances[rows, points]
-    scores = np.empty_like(total)
-    for v, offsets in enumerate(lines.offsets):
-        # how many of a line's points fit in the run: a forward line's first k do when its k-th offset <= the
-        # end's position; a line fits when all of its target's frames do
-        fits = np.empty(columns, dtype=np.int64)
-        for start, end in zip(starts[:-1], starts[1:]):
-            room = np.arange(end - start) if offsets[-1] >= 0 else (end - start - 1 - np.arange(end - start))
-            fits[start:end] = np.searchsorted(np.abs(offsets), room, side="right")
-        np.divide(total[v], frames[:, None].astype(np.float32), out=scores[v])
-        scores[v][fits[None, :] < frames[:, None]] = np.inf
-    which = np.argmin(scores, axis=0)  # the first (slowest forward) line among equals
-    return np.take_along_axis(scores, which[None], axis=0)[0], which
+                    total[lowest:, ends] += rows_distances[rows, points]
+        total *= scale
+        for f in np.unique(frames).tolist():  # a line must lie wholly inside the run: the ends too near its start
+            reach = abs(offsets[f - 1])      # (forward) or its end (reverse) have no line of f frames
+            mine = slice(*np.searchsorted(frames, [f, f + 1]).tolist())
+            for start, end in segments:
+                band = slice(start, min(end, start + reach)) if offsets[f - 1] >= 0 else slice(max(start, end - reach), end)
+                total[mine, band] = np.inf
+        better = total < best
+        np.minimum(best, total, out=best)
+        which[better] = v
+    return best, which
 
 
 def top_k(scores: np.ndarray, lines_used: np.ndarray, database: DatabaseRuns, lines: Lines, frames: np.ndarray,
@@ -223,12 +240,22 @@ def top_k(scores: np.ndarray, lines_used: np.ndarray, database: DatabaseRuns, li
     distances = np.full((targets, k), np.inf, dtype=np.float32)
     velocities = np.zeros((targets, k))
     if keep:
-        order = np.lexsort((np.broadcast_to(rows, scores.shape), scores), axis=-1)[:, :keep]
-        chosen = np.take_along_axis(scores, order, axis=1)
-        finite = np.isfinite(chosen)
-        indices[:, :keep] = np.where(finite, rows[order], -1)
-        distances[:, :keep] = np.where(finite, chosen, np.inf)
-        velocities[:, :keep] = np.where(finite, lines.velocities[np.take_along_axis(lines_used, order, axis=1)], 0.0)
+        chosen = np.argpartition(scores, keep - 1, axis=1)[:, :keep] if keep < columns else np.tile(
+            np.arange(columns), (targets, 1))
+        values = np.take_along_axis(scores, chosen, axis=1)
+        kth = values.max(axis=1)
+        # equal scores across the partition's edge: rank those rows whole, so the lower database row wins
+        tied = np.isfinite(kth) & ((scores == kth[:, None]).sum(1) > (values == kth[:, None]).sum(1))
+        for t in np.flatnonzero(tied):
+            chosen[t] = np.lexsort((rows, scores[t]))[:keep]
+        values = np.take_along_axis(scores, chosen, axis=1)
+        order = np.lexsort((rows[chosen], values), axis=-1)
+        chosen = np.take_along_axis(chosen, order, axis=1)
+        values = np.take_along_axis(values, order, axis=1)
+        finite = np.isfinite(values)
+        indices[:, :keep] = np.where(finite, rows[chosen], -1)
+        distances[:, :keep] = np.where(finite, values, np.inf)
+        velocities[:, :keep] = np.where(finite, lines.velocities[np.take_along_axis(lines_used, chosen, axis=1)], 0.0)
     return SequenceMatches(indices, distances, velocities, frames)
 
 
@@ -295,7 +322,7 @@ def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray
     queries = np.asarray(queries, dtype=np.float32)
     sequences = query_sequences(query_runs, len(queries), settings.length)
     frames = (sequences >= 0).sum(1)
-    block = max(1, block_bytes // max(1, 4 * size * (2 * len(lines.velocities) + 4)))
+    block = max(1, block_bytes // max(1, 4 * size * 6))  # distances, best, sum, line, top-k
     out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
                           np.zeros((len(queries), k)), frames)
     for run in query_runs:
