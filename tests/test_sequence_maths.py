@@ -20,6 +20,7 @@ from vidvpr.evaluate.sequence import (
     squared_distances,
     time_runs,
 )
+from vidvpr.evaluate.sequence_coarse import coarse_lines, sketch
 from vidvpr.evaluate.sequence_restricted import restricted_search
 
 
@@ -166,30 +167,58 @@ def test_the_blocked_search_ranks_what_the_whole_matrix_scores(settings_: Sequen
 
 @pytest.mark.parametrize("settings_", [SequenceSettings(4), SequenceSettings(4, (0.5, 1.5), reverse=True),
                                        SequenceSettings(3, normalise=True, window=4)])
-def test_the_restricted_search_with_every_candidate_and_a_wide_neighbourhood_is_the_full_search(settings_) -> None:
+def test_the_restricted_search_is_the_full_search_when_every_query_keeps_every_end(settings_) -> None:
     rng = np.random.default_rng(3)
     queries, database = rng.normal(size=(9, 6)).astype(np.float32), rng.normal(size=(12, 6)).astype(np.float32)
     query_runs, database_runs = [np.arange(5), np.arange(5, 9)], [np.arange(7), np.arange(7, 12)]
     full = full_search(queries, database, query_runs, database_runs, settings_, k=6)
-    everything = np.tile(np.arange(12), (9, 1))
-    restricted = restricted_search(queries, database, query_runs, database_runs, settings_, 6, everything,
-                                   ends=12, neighbourhood=12)
+    restricted = restricted_search(queries, database, query_runs, database_runs, settings_, 6, ends=12,
+                                   neighbourhood=0, step=1)
     assert restricted.indices.tolist() == full.indices.tolist()
     np.testing.assert_allclose(restricted.distances, full.distances, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(restricted.velocities, full.velocities)
 
 
-def test_the_restricted_search_finds_a_route_from_a_few_candidates() -> None:
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 6), reverse=st.booleans(), normalise=st.booleans(),
+       ends=st.integers(1, 4), neighbourhood=st.integers(0, 2), step=st.integers(1, 4), wide=st.booleans())
+def test_the_restricted_search_reports_exact_scores_never_better_than_the_full_search(
+        seed, length, reverse, normalise, ends, neighbourhood, step, wide) -> None:
+    rng = np.random.default_rng(seed)
+    count_q, count_d = int(rng.integers(1, 10)), int(rng.integers(1, 14))
+    query_runs = [r for r in np.array_split(rng.permutation(count_q), int(rng.integers(1, 3))) if len(r)]
+    database_runs = [r for r in np.array_split(rng.permutation(count_d), int(rng.integers(1, 3))) if len(r)]
+    dim = 12 if wide else 3  # wider than the sketch below: the coarse stage sees estimates, not distances
+    queries, database = rng.normal(size=(count_q, dim)).astype(np.float32), rng.normal(size=(count_d, dim))
+    setting = SequenceSettings(length, (0.8, 1.25), reverse, normalise, window=4)
+    scores, velocities = sequence_scores(squared_distances(queries, database), query_runs, database_runs, setting)
+    full = full_search(queries, database, query_runs, database_runs, setting, k=3)
+    found = restricted_search(queries, database, query_runs, database_runs, setting, 3, ends=ends,
+                              neighbourhood=neighbourhood, step=step, sketch_dim=4)
+    for q in range(count_q):
+        kept = found.indices[q] >= 0
+        ends_found = found.indices[q][kept]
+        assert len(set(ends_found.tolist())) == len(ends_found)
+        np.testing.assert_allclose(found.distances[q][kept], scores[q, ends_found], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(found.velocities[q][kept], velocities[q, ends_found])
+        full_kept = full.distances[q][np.isfinite(full.distances[q])]
+        assert kept.sum() <= len(full_kept)
+        # rank by rank, the restricted search's i-th best is never better than the full search's i-th best
+        assert (found.distances[q][kept] >= full_kept[:kept.sum()] - 1e-4).all()
+    assert found.frames.tolist() == full.frames.tolist()
+
+
+def test_the_restricted_search_follows_a_route_single_frames_miss() -> None:
     rng = np.random.default_rng(4)
-    database = rng.normal(size=(200, 16)).astype(np.float32)
-    truth = np.arange(50, 90)
-    queries = database[truth] + 1.2 * rng.normal(size=(len(truth), 16)).astype(np.float32)
-    runs_q, runs_d = [np.arange(len(truth))], [np.arange(200)]
+    database = rng.normal(size=(2000, 64)).astype(np.float32)
+    truth = np.arange(500, 580)
+    queries = database[truth] + 2.0 * rng.normal(size=(len(truth), 64)).astype(np.float32)
+    runs_q, runs_d = [np.arange(len(truth))], [np.arange(2000)]
     setting = SequenceSettings(10)
-    candidates = np.argsort(squared_distances(queries, database), axis=1)[:, :5]
+    single = squared_distances(queries, database).argmin(axis=1)
     full = full_search(queries, database, runs_q, runs_d, setting, k=3)
-    restricted = restricted_search(queries, database, runs_q, runs_d, setting, 3, candidates)
-    assert (candidates[:, 0] == truth).mean() < 0.8  # single frames alone miss some
+    restricted = restricted_search(queries, database, runs_q, runs_d, setting, 3)  # anchors every 4th query
+    assert (single == truth).mean() < 0.8  # single frames alone miss some
     assert (full.indices[9:, 0] == truth[9:]).mean() > 0.9
     assert restricted.indices[:, 0].tolist() == full.indices[:, 0].tolist()
 
@@ -202,3 +231,27 @@ def test_the_restricted_search_finds_a_route_from_a_few_candidates() -> None:
 def test_bad_settings_are_bad_input(settings_: SequenceSettings, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         line_shapes(settings_)
+
+
+def test_a_sketch_leaves_descriptors_no_wider_than_itself_as_they_are() -> None:
+    vectors = np.random.default_rng(5).normal(size=(4, 8))
+    np.testing.assert_array_equal(sketch(vectors, 8), vectors.astype(np.float32))
+
+
+def test_sketched_squared_distances_estimate_the_true_ones_without_bias() -> None:
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(400, 1024)), rng.normal(size=(400, 1024))
+    true = ((a - b) ** 2).sum(1)
+    estimate = ((sketch(a, 128) - sketch(b, 128)) ** 2).sum(1)
+    assert abs(estimate.mean() / true.mean() - 1) < 0.02
+
+
+def test_the_coarse_shapes_keep_the_slowest_of_each_direction_and_none_further_than_a_frame_off() -> None:
+    lines = line_shapes(SequenceSettings(20, (0.8, 1.25), reverse=True))
+    coarse = coarse_lines(lines, 3)
+    for direction in (1, -1):
+        mine = np.sign(lines.velocities) == direction
+        assert np.abs(lines.velocities[mine]).min() in np.abs(coarse.velocities[np.sign(coarse.velocities) == direction])
+    gap = np.abs(lines.offsets[:, None, :] - coarse.offsets[None, :, :]).max(axis=2).min(axis=1)
+    assert gap.max() <= 1
+    assert len(coarse.velocities) < len(lines.velocities)

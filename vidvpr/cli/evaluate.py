@@ -83,8 +83,8 @@ def _velocity(text: str) -> tuple[float, float]:
 @click.option("--seq-normalise", is_flag=True,
               help="SeqSLAM's local contrast normalisation of the distances along the database.")
 @click.option("--seq-search", default=DEFAULTS.seq_search, type=click.Choice(SEQ_SEARCHES),
-              help="full: every line, in blocks (exact); restricted: lines near each frame's single-frame "
-                   "candidates (for large databases; see tools/bench_seq.py).")
+              help="full: every line, in blocks (exact); restricted: a sketched search on every 4th query "
+                   "proposes places, lines there are scored exactly (see tools/bench_seq.py).")
 @scheduler_option
 @output_options
 @handle_errors

@@ -21,7 +21,7 @@ PROTOCOLS = ("same", "reference")
 INPUT_SIZES = ("cell", "reference")
 DEFAULT_MODEL = "netvlad-efficientnet-lite0"
 CACHE_DIR = "descriptors"
-SEQ_SEARCHES = ("full", "restricted")  # every line (in blocks), or lines near single-frame candidates
+SEQ_SEARCHES = ("full", "restricted")  # every line (in blocks), or lines near coarsely found ends
 MODELS_DIR = "models"  # EVAL/models: NetVLAD initialisations and PCA-whitening made for an evaluation
 
 

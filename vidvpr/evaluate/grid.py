@@ -73,7 +73,6 @@ from vidvpr.evaluate.sequence_eval import (
     match_sequences,
     write_sequence_predictions,
 )
-from vidvpr.evaluate.sequence_restricted import SEQUENCE_CANDIDATES
 from vidvpr.media.probe import probe_video
 from vidvpr.models import load_model
 from vidvpr.models.backends import resolve_backend
@@ -280,10 +279,9 @@ def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, que
     index = build_index(database, config.index)
     k = max(ns)
     lengths = [length for length in config.seq_lens if length > 1]
-    depth = max(k, SEQUENCE_CANDIDATES) if lengths and config.seq_search == "restricted" else k
-    distances, predictions = search(index, queries, depth)
-    if predictions.shape[1] < depth:  # a database smaller than the largest N: pad with "no prediction"
-        pad = depth - predictions.shape[1]
+    distances, predictions = search(index, queries, k)
+    if predictions.shape[1] < k:  # a database smaller than the largest N: pad with "no prediction"
+        pad = k - predictions.shape[1]
         predictions = np.pad(predictions, ((0, 0), (0, pad)), constant_values=-1)
         distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
     query_ids, database_ids = [r.id for r in manifest.queries], [r.id for r in manifest.database]
@@ -292,7 +290,7 @@ def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, que
     out = _rows(choice, cell, predictions[:, :k], distances[:, 0], manifest, positives_at, config, ns,
                 path.relative_to(out_dir).as_posix(), 1)
     for length in lengths:
-        matches = match_sequences(queries, database, manifest, config, length, k, predictions)
+        matches = match_sequences(queries, database, manifest, config, length, k)
         path = predictions_path(out_dir, choice.label, cell.name, config.protocol, length)
         write_sequence_predictions(path, query_ids, database_ids, matches)
         out += _rows(choice, cell, matches.indices, matches.distances[:, 0], manifest, positives_at, config, ns,

@@ -22,8 +22,8 @@ to within rounding, as between blank frames) gives 0.
 
 `sequence_scores` is the whole matrix at once (the reference the searches are tested against);
 `full_search` computes it in blocks of queries from descriptors, so memory stays bounded; the
-restricted search (`vidvpr.evaluate.sequence_restricted`) scores only lines near each query's
-single-frame candidates.
+restricted search (`vidvpr.evaluate.sequence_restricted`) scores exactly only lines near the ends a
+cheap coarse search proposes.
 """
 
 from __future__ import annotations

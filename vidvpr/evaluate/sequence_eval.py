@@ -90,15 +90,13 @@ def sequence_settings(config: EvalConfig, length: int) -> SequenceSettings:
 
 
 def match_sequences(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray, manifest: Manifest,
-                    config: EvalConfig, length: int, k: int, candidates: np.ndarray | None) -> SequenceMatches:
+                    config: EvalConfig, length: int, k: int) -> SequenceMatches:
     """The best `k` line ends of every query's sequence of `length` frames, by the search the config
-    names (`candidates`: the single-frame search's database rows per query, for the restricted one)."""
+    names."""
     settings = sequence_settings(config, length)
     query_runs, database_runs = runs_of(manifest.queries), runs_of(manifest.database)
     if config.seq_search == "restricted":
-        if candidates is None:
-            raise BadInput("the restricted sequence search needs the single-frame candidates")
-        return restricted_search(queries, database, query_runs, database_runs, settings, k, candidates)
+        return restricted_search(queries, database, query_runs, database_runs, settings, k)
     return full_search(queries, database, query_runs, database_runs, settings, k)
 
 

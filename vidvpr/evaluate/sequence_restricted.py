@@ -1,196 +1,231 @@
-"""The restricted sequence search: lines only near each query's single-frame candidates, so the cost
-grows with the queries and the sequence length, not with the database.
+"""The restricted sequence search: an approximate search over every line end proposes a few places per
+query, and only lines there are scored exactly.
 
-1. Votes. Each frame of a query's sequence has its top-K single-frame candidates (the faiss search
-   already made); a candidate of the frame k steps back votes for the line end k frames after it
-   (before it, for the reverse direction), weighted K - rank. The `ends` most voted ends are kept.
-2. Neighbourhoods. Around each kept end, every end within `neighbourhood` frames of its run is
-   scored with every line (all velocities, both directions when asked), exactly as `full_search`
-   would: the same points, the same clipping at the run's ends, the same normalisation.
-3. Shared distances. The distances those lines need (each query row against a few short stretches
-   of database runs) are merged per row and computed once, however many sequences use them:
-   consecutive queries of a run share all but one of their frames.
+1. Coarse (`vidvpr.evaluate.sequence_coarse`): on sketched descriptors, every `step`-th query of a
+   run scores lines of a subset of the shapes against every database frame and keeps its `ends` best
+   line ends; the queries around it take them as centres.
+2. Exact: around each centre, every end within `neighbourhood` frames is scored with every line
+   (all velocities, both directions when asked) exactly as `full_search` would: the same points,
+   the same clipping at the run's ends, the same normalisation.
+3. Shared distances: the exact distances those lines need are computed once, a tile of `TILE`
+   consecutive database frames at a time against every query row that needs any of it (one matrix
+   product per tile).
 
-A line whose every point is far from every candidate of its frames is never scored: the result
-can differ from `full_search`'s, never by a better score (`tools/bench_seq.py` measures how often
-recall@1 differs, and the cost against the single-frame search).
+Every score it reports is a line's exact score, so it never beats `full_search`; it equals it when
+the centres cover every end (`ends` at least the database's size). Its cost: the sketches and the
+coarse products, a small share of the single-frame search's for wide descriptors, plus a fixed
+amount per query for the exact stage (`tools/bench_seq.py` measures both, and what it loses).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from vidvpr.evaluate.sequence import (
+    BLOCK_BYTES,
     DatabaseRuns,
     Lines,
     SequenceMatches,
     SequenceSettings,
+    _chunks,
     database_rows,
     line_shapes,
     normalise_runs,
     query_sequences,
+    squared_distances,
+)
+from vidvpr.evaluate.sequence_coarse import (
+    SKETCH_DIM,
+    anchor_ends,
+    anchor_index,
+    anchors_of,
+    coarse_lines,
+    sketch,
 )
 
-SEQUENCE_CANDIDATES = 20  # single-frame candidates per frame eval hands the restricted search
-DEFAULT_ENDS = 3  # most-voted line ends kept per query
-DEFAULT_NEIGHBOURHOOD = 10  # ends scored each side of a kept end (covers recall@20's ranking)
-CHUNK_TARGETS = 2048  # queries handled at once (bounds memory; neighbours in a run share distances)
+DEFAULT_ENDS = 10  # centres per query
+DEFAULT_NEIGHBOURHOOD = 2  # ends scored exactly each side of a centre
+ANCHOR_STEP = 4  # queries per coarse search
+TILE = 64  # database frames per exact matrix product
+REFINE_TARGETS = 512  # queries refined at once (bounds memory)
 
 
-def _votes(sequences: np.ndarray, candidates: np.ndarray, runs: DatabaseRuns, reverse: bool,
-           ends: int) -> tuple[np.ndarray, np.ndarray]:
-    """(target, run-order end) of the `ends` most voted line ends per target."""
-    targets, length = sequences.shape
-    top = candidates.shape[1]
-    t, k, m = np.meshgrid(np.arange(targets), np.arange(length), np.arange(top), indexing="ij")
-    rows = sequences[t, k]
-    found = np.where(rows >= 0, candidates[np.maximum(rows, 0), m], -1)
-    keep = found >= 0
-    t, k, m, found = t[keep], k[keep], m[keep], found[keep]
-    run, position = runs.run_of[found], runs.position[found]
-    steps = [k, -k] if reverse else [k]
-    keys, weights = [], []
-    for step in steps:
-        end = position + step
-        inside = (end >= 0) & (end < runs.lengths[run])
-        keys.append(t[inside] * len(runs.order) + runs.starts[run[inside]] + end[inside])
-        weights.append(top - m[inside])
-    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    score = np.bincount(inverse, weights=np.concatenate(weights).astype(np.float64))
-    owner, column = unique // len(runs.order), unique % len(runs.order)
-    order = np.lexsort((column, -score, owner))
-    owner, column = owner[order], column[order]
-    first = np.searchsorted(owner, owner, side="left")
-    chosen = np.arange(len(owner)) - first < ends
-    return owner[chosen], column[chosen]
+@dataclass(frozen=True)
+class PairDistances:
+    """Squared distances of query rows to some tiles of `tile` consecutive run-order columns: a row's
+    tiles side by side in `values`, so a stretch of columns the row asked for is a stretch of it."""
+
+    keys: np.ndarray  # sorted: query row * tiles + tile
+    values: np.ndarray  # (len(keys) * tile,) float32
+    tiles: int
+    tile: int
+
+    def first(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Where in `values` each (row, column) pair is (the pair must have been asked for)."""
+        key = np.searchsorted(self.keys, rows * self.tiles + columns // self.tile)
+        return key * self.tile + columns % self.tile
+
+    def normalised(self, starts: np.ndarray, window: int) -> np.ndarray:
+        """`values` normalised as `normalise_runs` does along each row, exactly wherever the `window`
+        around a column lies within the tiles held: stretches of a row's consecutive tiles, cut
+        where a database run starts (`starts`, ending with the database's size)."""
+        tile_of = self.keys % self.tiles
+        row = self.keys // self.tiles  # a row's last tile and the next row's first can have consecutive keys
+        breaks = [np.flatnonzero(np.concatenate([[True], (np.diff(self.keys) != 1) | (np.diff(row) != 0)]))
+                  * self.tile]
+        inside = starts[(starts % self.tile) != 0]
+        low = np.searchsorted(inside, tile_of * self.tile)
+        count = np.searchsorted(inside, (tile_of + 1) * self.tile) - low
+        owner = np.repeat(np.arange(len(self.keys)), count)
+        within = inside[np.repeat(low, count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)]
+        breaks.append(owner * self.tile + within - tile_of[owner] * self.tile)
+        bounds = np.unique(np.concatenate(breaks + [[0, len(self.values)]]))
+        return normalise_runs(self.values[None, :], bounds, window)[0]
 
 
-def _merge(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Overlapping [lo, hi) intervals with the same key merged: (which merged interval each input
-    falls in, merged keys, merged lo, merged hi); inputs sorted by (key, lo)."""
-    order = np.lexsort((lo, keys))
-    keys, lo, hi = keys[order], lo[order], hi[order]
-    group_changes = np.concatenate([[True], keys[1:] != keys[:-1]])
-    group = np.cumsum(group_changes) - 1
-    span = int(hi.max() - lo.min() + 2) if len(lo) else 1
-    reach = np.maximum.accumulate(group * span + (hi - lo.min()))  # the furthest end so far, per key
-    starts_new = group_changes.copy()
-    starts_new[1:] |= (lo[1:] - lo.min()) > reach[:-1] - group[1:] * span
-    merged = np.cumsum(starts_new) - 1
-    first = np.flatnonzero(starts_new)
-    merged_hi = np.maximum.reduceat(hi, first)
-    which = np.empty(len(order), dtype=np.int64)
-    which[order] = merged
-    return which, keys[first], lo[first], merged_hi
-
-
-def _distances(queries: np.ndarray, parts: Sequence[np.ndarray], runs: DatabaseRuns, rows: np.ndarray,
-               run: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Squared L2 distances of query `rows` to positions [lo, hi) of database `run`, laid end to end
-    (NaN outside the run), and where each interval starts in that buffer. Every database row needed
-    is read (and made float32) once, in run order, so each interval is a contiguous block of it."""
-    widths = hi - lo
-    offsets = np.concatenate([[0], np.cumsum(widths)])
-    buffer = np.full(int(offsets[-1]), np.nan, dtype=np.float64)
-    first = np.maximum(lo, 0)
-    last = np.minimum(hi, runs.lengths[run])
-    inside = np.flatnonzero(last > first)
-    if not len(inside):
-        return buffer, offsets[:-1]
-    starts = runs.starts[run[inside]]
-    needed = np.unique(np.concatenate([np.arange(a, b) for a, b in zip(starts + first[inside], starts + last[inside])]))
-    vectors = database_rows(parts, runs.order[needed])
-    squares = np.einsum("ij,ij->i", vectors, vectors)
-    at = np.searchsorted(needed, starts + first[inside])
-    for i, begin in zip(inside, at):
-        q = queries[rows[i]].astype(np.float32)
-        count = int(last[i] - first[i])
-        block = slice(int(begin), int(begin) + count)
-        slot = int(offsets[i] + first[i] - lo[i])
-        buffer[slot:slot + count] = np.maximum(squares[block] + float(q @ q) - 2.0 * (vectors[block] @ q), 0.0)
-    return buffer, offsets[:-1]
+def pair_distances(queries: np.ndarray, parts: Sequence[np.ndarray], order: np.ndarray, rows: np.ndarray,
+                   lo: np.ndarray, hi: np.ndarray, tile: int = TILE) -> PairDistances:
+    """The distances of query `rows[i]` to run-order columns [lo[i], hi[i]) (lo < hi, within the
+    database): every tile of `tile` columns such a stretch touches, one matrix product per tile
+    against every row that needs it."""
+    size = len(order)
+    tiles = -(-size // tile)
+    first, count = lo // tile, (hi - 1) // tile - lo // tile + 1
+    step = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    keys = np.unique(np.repeat(rows, count) * tiles + np.repeat(first, count) + step)
+    values = np.zeros((len(keys), tile), dtype=np.float32)
+    by_tile = np.argsort(keys % tiles, kind="stable")
+    tile_of = (keys % tiles)[by_tile]
+    bounds = np.flatnonzero(np.concatenate([[True], tile_of[1:] != tile_of[:-1], [True]]))
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        start = int(tile_of[a]) * tile
+        vectors = database_rows(parts, order[start:min(size, start + tile)])
+        mine = by_tile[a:b]
+        values[mine, :len(vectors)] = squared_distances(queries[keys[mine] // tiles], vectors)
+    return PairDistances(keys, values.reshape(-1), tiles, tile)
 
 
 def _score_windows(blocks: np.ndarray, frames: np.ndarray, lines: Lines, base: np.ndarray,
                    width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best line score (W, width) and its line for windows of ends, from (W, L, B) distance blocks
-    whose row k starts `base[k]` positions before the window's first end (NaN: outside the run, or
-    beyond the window's `frames`); a line with a point outside the run has no score."""
-    total = np.zeros((len(lines.velocities), len(blocks), width))
-    count = np.zeros_like(total)
-    for k in range(lines.length):
-        row = blocks[:, k, :]
-        for v, offset in enumerate(lines.offsets[:, k]):
-            start = base[k] - offset
-            values = row[:, start:start + width]
-            known = ~np.isnan(values)
-            total[v] += np.where(known, values, 0.0)
-            count[v] += known
-    scores = np.where(count == frames[None, :, None], total / frames[None, :, None], np.inf)
-    which = np.argmin(scores, axis=0)
-    return np.take_along_axis(scores, which[None], axis=0)[0], which
+    """Best line score (W, width) and its line for windows of ends, from (W, L, B) float32 distance
+    blocks whose row k starts `base[k]` positions before the window's first end (NaN outside the
+    run: a line with such a point has no score; rows beyond the window's `frames` are ignored)."""
+    present = np.arange(lines.length)[None, :] < frames[:, None]
+    blocks = np.where(present[:, :, None], blocks, np.float32(0.0))
+    best = np.full((len(blocks), width), np.inf, dtype=np.float32)
+    which = np.zeros((len(blocks), width), dtype=np.int16)
+    scale = (1.0 / frames).astype(np.float32)[:, None]
+    for v, offsets in enumerate(lines.offsets.tolist()):
+        total = np.zeros((len(blocks), width), dtype=np.float32)
+        for k, offset in enumerate(offsets):
+            start = int(base[k]) - offset
+            total += blocks[:, k, start:start + width]
+        total *= scale
+        total[np.isnan(total)] = np.inf
+        better = total < best
+        np.minimum(best, total, out=best)
+        which[better] = v
+    return best, which
 
 
-def restricted_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray,
-                      query_runs: Sequence[np.ndarray], database_runs: Sequence[np.ndarray],
-                      settings: SequenceSettings, k: int, candidates: np.ndarray, ends: int = DEFAULT_ENDS,
-                      neighbourhood: int = DEFAULT_NEIGHBOURHOOD) -> SequenceMatches:
-    """The best `k` line ends per query among those near its frames' single-frame `candidates` (M, K)
-    database rows (-1 for none); see the module docstring."""
-    lines = line_shapes(settings)
-    parts = [database] if isinstance(database, np.ndarray) else list(database)
-    runs = DatabaseRuns.of(database_runs, sum(len(p) for p in parts))
-    queries = np.asarray(queries)
-    candidates = np.asarray(candidates, dtype=np.int64)
-    sequences = query_sequences(query_runs, len(queries), settings.length)
-    frames = (sequences >= 0).sum(1)
-    out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
-                          np.zeros((len(queries), k)), frames)
-    ordered = np.concatenate(list(query_runs)) if query_runs else np.empty(0, np.int64)
+def _refine(queries: np.ndarray, parts: Sequence[np.ndarray], runs: DatabaseRuns, sequences: np.ndarray,
+            frames: np.ndarray, targets: np.ndarray, owner: np.ndarray, centre: np.ndarray, lines: Lines,
+            settings: SequenceSettings, neighbourhood: int, k: int, out: SequenceMatches) -> None:
+    """Score exactly every line ending within `neighbourhood` of each centre (run-order column) of
+    query `targets[owner]`, and write each target's best `k` ends into `out`."""
     margin = settings.window // 2 if settings.normalise else 0
     width = 2 * neighbourhood + 1
     high, low = lines.offsets.max(axis=0), lines.offsets.min(axis=0)
     base = high + margin  # row k of a block starts this many positions before the window's first end
     block_width = width + int((high - low).max()) + 2 * margin
-    for first in range(0, len(ordered), CHUNK_TARGETS):
-        targets = ordered[first:first + CHUNK_TARGETS]
-        mine = sequences[targets]
-        owner, end = _votes(mine, candidates, runs, settings.reverse, ends)
-        if not len(owner):
-            continue
-        run = np.searchsorted(runs.starts, end, side="right") - 1
-        window_first = end - runs.starts[run] - neighbourhood  # position of each window's first end
-        rows = mine[owner]  # (W, L) query rows of each window's sequence
-        w_index, k_index = np.nonzero(rows >= 0)
-        lo = window_first[w_index] - base[k_index]
-        which, merged_key, merged_lo, merged_hi = _merge(rows[w_index, k_index] * len(runs.starts) + run[w_index],
-                                                         lo, lo + block_width)
-        buffer, offsets = _distances(queries, parts, runs, merged_key // len(runs.starts),
-                                     merged_key % len(runs.starts), merged_lo, merged_hi)
-        blocks = np.full((len(owner), lines.length, block_width), np.nan)
-        blocks[w_index, k_index] = buffer[(offsets[which] + lo - merged_lo[which])[:, None] + np.arange(block_width)]
-        if settings.normalise:
-            flat = blocks.reshape(-1, block_width)
-            blocks = normalise_runs(flat, np.array([0, block_width]), settings.window).reshape(blocks.shape)
-        scores, used = _score_windows(blocks, frames[targets[owner]], lines, base, width)
-        position = window_first[:, None] + np.arange(width)
-        valid = np.isfinite(scores)
-        target = np.broadcast_to(owner[:, None], scores.shape)[valid]
-        database_row = runs.order[runs.starts[np.broadcast_to(run[:, None], scores.shape)[valid]] + position[valid]]
-        score, velocity = scores[valid], lines.velocities[used[valid]]
-        # an end two windows share is scored twice (equal to within rounding): keep its best
-        order = np.lexsort((score, database_row, target))
-        target, database_row, score, velocity = target[order], database_row[order], score[order], velocity[order]
-        fresh = np.concatenate([[True], (target[1:] != target[:-1]) | (database_row[1:] != database_row[:-1])])
-        target, database_row, score, velocity = target[fresh], database_row[fresh], score[fresh], velocity[fresh]
-        order = np.lexsort((database_row, score, target))
-        target, database_row, score, velocity = target[order], database_row[order], score[order], velocity[order]
-        rank = np.arange(len(target)) - np.searchsorted(target, target, side="left")
-        top = rank < k
-        rows_out = targets[target[top]]
-        out.indices[rows_out, rank[top]] = database_row[top]
-        out.distances[rows_out, rank[top]] = score[top]
-        out.velocities[rows_out, rank[top]] = velocity[top]
+    run = np.searchsorted(runs.starts, centre, side="right") - 1
+    window_first = centre - runs.starts[run] - neighbourhood  # position in its run of each window's first end
+    rows = sequences[targets[owner]]  # (W, L) query rows of each window's sequence
+    w_index, k_index = np.nonzero(rows >= 0)
+    row = rows[w_index, k_index]
+    lo = window_first[w_index] - base[k_index]  # position in the run of each block row's first column
+    run_start, run_length = runs.starts[run[w_index]], runs.lengths[run[w_index]]
+    begin, end = run_start + np.clip(lo, 0, run_length), run_start + np.clip(lo + block_width, 0, run_length)
+    some = end > begin  # block rows with a column inside the run
+    pairs = pair_distances(queries, parts, runs.order, row[some], begin[some], end[some])
+    values = pairs.normalised(runs.starts, settings.window) if settings.normalise else pairs.values
+    position = lo[:, None] + np.arange(block_width)
+    inside = (position >= 0) & (position < run_length[:, None])
+    column = run_start[:, None] + np.clip(position, 0, run_length[:, None] - 1)
+    at = np.zeros(column.shape, dtype=np.int64)  # a row's tiles lie side by side: offsets from its first
+    at[some] = pairs.first(row[some], begin[some])[:, None] + (column[some] - begin[some][:, None])
+    blocks = np.full((len(owner), lines.length, block_width), np.nan, dtype=np.float32)
+    blocks[w_index, k_index] = np.where(inside, values[at], np.nan)
+    scores, used = _score_windows(blocks, frames[targets[owner]], lines, base, width)
+    position = window_first[:, None] + np.arange(width)
+    valid = np.isfinite(scores)
+    target = np.broadcast_to(owner[:, None], scores.shape)[valid]
+    database_row = runs.order[runs.starts[np.broadcast_to(run[:, None], scores.shape)[valid]] + position[valid]]
+    score, velocity = scores[valid], lines.velocities[used[valid]]
+    # an end two windows share is scored twice (equal to within rounding): keep its best
+    order = np.lexsort((score, database_row, target))
+    target, database_row, score, velocity = target[order], database_row[order], score[order], velocity[order]
+    fresh = np.concatenate([[True], (target[1:] != target[:-1]) | (database_row[1:] != database_row[:-1])])
+    target, database_row, score, velocity = target[fresh], database_row[fresh], score[fresh], velocity[fresh]
+    order = np.lexsort((database_row, score, target))
+    target, database_row, score, velocity = target[order], database_row[order], score[order], velocity[order]
+    rank = np.arange(len(target)) - np.searchsorted(target, target, side="left")
+    top = rank < k
+    rows_out = targets[target[top]]
+    out.indices[rows_out, rank[top]] = database_row[top]
+    out.distances[rows_out, rank[top]] = score[top]
+    out.velocities[rows_out, rank[top]] = velocity[top]
+
+
+def restricted_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray,
+                      query_runs: Sequence[np.ndarray], database_runs: Sequence[np.ndarray],
+                      settings: SequenceSettings, k: int, ends: int = DEFAULT_ENDS,
+                      neighbourhood: int = DEFAULT_NEIGHBOURHOOD, step: int = ANCHOR_STEP,
+                      sketch_dim: int = SKETCH_DIM, block_bytes: int = BLOCK_BYTES) -> SequenceMatches:
+    """The best `k` line ends per query among those near the centres the coarse stage proposes; see
+    the module docstring."""
+    lines = line_shapes(settings)
+    coarse = coarse_lines(lines)
+    parts = [database] if isinstance(database, np.ndarray) else list(database)
+    size = sum(len(p) for p in parts)
+    runs = DatabaseRuns.of(database_runs, size)
+    queries = np.asarray(queries, dtype=np.float32)
+    sequences = query_sequences(query_runs, len(queries), settings.length)
+    frames = (sequences >= 0).sum(1)
+    out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
+                          np.zeros((len(queries), k)), frames)
+    sketched = np.concatenate([sketch(chunk, sketch_dim) for _, chunk in _chunks(parts)])[runs.order]
+    sketched_queries = sketch(queries, sketch_dim)
+    spread = 2 * neighbourhood + 1
+    length = settings.length
+    per_anchor = 4 * size * (step + 3)  # its rows' distances, and the coarse scores
+    for run in query_runs:
+        anchors = anchors_of(len(run), step)
+        nearest = anchor_index(np.arange(len(run)), anchors, step)
+        chunk = max(1, block_bytes // per_anchor)
+        held, held_first = np.empty((0, size), dtype=np.float32), 0  # coarse distance rows, from run position held_first
+        for i0 in range(0, len(anchors), chunk):
+            i1 = min(len(anchors), i0 + chunk)
+            first, last = int(anchors[i0]), int(anchors[i1 - 1])
+            keep_from = max(0, first - length + 1)
+            fresh = squared_distances(sketched_queries[run[max(keep_from, held_first + len(held)):last + 1]], sketched)
+            if settings.normalise:
+                fresh = normalise_runs(fresh, runs.starts, settings.window)
+            held = np.concatenate([held[max(0, keep_from - held_first):], fresh])
+            held_first = keep_from
+            centres, velocity = anchor_ends(held, first, i1 - i0, length, step, runs.starts, coarse, ends, spread)
+            members = np.flatnonzero((nearest >= i0) & (nearest < i1))
+            mine, shift = nearest[members] - i0, members - anchors[nearest[members]]
+            moved = centres[mine] + np.floor(velocity[mine] * shift[:, None] + 0.5).astype(np.int64)
+            home = np.searchsorted(runs.starts, np.maximum(centres[mine], 0), side="right") - 1
+            moved = np.clip(moved, runs.starts[home], runs.starts[home + 1] - 1)  # stay in the centre's run
+            for s in range(0, len(members), REFINE_TARGETS):
+                part = slice(s, s + REFINE_TARGETS)
+                owner, slot = np.nonzero(centres[mine[part]] >= 0)
+                if len(owner):
+                    _refine(queries, parts, runs, sequences, frames, run[members[part]], owner,
+                            moved[part][owner, slot], lines, settings, neighbourhood, k, out)
     return out
