@@ -82,6 +82,27 @@ def test_sequence_predictions_are_the_brute_force_lines_through_the_distance_mat
         assert {int(w["frames"]) for w in mine} == {min(3, int(np.flatnonzero(run == q)[0]) + 1)}
 
 
+def test_the_restricted_search_writes_exact_line_scores_no_better_than_the_full_search(sequences, dataset,  # noqa: F811
+                                                                                       tmp_path) -> None:
+    out, full = sequences
+    config = EvalConfig(enc_dir=dataset[1], cells=("reference",), batch_size=8, seq_lens=(1, 3),
+                        seq_velocity=(1.0, 1.5), seq_reverse=True, seq_search="restricted", cache_dir=out / "descriptors")
+    result = evaluate_grid(dataset[0], tmp_path / "restricted", config)
+    assert json.loads((tmp_path / "restricted" / "results.json").read_text())["sequences"]["search"] == "restricted"
+    exact, restricted = (next(r for r in rows if r.cell == "reference" and r.seq_len == 3)
+                         for rows in (full.rows, result.rows))
+    best = {}
+    for w in read_csv(out / exact.predictions):
+        best.setdefault(w["query_id"], {})[w["database_id"]] = float(w["distance"])
+    written = read_csv(tmp_path / "restricted" / restricted.predictions)
+    assert written
+    for w in written:  # the full search ranks its 20 best ends; an end the restricted one finds among them scores alike
+        mine = best[w["query_id"]]
+        assert float(w["distance"]) >= min(mine.values()) - 1e-4
+        if w["database_id"] in mine:
+            assert float(w["distance"]) == pytest.approx(mine[w["database_id"]], rel=1e-4, abs=1e-4)
+
+
 def test_recall_and_the_vpr_bench_measures_can_be_recomputed_from_sequence_predictions(sequences, dataset) -> None:  # noqa: F811
     out, result = sequences
     manifest = load_manifest(dataset[0])

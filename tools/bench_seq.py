@@ -4,13 +4,13 @@ in one run: recall@1 of each and CPU time as a share of the single-frame search'
 
 Peers, all on the same descriptors: the single-frame search (faiss IndexFlatL2 built on the
 database and searched for each query's top 20, as `vidvpr eval` does), the full sequence search
-(every line, in blocks: `vidvpr.evaluate.sequence.full_search`) and the restricted one (lines near
-each frame's single-frame candidates: `vidvpr.evaluate.sequence_restricted.restricted_search`,
-which reuses the single-frame search's candidates, so its time is its own). Times are CPU seconds
-of this process (`time.process_time`), steadier than wall time on a shared machine; the ratios
-are what to read.
+(every line, in blocks: `vidvpr.evaluate.sequence.full_search`) and the restricted one (a coarse
+search on sketched descriptors proposes ends, lines there are scored exactly:
+`vidvpr.evaluate.sequence_restricted.restricted_search`; it needs nothing from the single-frame
+search, so its time is all its own). Times are CPU seconds of this process (`time.process_time`),
+steadier than wall time on a shared machine; the ratios are what to read.
 
-Two datasets:
+Three datasets:
 
 * ``--nordland DIR``: ../shared/data/nordland-half1 (winter queries against the summer database,
   the same file name is the same place; a query's positives are the database frames within
@@ -18,15 +18,21 @@ Two datasets:
   on 400 summer frames evenly along the route), cached in ``--work`` with what made them.
 * ``--eval DIR``: an eval folder (`vidvpr eval --out`, e.g. the demo's): the descriptors of one
   ``--cell`` read from its descriptor cache, the manifest's positives at its radius.
+* ``--synthetic SIZES``: how the costs grow with the database: databases of each size (frames, in
+  10 runs) of smooth random descriptors (``--dim`` wide, unit length; each frame an AR(1) step from
+  the last in 64 directions) and ``--queries`` query frames: a stretch of one run with noise in
+  those directions, so that single frames often fail; positives within 1 frame of the truth.
 
     python tools/bench_seq.py --nordland ../shared/data/nordland-half1 --work /tmp/bench-seq
     python tools/bench_seq.py --eval /tmp/demo/eval --cell reference
+    python tools/bench_seq.py --synthetic 20000,50000,100000 --lengths 20
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -34,14 +40,46 @@ import numpy as np
 
 from vidvpr.evaluate.recall import recall_at_n
 from vidvpr.evaluate.sequence import SequenceSettings, full_search
+from vidvpr.evaluate.sequence_coarse import SKETCH_DIM
 from vidvpr.evaluate.sequence_restricted import (
+    ANCHOR_STEP,
     DEFAULT_ENDS,
     DEFAULT_NEIGHBOURHOOD,
-    SEQUENCE_CANDIDATES,
     restricted_search,
 )
 
 INIT_IMAGES = 400
+SYNTHETIC_RUNS = 10
+SYNTHETIC_LATENT = 64  # descriptors vary in this many directions (real ones, too, have few that matter)
+SYNTHETIC_CORRELATION = 0.95  # of a frame's latent descriptor with the one before it
+SYNTHETIC_NOISE = 1.8  # query noise, relative to a latent descriptor's length
+
+
+def synthetic(size: int, queries: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
+    """(queries, database, query runs, database runs, positives, name) of smooth random descriptors:
+    `size` database frames in runs, each an AR(1) walk in `SYNTHETIC_LATENT` directions projected to
+    `dim` numbers; a query run retracing a stretch of the first run with noise in those directions."""
+    rng = np.random.default_rng(seed)
+    latent = np.empty((size, SYNTHETIC_LATENT), dtype=np.float32)
+    run_length = size // SYNTHETIC_RUNS
+    starts = [r * run_length for r in range(SYNTHETIC_RUNS)] + [size]
+    fresh = np.sqrt(1 - SYNTHETIC_CORRELATION ** 2)
+    for start, end in zip(starts[:-1], starts[1:]):
+        steps = rng.standard_normal((end - start, SYNTHETIC_LATENT)).astype(np.float32)
+        state = steps[0]
+        for i in range(end - start):
+            state = SYNTHETIC_CORRELATION * state + fresh * steps[i]
+            latent[start + i] = state
+    projection = rng.standard_normal((SYNTHETIC_LATENT, dim)).astype(np.float32) / np.sqrt(SYNTHETIC_LATENT)
+    truth = np.arange(run_length // 4, run_length // 4 + queries)
+    noise = rng.standard_normal((queries, SYNTHETIC_LATENT)).astype(np.float32)
+    noisy = latent[truth] + SYNTHETIC_NOISE * noise
+    database, query_vectors = latent @ projection, noisy @ projection
+    for vectors in (database, query_vectors):
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    positives = [np.arange(t - 1, t + 2) for t in truth]
+    return (query_vectors, database, [np.arange(queries)], [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])],
+            positives, f"synthetic, {size} database frames in {SYNTHETIC_RUNS} runs, {queries} queries")
 
 
 def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tuple[np.ndarray, np.ndarray, list, list,
@@ -142,24 +180,38 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=None, help="Nordland: only the first N frames of each season")
     parser.add_argument("--eval", type=Path)
     parser.add_argument("--cell", default="reference")
+    parser.add_argument("--synthetic", default=None, help="database sizes, e.g. 20000,50000,100000")
+    parser.add_argument("--queries", type=int, default=400, help="synthetic: query frames")
+    parser.add_argument("--dim", type=int, default=7168, help="synthetic: descriptor width (NetVLAD's 7168)")
     parser.add_argument("--lengths", default="5,10,20")
     parser.add_argument("--velocity", default="0.8..1.25")
     parser.add_argument("--normalise", choices=("no", "yes", "both"), default="both")
     parser.add_argument("--ends", type=int, default=DEFAULT_ENDS)
     parser.add_argument("--neighbourhood", type=int, default=DEFAULT_NEIGHBOURHOOD)
-    parser.add_argument("--candidates", type=int, default=SEQUENCE_CANDIDATES)
+    parser.add_argument("--step", type=int, default=ANCHOR_STEP, help="restricted: a coarse search every STEP queries")
+    parser.add_argument("--sketch-dim", type=int, default=SKETCH_DIM)
     args = parser.parse_args()
-    if (args.nordland is None) == (args.eval is None):
-        parser.error("give --nordland DIR or --eval DIR")
-    queries, database, query_runs, database_runs, positives, name = (
-        nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
-        else eval_folder(args.eval, args.cell))
+    if sum(x is not None for x in (args.nordland, args.eval, args.synthetic)) != 1:
+        parser.error("give one of --nordland DIR, --eval DIR, --synthetic SIZES")
+    if args.synthetic:
+        for size in (int(part) for part in args.synthetic.split(",")):
+            compare(args, *synthetic(size, args.queries, args.dim))
+        return
+    compare(args, *(nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
+                    else eval_folder(args.eval, args.cell)))
+
+
+def compare(args: argparse.Namespace, queries: np.ndarray, database: np.ndarray, query_runs: list,
+            database_runs: list, positives: list, name: str) -> None:
+    """Print the single-frame search's recall@1 and CPU, then the full and restricted sequence searches'
+    against it, per length and normalisation."""
     low, _, high = args.velocity.partition("..")
     velocity = (float(low), float(high or low))
-    candidates, single_s = single_frame(queries, database, max(20, args.candidates))
-    single_recall = recall_at_n(candidates[:, :20], positives, (1,)).recall[1]
+    candidates, single_s = single_frame(queries, database, 20)
+    single_recall = recall_at_n(candidates, positives, (1,)).recall[1]
     print(f"{name}; descriptors {queries.shape[1]}-D; velocity {velocity[0]:g}..{velocity[1]:g}; restricted: "
-          f"{args.candidates} candidates per frame, {args.ends} ends, neighbourhood {args.neighbourhood}")
+          f"{args.ends} ends, neighbourhood {args.neighbourhood}, a coarse search every {args.step} queries on "
+          f"{args.sketch_dim}-D sketches; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"single-frame search (faiss IndexFlatL2, top 20): recall@1 {single_recall:.4f}, {single_s:.2f} s CPU")
     print(f"{'L':>3} {'normalise':>9} | {'full R@1':>8} {'CPU s':>7} {'x single':>8} | {'restr. R@1':>10} {'CPU s':>7} "
           f"{'x single':>8} | {'same top-1':>10} {'R@1 diff':>8}")
@@ -171,8 +223,8 @@ def main() -> None:
             full = full_search(queries, database, query_runs, database_runs, settings, 20)
             full_s = time.process_time() - started
             started = time.process_time()
-            restricted = restricted_search(queries, database, query_runs, database_runs, settings, 20,
-                                           candidates[:, :args.candidates], args.ends, args.neighbourhood)
+            restricted = restricted_search(queries, database, query_runs, database_runs, settings, 20, args.ends,
+                                           args.neighbourhood, args.step, args.sketch_dim)
             restricted_s = time.process_time() - started
             full_recall = recall_at_n(full.indices, positives, (1,)).recall[1]
             restricted_recall = recall_at_n(restricted.indices, positives, (1,)).recall[1]
