@@ -255,3 +255,4 @@ def test_the_coarse_shapes_keep_the_slowest_of_each_direction_and_none_further_t
     gap = np.abs(lines.offsets[:, None, :] - coarse.offsets[None, :, :]).max(axis=2).min(axis=1)
     assert gap.max() <= 1
     assert len(coarse.velocities) < len(lines.velocities)
+    assert {1.0, -1.0} <= set(coarse.velocities.tolist())  # the commonest speed, a frame-aligned route, is exact

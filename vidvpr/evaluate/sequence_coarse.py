@@ -42,22 +42,24 @@ def sketch(vectors: np.ndarray, dim: int = SKETCH_DIM, seed: int = SKETCH_SEED) 
 
 
 def coarse_lines(lines: Lines, stride: int = SHAPE_STRIDE) -> Lines:
-    """Every `stride`-th line shape of each direction from the slowest on, and the fastest when it
-    would be more than stride // 2 shapes from a kept one. Neighbouring shapes differ by at most one
-    frame at each point, so every shape stays within stride // 2 frames of a kept one; the slowest is
-    kept because it fits in the run wherever any shape does (its points reach back the least)."""
-    keep: list[int] = []
+    """Every `stride`-th line shape of each direction counted from the one nearest speed 1 (the
+    commonest: the same vehicle on the same route), the slowest (it fits in the run wherever any
+    shape does: its points reach back the least) and the fastest when more than stride // 2 shapes
+    from a kept one. Neighbouring shapes differ by at most one frame at each point, so every shape
+    stays within stride // 2 frames of a kept one."""
+    keep: set[int] = set()
     for direction in (1, -1):
         members = np.flatnonzero(np.sign(lines.velocities) == direction)
-        members = members[np.argsort(np.abs(lines.velocities[members]), kind="stable")]
         if not len(members):
             continue
-        chosen = list(members[::stride])
-        if len(members) - 1 - (len(members) - 1) // stride * stride > stride // 2:
-            chosen.append(members[-1])
-        keep += [int(i) for i in chosen]
-    keep.sort()
-    return Lines(lines.velocities[keep], lines.offsets[keep])
+        members = members[np.argsort(np.abs(lines.velocities[members]), kind="stable")]
+        usual = int(np.argmin(np.abs(np.abs(lines.velocities[members]) - 1.0)))
+        chosen = list(range(usual % stride, len(members), stride))
+        if len(members) - 1 - chosen[-1] > stride // 2:
+            chosen.append(len(members) - 1)
+        keep |= {int(members[i]) for i in [0, *chosen]}
+    kept = sorted(keep)
+    return Lines(lines.velocities[kept], lines.offsets[kept])
 
 
 def anchors_of(count: int, step: int) -> np.ndarray:
