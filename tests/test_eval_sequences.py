@@ -86,7 +86,8 @@ def test_the_restricted_search_writes_exact_line_scores_no_better_than_the_full_
                                                                                        tmp_path) -> None:
     out, full = sequences
     config = EvalConfig(enc_dir=dataset[1], cells=("reference",), batch_size=8, seq_lens=(1, 3),
-                        seq_velocity=(1.0, 1.5), seq_reverse=True, seq_search="restricted", cache_dir=out / "descriptors")
+                        seq_velocity=(1.0, 1.5), seq_reverse=True, seq_search="restricted",
+                        cache_dir=out / "descriptors")
     result = evaluate_grid(dataset[0], tmp_path / "restricted", config)
     assert json.loads((tmp_path / "restricted" / "results.json").read_text())["sequences"]["search"] == "restricted"
     exact, restricted = (next(r for r in rows if r.cell == "reference" and r.seq_len == 3)

@@ -222,7 +222,8 @@ def _line_scores(rows_distances: np.ndarray, first: int, targets: int, length: i
             reach = abs(offsets[f - 1])      # (forward) or its end (reverse) have no line of f frames
             mine = slice(*np.searchsorted(frames, [f, f + 1]).tolist())
             for start, end in segments:
-                band = slice(start, min(end, start + reach)) if offsets[f - 1] >= 0 else slice(max(start, end - reach), end)
+                forward = offsets[f - 1] >= 0
+                band = slice(start, min(end, start + reach)) if forward else slice(max(start, end - reach), end)
                 total[mine, band] = np.inf
         better = total < best
         np.minimum(best, total, out=best)

@@ -80,7 +80,8 @@ class PairDistances:
         low = np.searchsorted(inside, tile_of * self.tile)
         count = np.searchsorted(inside, (tile_of + 1) * self.tile) - low
         owner = np.repeat(np.arange(len(self.keys)), count)
-        within = inside[np.repeat(low, count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)]
+        nth = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        within = inside[np.repeat(low, count) + nth]
         breaks.append(owner * self.tile + within - tile_of[owner] * self.tile)
         bounds = np.unique(np.concatenate(breaks + [[0, len(self.values)]]))
         return normalise_runs(self.values[None, :], bounds, window)[0]
@@ -213,7 +214,8 @@ def restricted_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.n
         anchors = anchors_of(len(run), step)
         nearest = anchor_index(np.arange(len(run)), anchors, step)
         chunk = max(1, block_bytes // per_anchor)
-        held, held_first = np.empty((0, size), dtype=np.float32), 0  # coarse distance rows, from run position held_first
+        # coarse distance rows of the run, from position held_first on
+        held, held_first = np.empty((0, size), dtype=np.float32), 0
         for i0 in range(0, len(anchors), chunk):
             i1 = min(len(anchors), i0 + chunk)
             first, last = int(anchors[i0]), int(anchors[i1 - 1])
