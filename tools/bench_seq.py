@@ -133,7 +133,8 @@ def eval_folder(folder: Path, cell: str) -> tuple[np.ndarray, np.ndarray, list, 
     results = EvalResults.load(folder / "results.json")
     manifest = load_manifest(Path(results.manifest["path"]))
     cache = DescriptorCache(Path(results.descriptors["cache"]))
-    fingerprint = results.models[0]["fingerprint"]
+    model = results.models[0]
+    fingerprint = model.get("cache_key", model["fingerprint"])  # the descriptors of the backend that ran
     row = next((r for r in results.rows if r.cell == cell), None)
     if row is None:
         raise SystemExit(f"{folder}: no cell {cell!r} (it has {', '.join(sorted({r.cell for r in results.rows}))})")
