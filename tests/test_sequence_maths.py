@@ -14,6 +14,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.sequence import (
     SequenceSettings,
     full_search,
+    full_search_lengths,
     line_shapes,
     query_sequences,
     sequence_scores,
@@ -163,6 +164,29 @@ def test_the_blocked_search_ranks_what_the_whole_matrix_scores(settings_: Sequen
         np.testing.assert_allclose(found.distances[q], scores[q, order], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(found.velocities[q], velocities[q, order])
     assert found.frames.tolist() == [1, 2, 3, 4, 4, 4, 3, 2, 1]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4 * 11 * 6 * 3, 1 << 20])  # 1 query, 3 queries, all per block
+@pytest.mark.parametrize("normalise", [False, True])
+def test_one_pass_over_the_distances_scores_every_length_as_its_own_search(block_bytes: int, normalise: bool) -> None:
+    rng = np.random.default_rng(5)
+    queries, database = rng.normal(size=(13, 6)).astype(np.float32), rng.normal(size=(11, 6)).astype(np.float32)
+    query_runs, database_runs = [np.arange(8), np.array([12, 11, 10, 9, 8])], [np.arange(6), np.arange(6, 11)]
+    settings_ = [SequenceSettings(length, (0.8, 1.25), normalise=normalise, window=4) for length in (2, 5, 3)]
+    together = full_search_lengths(queries, database, query_runs, database_runs, settings_, k=4,
+                                   block_bytes=block_bytes)
+    for setting, found in zip(settings_, together):
+        alone = full_search(queries, database, query_runs, database_runs, setting, k=4, block_bytes=block_bytes)
+        assert found.indices.tolist() == alone.indices.tolist()
+        np.testing.assert_array_equal(found.distances, alone.distances)
+        np.testing.assert_array_equal(found.velocities, alone.velocities)
+        assert found.frames.tolist() == alone.frames.tolist()
+
+
+def test_one_pass_over_the_distances_refuses_settings_that_differ_beyond_length() -> None:
+    with pytest.raises(ValueError, match="only in length"):
+        full_search_lengths(np.zeros((2, 3)), np.zeros((2, 3)), [np.arange(2)], [np.arange(2)],
+                            [SequenceSettings(2), SequenceSettings(3, normalise=True)], k=1)
 
 
 @pytest.mark.parametrize("settings_", [SequenceSettings(4), SequenceSettings(4, (0.5, 1.5), reverse=True),

@@ -289,8 +289,7 @@ def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, que
     write_predictions(path, query_ids, database_ids, predictions[:, :k], distances[:, :k])
     out = _rows(choice, cell, predictions[:, :k], distances[:, 0], manifest, positives_at, config, ns,
                 path.relative_to(out_dir).as_posix(), 1)
-    for length in lengths:
-        matches = match_sequences(queries, database, manifest, config, length, k)
+    for length, matches in zip(lengths, match_sequences(queries, database, manifest, config, lengths, k)):
         path = predictions_path(out_dir, choice.label, cell.name, config.protocol, length)
         write_sequence_predictions(path, query_ids, database_ids, matches)
         out += _rows(choice, cell, matches.indices, matches.distances[:, 0], manifest, positives_at, config, ns,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -315,17 +315,32 @@ def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray
     """Every line of every query, exactly: the distance matrix in blocks of consecutive queries of a
     run (their sequences' rows against the database, read chunk by chunk), so memory stays near
     `block_bytes` however large the database."""
-    lines = line_shapes(settings)
+    return full_search_lengths(queries, database, query_runs, database_runs, [settings], k, block_bytes)[0]
+
+
+def full_search_lengths(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray,
+                        query_runs: Sequence[np.ndarray], database_runs: Sequence[np.ndarray],
+                        settings: Sequence[SequenceSettings], k: int,
+                        block_bytes: int = BLOCK_BYTES) -> list[SequenceMatches]:
+    """`full_search` for several sequence lengths at once (settings that differ only in `length`):
+    each block of the distance matrix is computed once and scored for every length, where one search
+    per length computed it again for each (the distances are most of a search's time)."""
+    if not settings:
+        return []
+    first_settings = settings[0]
+    if any(replace(s, length=first_settings.length) != first_settings for s in settings):
+        raise ValueError("full_search_lengths: the settings may differ only in length")
+    all_lines = [line_shapes(s) for s in settings]
+    longest = max(s.length for s in settings)
     parts = [database] if isinstance(database, np.ndarray) else list(database)
     size = sum(len(p) for p in parts)
     runs = DatabaseRuns.of(database_runs, size)
     chunks = _chunks(parts)
     queries = np.asarray(queries, dtype=np.float32)
-    sequences = query_sequences(query_runs, len(queries), settings.length)
-    frames = (sequences >= 0).sum(1)
+    all_frames = [(query_sequences(query_runs, len(queries), s.length) >= 0).sum(1) for s in settings]
     block = max(1, block_bytes // max(1, 4 * size * 6))  # distances, best, sum, line, top-k
-    out = SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
-                          np.zeros((len(queries), k)), frames)
+    out = [SequenceMatches(np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), np.inf, np.float32),
+                           np.zeros((len(queries), k)), frames) for frames in all_frames]
     for run in query_runs:
         carried = np.empty((0, size), dtype=np.float32)  # the previous block's last rows: this block's first
         for first in range(0, len(run), block):
@@ -335,12 +350,16 @@ def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray
             for start, chunk in chunks:
                 fresh[:, start:start + len(chunk)] = squared_distances(rows, chunk)
             fresh = fresh[:, runs.order]
-            if settings.normalise:
-                fresh = normalise_runs(fresh, runs.starts, settings.window)
+            if first_settings.normalise:
+                fresh = normalise_runs(fresh, runs.starts, first_settings.window)
             block_distances = np.concatenate([carried, fresh])
-            carried = block_distances[max(0, len(block_distances) - settings.length + 1):]
-            scores, used = _line_scores(block_distances, first, len(targets), settings.length, runs.starts, lines)
-            found = top_k(scores, used, runs, lines, frames[targets], k)
-            out.indices[targets], out.distances[targets], out.velocities[targets] = (
-                found.indices, found.distances, found.velocities)
+            carried = block_distances[max(0, len(block_distances) - longest + 1):]
+            before = len(block_distances) - len(fresh)  # carried rows: positions first - before .. first - 1
+            for setting, lines, frames, matches in zip(settings, all_lines, all_frames, out):
+                skip = before - min(first, setting.length - 1)  # rows this length does not reach back to
+                scores, used = _line_scores(block_distances[skip:], first, len(targets), setting.length, runs.starts,
+                                            lines)
+                found = top_k(scores, used, runs, lines, frames[targets], k)
+                matches.indices[targets], matches.distances[targets], matches.velocities[targets] = (
+                    found.indices, found.distances, found.velocities)
     return out

@@ -21,7 +21,7 @@ from vidvpr.dataset.manifest import Manifest
 from vidvpr.dataset.records import ManifestRow
 from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.evaluate.config import EvalConfig
-from vidvpr.evaluate.sequence import SequenceMatches, SequenceSettings, full_search, time_runs
+from vidvpr.evaluate.sequence import SequenceMatches, SequenceSettings, full_search_lengths, time_runs
 from vidvpr.evaluate.sequence_restricted import restricted_search
 
 LOG = logging.getLogger(__name__)
@@ -90,14 +90,14 @@ def sequence_settings(config: EvalConfig, length: int) -> SequenceSettings:
 
 
 def match_sequences(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray, manifest: Manifest,
-                    config: EvalConfig, length: int, k: int) -> SequenceMatches:
-    """The best `k` line ends of every query's sequence of `length` frames, by the search the config
-    names."""
-    settings = sequence_settings(config, length)
+                    config: EvalConfig, lengths: Sequence[int], k: int) -> list[SequenceMatches]:
+    """The best `k` line ends of every query's sequence of each of `lengths` frames, by the search the
+    config names (the full search computes the distance matrix once for all lengths)."""
+    settings = [sequence_settings(config, length) for length in lengths]
     query_runs, database_runs = runs_of(manifest.queries), runs_of(manifest.database)
     if config.seq_search == "restricted":
-        return restricted_search(queries, database, query_runs, database_runs, settings, k)
-    return full_search(queries, database, query_runs, database_runs, settings, k)
+        return [restricted_search(queries, database, query_runs, database_runs, setting, k) for setting in settings]
+    return full_search_lengths(queries, database, query_runs, database_runs, settings, k)
 
 
 def write_sequence_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequence[str],
