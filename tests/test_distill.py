@@ -25,7 +25,7 @@ from vidvpr.dataset.definition import load_definition
 from vidvpr.dataset.export import ExportConfig, export_vpr
 from vidvpr.dataset.manifest import build_manifest
 from vidvpr.descriptors.cache import DescriptorCache
-from vidvpr.distill.config import DistillConfig
+from vidvpr.distill.config import DistillConfig, StudentRecord
 from vidvpr.distill.degrade import Jpeg, Resize, parse_low_quality
 from vidvpr.distill.losses import DistillLoss, ickd_loss, inter_channel_correlation
 from vidvpr.distill.pairs import load_training_set
@@ -290,7 +290,6 @@ def test_a_few_steps_lower_the_training_loss_and_the_student_loads_like_any_mode
     assert last < 0.9 * first
     student = load_model(MODEL, result.student)
     assert student.state_dict().keys() >= {"encoder._conv_stem.weight", "pool.centroids"}
-    from vidvpr.distill.config import StudentRecord
 
     record = StudentRecord.load(result.sidecar)
     assert record.losses == ["ickd", "mse", "triplet"] and record.degradation == [CELL] and record.seed == 0
@@ -318,6 +317,42 @@ def test_resume_gives_identical_weights_and_loss_curve(dataset: Path, tmp_path: 
     distill(tmp_path / "grow", replace(options, epochs=1))
     grown = distill(tmp_path / "grow", replace(options, resume=True))
     assert grown.resumed_from == 6 and same_weights(whole.student, grown.student)
+
+
+def test_a_step_budget_stops_inside_an_epoch_and_is_recorded(dataset: Path, tmp_path: Path,
+                                                             small_teacher: str) -> None:
+    capped = distill(tmp_path / "capped", config(dataset, teacher=small_teacher, epochs=2, max_steps=5))
+    assert capped.steps == 5  # of 2 x 6
+    record = StudentRecord.load(capped.sidecar)
+    assert record.steps == 5 and record.max_steps == 5 and record.steps_per_epoch == 6 and record.epochs == 2
+
+
+def test_a_run_cut_by_its_step_budget_is_the_start_of_the_uncapped_run(dataset: Path, tmp_path: Path,
+                                                                       small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, epochs=2, checkpoint_every=2)
+    whole = distill(tmp_path / "whole", options)
+    distill(tmp_path / "grow", replace(options, max_steps=5))  # 5: no checkpoint falls there but the last step's
+    grown = distill(tmp_path / "grow", replace(options, resume=True))
+    assert grown.resumed_from == 5 and same_weights(whole.student, grown.student)
+    assert (tmp_path / "whole" / "losses.csv").read_text() == (tmp_path / "grow" / "losses.csv").read_text()
+
+
+def test_resuming_within_the_step_budget_trains_nothing_more(dataset: Path, tmp_path: Path,
+                                                             small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, epochs=2, max_steps=5)
+    first = distill(tmp_path / "run", options)
+    again = distill(tmp_path / "run", replace(options, resume=True))
+    assert again.resumed_from == again.steps == 5 and same_weights(first.student, again.student)
+
+
+def test_a_step_budget_below_one_or_below_the_steps_done_is_bad_input(dataset: Path, tmp_path: Path,
+                                                                     small_teacher: str) -> None:
+    one_line_bad_input(lambda: distill(tmp_path / "zero", config(dataset, max_steps=0)),
+                       "--max-steps must be at least 1, got 0")
+    options = config(dataset, teacher=small_teacher, loss="mse", max_steps=4)
+    distill(tmp_path / "run", options)
+    one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, max_steps=2, resume=True)),
+                       "holds a run of 4 steps already, more than the 2 asked for")
 
 
 def test_a_resumed_run_computes_with_the_thread_count_the_run_started_with(dataset: Path, tmp_path: Path,

@@ -53,6 +53,9 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 @click.option("--mine-every", type=int, default=DEFAULTS.mine_every,
               help="Optimiser steps between refreshes of the student's descriptors for hard-negative mining.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, help="Passes over the training pairs.")
+@click.option("--max-steps", type=int, default=DEFAULTS.max_steps,
+              help="Stop after this many optimiser steps (a budget inside --epochs: the first steps of the same "
+                   "run, which --resume without it continues) [default: every step of every epoch].")
 @click.option("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate.")
 @click.option("--lr-decay", type=float, default=DEFAULTS.lr_decay,
               help="The learning rate decays exponentially, step by step, to this fraction over each epoch.")
@@ -78,7 +81,7 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
 def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Path, enc_dir: Path | None, loss: str,
                     lambda_ickd: float, lambda_mse: float, margin: float, negatives: int,
                     positive_radius_m: float | None, negative_radius_m: float | None, distilled_images: str,
-                    mine_every: int, epochs: int,
+                    mine_every: int, epochs: int, max_steps: int | None,
                     lr: float, lr_decay: float, batch_size: int, accumulate: int, freeze: str, seed: int, resume: bool,
                     device: str, backend: str, cache_dir: Path | None, checkpoint_every: int, root: Path | None,
                     quiet: bool, as_json: bool) -> None:
@@ -94,7 +97,8 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
                            lambda_ickd=lambda_ickd, lambda_mse=lambda_mse, margin=margin, negatives=negatives,
                            positive_radius_m=positive_radius_m, negative_radius_m=negative_radius_m,
                            distilled_images=distilled_images,
-                           mine_every=mine_every, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
+                           mine_every=mine_every, epochs=epochs, max_steps=max_steps, lr=lr, lr_decay=lr_decay,
+                           batch_size=batch_size,
                            accumulate=accumulate, freeze=freeze, seed=seed, device=device, backend=backend,
                            cache_dir=cache_dir, checkpoint_every=checkpoint_every, resume=resume)
     logger = logging.getLogger("vidvpr")

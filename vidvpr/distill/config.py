@@ -71,6 +71,10 @@ class DistillConfig:
     distilled_images: str = "all"        # all: every image of the batch, as LoQI-VPR; queries: the queries only
     mine_every: int = 100                # optimiser steps between refreshes of the mining descriptors
     epochs: int = 1
+    # a step budget: stop after this many optimiser steps, inside `epochs` (None: every step of every epoch).
+    # The order, mining and learning-rate schedule do not depend on it, so a capped run is the first steps
+    # of the uncapped one, and resuming it without the cap continues that run
+    max_steps: int | None = None
     lr: float = 1e-4
     lr_decay: float = 0.5                # learning rate multiplied by this over each epoch
     batch_size: int = 8                  # query images per forward pass (under torchrun: of all processes)
@@ -91,10 +95,11 @@ class DistillConfig:
                                        margin=self.margin)
 
     def results_key(self) -> dict[str, Any]:
-        """What decides the training's results (what a resumed run must share); not the epoch count,
-        so a finished run can be resumed for more epochs, nor device, cache, checkpoints or logging."""
+        """What decides the training's results (what a resumed run must share); not the epoch count or
+        step budget, so a finished run can be resumed for more, nor device, cache, checkpoints or logging."""
         kept = asdict(self)
-        for name in ("epochs", "device", "cache_dir", "checkpoint_every", "resume", "root", "train", "enc_dir"):
+        for name in ("epochs", "max_steps", "device", "cache_dir", "checkpoint_every", "resume", "root", "train",
+                     "enc_dir"):
             kept.pop(name)
         kept["loss"] = sorted(self.distill_loss().terms)
         return kept
@@ -108,6 +113,8 @@ def validate_config(config: DistillConfig) -> None:
                f"Unknown --backend '{config.backend}'. Use {', '.join(BACKEND_CHOICES)}."),
               (config.negatives >= 1, f"--negatives must be at least 1, got {config.negatives}"),
               (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
+              (config.max_steps is None or config.max_steps >= 1,
+               f"--max-steps must be at least 1, got {config.max_steps}"),
               (config.lr > 0, f"--lr must be positive, got {config.lr:g}"),
               (0 < config.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {config.lr_decay:g}"),
               (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
@@ -172,3 +179,5 @@ class StudentRecord(Record):
     elapsed_s: float
     processes: int = 1                # training processes (torchrun), each with its share of every batch
     videos: dict[str, str] = {}       # content hash of every video (image folder) trained on, by cell/recording/view
+    max_steps: int | None = None      # the step budget (--max-steps); None: every step of `epochs` epochs
+    steps_per_epoch: int | None = None  # optimiser steps in one pass over the training queries

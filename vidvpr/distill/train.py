@@ -9,9 +9,10 @@ Adam with an exponential decay per step (the rate falls to `lr_decay` of itself 
 epoch); `accumulate` batches per optimiser step, which together give the gradients of one batch
 of that size (`vidvpr.distill.step`); the order of each epoch, the negative pools and
 everything else random derive from (seed, epoch, step), and the resumable state is written every
-`checkpoint_every` steps and at each epoch's end, so a resumed run reproduces an uninterrupted
-one. Under torchrun, several processes share each batch and follow the single-process run to
-within floating-point rounding (`vidvpr.distill.distributed`). Outputs, under RUN, written by
+`checkpoint_every` steps, at each epoch's end and at the last step, so a resumed run reproduces an
+uninterrupted one; `max_steps` stops training early (a budget: the first steps of the same run).
+Under torchrun, several processes share each batch and follow the single-process run to within
+floating-point rounding (`vidvpr.distill.distributed`). Outputs, under RUN, written by
 the main process: student.pt (loads in `vidvpr eval --model NAME:RUN/student.pt`) and its
 sidecar student.json, checkpoints/epoch-NNN.pt, losses.csv, train_state.pt, tensorboard/.
 """
@@ -107,6 +108,12 @@ class _Run:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.queries) / self.images_per_step)
+
+    @property
+    def total_steps(self) -> int:
+        """Where training stops: the end of the last epoch, or the step budget if that comes first."""
+        total = self.config.epochs * self.steps_per_epoch
+        return total if self.config.max_steps is None else min(total, self.config.max_steps)
 
     def step_queries(self, step: int) -> list[int]:
         epoch, in_epoch = divmod(step, self.steps_per_epoch)
@@ -224,7 +231,10 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
             Progress(arithmetic=arithmetic(group.world_size))
         resumed_from = progress.step
         progress.teacher_forwards["targets"] += target_forwards
-        total = config.epochs * run.steps_per_epoch
+        total = run.total_steps
+        if progress.step > total:
+            raise BadInput(f"{out_dir}: holds a run of {progress.step} steps already, more than the {total} asked "
+                           "for (--epochs, --max-steps); raise them or choose another --out")
         if on_start:
             on_start(total, progress.step)
         board = TensorBoard(out_dir / "tensorboard" if processes.main else None, progress.step)
@@ -265,12 +275,13 @@ def _one_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.Gra
     if not run.group.processes.main:
         return
     epoch_done = progress.step % run.steps_per_epoch == 0
+    last = progress.step == run.total_steps  # a step budget may end training inside an epoch
     if epoch_done:
         folder = ensure_writable_dir(out_dir / CHECKPOINTS_DIR)
         run.student.update_fingerprint()
         save_model(run.student, folder / f"epoch-{epoch + 1:03d}.pt", include_encoder=True,
                    metadata={"epoch": epoch + 1, "step": progress.step})
-    if epoch_done or progress.step % config.checkpoint_every == 0:
+    if epoch_done or last or progress.step % config.checkpoint_every == 0:
         save_state(out_dir / TRAIN_STATE, key, run.student, optimizer, scaler, progress)
         write_curve(out_dir / LOSSES_CSV, progress.curve)
 
@@ -302,7 +313,8 @@ def _finish(out_dir: Path, run: _Run, progress: Progress, teacher: dict[str, Any
             "reference": run.training.reference_radius_m},
         data=run.training.identity(), degradation=run.training.low_quality.names, seed=config.seed,
         config={name: str(value) if isinstance(value, Path) else value for name, value in vars(config).items()},
-        steps=progress.step, epochs=config.epochs, pairs=run.training.pairs, queries=len(run.queries),
+        steps=progress.step, epochs=config.epochs, max_steps=config.max_steps, steps_per_epoch=run.steps_per_epoch,
+        pairs=run.training.pairs, queries=len(run.queries),
         final_losses=final, teacher_forwards=progress.teacher_forwards,
         versions={**runtime_versions(), **model_versions(), "torch_threads": str(progress.arithmetic.get("threads"))},
         command=command_line(), elapsed_s=elapsed,
