@@ -18,7 +18,7 @@ from vidvpr.demo.artwork import poster_image
 from vidvpr.demo.definition import DemoDefinition, definition_from_data
 from vidvpr.demo.make import plan_traversal
 from vidvpr.demo.render import render_equirect_frame
-from vidvpr.demo.study import StudyConfig, StudyRecord, study_table
+from vidvpr.demo.study import StudyConfig, StudyRecord, study_table, training_budget
 from vidvpr.demo.world import CameraPose, Lighting, build_world
 from vidvpr.distill.config import StudentRecord
 from vidvpr.distill.degrade import parse_low_quality, srgb_to_linear
@@ -106,6 +106,19 @@ def test_no_student_trained_on_a_video_of_the_heldout_world(small_study) -> None
 
 
 @pytest.mark.slow
+def test_on_the_small_demo_every_student_trains_the_small_budget_and_the_record_says_so(small_study) -> None:
+    demo, result = small_study
+    budget = StudyConfig().max_steps_by_size["small"]
+    record = StudyRecord.load(result.record)
+    assert record.max_steps == budget and record.config["max_steps_by_size"] == {"small": budget}
+    for role in ("distilled", "finetuned", "night"):
+        sidecar = StudentRecord.load(demo / "study" / role / "student.json")
+        assert sidecar.steps == sidecar.max_steps == budget < sidecar.steps_per_epoch  # stopped inside the epoch
+        assert (record.students[role].steps, record.students[role].steps_per_epoch) == \
+            (budget, sidecar.steps_per_epoch)
+
+
+@pytest.mark.slow
 def test_the_study_evaluates_both_worlds_and_the_night_walk(small_study) -> None:
     demo, result = small_study
     for folder in ("eval", "eval-heldout", "eval-heldout-night"):
@@ -160,13 +173,24 @@ def test_a_rerun_reuses_every_run_and_render_and_gives_the_same_results(small_st
     assert wrong.output.count("\n") == 1
 
 
+def test_a_size_without_a_budget_trains_whole_epochs_as_the_full_study_did() -> None:
+    config = StudyConfig()
+    assert "default" not in config.max_steps_by_size and config.distill.max_steps is None
+    assert training_budget(config, "default") is None
+
+
+def test_a_step_budget_given_with_the_distillation_options_wins_over_the_sizes() -> None:
+    config = StudyConfig()
+    assert training_budget(replace(config, distill=replace(config.distill, max_steps=7)), "small") == 7
+
+
 def test_the_study_needs_a_demo_run_first(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["demo", "study", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "run `vidvpr demo run" in missing.output and missing.output.count("\n") == 1
 
 
-def test_the_study_command_passes_device_and_backend_to_training_and_evaluation(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_study_command_passes_its_options_to_training_and_evaluation(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import vidvpr.demo.study as study
 
     seen: list[StudyConfig] = []
@@ -177,8 +201,8 @@ def test_the_study_command_passes_device_and_backend_to_training_and_evaluation(
 
     monkeypatch.setattr(study, "run_study", fake_run_study)
     result = CliRunner().invoke(main, ["demo", "study", str(tmp_path), "--backend", "torch", "--device", "cpu",
-                                       "--train-qp", "40", "--eval-qps", "40,50"])
+                                       "--train-qp", "40", "--eval-qps", "40,50", "--max-steps", "7"])
     assert result.exit_code == 2 and "stop here" in result.output
     (config,) = seen
     assert config.distill.backend == "torch" and config.distill.device == "cpu"  # training and _evaluate read these
-    assert config.train_qp == 40 and config.eval_qps == (40, 50)
+    assert config.train_qp == 40 and config.eval_qps == (40, 50) and config.distill.max_steps == 7

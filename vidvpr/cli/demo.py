@@ -136,13 +136,16 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
                                                    "reference views).")
 @click.option("--size", default=None, help="The size OUT_DIR was rendered at (`vidvpr demo run --size`); checked, "
                                           "and the held-out world is rendered at it [default: read from OUT_DIR].")
+@click.option("--max-steps", type=int, default=None,
+              help="Optimiser steps each student trains for [default: chosen by the size OUT_DIR was rendered at, "
+                   "about a quarter epoch on the small demo and one whole epoch otherwise; study.json records it].")
 @click.option("--device", default="cpu", help="cpu, cuda or mps.")
 @click.option("--backend", default=DEFAULT_BACKEND, type=click.Choice(BACKEND_CHOICES),
               help="What runs the teacher's targets and the evaluations (as `vidvpr distill --backend`).")
 @output_options
 @handle_errors
-def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, device: str, backend: str, quiet: bool,
-               as_json: bool) -> None:
+def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, max_steps: int | None, device: str,
+               backend: str, quiet: bool, as_json: bool) -> None:
     """Train, on the demo's database walk, a distilled student and the fine-tuned baseline (triplet loss only)
     at a low-quality cell and a night student on darkened frames; evaluate them and the teacher on the query
     walk, on a held-out world nothing trained on, and on its night walk (run `vidvpr demo run OUT_DIR` first):
@@ -156,7 +159,7 @@ def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, de
     base = StudyConfig()
     qps = None if eval_qps.strip().lower() == "all" else tuple(int(q) for q in parse_float_list(eval_qps))
     config = replace(base, train_qp=train_qp, eval_qps=qps, size=size,
-                     distill=replace(base.distill, device=device, backend=backend))
+                     distill=replace(base.distill, device=device, backend=backend, max_steps=max_steps))
     with progress_bar(None, "study", unit="step", quiet=quiet) as bar:
         def stage(name: str, total: int | None):  # rendering, slicing, encoding and evaluating: frames, images
             bar.set_description(name)

@@ -64,6 +64,7 @@ EVALUATIONS = {"train": ("eval", (TEACHER, "finetuned", "distilled")),
 ROLE_NAMES = {TEACHER: "teacher", "finetuned": "fine-tuned (triplet)", "distilled": "distilled (QP cell)",
               "night": "night student (lowlight)"}
 EVALUATION_NAMES = {"train": "training world", "heldout": "held-out world", "night": "held-out night walk"}
+SMALL_DEMO_MAX_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class StudyConfig:
     # pins the whole stop); nothing was measured on the held-out world
     night_lq: tuple[str, ...] = ("lowlight:-3",)
     size: str | None = None               # None: the size DIR was rendered at; else checked against it
+    # optimiser steps per student by the size DIR was rendered at; a size not named here trains one whole epoch
+    # (the full-size study of the README). The small demo is for tests and a first look: a budget keeps its
+    # run + study within minutes on two cores (a quarter of its 171-step epoch at batch 8); see the README
+    max_steps_by_size: dict[str, int] = field(default_factory=lambda: {"small": SMALL_DEMO_MAX_STEPS})
     batch_size: int = 16                  # evaluation batch
 
 
@@ -104,6 +109,8 @@ class StudentEntry(Record):
 
     model: str                            # as the evaluations name it
     loss: list[str]
+    steps: int                            # optimiser steps trained
+    steps_per_epoch: int | None
     lq: list[str]                         # encode cells and degradations, in order
     seed: int
     sidecar: FileRecord
@@ -114,13 +121,14 @@ class StudentEntry(Record):
 class StudyRecord(Record):
     """``study.json``: both worlds, what was trained on what, what was chosen, recall@1 of every model."""
 
-    SCHEMA = "vidvpr.demo-study/2"
+    SCHEMA = "vidvpr.demo-study/3"
     KIND = "vidvpr demo study record"
 
     train_cell: str
     eval_cells: list[str]
     night_cells: list[str]
     config: dict[str, Any]                # the StudyConfig, distillation options included
+    max_steps: int | None                 # the students' step budget at this size; None: one whole epoch
     worlds: dict[str, dict[str, Any]]     # "train", "heldout": seed, size, definition, videos
     teacher: dict[str, Any]               # name, weights (FileRecord), fingerprint
     students: dict[str, StudentEntry]
@@ -215,8 +223,9 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
     study = ensure_writable_dir(demo_dir / STUDY_DIR)
     models_dir = ensure_writable_dir(study / "models")
     cache = demo_dir / "eval" / "descriptors"  # the demo run's: the teacher's descriptors are there
+    max_steps = training_budget(config, demo.size["name"])
     base = replace(config.distill, train=demo_dir / "manifest", enc_dir=demo_dir / "enc", teacher=DEFAULT_MODEL,
-                   cache_dir=cache)
+                   cache_dir=cache, max_steps=max_steps)
     students = {"distilled": replace(base, lq=(train_cell,)),
                 "finetuned": replace(base, lq=(train_cell,), loss=config.finetune_loss),
                 "night": replace(base, lq=config.night_lq)}
@@ -268,7 +277,7 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
     record = study / STUDY_FILE
     StudyRecord(
         train_cell=train_cell, eval_cells=list(eval_cells), night_cells=[REFERENCE],
-        config=_plain(asdict(config)),
+        config=_plain(asdict(config)), max_steps=max_steps,
         worlds={"train": {"seed": definition.seed, "size": demo.size, "definition": definition.model_dump(mode="json"),
                           "demo_record": FileRecord.of(demo_dir / SIDECAR_NAME, demo_dir).model_dump(),
                           "videos": {name: t.video.hash for name, t in demo.traversals.items()}},
@@ -277,7 +286,8 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
                             "folder": str(heldout.out_dir.relative_to(demo_dir)), "videos": heldout.videos}},
         teacher={"name": DEFAULT_MODEL, "weights": FileRecord.of(teacher, demo_dir).model_dump(),
                  "fingerprint": sidecars["distilled"].teacher["fingerprint"]},
-        students={role: StudentEntry(model=models[role], loss=sidecars[role].losses,
+        students={role: StudentEntry(model=models[role], loss=sidecars[role].losses, steps=sidecars[role].steps,
+                                     steps_per_epoch=sidecars[role].steps_per_epoch,
                                      lq=list(sidecars[role].degradation), seed=sidecars[role].seed,
                                      sidecar=FileRecord.of(runs[role].sidecar, demo_dir),
                                      checkpoint=FileRecord.of(runs[role].student, demo_dir),
@@ -289,6 +299,12 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
         versions=runtime_versions(), command=command_line(),
     ).save(record)
     return StudyResult(runs, evaluations, summary, heldout, record, plot, stages)
+
+
+def training_budget(config: StudyConfig, size: str) -> int | None:
+    """Optimiser steps each student trains for on a demo of this size: the distillation options' own
+    `max_steps` if set, else the size's (`max_steps_by_size`); None: one whole epoch."""
+    return config.distill.max_steps if config.distill.max_steps is not None else config.max_steps_by_size.get(size)
 
 
 def _relative(path: Path, demo_dir: Path) -> str:
