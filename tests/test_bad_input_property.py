@@ -534,7 +534,7 @@ def _student_sidecar(path: Path, video: Path) -> Path:
         degradation=["64x36/qp30", "lowlight:-3"], seed=0, config={"lr": 0.0001, "train": "manifest"}, steps=3,
         epochs=1, pairs=12, queries=12, final_losses={"loss": 0.5}, teacher_forwards={"targets": 12, "epochs": [0]},
         versions={"vidvpr": "0"}, command=["vidvpr", "distill"], elapsed_s=1.0,
-        videos={"reference/dbwalk/yaw000_pitch+00": FileRecord.of(video).hash},
+        videos={"reference/dbwalk/yaw000_pitch+00": FileRecord.of(video).hash}, max_steps=3, steps_per_epoch=4,
     ).save(path)
     return path
 
@@ -544,11 +544,12 @@ def _study_record(path: Path, student: Path) -> Path:
     from vidvpr.core.records import FileRecord
 
     entry = StudentEntry(model="netvlad-efficientnet-lite0:models/distilled.pt", loss=["ickd", "mse", "triplet"],
-                         lq=["64x36/qp30"], seed=0, sidecar=FileRecord.of(student, path.parent),
+                         steps=3, steps_per_epoch=4, lq=["64x36/qp30"], seed=0,
+                         sidecar=FileRecord.of(student, path.parent),
                          checkpoint=FileRecord.of(student, path.parent),
                          trained_videos=StudentRecord.load(student).videos)
     StudyRecord(train_cell="64x36/qp30", eval_cells=["64x36/qp30"], night_cells=["reference"],
-                config={"train_qp": 30, "night_lq": ["lowlight:-3"]},
+                config={"train_qp": 30, "night_lq": ["lowlight:-3"]}, max_steps=3,
                 worlds={"train": {"seed": 11}, "heldout": {"seed": 23, "videos": {"night/night.mp4": "sha256:2"}}},
                 teacher={"name": "netvlad-efficientnet-lite0", "fingerprint": "0"}, students={"distilled": entry},
                 heldout_videos_trained_on=[], recall_at_1={"heldout": {"teacher": {"64x36/qp30": 0.5}}},

@@ -370,10 +370,13 @@ recall_tables = st.dictionaries(st.sampled_from(("train", "heldout", "night")), 
 
 @ROUND_TRIP
 @given(videos=trained_videos, heldout=st.dictionaries(video_files, content_hashes, max_size=6),
-       summary=recall_tables, stages=st.dictionaries(st.text(min_size=1, max_size=20), st.floats(0, 1e6), max_size=5))
+       summary=recall_tables, stages=st.dictionaries(st.text(min_size=1, max_size=20), st.floats(0, 1e6), max_size=5),
+       steps=st.integers(0, 10**6), steps_per_epoch=st.none() | st.integers(1, 10**6),
+       max_steps=st.none() | st.integers(1, 10**6))
 def test_any_demo_study_record_and_the_student_videos_it_names_are_read_back_equal(
         tmp_path_factory: pytest.TempPathFactory, videos: dict[str, str], heldout: dict[str, str],
-        summary: dict[str, dict[str, dict[str, float]]], stages: dict[str, float]) -> None:
+        summary: dict[str, dict[str, dict[str, float]]], stages: dict[str, float], steps: int,
+        steps_per_epoch: int | None, max_steps: int | None) -> None:
     from vidvpr.core.records import FileRecord
     from vidvpr.demo.study import StudentEntry, StudyRecord
 
@@ -381,10 +384,11 @@ def test_any_demo_study_record_and_the_student_videos_it_names_are_read_back_equ
     (folder / "student.json").write_text("{}")
     sidecar = FileRecord.of(folder / "student.json", folder)
     entry = StudentEntry(model="netvlad-efficientnet-lite0:models/night.pt", loss=["ickd", "mse", "triplet"],
-                         lq=["lowlight:-3", "noise:2.5"], seed=0, sidecar=sidecar, checkpoint=sidecar,
-                         trained_videos=videos)
+                         steps=steps, steps_per_epoch=steps_per_epoch, lq=["lowlight:-3", "noise:2.5"], seed=0,
+                         sidecar=sidecar, checkpoint=sidecar, trained_videos=videos)
     record = StudyRecord(train_cell="320x176/qp45", eval_cells=["320x176/qp45"], night_cells=["reference"],
-                         config={"night_lq": ["lowlight:-3"]}, worlds={"heldout": {"seed": 23, "videos": heldout}},
+                         config={"night_lq": ["lowlight:-3"]}, max_steps=max_steps,
+                         worlds={"heldout": {"seed": 23, "videos": heldout}},
                          teacher={"name": "netvlad-efficientnet-lite0"}, students={"night": entry},
                          heldout_videos_trained_on=sorted(set(heldout.values()) & set(videos.values())),
                          recall_at_1=summary, results={"night": "study/eval-heldout-night/results.csv"},

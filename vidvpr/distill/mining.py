@@ -90,7 +90,8 @@ def mine(queries: Sequence[int], descriptors: torch.Tensor, places: int, candida
     out: dict[int, Triplet] = {}
     # the pool's descriptors are gathered into one buffer and squared in place: the same arithmetic as
     # `(descriptors[pool] - q).pow(2).sum(1)`, bit for bit, without allocating three pool-sized tensors per
-    # query (2.9-6x faster on the small demo's 1,000 x 7,168 pools; the whole mining was 44% of its training)
+    # query (4.4x faster on the small demo's 1,000 x 7,168 pools, `python tools/bench_mining.py`; mining was
+    # 44% of the small demo study's training)
     buffer = torch.empty((NEGATIVE_POOL, descriptors.shape[1]), dtype=descriptors.dtype)
     for query in queries:
         variant, place = divmod(int(query), places)
