@@ -80,6 +80,31 @@ def test_a_stream_that_is_not_h264_yuv420p_is_reencoded(tmp_path: Path) -> None:
     assert [read_index_code(luma) for luma in decode_luma_and_times(Path(result.path))[0]] == [0, 1, 2, 3]
 
 
+def test_a_phone_video_shown_rotated_is_imported_as_shown_and_encodes(vfr_video: Path, tmp_path: Path) -> None:
+    """A portrait phone video stores landscape frames and a display rotation: the view is the picture as
+    players show it (as ffmpeg shows it), so `encode`, which decodes through ffmpeg, sees the same frames."""
+    import subprocess
+
+    from vidvpr.encoding.grid import encode_grid
+    from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
+    from vidvpr.media.ffmpeg import find_ffmpeg
+
+    rotated = tmp_path / "portrait.mp4"
+    subprocess.run([find_ffmpeg().path, "-v", "error", "-display_rotation", "90", "-i", str(vfr_video), "-c", "copy",
+                    str(rotated)], check=True)
+    result = import_footage([rotated], tmp_path / "views", config()).views[0]
+    assert not result.stream_copy
+    out, src = decode_luma_and_times(Path(result.path)), decode_luma_and_times(vfr_video)
+    assert out[0][0].shape == (SIZE[0], SIZE[1])  # 90° turns the 96x64 frames into 64x96
+    assert min(image_psnr_db(a, np.rot90(b)) for a, b in zip(out[0], src[0])) >= 45.0
+    sidecar = sidecar_of(result.path)
+    assert (sidecar.source.width, sidecar.source.height, sidecar.source.rotation_deg) == (SIZE[1], SIZE[0], 90)
+    assert sidecar.geometry.width == SIZE[1] and sidecar.geometry.hfov_deg == pytest.approx(60.0)
+    grid = encode_grid([Path(result.path)], tmp_path / "enc",
+                       EncodeConfig(qps=(40,), resolutions=parse_resolutions("32x48"), vmaf=False, preset="ultrafast"))
+    assert grid
+
+
 def test_the_sidecar_says_imported_and_records_source_camera_and_frames(vfr_video: Path, tmp_path: Path) -> None:
     result = import_footage([vfr_video], tmp_path / "views", config(recording="walk")).views[0]
     assert Path(result.path) == tmp_path / "views" / "walk" / "camera.mp4"

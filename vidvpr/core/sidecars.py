@@ -164,7 +164,7 @@ class ImportedSourceRecord(Strict):
     path: str  # the video, or the folder holding the images
     bytes: int  # the video's size, or all images' together
     hash: str  # the video's content hash, or the hash of every image's name and content hash in order
-    width: int
+    width: int  # as shown (a video's display rotation applied, images' EXIF orientation)
     height: int
     codec: str  # the video's codec, or the images' format ("png", "jpeg", "jpeg+png")
     pix_fmt: str
@@ -174,6 +174,7 @@ class ImportedSourceRecord(Strict):
     times_from: str  # "the video's timestamps", "--fps", "file names", "EXIF DateTimeOriginal"
     t0_epoch_s: float | None = None  # UTC time of the first frame, when the images carry absolute times
     images: list[str] | None = None  # images: their names in frame order, relative to `path`
+    rotation_deg: Literal[0, 90, 180, 270] = 0  # a video's display rotation (counter-clockwise), applied to its frames
 
     @model_validator(mode="after")
     def _images_listed(self) -> ImportedSourceRecord:

@@ -22,7 +22,8 @@ from vidvpr.core.provenance import sha256_file, sha256_files
 from vidvpr.core.sidecars import ColorRecord, ImportedSourceRecord
 from vidvpr.ingest import images as imgs
 from vidvpr.media.decode import decode_frames
-from vidvpr.media.probe import ColorInfo, VideoInfo, looks_dual_fisheye, probe_video, unsupported_360_layout
+from vidvpr.media.probe import (ColorInfo, VideoInfo, display_rotation_deg, looks_dual_fisheye, probe_video,
+                                unsupported_360_layout)
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Footage:
 
     kind: str  # "video" or "images"
     path: Path  # the video, or the folder the images' names are relative to
-    width: int  # as stored
+    width: int  # as shown: a video's stored frames turned by `rotation_deg`
     height: int
     codec: str
     pix_fmt: str
@@ -58,6 +59,7 @@ class Footage:
     video: VideoInfo | None = None
     images: list[imgs.ImageInfo] = field(default_factory=list)
     image_times: imgs.ImageTimes | None = None
+    rotation_deg: int = 0  # a video's display rotation (counter-clockwise), applied to every frame
 
     @property
     def out_size(self) -> tuple[int, int]:
@@ -87,7 +89,9 @@ class Footage:
         first_pts: int | None = None
         for frame in decode_frames(self.path, self.frames_expected):
             first_pts = frame.pts if first_pts is None else first_pts
-            planes = [frame.y[:height, :width], frame.u[:height // 2, :width // 2], frame.v[:height // 2, :width // 2]]
+            y, u, v = (np.ascontiguousarray(np.rot90(plane, self.rotation_deg // 90)) if self.rotation_deg else plane
+                       for plane in (frame.y, frame.u, frame.v))
+            planes = [y[:height, :width], u[:height // 2, :width // 2], v[:height // 2, :width // 2]]
             yield SourceFrame(frame.index, frame.pts - first_pts, planes)
 
     def record(self, content_hash: str, frames: int) -> ImportedSourceRecord:
@@ -97,7 +101,8 @@ class Footage:
             kind=self.kind, path=str(self.path), bytes=self.bytes, hash=content_hash, width=self.width,
             height=self.height, codec=self.codec, pix_fmt=self.pix_fmt, fps=str(self.fps), frames=frames,
             color=ColorRecord(**self.color.names()), times_from=self.times_from,
-            t0_epoch_s=times.t0_epoch_s if times else None, images=self.image_names() if self.kind == "images" else None)
+            t0_epoch_s=times.t0_epoch_s if times else None, images=self.image_names() if self.kind == "images" else None,
+            rotation_deg=self.rotation_deg)
 
 
 def _even(footage: Footage, mode: str) -> Footage:
@@ -136,8 +141,14 @@ def open_video(path: Path, fps: Fraction | None) -> Footage:
     if fps is not None:
         raise BadInput(f"--fps times images; a video keeps every frame at its own time ({path})")
     check_perspective(info)
-    footage = Footage("video", info.path, info.width, info.height, info.codec, info.pix_fmt, info.path.stat().st_size,
-                      info.fps, info.time_base, info.color, "the video's own timestamps", info.frames, video=info)
+    rotation_deg = display_rotation_deg(info.path)
+    width, height = (info.height, info.width) if rotation_deg in (90, 270) else (info.width, info.height)
+    if rotation_deg:
+        LOG.info("%s: shown rotated by %d°; its frames are turned upright (%dx%d)", info.path, rotation_deg, width,
+                 height)
+    footage = Footage("video", info.path, width, height, info.codec, info.pix_fmt, info.path.stat().st_size,
+                      info.fps, info.time_base, info.color, "the video's own timestamps", info.frames, video=info,
+                      rotation_deg=rotation_deg)
     return _even(footage, "crop")
 
 

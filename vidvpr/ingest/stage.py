@@ -71,6 +71,8 @@ def dataset_root(out_dir: Path, config: ImportConfig) -> Path:
 def prepare_camera(footage: Footage, config: ImportConfig) -> tuple[Camera, Undistortion | None]:
     """The camera of the footage's (even) frames from the options, and undistortion tables if asked."""
     aspect = footage.video.sample_aspect if footage.video is not None else Fraction(1)
+    if footage.rotation_deg in (90, 270):
+        aspect = 1 / aspect  # a pixel turned upright is as wide as it was tall
     if aspect != 1 and config.hfov_deg is not None:
         LOG.warning("%s: sample aspect ratio %d:%d (pixels are not square): --hfov is across the width, and "
                     "fy = fx * %d/%d", footage.path, aspect.numerator, aspect.denominator, aspect.numerator,

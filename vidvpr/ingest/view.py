@@ -82,6 +82,8 @@ def copy_problem(footage: Footage, config: ImportConfig, maps: Undistortion | No
         return "--reencode"
     if footage.codec != COPYABLE_CODEC or footage.pix_fmt != COPYABLE_PIX_FMT:
         return f"{footage.codec} {footage.pix_fmt}, not {COPYABLE_CODEC} {COPYABLE_PIX_FMT}"
+    if footage.rotation_deg:
+        return f"its frames are turned upright (shown rotated by {footage.rotation_deg}°)"
     if footage.even or maps is not None:
         return "its frames are changed (odd size made even)" if footage.even else "its frames are undistorted"
     return None
@@ -95,6 +97,8 @@ def import_params(footage: Footage, camera: Camera, config: ImportConfig, maps: 
         "undistort_alpha": maps.alpha if maps else None, "even": footage.even,
         "times": footage.times_from, "fps": str(footage.fps) if footage.kind == "images" else None,
         "reencode": config.reencode, "encoding": asdict(config.encoding),
+        # only when turned, so views of unrotated footage made before rotation was applied stay finished
+        **({"rotation_deg": footage.rotation_deg} if footage.rotation_deg else {}),
     }
 
 

@@ -146,6 +146,25 @@ def probe_video(path: Path) -> VideoInfo:
         raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
 
 
+def display_rotation_deg(path: Path) -> int:
+    """How far players turn the first video stream's frames counter-clockwise to show them (0, 90, 180 or 270).
+
+    Phones store portrait video as landscape frames plus a display matrix; ffmpeg applies it when it
+    decodes (so `vidvpr encode` sees the turned picture), PyAV does not. Read from the first frame's
+    side data; a rotation that is not a quarter turn is refused.
+    """
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0), None)
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+    angle = float(frame.rotation) if frame is not None else 0.0
+    turns = round(angle / 90.0)
+    if abs(angle - 90.0 * turns) > 0.5:
+        raise BadInput(f"{path}: shown rotated by {angle:g}°, not a quarter turn; re-encode it upright first")
+    return int(turns % 4) * 90
+
+
 def _sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
     """The stream's sample aspect ratio as players take it (the container's, else the codec's); 1 when unset."""
     ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
