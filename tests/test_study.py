@@ -317,6 +317,14 @@ def test_out_that_is_a_file_is_exit_4_as_in_eval(two_codecs_two_models: list[Pat
     assert result.exit_code in (2, 4)  # eval: the manifest is checked first
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder nothing can be made in")
+def test_out_where_no_folder_can_be_made_is_exit_4(two_codecs_two_models: list[Path]) -> None:
+    # review-b: `vidvpr study EVAL --out /proc/x` was exit 1, "internal error: FileNotFoundError" on its .partial folder
+    result = CliRunner().invoke(main, ["study", *map(str, two_codecs_two_models), "--out", "/proc/vidvpr-study"])
+    assert result.exit_code == 4 and result.stderr.startswith("vidvpr: error: /proc/vidvpr-study: cannot create")
+    assert result.stderr.count("\n") == 1
+
+
 def test_cli_prints_the_headlines_and_json(two_codecs_two_models: list[Path], tmp_path: Path) -> None:
     args = ["study", *map(str, two_codecs_two_models), "--out", str(tmp_path / "s"), "--budget-kbps", "500"]
     result = CliRunner().invoke(main, args)

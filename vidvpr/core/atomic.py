@@ -225,6 +225,9 @@ def built_dir(final: Path) -> Iterator[Path]:
     tmp = partial_dir(final)
     try:
         tmp.mkdir()
+    except OSError as exc:  # e.g. beside a folder nothing can be made in (/proc/x): ENOENT though it exists
+        raise OutputError(f"{final}: cannot create a folder beside it to build it in ({exc.strerror})") from exc
+    try:
         yield tmp
         replace_dir(tmp, final)
     except BaseException as exc:
