@@ -4,19 +4,23 @@ frame order, count, timestamps, quality, camera, reruns."""
 from __future__ import annotations
 
 import json
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from tests.media import decode_luma_and_times, perspective_test_frame, read_index_code, write_png, write_video
+from vidvpr.cli import main
 from vidvpr.core.sidecars import SliceSidecar
 from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.images import natural_key, rgb_to_planes
 from vidvpr.media.decode import decode_frames
+from vidvpr.media.ffmpeg import find_ffmpeg
 from vidvpr.media.metrics import image_psnr_db
 
 SIZE = (96, 64)  # W, H of the synthetic footage
@@ -80,18 +84,23 @@ def test_a_stream_that_is_not_h264_yuv420p_is_reencoded(tmp_path: Path) -> None:
     assert [read_index_code(luma) for luma in decode_luma_and_times(Path(result.path))[0]] == [0, 1, 2, 3]
 
 
-def test_a_phone_video_shown_rotated_is_imported_as_shown_and_encodes(vfr_video: Path, tmp_path: Path) -> None:
-    """A portrait phone video stores landscape frames and a display rotation: the view is the picture as
-    players show it (as ffmpeg shows it), so `encode`, which decodes through ffmpeg, sees the same frames."""
-    import subprocess
-
-    from vidvpr.encoding.grid import encode_grid
-    from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
-    from vidvpr.media.ffmpeg import find_ffmpeg
-
-    rotated = tmp_path / "portrait.mp4"
+@pytest.fixture(scope="module")
+def portrait_video(vfr_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vfr_video` with a display matrix turning it 90° counter-clockwise, as phones store portrait video."""
+    rotated = tmp_path_factory.mktemp("portrait") / "portrait.mp4"
     subprocess.run([find_ffmpeg().path, "-v", "error", "-display_rotation", "90", "-i", str(vfr_video), "-c", "copy",
                     str(rotated)], check=True)
+    return rotated
+
+
+def test_a_phone_video_shown_rotated_is_imported_as_shown_and_encodes(vfr_video: Path, portrait_video: Path,
+                                                                      tmp_path: Path) -> None:
+    """A portrait phone video stores landscape frames and a display rotation: the view is the picture as
+    players show it (as ffmpeg shows it), so `encode`, which decodes through ffmpeg, sees the same frames."""
+    from vidvpr.encoding.grid import encode_grid
+    from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
+
+    rotated = portrait_video
     result = import_footage([rotated], tmp_path / "views", config()).views[0]
     assert not result.stream_copy
     out, src = decode_luma_and_times(Path(result.path)), decode_luma_and_times(vfr_video)
@@ -103,6 +112,12 @@ def test_a_phone_video_shown_rotated_is_imported_as_shown_and_encodes(vfr_video:
     grid = encode_grid([Path(result.path)], tmp_path / "enc",
                        EncodeConfig(qps=(40,), resolutions=parse_resolutions("32x48"), vmaf=False, preset="ultrafast"))
     assert grid
+
+
+def test_probe_says_a_video_is_shown_rotated(portrait_video: Path) -> None:
+    result = CliRunner().invoke(main, ["probe", str(portrait_video)])
+    assert result.exit_code == 0
+    assert "96x64 yuv420p" in result.output and "shown rotated 90° (vidvpr import turns it upright)" in result.output
 
 
 def test_the_sidecar_says_imported_and_records_source_camera_and_frames(vfr_video: Path, tmp_path: Path) -> None:
@@ -318,10 +333,6 @@ def test_undistortion_puts_points_where_the_recorded_pinhole_says(tmp_path: Path
 
 
 def test_the_command_line_prints_a_json_summary(image_folder: Path, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from vidvpr.cli import main
-
     argv = ["import", str(image_folder), "--out", str(tmp_path / "views"), "--hfov", "60", "--positions", "index:5",
             "--json"]
     result = CliRunner().invoke(main, argv)

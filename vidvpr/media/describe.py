@@ -20,7 +20,8 @@ from vidvpr.media.decode import decode_frames
 from vidvpr.media.insv import has_trailer, read_trailer
 from vidvpr.media.insv.calibration import stream_lenses
 from vidvpr.media.insv.summary import TrailerSummary, summarize_trailer
-from vidvpr.media.probe import av_problem, color_info, looks_dual_fisheye, probe_video, unsupported_360_layout
+from vidvpr.media.probe import (av_problem, color_info, display_rotation_deg, looks_dual_fisheye, probe_video,
+                                unsupported_360_layout)
 
 
 class StreamReport(Strict):
@@ -35,6 +36,7 @@ class StreamReport(Strict):
     duration_s: float | None = None
     color: dict[str, str] | None = None
     handler: str | None = None
+    rotation_deg: int | None = None  # first video stream: the display rotation players apply (counter-clockwise)
 
 
 class ProbeReport(Strict):
@@ -96,6 +98,8 @@ def describe_file(path: Path, fisheye_fov_deg: float) -> ProbeReport:
             duration = container.duration / 1e6 if container.duration else None
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+    first_video = next(i for i, stream in enumerate(streams) if stream.kind == "video")
+    streams[first_video] = streams[first_video].model_copy(update={"rotation_deg": display_rotation_deg(path)})
     camera, layout = _camera(path, info)
     spherical = SphericalRecord(**vars(info.spherical)) if info.spherical else None
     report = ProbeReport(path=str(path), bytes=path.stat().st_size, container=container_name,
@@ -126,7 +130,9 @@ def report_lines(report: ProbeReport) -> list[str]:
             lines.append(f"  stream {stream.index}: video {stream.codec} {stream.width}x{stream.height} {stream.pix_fmt}, "
                          f"{stream.frames} frames at {float(Fraction(stream.fps)) if stream.fps else 0:.3f} fps, "
                          f"colour {color.get('range')}/{color.get('space')}/{color.get('primaries')}/"
-                         f"{color.get('transfer')}")
+                         f"{color.get('transfer')}"
+                         + (f", shown rotated {stream.rotation_deg}° (vidvpr import turns it upright)"
+                            if stream.rotation_deg else ""))
         else:
             lines.append(f"  stream {stream.index}: {stream.kind} {stream.codec or ''}".rstrip())
     meta = report.spherical
