@@ -332,6 +332,14 @@ def test_undistortion_puts_points_where_the_recorded_pinhole_says(tmp_path: Path
         assert min(np.hypot(*(np.asarray(point) - centre)) for centre in found) < 0.5
 
 
+def test_the_help_says_in_which_order_auto_chooses_image_times() -> None:
+    # review-b: "--fps, file names or EXIF; auto uses the first the images all have" read as "auto is --fps"
+    # and left out that `--times name` takes plain numbers as seconds
+    help_text = " ".join(CliRunner().invoke(main, ["import", "--help"]).output.split())
+    assert "auto, --fps when given, else names when every one is a time since 1970, else EXIF" in help_text
+    assert "the file name's last number (seconds," in help_text
+
+
 def test_the_command_line_prints_a_json_summary(image_folder: Path, tmp_path: Path) -> None:
     argv = ["import", str(image_folder), "--out", str(tmp_path / "views"), "--hfov", "60", "--positions", "index:5",
             "--json"]

@@ -34,8 +34,9 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
 @click.option("--fps", default=None, help="Images: frames per second [default: 1, unless their names or EXIF "
                                           "time them].")
 @click.option("--times", default=DEFAULTS.times, type=click.Choice(TIME_SOURCES),
-              help="Images: frame times from --fps, file names (epoch s/ms/µs/ns) or EXIF DateTimeOriginal; "
-                   "auto uses the first the images all have.")
+              help="Images: fps, i / --fps; name, the file name's last number (seconds, or s/ms/µs/ns since 1970 "
+                   "when it has 10/13/16/19 digits); exif, DateTimeOriginal; auto, --fps when given, else names when "
+                   "every one is a time since 1970, else EXIF when every image has one and they increase, else fps.")
 @click.option("--even", default=DEFAULTS.even, type=click.Choice(EVEN_MODES),
               help="Images of odd width or height: crop or pad the last column/row (yuv420p needs even sizes).")
 @click.option("--reencode", is_flag=True, help="Videos: always encode at CRF --crf, never copy the stream.")
