@@ -72,6 +72,13 @@ def test_a_runtime_refuses_other_devices_and_unknown_names_are_listed() -> None:
         resolve_backend("tensorrt", "cpu")
 
 
+@pytest.mark.parametrize("name", ["auto", "torch", "onnx"])
+def test_an_unknown_device_is_bad_input_whatever_the_backend(name: str) -> None:
+    # review-b: `vidvpr distill --device tpu` (and `vidvpr demo study --device tpu`) was exit 1, a bare StopIteration
+    with pytest.raises(BadInput, match="Unknown --device 'tpu'. Use cpu, cuda, mps."):
+        resolve_backend(name, "tpu")
+
+
 def test_the_command_line_refuses_an_unknown_backend_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["eval", str(tmp_path), "--out", str(tmp_path / "e"), "--backend", "tpu"])
     assert result.exit_code == 2 and "tpu" in result.stderr and result.stderr.count("\n") == 1

@@ -22,10 +22,9 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.records import FileRecord
 from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.frames import frame_batches
+from vidvpr.models.backends import DEVICES
 from vidvpr.models.inference import Inference, as_inference
 from vidvpr.models.model import VPRModel
-
-DEVICES = ("cpu", "cuda", "mps")
 
 
 @dataclass

@@ -39,6 +39,8 @@ BACKENDS: dict[str, BackendSpec] = {
     "openvino": BackendSpec("openvino", ("openvino", "onnx"), "openvino", ("cpu",),
                             "the exported ONNX graph on OpenVINO (float32)"),
 }
+# every device some backend runs on (`--device`)
+DEVICES = tuple(dict.fromkeys(device for spec in BACKENDS.values() for device in spec.devices))
 AUTO = "auto"
 BACKEND_CHOICES = (AUTO, *BACKENDS)
 DEFAULT_BACKEND = AUTO
@@ -55,7 +57,9 @@ def installed(name: str) -> bool:
 def resolve_backend(name: str, device: str = "cpu") -> str:
     """The backend that will run for `--backend name` on `device`: `auto` picks the first of
     `AUTO_ORDER` installed for the device; a named one must be installed (ToolMissing, with the
-    extra to install) and run on the device (BadInput)."""
+    extra to install) and run on the device (BadInput); an unknown device is BadInput."""
+    if device not in DEVICES:
+        raise BadInput(f"Unknown --device '{device}'. Use {', '.join(DEVICES)}.")
     if name == AUTO:
         return next(backend for backend in AUTO_ORDER if device in BACKENDS[backend].devices and installed(backend))
     if name not in BACKENDS:
