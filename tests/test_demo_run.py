@@ -81,3 +81,20 @@ def test_demo_rerun_keeps_every_stage_output_and_the_demo_study(demo_run: tuple[
     assert (out / "eval" / "results.json").read_bytes() == results  # eval had nothing to do
     assert summary["report"] == str(out / "report.html") and summary["strips"]
     assert students.read_bytes() == b"a student"  # the bitrate study is DIR/bitrate-study, never DIR/study
+
+
+@pytest.mark.parametrize("option, problem", [
+    (["--qp", "30,99"], "qp must be in [0, 51] for libx264, got 99"),
+    (["--res", "8x8"], "--res 8x8: width and height must be even and at least 16 (yuv420p)"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+])
+def test_bad_options_are_refused_before_anything_is_rendered(tmp_path: Path, option: list[str], problem: str) -> None:
+    # review-b: `vidvpr demo run D --qp 99` rendered and sliced (--batch-size 0 also encoded and built the manifest)
+    # before saying no
+    definition = tmp_path / "tiny.toml"
+    definition.write_text(TINY_DEFINITION)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(definition), "--size", "tiny",
+                                       "--no-vmaf", *option])
+    assert result.exit_code == 2 and result.stderr == f"vidvpr: error: {problem}\n"
+    assert not out.exists()

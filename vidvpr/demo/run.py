@@ -22,7 +22,9 @@ from vidvpr.demo.definition import DemoDefinition
 from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, DemoResult, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
+from vidvpr.encoding.plan import validate_config as check_encode_options
 from vidvpr.evaluate.config import EvalConfig
+from vidvpr.evaluate.config import validate_config as check_eval_options
 from vidvpr.evaluate.rerun import evaluate
 from vidvpr.evaluate.results import EvalResult
 from vidvpr.report.build import ReportConfig, ReportResult, build_report
@@ -75,6 +77,9 @@ def render_slice_encode(out_dir: Path, config: DemoRunConfig, progress: Progress
     (`out_dir`/views, `out_dir`/enc); the render result and the view videos. Stage times are added
     to `timings`."""
     out_dir = Path(out_dir)
+    resolutions = parse_resolutions(config.resolutions) if config.resolutions else None
+    check_encode_options(EncodeConfig(qps=config.qps, resolutions=resolutions, preset=config.preset,
+                                      vmaf=config.vmaf))  # a bad --qp or --res before anything is rendered
     timed = _timer({} if timings is None else timings)
     definition = config.definition
     made = timed("render", lambda: make_demo(out_dir, DemoConfig(definition, config.definition_source, config.size),
@@ -85,7 +90,6 @@ def render_slice_encode(out_dir: Path, config: DemoRunConfig, progress: Progress
                                                  slice_config, on_frame=progress("slice", None),
                                                  executor=executor))
     view_videos = [Path(result.path) for result in sliced]
-    resolutions = parse_resolutions(config.resolutions) if config.resolutions else None
     if resolutions is None:
         from vidvpr.media.probe import probe_video
 
@@ -113,12 +117,13 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progr
     """Run every stage on the demo world in `out_dir` (see the module docstring); slice, encode and
     eval run their units on `executor` (default: in-process); rendering stays here."""
     out_dir = Path(out_dir)
+    eval_config = replace(config.eval, enc_dir=out_dir / "enc")
+    check_eval_options(eval_config)  # before the stages it would come after
     timings: dict[str, float] = {}
     render_slice_encode(out_dir, config, progress, executor, timings)
     timed = _timer(timings)
     dataset = load_dataset_definition(out_dir / MANIFEST_DEFINITION_NAME)
     timed("manifest", lambda: build_manifest(dataset, out_dir / "manifest"))
-    eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     evaluation = timed("eval", lambda: evaluate(out_dir / "manifest", out_dir / "eval", eval_config,
                                                 on_images=progress("eval", None), executor=executor))
     study = timed("study", lambda: run_study([out_dir / "eval"], out_dir / BITRATE_STUDY_DIR, config.study))
