@@ -413,7 +413,7 @@ def test_nonsense_arguments_get_one_line_from_the_console_command(tmp_path: Path
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "vidvpr: error: Invalid value for '--fov': 'wide' is not a valid float. (see 'vidvpr --help')"]
+        "vidvpr: error: Invalid value for '--fov': 'wide' is not a valid float. (see 'vidvpr slice --help')"]
 
 
 @pytest.mark.parametrize("interp", ["bicubic", "lanczos"])

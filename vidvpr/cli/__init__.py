@@ -71,7 +71,9 @@ class OneLineGroup(click.Group):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.ClickException as exc:
-            click.echo(f"vidvpr: error: {one_line(exc.format_message())} (see 'vidvpr --help')", err=True)
+            ctx = getattr(exc, "ctx", None)  # a usage error's command: `vidvpr demo run --help` helps with it
+            command = ctx.command_path if ctx is not None else "vidvpr"
+            click.echo(f"vidvpr: error: {one_line(exc.format_message())} (see '{command} --help')", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             click.echo("vidvpr: interrupted", err=True)
