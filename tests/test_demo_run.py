@@ -98,3 +98,23 @@ def test_bad_options_are_refused_before_anything_is_rendered(tmp_path: Path, opt
                                        "--no-vmaf", *option])
     assert result.exit_code == 2 and result.stderr == f"vidvpr: error: {problem}\n"
     assert not out.exists()
+
+
+def test_a_run_at_another_size_is_refused_before_the_videos_are_rendered_again(tmp_path: Path) -> None:
+    # review-b: `vidvpr demo run D` on a `--size small` D rendered the videos again at the default size over the small
+    # ones, then stopped at slice (views of the old videos): D held neither demo whole
+    from vidvpr.core.provenance import sha256_file
+
+    definition = tmp_path / "tiny.toml"
+    definition.write_text(TINY_DEFINITION + "tinier = [96, 48]\n")
+    out = tmp_path / "demo"
+    made = CliRunner().invoke(main, ["demo", "make", str(out), "--definition", str(definition), "--size", "tiny"])
+    assert made.exit_code == 0, made.output
+    video = next(out.glob("*/*.mp4"))
+    before = sha256_file(video)
+    result = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(definition), "--size", "tinier",
+                                       "--no-vmaf"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"vidvpr: error: {out}: holds the demo rendered at size 'tiny', not 'tinier': run it "
+                             "with --size tiny, or into another folder\n")
+    assert sha256_file(video) == before

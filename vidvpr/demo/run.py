@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import load_definition as load_dataset_definition
 from vidvpr.dataset.manifest import build_manifest
 from vidvpr.demo.definition import DemoDefinition
-from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, DemoConfig, DemoResult, make_demo
+from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, SIDECAR_NAME, DemoConfig, DemoRecord, DemoResult, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
 from vidvpr.encoding.plan import validate_config as check_encode_options
@@ -112,6 +113,16 @@ def _timer(timings: dict[str, float]) -> Callable[[str, Callable[[], Any]], Any]
     return timed
 
 
+def _check_same_size(out_dir: Path, size: str) -> None:
+    """A demo folder holds one size: another would render its videos again over the ones its views,
+    grid and results were made from (slice then refuses the new videos), leaving neither demo whole."""
+    previous = DemoRecord.load_or_none(out_dir / SIDECAR_NAME)
+    made = previous.size.get("name") if previous is not None else None
+    if made is not None and made != size:
+        raise BadInput(f"{out_dir}: holds the demo rendered at size {made!r}, not {size!r}: run it with --size {made}, "
+                       "or into another folder")
+
+
 def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progress,
              executor: Executor | None = None) -> DemoRunResult:
     """Run every stage on the demo world in `out_dir` (see the module docstring); slice, encode and
@@ -119,6 +130,7 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progr
     out_dir = Path(out_dir)
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     check_eval_options(eval_config)  # before the stages it would come after
+    _check_same_size(out_dir, config.size)
     timings: dict[str, float] = {}
     render_slice_encode(out_dir, config, progress, executor, timings)
     timed = _timer(timings)
