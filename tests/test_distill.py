@@ -460,11 +460,39 @@ def test_too_few_positives_or_negatives_for_the_triplet_loss_say_the_counts(data
                        r"24 of 24 images have a positive, and images have at most 2 negatives")
 
 
+def test_a_rerun_of_a_finished_run_trains_nothing_and_keeps_its_files(dataset: Path, tmp_path: Path,
+                                                                       small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, loss="mse")
+    first = distill(tmp_path / "run", options)
+    written = {p.name: p.read_bytes() for p in (first.student, first.sidecar, first.losses_csv)}
+    again = distill(tmp_path / "run", options)  # the same command again, without --resume
+    assert again.steps == again.resumed_from == first.steps and again.final_losses == first.final_losses
+    assert {p.name: p.read_bytes() for p in (again.student, again.sidecar, again.losses_csv)} == written
+
+
+def test_a_rerun_of_a_finished_run_with_other_options_is_refused(dataset: Path, tmp_path: Path,
+                                                                 small_teacher: str) -> None:
+    options = config(dataset, teacher=small_teacher, loss="mse")
+    distill(tmp_path / "run", options)
+    one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, lr=1e-3)),
+                       r"made with a different configuration \(lr was 0.0001, now 0.001\)")
+
+
+def test_the_closing_hint_is_a_command_for_this_run(dataset: Path, tmp_path: Path) -> None:
+    from vidvpr.cli.distill import evaluate_hint
+
+    assert evaluate_hint(dataset, tmp_path / "enc", "netvlad-efficientnet-lite0", tmp_path / "run" / "student.pt") == (
+        f"vidvpr eval {dataset} --enc {tmp_path / 'enc'} --model netvlad-efficientnet-lite0 "
+        f"--model netvlad-efficientnet-lite0:{tmp_path / 'run' / 'student.pt'}")
+    assert evaluate_hint(tmp_path, None, "m:w.pt", Path("s.pt")) == "vidvpr eval MANIFEST --model m:w.pt --model m:s.pt"
+
+
 def test_resume_with_another_configuration_or_nothing_to_resume(dataset: Path, tmp_path: Path,
                                                                 small_teacher: str) -> None:
     one_line_bad_input(lambda: distill(tmp_path / "run", config(dataset, resume=True)), "nothing to resume")
     options = config(dataset, teacher=small_teacher, loss="mse")
     distill(tmp_path / "run", options)
+    (tmp_path / "run" / "student.json").unlink()  # an unfinished run: its student not written yet
     one_line_bad_input(lambda: distill(tmp_path / "run", options), "pass --resume")
     one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, lr=1e-3, resume=True)),
                        r"made with a different configuration \(lr was 0.0001, now 0.001\)")

@@ -128,4 +128,16 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
         losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
         click.echo(f"student {result.student} after {result.steps} steps ({losses}); loss curve {result.losses_csv}",
                    err=True)
-        click.echo(f"evaluate it: vidvpr eval MANIFEST --enc ENC --model NAME --model NAME:{result.student}", err=True)
+        click.echo(f"evaluate it: {evaluate_hint(train, enc_dir, teacher, result.student)}", err=True)
+
+
+def evaluate_hint(train: Path, enc_dir: Path | None, teacher: str, student: Path) -> str:
+    """The eval command that compares the student with its teacher on the data it was trained from
+    (a manifest folder; MANIFEST stands for one when it trained on an image folder)."""
+    import shlex
+
+    manifest = str(train) if (Path(train) / "manifest.json").is_file() else "MANIFEST"
+    enc = f" --enc {shlex.quote(str(enc_dir))}" if enc_dir else ""
+    model = teacher.split(":", 1)[0]
+    return (f"vidvpr eval {shlex.quote(manifest) if manifest != 'MANIFEST' else manifest}{enc} "
+            f"--model {shlex.quote(teacher)} --model {shlex.quote(f'{model}:{student}')}")

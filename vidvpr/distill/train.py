@@ -213,8 +213,12 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
     state_path = out_dir / TRAIN_STATE
     if config.resume and not state_path.is_file():
         raise BadInput(f"{out_dir}: nothing to resume (no {TRAIN_STATE}); run without --resume")
+    finished = _finished_student(out_dir)
     if not config.resume and state_path.exists():
-        raise BadInput(f"{out_dir}: holds a training run already; pass --resume to continue it, or choose another --out")
+        if finished is None:
+            raise BadInput(f"{out_dir}: holds a training run already; pass --resume to continue it, or choose another "
+                           "--out")
+        config = replace(config, resume=True)  # a rerun of a finished run: checked against its state like a resume
     status = on_status or (lambda text: None)
     with removing_new_dirs(out_dir), joined(processes, device) as group:
         if processes.main:
@@ -246,11 +250,29 @@ def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int],
         finally:
             board.close()
             counter.handle.remove()
-        result = _finish(out_dir, run, progress, teacher_record, started, resumed_from)
+        if finished is not None and resumed_from == progress.step == finished.steps:  # nothing trained: keep its files
+            result = DistillResult(out_dir / STUDENT, out_dir / STUDENT_SIDECAR, out_dir / LOSSES_CSV, finished.steps,
+                                   resumed_from, finished.final_losses, finished.teacher_forwards,
+                                   round(time.perf_counter() - started, 3))
+        else:
+            result = _finish(out_dir, run, progress, teacher_record, started, resumed_from)
         group.barrier()  # every process has read its last frame
         if processes.main:
             run.training.cleanup()
     return result
+
+
+def _finished_student(out_dir: Path) -> StudentRecord | None:
+    """The record of the student a finished run in `out_dir` wrote, when it and its checkpoint are
+    intact (None otherwise: the run is unfinished, or its student must be written again)."""
+    sidecar, student = out_dir / STUDENT_SIDECAR, out_dir / STUDENT
+    if not sidecar.is_file() or not student.is_file():
+        return None
+    try:
+        record = StudentRecord.load(sidecar)
+    except BadInput:
+        return None
+    return record if record.checkpoint.matches(student, check_hash=True) else None
 
 
 def _one_step(run: _Run, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, progress: Progress,
