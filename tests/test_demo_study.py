@@ -171,6 +171,8 @@ def test_a_rerun_reuses_every_run_and_render_and_gives_the_same_results(small_st
     wrong = CliRunner().invoke(main, ["demo", "study", str(demo), "--size", "default"])
     assert wrong.exit_code == 2 and "was rendered at size 'small', not 'default'" in wrong.output
     assert wrong.output.count("\n") == 1
+    unknown = CliRunner().invoke(main, ["demo", "study", str(demo), "--size", "huge"])  # no advice to render it
+    assert unknown.exit_code == 2 and "--size huge: not a size of the demo's definition (default, small)" in unknown.output
 
 
 def test_a_size_without_a_budget_trains_whole_epochs_as_the_full_study_did() -> None:

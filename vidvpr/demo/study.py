@@ -160,9 +160,12 @@ def _demo_world(demo_dir: Path, wanted_size: str | None) -> tuple[DemoRecord, De
     record = DemoRecord.load(path)
     definition = definition_from_data(record.definition, f"{path} (definition)")
     size = record.size.get("name")
+    if wanted_size is not None and wanted_size not in definition.sizes:
+        raise BadInput(f"--size {wanted_size}: not a size of the demo's definition ({', '.join(definition.sizes)}); "
+                       f"{demo_dir} was rendered at {size!r}")
     if wanted_size is not None and wanted_size != size:
         raise BadInput(f"{demo_dir} was rendered at size {size!r}, not {wanted_size!r}: run `vidvpr demo run "
-                       f"{demo_dir} --size {wanted_size}` into another folder, or leave --size out")
+                       f"another-folder --size {wanted_size}`, or leave --size out")
     return record, definition
 
 
