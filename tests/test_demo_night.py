@@ -139,7 +139,16 @@ def test_demo_make_night_films_the_night_walk_too_and_renders_it_identically_aga
                                   "--size", "tiny", "--night"])
     assert result.exit_code == 0, result.output
     assert "already done, skipped dark (query)" in result.output  # the same night walk, found finished
-    assert 'name = "dark"' in (tmp_path / "c" / "dataset.toml").read_text()
+
+
+def test_demo_make_night_gives_the_night_walk_its_own_manifest_definition(tmp_path: Path) -> None:
+    from vidvpr.dataset.definition import load_definition as load_dataset_definition
+
+    make_demo(tmp_path, DemoConfig(definition=definition_from_data(TINY, "tiny").with_night(), size="tiny"))
+    day = load_dataset_definition(tmp_path / "dataset.toml")
+    night = load_dataset_definition(tmp_path / "dataset-dark.toml")
+    assert [(r.name, r.split) for r in day.recordings] == [("db", "database"), ("q", "query")]  # no pooled recall
+    assert [(r.name, r.split) for r in night.recordings] == [("db", "database"), ("dark", "query")]
 
 
 TINY_TOML = """

@@ -9,6 +9,7 @@ Output, under DIR:
     <traversal>/<traversal>.mp4       equirect video (2:1, H.264 yuv420p)
     <traversal>/trajectory.csv        t,x,y,z,heading (csv-xy), or trajectory.txt in TUM format
     dataset.toml                      the `vidvpr manifest` definition of these recordings
+    dataset-<walk>.toml               one per night query walk: the database walks and that walk
     demo.json                         definition, versions, per-file hashes, ground-truth statistics
 Next: `vidvpr slice DIR/*/*.mp4 --out DIR/views` (views as in the definition), then
 `vidvpr manifest DIR/dataset.toml --out DIR/manifest`.
@@ -184,6 +185,11 @@ def encode_video(path: Path, frames: Iterable[np.ndarray], fps: Fraction, encodi
     Written under a temporary name and renamed when complete. Returns the number of frames.
     """
     return write_video_streams(path, ((rgb,) for rgb in frames), fps, encoding, on_frame)
+
+
+def night_definition_name(walk: TraversalSpec) -> str:
+    """The manifest definition `demo make` writes for a night query walk: ``dataset-<walk>.toml``."""
+    return f"dataset-{walk.name}.toml"
 
 
 def write_manifest_definition(path: Path, definition: DemoDefinition, camera: str = "equirect",
@@ -385,7 +391,15 @@ def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None]
                                        plan.frames, str(plan.fps), traversal.duration_s, traversal.path_length_m,
                                        skipped))
     manifest_definition = out_dir / MANIFEST_DEFINITION_NAME
-    write_manifest_definition(manifest_definition, definition, config.camera)
+    night_walks = [t for t in definition.traversals if t.lighting == "night" and t.role == "query"]
+    # night query walks get a manifest definition each (the database and that walk): pooled with the day
+    # query walk, one recall would mix day and night
+    write_manifest_definition(manifest_definition, definition, config.camera,
+                              traversals=[t for t in definition.traversals if t not in night_walks])
+    databases = [t for t in definition.traversals if t.role == "database"]
+    for walk in night_walks:
+        write_manifest_definition(out_dir / night_definition_name(walk), definition, config.camera,
+                                  traversals=[*databases, walk])
     record.manifest_definition = FileRecord.of(manifest_definition, out_dir)
     record.complete = True
     unchanged = previous is not None and all(
