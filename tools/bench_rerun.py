@@ -63,9 +63,19 @@ def commands(demo: Path, qps: str) -> list[Command]:
         Command("export", vidvpr("export", str(demo / "manifest"), "--out", str(demo / "export"), "--json"),
                 demo / "export", lambda out: out["skipped"]),
         Command("eval", vidvpr("eval", str(demo / "manifest"), "--enc", str(demo / "enc"), "--out", str(demo / "eval"),
-                               "--json"), demo / "eval",  # (code without `skipped` searched again: no forward pass)
+                               *demo_eval_options(), "--json"), demo / "eval",  # (code without `skipped` searched again: no forward pass)
                 lambda out: out["forward_images"] == 0 and out.get("skipped", True)),
     ]
+
+
+def demo_eval_options() -> list[str]:
+    """The eval options `vidvpr demo run` evaluates with (sequences, strips), so the rerun timed is
+    the demo's own and leaves its eval folder as the demo wrote it."""
+    from vidvpr.demo.run import DemoRunConfig
+
+    config = DemoRunConfig().eval
+    return ["--seq-len", ",".join(map(str, config.seq_lens)), "--save-preds", str(config.save_preds),
+            "--batch-size", str(config.batch_size)]
 
 
 def view_size(video: Path) -> str:
