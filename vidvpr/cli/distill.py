@@ -136,8 +136,8 @@ def evaluate_hint(train: Path, enc_dir: Path | None, teacher: str, student: Path
     (a manifest folder; MANIFEST stands for one when it trained on an image folder)."""
     import shlex
 
-    manifest = str(train) if (Path(train) / "manifest.json").is_file() else "MANIFEST"
+    manifest = shlex.quote(str(train)) if (Path(train) / "manifest.json").is_file() else "MANIFEST"
     enc = f" --enc {shlex.quote(str(enc_dir))}" if enc_dir else ""
     model = teacher.split(":", 1)[0]
-    return (f"vidvpr eval {shlex.quote(manifest) if manifest != 'MANIFEST' else manifest}{enc} "
-            f"--model {shlex.quote(teacher)} --model {shlex.quote(f'{model}:{student}')}")
+    return (f"vidvpr eval {manifest}{enc} --model {shlex.quote(teacher)} "
+            f"--model {shlex.quote(f'{model}:{student}')}")
