@@ -404,10 +404,15 @@ def test_decoded_frames_truncated_after_a_kill_are_decoded_again(dataset: Path, 
     assert not (tmp_path / "run" / "frames").exists()  # removed with their sidecars when the run completed
 
 
+def test_a_test_split_export_is_refused_for_training_with_the_way_to_a_train_split(dataset: Path, tmp_path: Path) -> None:
+    export_vpr(dataset, tmp_path / "export", ExportConfig())
+    one_line_bad_input(lambda: distill(tmp_path / "run", config(tmp_path / "export", lq=("jpeg:10",))),
+                       r"export: no training images .*it has images/test only .*--split train")
+
+
 def test_an_image_folder_trains_with_positions_from_the_file_names(dataset: Path, tmp_path: Path,
                                                                    small_teacher: str) -> None:
-    export_vpr(dataset, tmp_path / "export", ExportConfig())
-    shutil.move(tmp_path / "export" / "images" / "test", tmp_path / "export" / "images" / "train")
+    export_vpr(dataset, tmp_path / "export", ExportConfig(split="train"))
     result = distill(tmp_path / "run", config(tmp_path / "export", teacher=small_teacher, lq=("resize:24p", "jpeg:20"),
                                               loss="mse,triplet", positive_radius_m=5))
     assert result.steps > 0 and set(result.final_losses) == {"loss", "mse", "triplet"}

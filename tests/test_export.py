@@ -286,14 +286,15 @@ def test_force_over_images_that_cannot_be_removed_is_an_output_error(tmp_path, m
     real_rename = os.rename
 
     def refuse_moving_old_images(src, dst):
-        if Path(src).name == "images":
+        if Path(src) == tmp_path / "vpr" / "images" / "test":
             raise PermissionError(errno.EACCES, "Permission denied", str(src))
         return real_rename(src, dst)
 
     monkeypatch.setattr(atomic.os, "rename", refuse_moving_old_images)
-    with pytest.raises(OutputError, match="images: cannot write"):
+    with pytest.raises(OutputError, match="images/test: cannot write"):
         export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(force=True))
-    assert [p.name for p in (tmp_path / "vpr").iterdir() if p.name.startswith(".")] == []
+    for folder in (tmp_path / "vpr", tmp_path / "vpr" / "images"):
+        assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 
 def test_views_option_exports_a_subset_with_positives_among_the_kept_rows(tmp_path, manifest_dir):
@@ -319,10 +320,11 @@ def test_export_records_the_positive_radius_to_evaluate_with(tmp_path, manifest_
 def test_a_killed_export_leaves_a_partial_folder_the_next_run_removes(tmp_path, manifest_dir):
     from vidvpr.core.atomic import host_tag
 
-    stale = tmp_path / "vpr" / f".images.partial-{host_tag()}-999999999"  # no such process
-    (stale / "test" / "database").mkdir(parents=True)
+    stale = tmp_path / "vpr" / "images" / f".test.partial-{host_tag()}-999999999"  # no such process
+    (stale / "database").mkdir(parents=True)
     export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
     assert sorted(p.name for p in (tmp_path / "vpr").iterdir()) == ["export.json", "images"]
+    assert sorted(p.name for p in (tmp_path / "vpr" / "images").iterdir()) == ["test"]
 
 
 def test_missing_reference_video_is_bad_input_and_leaves_nothing(tmp_path, manifest_dir):
@@ -360,3 +362,37 @@ def test_export_from_a_jpeg_cell_with_codec(tmp_path, manifest_dir):
         export_vpr(manifest_dir, tmp_path / "x264", ExportConfig(enc_dir=enc, res=CELL_RES, qp=50))
     with pytest.raises(BadInput, match=r"^--qp must be in \[1, 100\] \(jpeg quality\), got 0$"):
         export_vpr(manifest_dir, tmp_path / "bad", ExportConfig(enc_dir=enc, res=CELL_RES, qp=0, codec="jpeg"))
+
+
+def test_a_train_split_is_written_under_images_train_with_its_own_record(tmp_path, manifest_dir):
+    result = export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="train"))
+    train = tmp_path / "vpr" / "images" / "train"
+    assert result.split == "train"
+    assert len(list((train / "database").glob("*.jpg"))) == result.database == 24
+    assert len(list((train / "queries").glob("*.jpg"))) == result.queries == 14
+    record = json.loads((tmp_path / "vpr" / "export-train.json").read_text())
+    assert record["layout"] == {"database": "images/train/database", "query": "images/train/queries"}
+    assert not (tmp_path / "vpr" / "images" / "test").exists() and not (tmp_path / "vpr" / "export.json").exists()
+
+
+def test_two_splits_share_one_folder_and_each_rerun_skips(tmp_path, manifest_dir):
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="train"))
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())  # was refused: images/ held another export
+    assert sorted(p.name for p in (tmp_path / "vpr" / "images").iterdir()) == ["test", "train"]
+    assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="train")).skipped
+    assert export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig()).skipped
+
+
+def test_the_default_split_keeps_the_parameters_hash_of_earlier_exports(tmp_path, manifest_dir):
+    """Exports made before --split existed are still recognised as done (the hash leaves a default split out)."""
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig())
+    assert "split" not in json.loads((tmp_path / "vpr" / "export.json").read_text())["params"]
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="val"))
+    assert json.loads((tmp_path / "vpr" / "export-val.json").read_text())["params"]["split"] == "val"
+
+
+def test_an_unknown_split_is_bad_input(tmp_path, manifest_dir):
+    with pytest.raises(BadInput, match="--split must be one of train, val, test, got 'training'"):
+        export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="training"))
+    result = CliRunner().invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--split", "x"])
+    assert result.exit_code == 2 and "'x' is not one of 'train', 'val', 'test'" in result.stderr

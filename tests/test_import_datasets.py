@@ -147,6 +147,17 @@ def test_the_vpr_export_import_round_trip_gives_the_same_positives(tmp_path: Pat
     assert {old_id[q]: {old_id[d] for d in hits} for q, hits in positives_by_id(again).items()} == exported
 
 
+def test_a_train_split_is_imported_with_the_radius_of_its_own_export_record(tmp_path: Path,
+                                                                          sliced_views: Path) -> None:  # noqa: F811
+    definition = make_dataset(tmp_path / "ds", sliced_views, radius=2.5)
+    build_manifest(load_definition(definition), tmp_path / "ds" / "manifest")
+    export_vpr(tmp_path / "ds" / "manifest", tmp_path / "export", ExportConfig(split="train"))
+    summary = import_footage([tmp_path / "export"], tmp_path / "again" / "views",
+                             ImportConfig(hfov_deg=90.0, vpr_split="train"))
+    assert summary.radius_from.endswith("export-train.json")
+    assert "radius_m = 2.5" in Path(summary.definition).read_text()
+
+
 @pytest.mark.parametrize("damage", [
     "[1, 2]",  # a JSON list where the record's object belongs
     '{"schema": "vidvpr.export/2"',  # cut short

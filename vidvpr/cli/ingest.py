@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_fraction
-from vidvpr.ingest.config import DEFAULT_VIEW, DEFAULT_VPR_SPLIT, ImportConfig
+from vidvpr.dataset.vpr_names import DEFAULT_VPR_SPLIT
+from vidvpr.ingest.config import DEFAULT_VIEW, ImportConfig
 from vidvpr.ingest.images import EVEN_MODES, TIME_SOURCES
 from vidvpr.slicing.config import ViewEncoding
 

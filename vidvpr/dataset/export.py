@@ -2,9 +2,14 @@
 
 Layout (names: `vidvpr.dataset.vpr_names`)::
 
-    OUT/images/test/database/<name>.jpg
-    OUT/images/test/queries/<name>.jpg
+    OUT/images/<split>/database/<name>.jpg
+    OUT/images/<split>/queries/<name>.jpg
     OUT/export.json
+
+`<split>` is ``test`` unless asked (``train`` makes a folder `vidvpr distill --train` and other
+training code read; ``val``). Each split is exported on its own (its tree built and renamed into
+place, its record ``export.json`` for test, ``export-<split>.json`` for the others), so one folder
+can hold the splits of several manifests, as the benchmarks' dataset folders do.
 
 Frames come from the reference view videos, or from an encode cell
 ``ENC/<recording>/<view>/<res>/qp<NN>.mp4`` (``<res>/<codec>/<quantiser><NN>.mp4`` for codecs other
@@ -37,7 +42,7 @@ from vidvpr.core.records import FileRecord, Record
 from vidvpr.core.sidecars import CellSidecar
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.dataset.records import DATA_FILES, MANIFEST_FILE, ManifestRow
-from vidvpr.dataset.vpr_names import DEFAULT_JPEG_QUALITY, NAMING, row_filename
+from vidvpr.dataset.vpr_names import DEFAULT_JPEG_QUALITY, DEFAULT_VPR_SPLIT, NAMING, VPR_SPLITS, row_filename
 from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
 from vidvpr.encoding.plan import cell_paths
 from vidvpr.media.decode import decode_selected
@@ -46,7 +51,18 @@ LOG = logging.getLogger(__name__)
 
 EXPORT_FILE = "export.json"
 IMAGES_DIR = "images"
-SPLIT_DIRS = {"database": "images/test/database", "query": "images/test/queries"}
+
+
+def split_dirs(split: str = DEFAULT_VPR_SPLIT) -> dict[str, str]:
+    """The folders of a split's database and query images, relative to the export folder."""
+    return {"database": f"{IMAGES_DIR}/{split}/database", "query": f"{IMAGES_DIR}/{split}/queries"}
+
+
+def export_record_name(split: str = DEFAULT_VPR_SPLIT) -> str:
+    """The file name of a split's export record: ``export-<split>.json`` for train and val, else
+    ``export.json`` (the default split's, and what a folder laid out otherwise may hold)."""
+    return f"export-{split}.json" if split in VPR_SPLITS and split != DEFAULT_VPR_SPLIT else EXPORT_FILE
+
 RES_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
 
@@ -62,6 +78,7 @@ class ExportConfig:
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     include_unmatched: bool = False  # also export queries without positives
     views: tuple[str, ...] | None = None  # export only these views (manifest view names); None: all
+    split: str = DEFAULT_VPR_SPLIT  # images/<split>/: one of VPR_SPLITS
     force: bool = False
 
     @property
@@ -106,6 +123,7 @@ class ExportResult:
     radius_m: float  # the manifest's positive radius: evaluate the export with the same
     max_heading_diff_deg: float | None
     skipped: bool
+    split: str = DEFAULT_VPR_SPLIT  # images/<split>/
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +131,8 @@ class ExportResult:
 
 def validate_export_config(config: ExportConfig) -> None:
     """Reject nonsense options before any work starts."""
+    if config.split not in VPR_SPLITS:
+        raise BadInput(f"--split must be one of {', '.join(VPR_SPLITS)}, got {config.split!r}")
     if not 1 <= config.jpeg_quality <= 100:
         raise BadInput(f"--quality must be in [1, 100], got {config.jpeg_quality}")
     given = {"--enc": config.enc_dir is not None, "--res": config.res is not None, "--qp": config.qp is not None}
@@ -204,33 +224,36 @@ def export_intact(out: Path, record: ExportRecord | None, phash: str) -> bool:
     return True
 
 
-def _write_images(out: Path, images_dir: Path, jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]],
+def _write_images(out: Path, split: str, jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]],
                   videos: dict[tuple[str, str], Path], jpeg_quality: int,
                   on_image: Callable[[int], None] | None) -> dict[str, dict[str, int]]:
     """Decode each video once and write its rows' frames, building the tree under a temporary
-    name and putting it in place of `images_dir` in one rename; the size of every image written."""
-    written: dict[str, dict[str, int]] = {folder: {} for folder in SPLIT_DIRS.values()}
-    with built_dir(images_dir) as tmp:
-        for folder in SPLIT_DIRS.values():
-            (tmp / Path(folder).relative_to(IMAGES_DIR)).mkdir(parents=True, exist_ok=True)
+    name and putting it in place of OUT/images/<split> in one rename; the size of every image written."""
+    folders = split_dirs(split)
+    top = f"{IMAGES_DIR}/{split}"
+    written: dict[str, dict[str, int]] = {folder: {} for folder in folders.values()}
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    with built_dir(out / top) as tmp:
+        for folder in folders.values():
+            (tmp / Path(folder).relative_to(top)).mkdir(parents=True, exist_ok=True)
         for key, rows in jobs.items():
             by_frame: dict[int, list[tuple[str, ManifestRow]]] = {}
-            for frame, split, row in rows:
-                by_frame.setdefault(frame, []).append((split, row))
+            for frame, role, row in rows:
+                by_frame.setdefault(frame, []).append((role, row))
             for index, rgb in decode_selected(videos[key], sorted(by_frame)):
-                for split, row in by_frame[index]:
+                for role, row in by_frame[index]:
                     name = row_filename(row)
-                    target = tmp / Path(SPLIT_DIRS[split]).relative_to(IMAGES_DIR) / name
-                    written[SPLIT_DIRS[split]][name] = _write_jpeg(target, rgb, jpeg_quality)
+                    target = tmp / Path(folders[role]).relative_to(top) / name
+                    written[folders[role]][name] = _write_jpeg(target, rgb, jpeg_quality)
                     if on_image:
                         on_image(1)
-        (out / EXPORT_FILE).unlink(missing_ok=True)  # the old record must not vouch for the new images
+        (out / export_record_name(split)).unlink(missing_ok=True)  # the old record must not vouch for the new images
     return written
 
 
 def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConfig,
                on_image: Callable[[int], None] | None = None) -> ExportResult:
-    """Write ``OUT/images/test/{database,queries}/*.jpg`` and ``OUT/export.json`` from a manifest.
+    """Write ``OUT/images/<split>/{database,queries}/*.jpg`` and ``OUT/export.json`` from a manifest.
 
     Queries without positives are left out unless `include_unmatched` (benchmark code would
     count them as failures); `views` restricts both splits to some views (`select_rows`). An
@@ -245,9 +268,9 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
               f"encode cell {codec_named}{config.res} {CODECS[config.codec].quantiser.name}{config.qp:02d}")
     database, queries, unmatched_skipped = select_rows(manifest, config.views, config.include_unmatched)
     jobs: dict[tuple[str, str], list[tuple[int, str, ManifestRow]]] = {}
-    for split, rows in (("database", database), ("query", queries)):
+    for role, rows in (("database", database), ("query", queries)):
         for row in rows:
-            jobs.setdefault((row.recording, row.view), []).append((row.frame, split, row))
+            jobs.setdefault((row.recording, row.view), []).append((row.frame, role, row))
     videos = {key: (_cell_video(manifest, rows[0][2], config) if config.from_cell
                     else _reference_video(manifest, rows[0][2])) for key, rows in jobs.items()}
     parameters = manifest.meta.parameters
@@ -258,29 +281,31 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
               "res": config.res, "qp": config.qp, "enc_dir": str(Path(config.enc_dir).resolve()) if config.enc_dir else None,
               "views": list(config.views) if config.views is not None else None,
               "jpeg_quality": config.jpeg_quality, "include_unmatched": config.include_unmatched,
-              **({"codec": config.codec} if config.from_cell and config.codec != DEFAULT_CODEC else {})}
+              **({"codec": config.codec} if config.from_cell and config.codec != DEFAULT_CODEC else {}),
+              **({"split": config.split} if config.split != DEFAULT_VPR_SPLIT else {})}  # earlier exports' hashes hold
     phash = params_hash(params)
     out = Path(out_dir)
-    images_dir = out / IMAGES_DIR
+    images_dir = out / IMAGES_DIR / config.split
+    record_path = out / export_record_name(config.split)
     result = ExportResult(str(out), source, len(database), len(queries), unmatched_skipped,
-                          positives["radius_m"], positives["max_heading_diff_deg"], False)
-    previous = ExportRecord.load_or_none(out / EXPORT_FILE)
+                          positives["radius_m"], positives["max_heading_diff_deg"], False, config.split)
+    previous = ExportRecord.load_or_none(record_path)
     if not config.force and export_intact(out, previous, phash):
         LOG.info("%s: export with the same parameters and inputs already done, skipping", out)
         return ExportResult(**{**result.as_dict(), "skipped": True})
     if images_dir.exists() and previous is not None and previous.params_hash != phash and not config.force:
-        raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {EXPORT_FILE}); "
+        raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {record_path.name}); "
                           "pass --force to replace it")
     with removing_new_dirs(out):
         ensure_writable_dir(out)
-        written = _write_images(out, images_dir, jobs, {key: path for key, (path, _) in videos.items()},
+        written = _write_images(out, config.split, jobs, {key: path for key, (path, _) in videos.items()},
                                 config.jpeg_quality, on_image)
     ExportRecord(
         manifest={"path": str(manifest.directory.resolve()), "files": params["manifest"],
                   "hash": sha256_file(manifest.directory / MANIFEST_FILE)},
         source={"kind": "encode_cell" if config.from_cell else "reference", "res": config.res, "qp": config.qp,
                 "enc_dir": params["enc_dir"], **({"codec": config.codec} if "codec" in params else {})},
-        layout=SPLIT_DIRS, naming=NAMING, pano_id="manifest row id with '/' replaced by '~'",
+        layout=split_dirs(config.split), naming=NAMING, pano_id="manifest row id with '/' replaced by '~'",
         jpeg_quality=config.jpeg_quality, views=params["views"],
         positives={**positives, "note": "evaluation code that reads positions from file names must use "
                                         "the same radius (gmberton's: --positive_dist_threshold)"},
@@ -289,5 +314,5 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
         videos=[record for _, record in videos.values()], images=written,
         params=params, params_hash=phash, versions=runtime_versions(), command=command_line(),
         elapsed_s=round(time.perf_counter() - started, 3),
-    ).save(out / EXPORT_FILE)
+    ).save(record_path)
     return result

@@ -23,6 +23,8 @@ NAME_FIELDS = ("utm_east", "utm_north", "utm_zone_number", "utm_zone_letter", "l
                "heading", "pitch", "roll", "height", "timestamp", "note", "extension")
 NAMING = "@" + "@".join(NAME_FIELDS)
 DEFAULT_JPEG_QUALITY = 95  # of exported images
+VPR_SPLITS = ("train", "val", "test")  # images/<split>/{database,queries} of a VPR-datasets-downloader folder
+DEFAULT_VPR_SPLIT = "test"  # what benchmarks evaluate; training code reads images/train
 
 
 @dataclass(frozen=True)

@@ -280,8 +280,11 @@ def _folder_images(folder: Path) -> list[Path]:
     roots = [folder / sub for sub in TRAIN_FOLDERS if (folder / sub).is_dir()] or [folder]
     files = sorted(p for root in roots for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
+        others = sorted(p.parent.name for p in folder.glob("images/*/database") if p.is_dir())
+        hint = (f"; it has images/{', images/'.join(others)} only (evaluation splits: `vidvpr export MANIFEST --split "
+                "train --out DIR` writes images/train from a training manifest)") if others else ""
         raise BadInput(f"{folder}: no training images (expected {TRAIN_FOLDERS[0]}/*.jpg in the VPR-datasets-"
-                       "downloader layout, a folder of such images, or a vidvpr manifest folder)")
+                       f"downloader layout, a folder of such images, or a vidvpr manifest folder){hint}")
     return files
 
 

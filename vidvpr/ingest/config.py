@@ -9,13 +9,13 @@ from pathlib import Path
 
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import check_name
+from vidvpr.dataset.vpr_names import DEFAULT_VPR_SPLIT
 from vidvpr.ingest.camera import DEFAULT_UNDISTORT_ALPHA, check_hfov
 from vidvpr.ingest.images import EVEN_MODES, TIME_SOURCES
 from vidvpr.slicing.config import ViewEncoding, validate_encoding
 
 DEFAULT_VIEW = "camera"  # the view name of imported footage: one camera, looking where it looks
 DEFAULT_SPACING_M = 1.0  # --positions index: metres between consecutive frames
-DEFAULT_VPR_SPLIT = "test"  # images/<split>/{database,queries} of a VPR-datasets-downloader folder
 TRAJECTORIES_DIR = "trajectories"  # under the dataset root: <recording>.csv
 MIN_IMAGE_FPS, MAX_IMAGE_FPS = Fraction(1, 86_400), Fraction(1000)  # --fps: the video clock's limits stay far away
 

@@ -24,7 +24,6 @@ from vidvpr.dataset.vpr_names import NAMING, parse_vpr_filename
 from vidvpr.ingest.footage import Footage
 
 SPLIT_FOLDERS = {"database": "database", "query": "queries"}  # manifest split -> folder name
-EXPORT_RECORD = "export.json"
 
 
 def find_vpr_splits(sources: Sequence[str | Path], split: str) -> dict[str, Path] | None:
@@ -101,10 +100,10 @@ def export_radius(splits: dict[str, Path], base: Path) -> tuple[float, float | N
     in the dataset folder, else the benchmarks' 25 m. An export.json that is there but damaged is
     refused (BadInput naming it), never passed over for 25 m without a word."""
     from vidvpr.dataset.definition import PositivesSection
-    from vidvpr.dataset.export import ExportRecord
+    from vidvpr.dataset.export import ExportRecord, export_record_name
 
     for folder in (base, *splits["database"].parents[:3]):
-        path = folder / EXPORT_RECORD
+        path = folder / export_record_name(splits["database"].parent.name)
         if not path.exists():
             continue
         try:
