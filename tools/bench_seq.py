@@ -58,7 +58,9 @@ SYNTHETIC_NOISE = 1.8  # query noise, relative to a latent descriptor's length
 def synthetic(size: int, queries: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
     """(queries, database, query runs, database runs, positives, name) of smooth random descriptors:
     `size` database frames in runs, each an AR(1) walk in `SYNTHETIC_LATENT` directions projected to
-    `dim` numbers; a query run retracing a stretch of the first run with noise in those directions."""
+    `dim` numbers; `queries` query frames retracing stretches of the runs with noise in those
+    directions: one stretch of the first run when it fits in 3/4 of a run, else an equal stretch of
+    every run (a query run each), from a quarter of the way along."""
     rng = np.random.default_rng(seed)
     latent = np.empty((size, SYNTHETIC_LATENT), dtype=np.float32)
     run_length = size // SYNTHETIC_RUNS
@@ -71,15 +73,21 @@ def synthetic(size: int, queries: int, dim: int, seed: int = 0) -> tuple[np.ndar
             state = SYNTHETIC_CORRELATION * state + fresh * steps[i]
             latent[start + i] = state
     projection = rng.standard_normal((SYNTHETIC_LATENT, dim)).astype(np.float32) / np.sqrt(SYNTHETIC_LATENT)
-    truth = np.arange(run_length // 4, run_length // 4 + queries)
+    stretches = 1 if queries <= 3 * run_length // 4 else SYNTHETIC_RUNS
+    each = -(-queries // stretches)
+    if each > 3 * run_length // 4:
+        raise SystemExit(f"--queries {queries}: at most {3 * run_length // 4 * SYNTHETIC_RUNS} for {size} frames")
+    truth = np.concatenate([starts[r] + run_length // 4 + np.arange(each) for r in range(stretches)])[:queries]
     noise = rng.standard_normal((queries, SYNTHETIC_LATENT)).astype(np.float32)
     noisy = latent[truth] + SYNTHETIC_NOISE * noise
     database, query_vectors = latent @ projection, noisy @ projection
     for vectors in (database, query_vectors):
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     positives = [np.arange(t - 1, t + 2) for t in truth]
-    return (query_vectors, database, [np.arange(queries)], [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])],
-            positives, f"synthetic, {size} database frames in {SYNTHETIC_RUNS} runs, {queries} queries")
+    query_runs = [np.arange(a, min(a + each, queries)) for a in range(0, queries, each)]
+    return (query_vectors, database, query_runs, [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])],
+            positives, f"synthetic, {size} database frames in {SYNTHETIC_RUNS} runs, {queries} queries in "
+            f"{len(query_runs)} runs")
 
 
 def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tuple[np.ndarray, np.ndarray, list, list,
