@@ -21,11 +21,14 @@ Three datasets:
 * ``--synthetic SIZES``: how the costs grow with the database: databases of each size (frames, in
   10 runs) of smooth random descriptors (``--dim`` wide, unit length; each frame an AR(1) step from
   the last in 64 directions) and ``--queries`` query frames: a stretch of one run with noise in
-  those directions, so that single frames often fail; positives within 1 frame of the truth.
+  those directions, so that single frames often fail (more than 3/4 of a run: a stretch of every
+  run, a query run each, up to as many queries as database frames, the issue's case); positives
+  within 1 frame of the truth.
 
     python tools/bench_seq.py --nordland ../shared/data/nordland-half1 --work /tmp/bench-seq
     python tools/bench_seq.py --eval /tmp/demo/eval --cell reference
     python tools/bench_seq.py --synthetic 20000,50000,100000 --lengths 20
+    python tools/bench_seq.py --synthetic 20000 --queries 15000 --lengths 20
 """
 
 from __future__ import annotations
