@@ -44,7 +44,6 @@ from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choic
 from vidvpr.evaluate.plots import plot_recall
 from vidvpr.evaluate.precision import precision_recall
 from vidvpr.evaluate.recall import (
-    DEFAULT_NS,
     counted_ranks,
     filter_positives_by_distance,
     first_positive_rank,

@@ -276,7 +276,7 @@ def even_size(width: int, height: int, mode: str) -> tuple[int, int, str | None]
     if width % 2 == 0 and height % 2 == 0:
         return width, height, None
     step = -1 if mode == "crop" else 1
-    parts = [f"1 column at the right" if width % 2 else "", f"1 row at the bottom" if height % 2 else ""]
+    parts = ["1 column at the right" if width % 2 else "", "1 row at the bottom" if height % 2 else ""]
     verb = "cropped" if mode == "crop" else "padded (edge repeated)"
     new = (width + step * (width % 2), height + step * (height % 2))
     if min(new) < 2:
