@@ -396,3 +396,11 @@ def test_an_unknown_split_is_bad_input(tmp_path, manifest_dir):
         export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(split="training"))
     result = CliRunner().invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--split", "x"])
     assert result.exit_code == 2 and "'x' is not one of 'train', 'val', 'test'" in result.stderr
+
+
+def test_the_progress_is_told_how_many_images_come_before_the_first(tmp_path, manifest_dir):
+    """The export's bar showed a count without a total, so no ETA."""
+    told, written = [], []
+    export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(), on_image=lambda n: written.append((n, list(told))),
+               on_start=told.append)
+    assert told == [24 + 14] and written[0] == (1, [38]) and len(written) == 38

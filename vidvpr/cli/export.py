@@ -46,7 +46,8 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
     config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, codec=codec, root=root, jpeg_quality=jpeg_quality,
                           include_unmatched=include_unmatched, views=parse_names(views), split=split, force=force)
     with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
-        result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update)
+        result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update,
+                            on_start=lambda total: bar.reset(total=total))
     if as_json:
         emit_json(result.as_dict())
     elif not quiet:

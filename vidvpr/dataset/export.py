@@ -252,13 +252,14 @@ def _write_images(out: Path, split: str, jobs: dict[tuple[str, str], list[tuple[
 
 
 def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConfig,
-               on_image: Callable[[int], None] | None = None) -> ExportResult:
+               on_image: Callable[[int], None] | None = None,
+               on_start: Callable[[int], None] | None = None) -> ExportResult:
     """Write ``OUT/images/<split>/{database,queries}/*.jpg`` and ``OUT/export.json`` from a manifest.
 
     Queries without positives are left out unless `include_unmatched` (benchmark code would
     count them as failures); `views` restricts both splits to some views (`select_rows`). An
     export with the same parameters and inputs (by hash) whose images are intact is skipped
-    unless `force`.
+    unless `force`. `on_start` is told how many images will be written, before the first.
     """
     started = time.perf_counter()
     validate_export_config(config)
@@ -296,6 +297,8 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
     if images_dir.exists() and previous is not None and previous.params_hash != phash and not config.force:
         raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {record_path.name}); "
                           "pass --force to replace it")
+    if on_start:
+        on_start(len(database) + len(queries))
     with removing_new_dirs(out):
         ensure_writable_dir(out)
         written = _write_images(out, config.split, jobs, {key: path for key, (path, _) in videos.items()},
