@@ -158,6 +158,14 @@ def image_folder(tmp_path: Path) -> Path:
     return tmp_path / "seq"
 
 
+def test_a_video_named_with_accents_and_spaces_imports_under_a_usable_recording_name(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "Straße 2.mp4", frames(3), size=SIZE)
+    result = import_footage([video], tmp_path / "views", config()).views[0]
+    assert result.recording == "Strasse_2"
+    assert Path(result.path).parent == tmp_path / "views" / "Strasse_2"
+    assert sidecar_of(result.path).source.path == str(video)  # its own name kept
+
+
 def test_images_become_one_frame_each_in_natural_order_at_fps(image_folder: Path, tmp_path: Path) -> None:
     result = import_footage([image_folder], tmp_path / "views", config(fps=Fraction(5, 2))).views[0]
     lumas, times = decode_luma_and_times(Path(result.path))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 import utm
@@ -22,7 +23,14 @@ from click.testing import CliRunner
 from tests.media import make_equirect_video
 from vidvpr.cli import main
 from vidvpr.core.errors import BadInput
-from vidvpr.dataset.definition import definition_from_options, load_definition, resolve_inside, with_overrides
+from vidvpr.dataset.definition import (
+    check_name,
+    definition_from_options,
+    load_definition,
+    resolve_inside,
+    usable_name,
+    with_overrides,
+)
 from vidvpr.dataset.manifest import build_manifest, load_manifest
 from vidvpr.dataset.positives import find_positives, heading_difference_deg
 from vidvpr.core.records import FileRecord
@@ -299,6 +307,18 @@ def test_definition_validates_against_the_schema(tmp_path, dataset):
     validate(tomllib.loads(dataset.read_text()), SCHEMA["$defs"]["definition"])
     with pytest.raises(SchemaError):
         validate({"recordings": [], "positives": {"radius": 5}}, SCHEMA["$defs"]["definition"])
+
+
+@pytest.mark.parametrize("text, name", [("GS010203", "GS010203"), ("VID é 1", "VID_e_1"), ("Straße 2", "Strasse_2"),
+                                        ("Ørsta–Volda", "Orsta-Volda"), ("北京 walk", "BeiJing_walk"),
+                                        ("_draft (copy)", "draft_copy"), ("???", "recording")])
+def test_usable_name_transliterates_and_replaces_what_a_name_cannot_hold(text, name):
+    assert usable_name(text) == name
+
+
+@given(st.text(max_size=300))
+def test_usable_name_is_always_a_valid_recording_name(text):
+    assert check_name(usable_name(text), "recording", "test") == usable_name(text)
 
 
 def test_resolve_inside_rejects_escapes(tmp_path):
@@ -696,6 +716,26 @@ def test_cli_manifest_from_definition_and_errors(tmp_path, dataset):
     (dataset.parent / "views" / "dbwalk" / "yaw000_pitch+00.mp4").unlink()
     result = runner.invoke(main, ["manifest", str(dataset), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "view video not found" in result.stderr
+
+
+def test_a_camera_file_named_with_accents_and_spaces_goes_through_slice_and_manifest(tmp_path):
+    # a phone's "dbwalk é 1.mp4" slices into a recording named dbwalk_e_1, which a definition can name
+    root = tmp_path / "ds"
+    root.mkdir()
+    for name in ("dbwalk é 1", "q walk"):
+        make_equirect_video(root / f"{name}.mp4", frames=FRAMES)
+    result = CliRunner().invoke(main, ["slice", str(root / "dbwalk é 1.mp4"), str(root / "q walk.mp4"), "--out",
+                                       str(root / "views"), "--yaw", "0,90", "--size", "64x36", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (root / "views").iterdir()) == ["dbwalk_e_1", "q_walk"]
+    (root / "traj").mkdir()
+    (root / "traj" / "dbwalk.csv").write_text(DB_TRAJ)
+    (root / "traj" / "qwalk.csv").write_text(QUERY_TRAJ)
+    (root / "def.toml").write_text(definition_text().replace('name = "dbwalk"', 'name = "dbwalk_e_1"')
+                                   .replace('name = "qwalk"', 'name = "q_walk"'))
+    summary = build_manifest(load_definition(root / "def.toml"), tmp_path / "m")
+    assert summary.rows["database"] == 2 * FRAMES
+    assert read_csv(tmp_path / "m" / "database.csv")[0]["id"] == "dbwalk_e_1/yaw000_pitch+00/000000"
 
 
 # ---------------------------------------------------------------- reruns and one-line errors

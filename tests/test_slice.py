@@ -26,6 +26,7 @@ from vidvpr.cli import main
 from vidvpr.core.errors import BadInput, OutputError
 from vidvpr.slicing.config import SliceConfig
 from vidvpr.slicing.slicer import slice_video
+from vidvpr.slicing.stage import slice_videos
 from vidvpr.media.decode import decode_frames
 
 VIEW_SIZE = (128, 72)
@@ -460,6 +461,26 @@ def test_a_source_with_the_same_name_from_another_card_is_refused_without_force(
     assert (tmp_path / "views" / "GS010001" / "yaw000_pitch+00.mp4").read_bytes() == before
     replaced = slice_video(second, tmp_path / "views", small_config(yaws_deg=(0.0,), force=True))[0]
     assert json.loads(Path(replaced.sidecar).read_text())["source"]["path"] == str(second)
+
+
+def test_a_source_named_with_accents_and_spaces_slices_into_a_usable_recording_name(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = write_video(tmp_path / "VID é 1.mp4", (equirect_test_frame(256, 128, i) for i in range(3)))
+    with caplog.at_level("WARNING"):
+        first = slice_videos([source], tmp_path / "views", small_config(yaws_deg=(0.0,)))
+    assert Path(first[0].path) == tmp_path / "views" / "VID_e_1" / "yaw000_pitch+00.mp4"
+    assert "recording VID_e_1" in caplog.text
+    assert json.loads(Path(first[0].sidecar).read_text())["source"]["path"] == str(source)  # its own name kept
+    again = slice_videos([source], tmp_path / "views", small_config(yaws_deg=(0.0,)))
+    assert again[0].skipped and again[0].path == first[0].path
+
+
+def test_two_inputs_named_alike_as_recordings_are_refused_before_any_work(tmp_path: Path) -> None:
+    sources = [write_video(tmp_path / name, (equirect_test_frame(256, 128, i) for i in range(3)))
+               for name in ("a b.mp4", "a_b.mp4")]
+    with pytest.raises(BadInput, match="'a_b'"):
+        slice_videos(sources, tmp_path / "views", small_config(yaws_deg=(0.0,)))
+    assert not (tmp_path / "views").exists()
 
 
 def test_full_range_source_stays_full_range(tmp_path: Path) -> None:

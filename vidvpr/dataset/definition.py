@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from anyascii import anyascii
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from vidvpr.core.errors import BadInput
@@ -153,6 +154,18 @@ def check_name(name: Any, what: str, source: str) -> str:
         raise BadInput(f"{source}: {what} {name!r} must be 1-100 ASCII letters, digits, '.', '_', '+' or '-' "
                        "(starting with a letter or digit)")
     return name
+
+
+def usable_name(text: str) -> str:
+    """`text` made a usable recording name (`check_name`): transliterated to ASCII (é → e, ß → ss,
+    北京 → BeiJing; anyascii), each run of other characters → '_', cut to 100 characters; "recording"
+    when nothing is left. A usable name is kept as it is. So a file straight from a camera or a phone
+    ("VID é 1.insv") names its recording: `vidvpr slice` and `vidvpr import` use it on the file name."""
+    if NAME_PATTERN.fullmatch(text):
+        return text
+    replaced = re.sub(r"[^A-Za-z0-9._+-]+", "_", anyascii(text))
+    trimmed = re.sub(r"^[^A-Za-z0-9]+", "", replaced)[:100].rstrip("._+-")
+    return trimmed or "recording"
 
 
 def resolve_inside(root: Path, path: str | Path, what: str, source: str) -> tuple[Path, str]:

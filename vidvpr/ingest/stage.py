@@ -22,7 +22,7 @@ import numpy as np
 from vidvpr.core.atomic import removing_new_dirs
 from vidvpr.core.errors import BadInput
 from vidvpr.core.sidecars import SliceSidecar
-from vidvpr.dataset.definition import check_name
+from vidvpr.dataset.definition import check_name, usable_name
 from vidvpr.ingest import vpr_folder
 from vidvpr.ingest.camera import Camera, Undistortion, camera_from_options, undistortion
 from vidvpr.ingest.config import TRAJECTORIES_DIR, ImportConfig, validate_config
@@ -85,12 +85,14 @@ def prepare_camera(footage: Footage, config: ImportConfig) -> tuple[Camera, Undi
 
 
 def default_recording(footage: Footage) -> str:
-    """The video's stem, or the images' folder name, when it is a usable recording name."""
+    """The video's stem, or the images' folder name, made a usable recording name as `vidvpr slice`
+    makes it ("Straße 2.mp4" → Strasse_2; the sidecars keep the source's own path)."""
     name = footage.path.stem if footage.kind == "video" else footage.path.absolute().name
-    try:
-        return check_name(name, "recording name", str(footage.path))
-    except BadInput:
-        raise BadInput(f"{footage.path}: {name!r} is not a usable recording name; give one with --recording") from None
+    usable = usable_name(name)
+    if usable != name:
+        LOG.warning("%s: recording %s (recording names hold ASCII letters, digits, '.', '_', '+' and '-'; "
+                    "--recording NAME chooses another)", footage.path, usable)
+    return usable
 
 
 def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: ImportConfig,

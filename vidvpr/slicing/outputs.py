@@ -1,7 +1,7 @@
 """What `vidvpr slice` writes for each view, and how a rerun knows a view is done.
 
-An output's video (``OUT/<source stem>/<view name>.mp4``, or ``OUT/<source stem>.mp4`` for
-`--equirect`) is done when its sidecar ``.json`` (written last) records this output's parameters
+An output's video (``OUT/<recording>/<view name>.mp4``, or ``OUT/<recording>.mp4`` for
+`--equirect`; the recording is named after the source file, `recording_name`) is done when its sidecar ``.json`` (written last) records this output's parameters
 (hashed: `view_params`), the same source content hash, and the video's size. `finished_views`
 decides that for every view of an equirectangular source from the sidecars and the source's
 content hash (cached by file identity) alone, so a rerun over finished work never opens a video,
@@ -16,6 +16,7 @@ from typing import Any
 
 from vidvpr.core.provenance import params_hash, sha256_file
 from vidvpr.core.sidecars import EquirectSidecar, SliceSidecar
+from vidvpr.dataset.definition import usable_name
 from vidvpr.slicing.config import EquirectTarget, SliceConfig, ViewSpec, plan_views
 
 Target = ViewSpec | EquirectTarget  # as vidvpr.slicing.camera names it
@@ -54,10 +55,16 @@ def view_params(view: Target, config: SliceConfig, camera: dict[str, Any] | None
     return params if camera is None else {**params, "camera": camera}
 
 
+def recording_name(source: Path) -> str:
+    """The recording a source's outputs belong to: its file name without the extension, made a name
+    `vidvpr manifest` accepts ("VID é 1.insv" → VID_e_1); the sidecars keep the source's own path."""
+    return usable_name(Path(source).stem)
+
+
 def view_paths(out_dir: Path, source: Path, view: Target) -> tuple[Path, Path]:
-    """(video, sidecar) of one output: ``OUT/<source stem>/<view name>.mp4`` and ``.json`` for a view,
-    ``OUT/<source stem>.mp4`` and ``.json`` for the `--equirect` video."""
-    folder = Path(out_dir) if isinstance(view, EquirectTarget) else Path(out_dir) / Path(source).stem
+    """(video, sidecar) of one output: ``OUT/<recording>/<view name>.mp4`` and ``.json`` for a view,
+    ``OUT/<recording>.mp4`` and ``.json`` for the `--equirect` video."""
+    folder = Path(out_dir) if isinstance(view, EquirectTarget) else Path(out_dir) / recording_name(source)
     return folder / f"{view.name}.mp4", folder / f"{view.name}.json"
 
 
@@ -80,7 +87,7 @@ def finished_views(source: Path, out_dir: Path, config: SliceConfig) -> list[Vie
     except OSError:
         return None  # missing or unreadable: slice_video says so
     names = [ViewSpec(float(yaw), config.pitch_deg, config.hfov_deg, 2, 2).name for yaw in config.yaws_deg]
-    folder = Path(out_dir) / Path(source).stem
+    folder = Path(out_dir) / recording_name(source)
     sidecars = [SliceSidecar.load_or_none(folder / f"{name}.json") for name in names]
     if any(car is None or car.source.hash != source_hash or "camera" in car.params
            or (car.source.camera is not None and car.source.camera.model != "equirectangular") for car in sidecars):

@@ -51,6 +51,7 @@ from vidvpr.slicing.outputs import (  # noqa: F401  (SLICE_OUTPUT_VERSION, finis
     SLICE_OUTPUT_VERSION,
     ViewResult,
     finished_views,
+    recording_name,
     view_done,
     view_params,
     view_paths,
@@ -77,7 +78,7 @@ def _refuse_other_source(source: Path, source_hash: str, folder: Path,
     made_from = "an earlier version of this file" if same_path else other.source.path
     raise BadInput(
         f"{folder}: holds views made from {made_from} ({other.source.hash[:19]}…), not from {source}; "
-        f"two recordings named '{Path(source).stem}' would overwrite each other. Keep both by slicing "
+        f"two recordings named '{recording_name(source)}' would overwrite each other. Keep both by slicing "
         f"this one into another --out, or by linking it under another name "
         f"(ln -s {source} <new name>{Path(source).suffix}); --force replaces the old views")
 
@@ -103,7 +104,7 @@ def slice_video(
     if config.fps is not None and info.fps and config.fps > info.fps:
         raise BadInput(f"--fps {config.fps} exceeds the source's {float(info.fps):g} fps ({source}); "
                        "vidvpr never duplicates frames")
-    views: list[Target] = ([plan_equirect(config, source.stem, camera.equirect_width)] if config.equirect
+    views: list[Target] = ([plan_equirect(config, recording_name(source), camera.equirect_width)] if config.equirect
                            else list(plan_views(config, camera.equirect_width)))
     sidecar_kind = EquirectSidecar if config.equirect else SliceSidecar
     source_hash = sha256_file(source)

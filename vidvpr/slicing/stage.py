@@ -21,10 +21,12 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.threads import usable_cores
 from vidvpr.run import Executor, InProcessExecutor, Unit
 from vidvpr.slicing.config import SliceConfig, plan_views, validate_config
-from vidvpr.slicing.outputs import ViewResult, finished_views
+from vidvpr.slicing.outputs import ViewResult, finished_views, recording_name
 
 if TYPE_CHECKING:
     from vidvpr.media.probe import VideoInfo
+
+LOG = logging.getLogger(__name__)
 
 
 def slice_videos(
@@ -35,7 +37,8 @@ def slice_videos(
     on_start: Callable[[int | None], None] | None = None,
     executor: Executor | None = None,
 ) -> list[ViewResult]:
-    """Slice several 360° videos into ``OUT/<stem>/<view>.mp4``; stems must be unique.
+    """Slice several 360° videos into ``OUT/<recording>/<view>.mp4``; recording names (`recording_name`:
+    the file names, made usable) must be unique.
 
     Each source is one unit (`vidvpr.slicing.slicer.slice_video`) of `executor` (default:
     in-process); `on_start` hears the frames to slice in all, `on_frame` each one sliced. With a Dask
@@ -43,10 +46,15 @@ def slice_videos(
     lists it at the end. Sources whose views are all done (`finished_views`) are never opened.
     """
     validate_config(config)
-    stems = [Path(src).stem for src in sources]
-    duplicated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    names = [recording_name(Path(src)) for src in sources]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise BadInput(f"two inputs share the name '{duplicated[0]}'; their views would overwrite each other")
+        raise BadInput(f"two inputs share the recording name '{duplicated[0]}'; their views would overwrite each "
+                       "other. Slice them into different --out folders")
+    for src, name in zip(sources, names):
+        if name != Path(src).stem:
+            LOG.warning("%s: recording %s (recording names hold ASCII letters, digits, '.', '_', '+' and '-'; "
+                        "the sidecars keep this file's own name)", src, name)
     out_dir = Path(out_dir).absolute()  # units may run on other machines, in other working folders
     finished = [finished_views(Path(src).absolute(), out_dir, config) for src in sources]
     todo = [src for src, views in zip(sources, finished) if views is None]
