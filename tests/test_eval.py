@@ -345,6 +345,23 @@ def test_an_encode_folder_that_is_a_file_is_named_as_such(dataset, tmp_path: Pat
         evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(enc_dir=tmp_path / "enc.txt"))
 
 
+@pytest.mark.parametrize("cells", [["--cells", "reference"], ["--cells", "64x36/qp40"], []])
+def test_an_encode_folder_that_is_a_file_is_refused_whatever_the_cells(dataset, tmp_path: Path, cells: list) -> None:
+    # `--cells reference --enc FILE` used to evaluate the reference and say nothing of FILE
+    enc = tmp_path / "enc.txt"
+    enc.write_text("not a folder")
+    result = CliRunner().invoke(main, ["eval", str(dataset[0]), "--out", str(tmp_path / "out"), "--enc", str(enc),
+                                       "--quiet", *cells])
+    assert result.exit_code == 2
+    assert result.stderr == f"vidvpr: error: {enc}: is a file, not an encode folder (vidvpr encode --out)\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_encode_folder_is_refused_when_only_the_reference_is_evaluated(dataset, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"no-enc: encode folder not found"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(enc_dir=tmp_path / "no-enc", cells=("reference",)))
+
+
 def test_a_cell_missing_for_one_view_is_named(dataset, tmp_path: Path) -> None:
     manifest, enc = dataset
     partial = tmp_path / "enc"

@@ -131,7 +131,10 @@ def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = 
 
 def grid_cells(manifest: Manifest, config: EvalConfig) -> list[GridCell]:
     """The cells an evaluation runs over: the reference (unless --cells leaves it out), then the
-    encoded cells of --enc (those --cells names, or all)."""
+    encoded cells of --enc (those --cells names, or all). A --enc that is not an encode folder is
+    refused even when no encoded cell is asked for: a mistyped path never passes unnoticed."""
+    if config.enc_dir is not None:
+        encode_folder(Path(config.enc_dir))
     cells = []
     if config.cells is None or REFERENCE in config.cells:
         cells.append(reference_cell(manifest))
