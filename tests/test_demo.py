@@ -323,6 +323,14 @@ def test_rerun_skips_finished_files(small_demo):
     assert sorted(p for p in out.rglob("*") if p.is_file()) == files  # no partial files left over
 
 
+def test_a_rerun_over_rendered_traversals_reports_no_progress(small_demo):
+    # it counted their frames as rendered, and `vidvpr demo make D --json` drew a bar over finished work
+    out, _ = small_demo
+    totals, frames = [], []
+    make_demo(out, DemoConfig(size="small"), on_frame=frames.append, on_start=totals.append)
+    assert (totals, frames) == ([0], [])
+
+
 def test_demo_feeds_the_manifest_stage(small_demo):
     from vidvpr.dataset.definition import load_definition as load_manifest_definition
 

@@ -83,6 +83,49 @@ def test_demo_rerun_keeps_every_stage_output_and_the_demo_study(demo_run: tuple[
     assert students.read_bytes() == b"a student"  # the bitrate study is DIR/bitrate-study, never DIR/study
 
 
+def rerun_argv(out: Path, command: str) -> list[str]:
+    """`vidvpr COMMAND` over the finished tiny demo, with the options `demo run` used (the views are 32x16)."""
+    views = [str(p) for p in sorted((out / "views").glob("*/*.mp4"))]
+    return {
+        "slice": ["slice", str(out / "database" / "database.mp4"), str(out / "query" / "query.mp4"),
+                  "--out", str(out / "views")],
+        "encode": ["encode", *views, "--out", str(out / "enc"), "--qp", "30,45", "--res", "32x16", "--preset", "veryfast",
+                   "--no-vmaf"],
+        "manifest": ["manifest", str(out / "dataset.toml"), "--out", str(out / "manifest")],
+        "export": ["export", str(out / "manifest"), "--out", str(out / "export")],
+        "eval": ["eval", str(out / "manifest"), "--enc", str(out / "enc"), "--out", str(out / "eval"),
+                 "--seq-len", "1,5,10,20", "--save-preds", "4"],
+        "study": ["study", str(out / "eval"), "--out", str(out / "bitrate-study")],
+        "report": ["report", str(out / "bitrate-study"), "--out", str(out / "report.html")],
+        "demo make": ["demo", "make", str(out), "--definition", str(out.parent / "tiny.toml"), "--size", "tiny"],
+        "demo run": ["demo", "run", str(out), "--definition", str(out.parent / "tiny.toml"), "--size", "tiny",
+                     "--qp", "30,45", "--no-vmaf"],
+    }[command]
+
+
+# what each command's --json says when it found everything done (study and report draw no bar at all)
+IDLE = {"slice": lambda out: all(view["skipped"] for view in out["outputs"]), "encode": lambda out: not out["encoded"],
+        "manifest": lambda out: out["skipped"], "export": lambda out: out["skipped"],
+        "eval": lambda out: out["forward_images"] == 0, "demo make": lambda out: all(t["skipped"] for t in out["traversals"])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--json", "--quiet"])
+@pytest.mark.parametrize("command", ["slice", "encode", "manifest", "export", "eval", "study", "report", "demo make",
+                                     "demo run"])
+def test_a_rerun_over_finished_work_draws_no_progress_bar(demo_run: tuple[Path, object], command: str,
+                                                          flag: str) -> None:
+    # `vidvpr slice ... --json` over finished views drew "slice: 0frame [00:00, ?frame/s]" on stderr
+    out, _ = demo_run
+    if command == "export":
+        assert CliRunner().invoke(main, [*rerun_argv(out, command), "--quiet"]).exit_code == 0
+    again = CliRunner().invoke(main, [*rerun_argv(out, command), flag])
+    assert again.exit_code == 0, again.output
+    if flag == "--json" and command in IDLE:
+        assert IDLE[command](json.loads(again.stdout)), "not a rerun over finished work"
+    assert "\r" not in again.stderr and "frame/s" not in again.stderr and "img/s" not in again.stderr
+
+
 @pytest.mark.parametrize("option, problem", [
     (["--qp", "30,99"], "qp must be in [0, 51] for libx264, got 99"),
     (["--res", "8x8"], "--res 8x8: width and height must be even and at least 16 (yuv420p)"),

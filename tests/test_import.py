@@ -358,3 +358,11 @@ def test_the_command_line_prints_a_json_summary(image_folder: Path, tmp_path: Pa
         [("seq", 12, False, False)]
     assert summary["trajectories"] == [str(tmp_path / "trajectories" / "seq.csv")]
     assert (tmp_path / "trajectories" / "seq.csv").read_text().splitlines()[3] == "1.0,5.0,0.0"
+
+
+def test_a_rerun_over_an_imported_view_draws_no_progress_bar(vfr_video: Path, tmp_path: Path) -> None:
+    argv = ["import", str(vfr_video), "--out", str(tmp_path / "views"), "--hfov", "60", "--quiet"]
+    assert CliRunner().invoke(main, argv).exit_code == 0
+    again = CliRunner().invoke(main, [*argv[:-1], "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["views"][0]["skipped"]
+    assert again.stderr == ""

@@ -38,15 +38,15 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, night: boo
     .insv with --camera dual-fisheye) + trajectory, dataset.toml for `vidvpr manifest`, and demo.json."""
     from vidvpr.core.progress import progress_bar
     from vidvpr.demo.definition import load_definition
-    from vidvpr.demo.make import DemoConfig, make_demo, slice_hint, total_frames
+    from vidvpr.demo.make import DemoConfig, make_demo, slice_hint
 
     definition = load_definition(definition_path)
     if night:
         definition = definition.with_night()
     config = DemoConfig(definition=definition, definition_source=str(definition_path or "built-in"), size=size,
                         force=force, camera=camera)
-    with progress_bar(total_frames(definition), "demo", quiet=quiet) as bar:
-        result = make_demo(out_dir, config, on_frame=bar.update)
+    with progress_bar(None, "demo", quiet=quiet) as bar:
+        result = make_demo(out_dir, config, on_frame=bar.update, on_start=lambda total: bar.reset(total=total))
     if as_json:
         emit_json(asdict(result))
     elif not quiet:

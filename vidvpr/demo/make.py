@@ -127,11 +127,6 @@ def plan_traversal(definition: DemoDefinition, spec: TraversalSpec) -> Traversal
     return TraversalPlan(spec, fps, t_s, east, north, heading, length)
 
 
-def total_frames(definition: DemoDefinition) -> int:
-    """Frames over all traversals (for a progress bar)."""
-    return sum(plan_traversal(definition, spec).frames for spec in definition.traversals)
-
-
 def positives_per_query(database: list[TraversalPlan], queries: list[TraversalPlan], radius_m: float) -> np.ndarray:
     """For each query frame, the number of database frames within `radius_m` (camera positions)."""
     db = np.concatenate([np.stack([p.east_m, p.north_m], 1) for p in database])
@@ -346,8 +341,12 @@ def resolve_size(definition: DemoDefinition, name: str) -> tuple[int, int]:
     return definition.sizes[name]
 
 
-def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None] | None = None) -> DemoResult:
-    """Render every traversal of the demo definition into `out_dir` (see the module docstring)."""
+def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None] | None = None,
+              on_start: Callable[[int], None] | None = None) -> DemoResult:
+    """Render every traversal of the demo definition into `out_dir` (see the module docstring).
+
+    `on_start` hears the frames to render (those of traversals not already done), `on_frame` each one
+    rendered: a rerun over finished traversals reports no progress."""
     started = time.perf_counter()
     definition = config.definition
     size = resolve_size(definition, config.size)
@@ -369,16 +368,17 @@ def make_demo(out_dir: Path, config: DemoConfig, on_frame: Callable[[int], None]
                     "(0 north = +y, 90 east = +x, clockwise); view heading = camera heading + view yaw",
         ground_truth=ground_truth_summary(definition, plans), views=definition.views.model_dump(mode="json"),
         traversals={}, versions=runtime_versions(), command=command_line())
+    hashes = [params_hash(traversal_params(definition, plan.spec, size, config.camera)) for plan in plans]
+    done = [not config.force and traversal_done(out_dir, old_records.get(plan.spec.name), phash)
+            for plan, phash in zip(plans, hashes)]
+    if on_start:
+        on_start(sum(plan.frames for plan, skip in zip(plans, done) if not skip))
     results, wrote_any = [], False
-    for index, plan in enumerate(plans):
+    for index, (plan, phash, skipped) in enumerate(zip(plans, hashes, done)):
         spec = plan.spec
-        phash = params_hash(traversal_params(definition, spec, size, config.camera))
         traversal = old_records.get(spec.name)
-        skipped = not config.force and traversal_done(out_dir, traversal, phash)
         if skipped:
             LOG.info("%s: already rendered with the same definition, skipping", spec.name)
-            if on_frame:
-                on_frame(plan.frames)
         else:
             traversal = _render_traversal(out_dir, definition, plan, index, size, phash, on_frame, config.camera)
             wrote_any = True
