@@ -161,3 +161,37 @@ def test_a_run_at_another_size_is_refused_before_the_videos_are_rendered_again(t
     assert result.stderr == (f"vidvpr: error: {out}: holds the demo rendered at size 'tiny', not 'tinier': run it "
                              "with --size tiny, or into another folder\n")
     assert sha256_file(video) == before
+
+
+def test_a_run_with_an_edited_definition_is_refused_before_the_videos_are_rendered_again(tmp_path: Path) -> None:
+    # `vidvpr demo run D --definition EDITED` rendered the videos again, then slice refused them (views of
+    # the old videos), leaving D half way: new renders, old views, grid and results
+    from vidvpr.core.provenance import sha256_file
+
+    original, edited = tmp_path / "tiny.toml", tmp_path / "edited.toml"
+    original.write_text(TINY_DEFINITION)
+    edited.write_text(TINY_DEFINITION.replace("count = 16", "count = 14"))
+    out = tmp_path / "demo"
+    made = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(original), "--size", "tiny",
+                                     "--qp", "45", "--no-vmaf", "--quiet"])
+    assert made.exit_code == 0, made.output
+    before = {video: sha256_file(video) for video in out.glob("**/*.mp4")}
+    result = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(edited), "--size", "tiny",
+                                       "--qp", "45", "--no-vmaf"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"vidvpr: error: {out}: holds the demo made from another definition ({original}), not "
+                             f"from {edited}: run it into a new folder, or run {out} with the definition it was "
+                             "made from\n")
+    assert {video: sha256_file(video) for video in out.glob("**/*.mp4")} == before  # renders, views, grid
+
+
+def test_a_demo_made_with_its_night_walk_runs_with_the_same_definition(tmp_path: Path) -> None:
+    definition = tmp_path / "tiny.toml"
+    definition.write_text(TINY_DEFINITION)
+    out = tmp_path / "demo"
+    made = CliRunner().invoke(main, ["demo", "make", str(out), "--definition", str(definition), "--size", "tiny",
+                                     "--night"])
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(main, ["demo", "run", str(out), "--definition", str(definition), "--size", "tiny",
+                                       "--qp", "45", "--no-vmaf", "--quiet"])
+    assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from typing import Any
 from vidvpr.core.errors import BadInput
 from vidvpr.dataset.definition import load_definition as load_dataset_definition
 from vidvpr.dataset.manifest import build_manifest
-from vidvpr.demo.definition import DemoDefinition
+from vidvpr.demo.definition import DemoDefinition, definition_dict
 from vidvpr.demo.make import MANIFEST_DEFINITION_NAME, SIDECAR_NAME, DemoConfig, DemoRecord, DemoResult, make_demo
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_qp_spec, parse_resolutions
@@ -113,14 +113,23 @@ def _timer(timings: dict[str, float]) -> Callable[[str, Callable[[], Any]], Any]
     return timed
 
 
-def _check_same_size(out_dir: Path, size: str) -> None:
-    """A demo folder holds one size: another would render its videos again over the ones its views,
-    grid and results were made from (slice then refuses the new videos), leaving neither demo whole."""
+def _check_same_demo(out_dir: Path, config: DemoRunConfig) -> None:
+    """A demo folder holds one demo, of one size and one definition: another would render its videos
+    again over the ones its views, grid and results were made from (slice then refuses the new
+    videos), leaving neither demo whole. Refused before any work; a folder made with the definition's
+    night walk too (`vidvpr demo make --night`) holds the same demo."""
     previous = DemoRecord.load_or_none(out_dir / SIDECAR_NAME)
-    made = previous.size.get("name") if previous is not None else None
-    if made is not None and made != size:
-        raise BadInput(f"{out_dir}: holds the demo rendered at size {made!r}, not {size!r}: run it with --size {made}, "
-                       "or into another folder")
+    if previous is None:
+        return
+    made = previous.size.get("name")
+    if made is not None and made != config.size:
+        raise BadInput(f"{out_dir}: holds the demo rendered at size {made!r}, not {config.size!r}: run it with "
+                       f"--size {made}, or into another folder")
+    definition = config.definition
+    if previous.definition not in (definition_dict(definition), definition_dict(definition.with_night())):
+        raise BadInput(f"{out_dir}: holds the demo made from another definition ({previous.definition_source}), not "
+                       f"from {config.definition_source}: run it into a new folder, or run {out_dir} with the "
+                       "definition it was made from")
 
 
 def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progress,
@@ -130,7 +139,7 @@ def run_demo(out_dir: Path, config: DemoRunConfig, progress: Progress = no_progr
     out_dir = Path(out_dir)
     eval_config = replace(config.eval, enc_dir=out_dir / "enc")
     check_eval_options(eval_config)  # before the stages it would come after
-    _check_same_size(out_dir, config.size)
+    _check_same_demo(out_dir, config)
     timings: dict[str, float] = {}
     render_slice_encode(out_dir, config, progress, executor, timings)
     timed = _timer(timings)
