@@ -4,6 +4,7 @@ folders and a real tiny manifest; rendered in headless Chromium when it is insta
 from __future__ import annotations
 
 import base64
+import html
 import re
 import shutil
 import subprocess
@@ -102,15 +103,24 @@ def test_report_without_a_study_computes_it_and_notes_what_is_missing(evals: lis
     assert "The manifest was not available" in (tmp_path / "r.html").read_text()
 
 
-def test_encode_folder_table_shows_speed_columns(evals: list[Path], tmp_path: Path) -> None:
+def test_encode_folder_table_names_each_speed_by_what_it_measures(evals: list[Path], tmp_path: Path) -> None:
+    # the table had "encode fps" (frames / wall s) beside "encode_fps" (frames / CPU s): two fps, told apart by _
     enc = tmp_path / "enc"
     enc.mkdir()
     (enc / "encodes.csv").write_text(
-        "recording,view,resolution,width,height,qp,codec,frames,kbps,psnr_y,ssim_y,vmaf,encode_s,encode_fps,path\n"
-        "a,v,64x32,64,32,30,libx264,100,12.5,38.1,0.95,,0.5,210.5,a/v/64x32/qp30.mp4\n")
+        "recording,view,resolution,width,height,qp,codec,frames,kbps,psnr_y,ssim_y,vmaf,encode_s,encode_cpu_s,"
+        "encode_fps,path\n"
+        "a,v,64x32,64,32,30,libx264,100,12.5,38.1,0.95,,0.5,0.475,210.5,a/v/64x32/qp30.mp4\n")
     build_report(tmp_path / "r.html", ReportConfig(eval_dirs=tuple(evals), enc_dirs=(enc,)))
-    text = (tmp_path / "r.html").read_text()
-    assert "<th class=num>encode_fps</th>" in text and "210.500" in text and "200.0" in text  # 100 frames / 0.5 s
+    page = (tmp_path / "r.html").read_text()
+    grid = page[page.index('id="grid"'):].split("</section>")[0]
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", grid)
+    assert headers[-3:] == ["wall frames/s", "encoder CPU-s", "frames/CPU-s"]
+    assert "<td class=num>200.0</td><td class=num>0.475</td><td class=num>210.5</td>" in grid  # 100 frames / 0.5 s
+    caption = html.unescape(grid[:grid.index("<table")])
+    for header, meaning in [("wall frames/s", "frames / encode_s"), ("frames/CPU-s", "frames / encoder CPU-s"),
+                            ("encoder CPU-s", "CPU seconds of the cell's encoder thread")]:
+        assert f"{header} = {meaning}" in caption
 
 
 def test_bad_inputs_are_one_line(evals: list[Path], tmp_path: Path) -> None:

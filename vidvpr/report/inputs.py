@@ -37,7 +37,6 @@ class EncodeFolder:
     table: dict[str, Any] | None
     rd_png: bytes | None
     files: list[FileRecord]
-    speed_note: str | None = None  # how the encoder measured encode_s (from a cell sidecar)
 
 
 @dataclass
@@ -81,19 +80,7 @@ def read_encode_folder(path: Path) -> EncodeFolder:
         table = read_json_object(path / TABLE_JSON_NAME, "vidvpr encode table")
         files.append(FileRecord.of(path / TABLE_JSON_NAME))
     rd = path / PLOT_NAME
-    return EncodeFolder(path, rows, table, rd.read_bytes() if rd.is_file() else None, files, _speed_note(path, rows))
-
-
-def _speed_note(path: Path, rows: list[dict[str, str]]) -> str | None:
-    """The encode sidecar's own words on what encode_s measures (read leniently: only for a caption)."""
-    if not rows or not rows[0].get("path"):
-        return None
-    sidecar = (path / rows[0]["path"]).with_suffix(".json")
-    try:
-        note = read_json_object(sidecar, "vidvpr encode cell sidecar").get("encode", {}).get("note")
-    except BadInput:
-        return None
-    return str(note) if note else None
+    return EncodeFolder(path, rows, table, rd.read_bytes() if rd.is_file() else None, files)
 
 
 def gather(study_dir: Path | None, eval_dirs: Sequence[Path], manifest_dir: Path | None, enc_dirs: Sequence[Path],

@@ -85,6 +85,22 @@ def _qp_order(value: str) -> tuple[int, str]:
     return (int(value), "") if value.isdigit() else (1 << 30, value)
 
 
+# The grid table's speeds, each named by what it measures, and how each is computed (the caption).
+# wall frames/s comes from encode_s; the others are encodes.csv columns (vidvpr.encoding.speed).
+WALL_SPEED = ("wall frames/s",
+              "wall frames/s = frames / encode_s, the encode process's wall time shared evenly among the cells "
+              "it made (decoding the view, scaling and in-process quality measuring included; it varies with the "
+              "machine's load)")
+SPEED_COLUMNS = {
+    "encode_cpu_s": ("encoder CPU-s",
+                     "encoder CPU-s = CPU seconds of the cell's encoder thread plus an even share of the process's "
+                     "shared encode work (view decoding, scaling, encoder-library worker threads), read from /proc "
+                     "every 0.1 s"),
+    "encode_fps": ("frames/CPU-s",
+                   "frames/CPU-s = frames / encoder CPU-s, the frames per second one core sustains for the cell"),
+}
+
+
 def _speed_columns(rows: list[dict[str, str]]) -> list[str]:
     """Encode-speed columns the table has beyond encode_s (frames per second, CPU seconds)."""
     names = rows[0].keys() if rows else []
@@ -101,7 +117,7 @@ def _grid_table(folder: EncodeFolder) -> str:
         values = [v for v in (_float(r.get(column)) for r in rows) if v is not None]
         return round(mean(values), 4) if values else None
 
-    def fps(rows: list[dict[str, str]]) -> float | None:
+    def wall_fps(rows: list[dict[str, str]]) -> float | None:
         rates = [f / s for f, s in ((_float(r.get("frames")), _float(r.get("encode_s"))) for r in rows) if f and s]
         return round(mean(rates), 1) if rates else None
 
@@ -110,14 +126,13 @@ def _grid_table(folder: EncodeFolder) -> str:
     for codec, resolution, qp in order:
         rows = groups[(codec, resolution, qp)]
         body.append([codec, resolution, qp, len(rows), avg(rows, "kbps"), avg(rows, "psnr_y"), avg(rows, "ssim_y"),
-                     avg(rows, "vmaf"), fps(rows), *(avg(rows, c) for c in extra)])
+                     avg(rows, "vmaf"), wall_fps(rows), *(avg(rows, c) for c in extra)])
     headers = ["codec", "resolution", "quantiser", "views", "kbps", "PSNR-Y (dB)", "SSIM-Y", "VMAF",
-               "encode fps", *extra]
-    digits = [0, 0, 0, 0, 3, 2, 3, 1, 1, *(3 for _ in extra)]
-    speed = f" ({folder.speed_note})" if folder.speed_note else ""
+               WALL_SPEED[0], *(SPEED_COLUMNS.get(c, (c,))[0] for c in extra)]
+    digits = [0, 0, 0, 0, 3, 2, 3, 1, 1, *(1 if "fps" in c else 3 for c in extra)]  # frames/s as the wall one
+    meanings = [WALL_SPEED[1], *(SPEED_COLUMNS[c][1] for c in extra if c in SPEED_COLUMNS)]
     return table(headers, [[number(v, d) if isinstance(v, float) else v for v, d in zip(row, digits)] for row in body],
-                 numeric=range(2, len(headers)),
-                 caption=f"Means over views; encode fps = frames / the cell's encode_s{speed}.")
+                 numeric=range(2, len(headers)), caption=f"Means over views; {'; '.join(meanings)}.")
 
 
 def grid(inputs: ReportInputs) -> str:
