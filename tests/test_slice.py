@@ -625,7 +625,7 @@ def test_a_failure_in_an_encoder_thread_ends_the_run_without_output(equirect_vid
     def broken(*args, **kwargs):
         raise RuntimeError("something no one expected")
 
-    monkeypatch.setattr(writer.av.VideoFrame, "from_ndarray", broken)
+    monkeypatch.setattr(writer, "yuv420p_frame", broken)
     outcome: list[BaseException] = []
     worker = threading.Thread(target=lambda: _run_capturing(outcome, equirect_video, tmp_path), daemon=True)
     worker.start()

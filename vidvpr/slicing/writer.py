@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from vidvpr.core.errors import OutputError, VidvprError
+from vidvpr.core.heap import defined_heap
 from vidvpr.media.probe import ColorInfo
 from vidvpr.slicing.config import ViewEncoding, ViewSpec
 
@@ -34,10 +35,14 @@ class ViewWriter:
                  threads: int, color: ColorInfo) -> None:
         self.path = path
         self.size = (view.width, view.height)
+        # x264 reads heap bytes it never wrote: keep them defined until this encoder is done
+        self.heap = contextlib.ExitStack()
+        self.heap.enter_context(defined_heap())
         try:
             self.container = av.open(str(path), mode="w")
             self.stream = self.container.add_stream(encoding.codec, rate=fps)
         except (OSError, av.error.FFmpegError) as exc:
+            self.heap.close()
             raise OutputError(f"{path.parent}: cannot write {path.name} ({exc})") from exc
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = encoding.pix_fmt
@@ -90,7 +95,7 @@ class ViewWriter:
             buffer, pts = item
             try:
                 if self.error is None:
-                    frame = av.VideoFrame.from_ndarray(buffer, format="yuv420p")
+                    frame = yuv420p_frame(buffer, *self.size)
                     frame.pts = pts
                     frame.time_base = self.time_base
                     frame.color_range = self.color.range_code
@@ -108,12 +113,14 @@ class ViewWriter:
         """Flush the encoder and finish the file; raise if anything failed (e.g. disk full)."""
         self.queue.put(None)
         self.feeder.join()
-        self._raise_if_failed()
         try:
+            self._raise_if_failed()
             self.container.mux(self.stream.encode(None))
             self.container.close()
         except (OSError, av.error.FFmpegError) as exc:
             raise self._failure("while finishing", exc) from exc
+        finally:
+            self.heap.close()
 
     def abort(self) -> None:
         """Stop without finishing the file (the caller removes it)."""
@@ -123,6 +130,7 @@ class ViewWriter:
             self.feeder.join(timeout=10)
         with contextlib.suppress(Exception):
             self.container.close()
+        self.heap.close()
 
     def _failure(self, when: str, exc: BaseException) -> BaseException:
         if isinstance(exc, (VidvprError, KeyboardInterrupt)):
@@ -135,6 +143,24 @@ class ViewWriter:
             error = OutputError(f"{self.path.name}: encoder failed {when}: {detail}")
         error.__cause__ = exc
         return error
+
+
+def yuv420p_frame(buffer: np.ndarray, width: int, height: int) -> av.VideoFrame:
+    """A yuv420p frame holding the packed `buffer`, with every byte of its planes written: the
+    picture, and zeros in the row padding beyond the width.
+
+    The padding must not be left as the allocator found it: x264 copies each row rounded up to
+    16 pixels (chroma rows narrower than a multiple of 16, i.e. view widths that are not a
+    multiple of 32), so those bytes enter its picture buffer and change its decisions. Left
+    uninitialised, they hold whatever other threads freed there, and the same frames encoded
+    twice came out with different bytes.
+    """
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, picture in zip(frame.planes, yuv420p_plane_views(buffer, width, height)):
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        rows[:, :picture.shape[1]] = picture
+        rows[:, picture.shape[1]:] = 0
+    return frame
 
 
 def yuv420p_plane_views(buffer: np.ndarray, width: int, height: int) -> list[np.ndarray]:
