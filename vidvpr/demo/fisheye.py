@@ -25,6 +25,7 @@ import utm
 from vidvpr import __version__
 from vidvpr.core.atomic import atomic_output
 from vidvpr.core.camera_records import CropRecord, FisheyeCalibration, LensCalibration
+from vidvpr.core.heap import defined_heap
 from vidvpr.demo.definition import EncodingSpec
 from vidvpr.demo.render import render_equirect_frame
 from vidvpr.demo.world import CameraPose, Lighting, World
@@ -155,7 +156,8 @@ def write_video_streams(path: Path, frames: Iterable[Sequence[np.ndarray]], fps:
     import av
 
     count = 0
-    with atomic_output(path) as tmp:
+    # x264 reads heap bytes it never wrote (vidvpr.core.heap): keep them defined while it runs
+    with atomic_output(path) as tmp, defined_heap():
         with av.open(str(tmp), mode="w", format="mp4") as container:
             streams = []
             for images in frames:
