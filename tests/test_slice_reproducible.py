@@ -36,16 +36,32 @@ def test_an_encoder_frame_holds_zeros_in_its_row_padding_whatever_the_heap_held(
         assert not rows[:, picture.shape[1]:].any(), "row padding left as the allocator found it"
 
 
-def test_new_allocations_hold_a_fixed_byte_while_encoders_run() -> None:
+def _fresh_allocation_bytes(size: int = 1 << 16) -> bytes:
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
+    address = libc.malloc(size)
+    try:
+        return ctypes.string_at(address, size)
+    finally:
+        libc.free(ctypes.c_void_p(address))
+
+
+def test_new_allocations_hold_a_fixed_byte_while_encoders_run() -> None:
     with defined_heap() as applied:
         if not applied:
             pytest.skip("this C library has no M_PERTURB (not glibc)")
-        address = libc.malloc(1 << 16)
-        held = ctypes.string_at(address, 1 << 16)
-        libc.free(ctypes.c_void_p(address))
-    assert held == bytes([~PERTURB_BYTE & 0xFF]) * (1 << 16)
+        held = _fresh_allocation_bytes()
+    assert held == bytes([~PERTURB_BYTE & 0xFF]) * len(held)
+
+
+def test_an_encoder_finishing_leaves_the_heap_defined_for_those_still_running() -> None:
+    with defined_heap() as applied:
+        if not applied:
+            pytest.skip("this C library has no M_PERTURB (not glibc)")
+        with defined_heap():
+            pass
+        held = _fresh_allocation_bytes()
+    assert held == bytes([~PERTURB_BYTE & 0xFF]) * len(held)
 
 
 @pytest.mark.slow

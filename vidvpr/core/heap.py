@@ -1,21 +1,22 @@
-"""Defined heap contents while encoders run: glibc's M_PERTURB fills every new allocation.
+"""Defined heap contents while encoders run: glibc's M_PERTURB fills new allocations.
 
 x264 (PyAV's bundled libx264, core 165) reads heap bytes it never wrote, and its output depends
 on them: the same fully written frames, encoded by four encoders in four threads at once, came
 out with other bytes in 2-7 of 20 encodes, and one by one always the same. What a fresh
 allocation holds is whatever another thread freed there, so it changes with timing, most under
-CPU contention. With M_PERTURB set, glibc's malloc fills each allocation with one fixed byte,
-which made the same test give one output in 60 encodes of 60 (README, "Reproducible views").
+CPU contention. With M_PERTURB set, glibc's malloc fills each allocation with one fixed byte
+(except small blocks from a thread's own cache, which only that thread's frees refill), which
+made the same test give one output in 60 encodes of 60 (README, "Reproducible views").
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 LOG = logging.getLogger(__name__)
 
@@ -25,16 +26,16 @@ _lock = threading.Lock()
 _users = 0
 
 
-def _mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
     """glibc's mallopt, or None elsewhere (musl, macOS: their allocators have no such setting)."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        gnu_get_libc_version = libc.gnu_get_libc_version  # present in glibc only
-    except (OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(None)  # the symbols already loaded into this process, the C library's among them
+    except OSError:
         return None
-    del gnu_get_libc_version
-    return libc.mallopt
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):  # glibc only
+        return None
+    return libc.mallopt  # type: ignore[no-any-return]
 
 
 def _set_perturb(value: int) -> bool:
