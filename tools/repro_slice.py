@@ -19,7 +19,9 @@ import argparse
 import contextlib
 import hashlib
 import multiprocessing
+import resource
 import shutil
+import statistics
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -78,6 +80,12 @@ def concurrent_encodes(view: Path, encodes: int, threads: int = 4) -> dict[str, 
     return outcomes
 
 
+def own_cpu_s() -> float:
+    """CPU seconds of this process, all threads (busy processes are others)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def view_hashes(folder: Path) -> tuple[str, ...]:
     return tuple(hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*.mp4")))
 
@@ -99,13 +107,16 @@ def main() -> None:
     for worker in workers:
         worker.start()
     outputs: dict[str, list[tuple[str, ...]]] = {"as fixed": [], "as before": []}
+    cpu_s: dict[str, list[float]] = {"as fixed": [], "as before": []}
     try:
         for run in range(args.slices):
             order = ("as fixed", "as before") if run % 2 == 0 else ("as before", "as fixed")
             for variant in order:
                 writer.yuv420p_frame, writer.defined_heap = AS_FIXED if variant == "as fixed" else AS_BEFORE
                 folder = work / f"{variant.replace(' ', '-')}-{run}"
+                started = own_cpu_s()
                 slice_video(source, folder, config)
+                cpu_s[variant].append(own_cpu_s() - started)
                 outputs[variant].append(view_hashes(folder))
         if args.encodes:
             view = sorted((work / "as-fixed-0").rglob("*.mp4"))[0]
@@ -122,9 +133,12 @@ def main() -> None:
         files_off = sum(a != b for hashes in runs for a, b in zip(hashes, common))
         files = sum(len(hashes) for hashes in runs)
         print(f"{variant}: {len(set(runs))} distinct sets of views in {len(runs)} slices; "
-              f"{files_off} of {files} view files differ from the most common set")
+              f"{files_off} of {files} view files differ from the most common set; "
+              f"CPU per slice {statistics.median(cpu_s[variant]):.2f} s (median)")
         summary.append(f"{variant} {len(set(runs))} sets, {files_off}/{files} files off")
-    print(f"summary: {source.name}, {args.size} views, {args.busy} busy processes: " + "; ".join(summary))
+    ratio = statistics.median(cpu_s["as fixed"]) / statistics.median(cpu_s["as before"])
+    print(f"summary: {source.name}, {args.size} views, {args.busy} busy processes: " + "; ".join(summary)
+          + f"; CPU as fixed / as before {ratio:.3f}")
 
 
 if __name__ == "__main__":
