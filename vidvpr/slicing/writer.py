@@ -35,14 +35,10 @@ class ViewWriter:
                  threads: int, color: ColorInfo) -> None:
         self.path = path
         self.size = (view.width, view.height)
-        # x264 reads heap bytes it never wrote: keep them defined until this encoder is done
-        self.heap = contextlib.ExitStack()
-        self.heap.enter_context(defined_heap())
         try:
             self.container = av.open(str(path), mode="w")
             self.stream = self.container.add_stream(encoding.codec, rate=fps)
         except (OSError, av.error.FFmpegError) as exc:
-            self.heap.close()
             raise OutputError(f"{path.parent}: cannot write {path.name} ({exc})") from exc
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = encoding.pix_fmt
@@ -65,6 +61,10 @@ class ViewWriter:
         self.free: queue.Queue[np.ndarray] = queue.Queue()
         for _ in range(WRITER_QUEUE_FRAMES):
             self.free.put(np.empty((view.height * 3 // 2, view.width), np.uint8))
+        # x264 (opened by the first encode, in the feeder) reads heap bytes it never wrote: keep
+        # new allocations defined until this encoder is done
+        self.heap = contextlib.ExitStack()
+        self.heap.enter_context(defined_heap())
         self.feeder = threading.Thread(target=self._feed, name=f"vidvpr-encode-{view.name}", daemon=True)
         self.feeder.start()
 
