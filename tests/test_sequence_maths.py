@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.sequence import (
     SequenceSettings,
+    _line_scores,
+    _line_scores_tiled,
     full_search,
     full_search_lengths,
     line_shapes,
+    normalise_runs,
     query_sequences,
     sequence_scores,
     squared_distances,
@@ -181,6 +184,48 @@ def test_one_pass_over_the_distances_scores_every_length_as_its_own_search(block
         np.testing.assert_array_equal(found.distances, alone.distances)
         np.testing.assert_array_equal(found.velocities, alone.velocities)
         assert found.frames.tolist() == alone.frames.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), length=st.integers(1, 6), step=st.integers(1, 4), reverse=st.booleans(),
+       first=st.integers(0, 8), targets=st.integers(1, 9), tile_targets=st.integers(1, 5),
+       tile_columns=st.integers(1, 12), cuts=st.lists(st.integers(1, 29), max_size=4))
+def test_line_scores_made_tile_by_tile_are_those_of_the_whole_block_bit_for_bit(
+        seed, length, step, reverse, first, targets, tile_targets, tile_columns, cuts) -> None:
+    columns = 30
+    starts = np.array(sorted({0, columns, *cuts}))
+    lines = line_shapes(SequenceSettings(length, (0.5, 2.0), reverse=reverse))
+    last = first + step * (targets - 1)
+    rows = np.random.default_rng(seed).random((last - max(0, first - length + 1) + 1, columns), dtype=np.float32)
+    whole = _line_scores(rows, first, targets, length, starts, lines, step)
+    tiled = _line_scores_tiled(rows, first, targets, length, starts, lines, step, tile_targets, tile_columns)
+    np.testing.assert_array_equal(tiled[0], whole[0])
+    np.testing.assert_array_equal(tiled[1], whole[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 3), columns=st.integers(1, 25), window=st.integers(2, 9),
+       cuts=st.lists(st.integers(1, 24), max_size=4), gaps=st.booleans())
+def test_contrast_normalisation_standardises_by_the_window_clipped_to_the_run(seed, rows, columns, window, cuts,
+                                                                              gaps) -> None:
+    rng = np.random.default_rng(seed)
+    distances = rng.random((rows, columns)).astype(np.float32)
+    if gaps:
+        distances[rng.random((rows, columns)) < 0.2] = np.nan
+    starts = np.array(sorted({0, columns, *(c for c in cuts if c < columns)}))
+    got = normalise_runs(distances, starts, window)
+    half = window // 2
+    for c in range(columns):
+        start, end = starts[starts <= c].max(), starts[starts > c].min()
+        for r in range(rows):
+            if np.isnan(distances[r, c]):
+                assert np.isnan(got[r, c])
+                continue
+            around = distances[r, max(start, c - half):min(end, c + half + 1)].astype(np.float64)
+            around = around[~np.isnan(around)]
+            std = around.std(ddof=1) if len(around) > 1 else 0.0
+            expected = (distances[r, c] - around.mean()) / std if std > 1e-6 * (abs(around.mean()) + 1e-6) else 0.0
+            assert got[r, c] == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
 
 def test_one_pass_over_the_distances_refuses_settings_that_differ_beyond_length() -> None:

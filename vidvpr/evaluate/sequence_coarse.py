@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidvpr.evaluate.sequence import Lines, _line_scores
+from vidvpr.evaluate.sequence import Lines, _line_scores_tiled
 
 SKETCH_DIM = 1024  # numbers per sketched descriptor (512 lost 0.005-0.012 recall@1 on the demo at QP 45, L = 20)
 SKETCH_SEED = 0  # the signs are fixed: the same descriptors give the same sketches, run after run
@@ -80,7 +80,7 @@ def anchor_ends(distances: np.ndarray, first: int, count: int, length: int, step
     positions first, first + step, ..., and the velocity of each one's best line; at most one end
     per `spread` consecutive columns. `distances` holds the run's rows from position
     max(0, first - length + 1) to the last anchor against every run-order column."""
-    scores, used = _line_scores(distances, first, count, length, starts, lines, step)
+    scores, used = _line_scores_tiled(distances, first, count, length, starts, lines, step)
     columns = scores.shape[1]
     blocks = -(-columns // spread)
     padded = np.full((count, blocks * spread), np.inf, dtype=np.float32)

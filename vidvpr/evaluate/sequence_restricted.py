@@ -38,6 +38,7 @@ from vidvpr.evaluate.sequence import (
     normalise_runs,
     query_sequences,
     squared_distances,
+    squared_norms,
 )
 from vidvpr.evaluate.sequence_coarse import (
     SKETCH_DIM,
@@ -105,7 +106,7 @@ def pair_distances(queries: np.ndarray, parts: Sequence[np.ndarray], order: np.n
     bounds = np.flatnonzero(np.concatenate([[True], tile_of[1:] != tile_of[:-1], [True]]))
     needed, row_of_key = np.unique(keys // tiles, return_inverse=True)
     held = queries[needed]
-    norms = np.einsum("ij,ij->i", held, held)  # once per row, not per tile: as costly as a 64-column product
+    norms = squared_norms(held)  # once per row, not per tile: as costly as a 64-column product
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         start = int(tile_of[a]) * tile
         vectors = database_rows(parts, order[start:min(size, start + tile)])
@@ -113,7 +114,7 @@ def pair_distances(queries: np.ndarray, parts: Sequence[np.ndarray], order: np.n
         block = held[mine] @ vectors.T
         block *= -2.0
         block += norms[mine][:, None]
-        block += np.einsum("ij,ij->i", vectors, vectors)[None, :]
+        block += squared_norms(vectors)[None, :]
         values[by_tile[a:b], :len(vectors)] = np.maximum(block, 0.0)  # as `squared_distances` computes them
     return PairDistances(keys, values.reshape(-1), tiles, tile)
 
@@ -209,6 +210,7 @@ def restricted_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.n
                           np.zeros((len(queries), k)), frames)
     sketched = np.concatenate([sketch(chunk, sketch_dim) for _, chunk in _chunks(parts)])[runs.order]
     sketched_queries = sketch(queries, sketch_dim)
+    sketched_norms = squared_norms(sketched)
     spread = 2 * neighbourhood + 1
     length = settings.length
     per_anchor = 4 * size * (step + 3)  # its rows' distances, and the coarse scores
@@ -222,7 +224,8 @@ def restricted_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.n
             i1 = min(len(anchors), i0 + chunk)
             first, last = int(anchors[i0]), int(anchors[i1 - 1])
             keep_from = max(0, first - length + 1)
-            fresh = squared_distances(sketched_queries[run[max(keep_from, held_first + len(held)):last + 1]], sketched)
+            fresh = squared_distances(sketched_queries[run[max(keep_from, held_first + len(held)):last + 1]], sketched,
+                                      sketched_norms)
             if settings.normalise:
                 fresh = normalise_runs(fresh, runs.starts, settings.window)
             held = np.concatenate([held[max(0, keep_from - held_first):], fresh])
