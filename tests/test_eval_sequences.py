@@ -164,6 +164,9 @@ def test_frames_out_of_time_order_are_refused_naming_the_recording(dataset) -> N
     (["--seq-len", "5", "--seq-velocity", "1.3..1.2"], "is empty"),
     (["--seq-len", "5", "--seq-velocity", "0..1"], "must be positive"),
     (["--seq-len", "5", "--seq-velocity", "fast"], "--seq-velocity takes LOW..HIGH"),
+    (["--seq-len", "5,,10"], "--seq-len has an empty item in '5,,10'"),
+    (["--seq-len", "5,10,"], "--seq-len has an empty item"),
+    (["--seq-len", "5", "--recall-at", "1,,5"], "--recall-at has an empty item"),
 ])
 def test_bad_sequence_options_are_one_line_and_exit_2(dataset, tmp_path: Path, option, message) -> None:  # noqa: F811
     manifest, _ = dataset
