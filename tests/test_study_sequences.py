@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,43 @@ def test_the_report_answers_how_long_a_sequence_at_this_qp(eval_folder: Path, tm
     assert section.count("<img") == 1
     bench = text.split('<section id="vpr-bench">')[1].split("</section>")[0]
     assert "28672" in bench and "41.50" in bench and "AUC-PR" in bench
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    # the report's precision-recall plot failed with "x and y must have same first dimension" (exit 1)
+    (lambda data: data["rows"][1].update(precision_recall={"distance": [0.1, 0.2], "precision": [1.0, 0.5],
+                                                           "recall": [0.1]}),
+     r"rows\.1\.precision_recall: distance, precision and recall must be as long, found 2, 2 and 1 points"),
+    (lambda data: data["extraction"][0].update(ms_per_image=-3), r"extraction\.0\.ms_per_image: Input should be greater"),
+], ids=["precision-recall-of-unequal-lengths", "negative-extraction-time"])
+def test_a_results_json_with_bad_vpr_bench_measures_is_refused_in_one_line(eval_folder: Path, tmp_path: Path,
+                                                                             edit, message: str) -> None:
+    data = json.loads((eval_folder / "results.json").read_text())
+    edit(data)
+    (eval_folder / "results.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["study", str(eval_folder), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert re.search(message, result.output) and not (tmp_path / "s").exists()
+    result = CliRunner().invoke(main, ["report", "--eval", str(eval_folder), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert re.search(message, result.output) and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    # each of these made `vidvpr report` fail with a KeyError (exit 1)
+    (lambda need: need.update(needed=7), r"sequences\.0: needed length 7 is not among the evaluated lengths \[1, 5, 10\]"),
+    (lambda need: need.update(recall={}, auc_pr={}, needed=None), r"sequences\.0\.recall: Dictionary should have at least 1"),
+    # and these were drawn and tabled as they were
+    (lambda need: need["recall"].update({"5": 7}), r"sequences\.0\.recall\.5: Input should be less than or equal to 1"),
+    (lambda need: need["recall"].update({"0": 0.5}), r"sequences\.0\.recall\.0\.\[key\]: Input should be greater"),
+], ids=["needed-not-evaluated", "no-lengths", "recall-above-1", "length-0"])
+def test_a_study_json_with_a_bad_sequence_answer_is_refused_by_the_report_in_one_line(eval_folder: Path,
+                                                                                        tmp_path: Path, edit,
+                                                                                        message: str) -> None:
+    run_study([eval_folder], tmp_path / "study", StudyConfig())
+    data = json.loads((tmp_path / "study" / "study.json").read_text())
+    edit(data["sequences"][0])
+    (tmp_path / "study" / "study.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "study"), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert re.search(message, result.output) and not (tmp_path / "r.html").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
@@ -38,6 +38,15 @@ class PrecisionRecallRecord(Strict):
     distance: list[float]  # threshold: matches at or below it are accepted
     precision: list[Fraction]
     recall: list[Fraction]
+
+    @model_validator(mode="after")
+    def _one_point_per_distance(self) -> PrecisionRecallRecord:
+        """A point is a (distance, precision, recall) triple: the three lists are as long (a plot of
+        lists of different lengths fails)."""
+        if not len(self.distance) == len(self.precision) == len(self.recall):
+            raise ValueError(f"distance, precision and recall must be as long, found {len(self.distance)}, "
+                             f"{len(self.precision)} and {len(self.recall)} points")
+        return self
 
     @classmethod
     def of(cls, curve: PrecisionRecall) -> PrecisionRecallRecord:
@@ -109,10 +118,10 @@ class ExtractionRecord(Strict):
     made) and the bytes one descriptor takes as searched (float32)."""
 
     model: str
-    descriptor_dim: int
-    descriptor_bytes: int
-    ms_per_image: float | None  # None: no entry recorded its time
-    images: int  # images the time covers
+    descriptor_dim: Annotated[int, Field(ge=1)]
+    descriptor_bytes: Annotated[int, Field(ge=1)]
+    ms_per_image: Annotated[float, Field(ge=0)] | None  # None: no entry recorded its time
+    images: Annotated[int, Field(ge=0)]  # images the time covers
 
 
 class EvalResults(Record):

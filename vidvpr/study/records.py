@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
-from vidvpr.evaluate.results import Unmatched
+from vidvpr.evaluate.results import Fraction, Unmatched
 
 STUDY_JSON = "study.json"
 STUDY_CSV = "study.csv"
@@ -92,27 +92,35 @@ class SequenceNeedRecord(Strict):
     (`target`): the shortest evaluated length that does (`needed`), or why none (`reason`)."""
 
     system: str
-    n: int
+    n: Annotated[int, Field(ge=1)]
     codec: str
     resolution: str
     cell: str
     qp: int
-    kbps: float
-    target: float
-    recall: dict[int, float]  # sequence length -> recall@n
-    auc_pr: dict[int, float | None]  # sequence length -> AUC-PR
+    kbps: Annotated[float, Field(gt=0)]
+    target: Fraction
+    recall: dict[Annotated[int, Field(ge=1)], Fraction] = Field(min_length=1)  # sequence length -> recall@n
+    auc_pr: dict[Annotated[int, Field(ge=1)], Fraction | None]  # sequence length -> AUC-PR
     needed: int | None
     reason: str | None
+
+    @model_validator(mode="after")
+    def _needed_was_evaluated(self) -> SequenceNeedRecord:
+        """The length needed is one of the evaluated lengths (the report reads its recall)."""
+        if self.needed is not None and self.needed not in self.recall:
+            raise ValueError(f"needed length {self.needed} is not among the evaluated lengths "
+                             f"{sorted(self.recall)}")
+        return self
 
 
 class CostRecord(Strict):
     """A model's descriptor cost (VPR-Bench): extraction ms per image, as its eval folder recorded it."""
 
     model: str
-    descriptor_dim: int
-    descriptor_bytes: int
-    ms_per_image: float | None
-    images: int
+    descriptor_dim: Annotated[int, Field(ge=1)]
+    descriptor_bytes: Annotated[int, Field(ge=1)]
+    ms_per_image: Annotated[float, Field(ge=0)] | None
+    images: Annotated[int, Field(ge=0)]
     eval_dir: str
 
 
