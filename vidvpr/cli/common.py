@@ -112,6 +112,17 @@ def parse_fraction(value: str | None) -> Fraction | None:
         raise click.BadParameter(f"'{value}' is not a frame rate (e.g. 10 or 30000/1001)") from None
 
 
+def comma_items(text: str, option: str) -> list[str]:
+    """The comma-separated items of `text` (none for an empty text); an empty item among others, as
+    in '5,,10' or '5,', is refused rather than skipped: it is a typo, not a choice."""
+    parts = [part.strip() for part in text.split(",")]
+    if parts == [""]:
+        return []
+    if "" in parts:
+        raise click.BadParameter(f"{option} has an empty item in {text!r} (two commas in a row, or one at an end)")
+    return parts
+
+
 def parse_names(value: str | None) -> tuple[str, ...] | None:
     """'a,b' → ('a', 'b'); None stays None."""
     return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
+from vidvpr.cli.common import (
+    comma_items,
+    emit_json,
+    executor_for,
+    handle_errors,
+    output_options,
+    retry_lines,
+    scheduler_option,
+)
 from vidvpr.evaluate.config import DEFAULT_MODEL, INPUT_SIZES, PROTOCOLS, SEQ_SEARCHES, EvalConfig
 from vidvpr.evaluate.recall import DEFAULT_NS, UNMATCHED_QUERIES
 from vidvpr.models.backends import BACKEND_CHOICES
@@ -17,15 +25,17 @@ DEFAULTS = EvalConfig()
 def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
     if text is None:
         return None
+    parts = comma_items(text, option)
     try:
-        return tuple(kind(part) for part in text.split(",") if part.strip())
+        return tuple(kind(part) for part in parts)
     except ValueError:
         raise click.BadParameter(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
 
 
 def _lengths(text: str) -> tuple[int, ...]:
+    parts = comma_items(text, "--seq-len")
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(int(part) for part in parts)
     except ValueError:
         raise click.BadParameter(f"--seq-len takes a comma-separated list of whole numbers of frames, got {text!r}") \
             from None

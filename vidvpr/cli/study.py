@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import comma_items, emit_json, handle_errors, output_options
 from vidvpr.study.bdelta import INTERPOLATIONS
 from vidvpr.study.records import StudyRecord
 from vidvpr.study.stage import StudyConfig
@@ -29,8 +29,9 @@ def sequence_lines(study: StudyRecord) -> list[str]:
 
 
 def _ints(text: str) -> tuple[int, ...]:
+    parts = comma_items(text, "--recall-at")
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(int(part) for part in parts)
     except ValueError:
         raise click.BadParameter(f"--recall-at takes a comma-separated list of integers, got {text!r}") from None
 
