@@ -23,7 +23,7 @@ from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
 from vidvpr.evaluate.precision import precision_recall
 from vidvpr.evaluate.recall import first_positive_rank
 from vidvpr.evaluate.sequence import SequenceSettings, squared_distances
-from vidvpr.evaluate.sequence_eval import check_time_order, runs_of
+from vidvpr.evaluate.sequence_eval import check_time_order, fitting_lengths, runs_of
 
 LENGTHS = (1, 3, 5)
 
@@ -151,6 +151,26 @@ def test_a_length_longer_than_every_recording_is_named_and_the_others_evaluated(
     assert record["sequences"]["notes"][0].startswith("--seq-len 400")
 
 
+def test_a_length_whose_slowest_line_is_longer_than_every_database_recording_is_named_and_left_out(
+        dataset) -> None:  # noqa: F811
+    manifest = load_manifest(dataset[0])  # database recordings of 12 frames
+    lengths, notes = fitting_lengths((3, 5), manifest, (3.0, 3.0))  # 5 frames at 3: 12 frames back
+    assert lengths == [1, 3]
+    assert notes == ["--seq-len 5: at the slowest --seq-velocity, 3, a line of 5 frames spans more than the longest "
+                     "database recording (dbwalk/yaw000_pitch+00, 12 frames); evaluated 1,3"]
+    # `--seq-velocity 1e308` failed with an OverflowError (exit 1)
+    assert fitting_lengths((5,), manifest, (1e308, 1e308))[0] == [1]
+
+
+def test_a_velocity_no_database_recording_holds_a_line_of_two_frames_at_is_refused(dataset) -> None:  # noqa: F811
+    # `--seq-velocity 0.8..1e4` drew 10^5 lines that never fit (line_shapes alone ran for minutes)
+    with pytest.raises(BadInput, match=r"^--seq-velocity 0\.8\.\.20: at 20 database frames per query frame even a "
+                                       r"line of 2 frames spans more than the longest database recording "
+                                       r"\(dbwalk/yaw000_pitch\+00, 12 frames\); give speeds below 11\.5$"):
+        fitting_lengths((5,), load_manifest(dataset[0]), (0.8, 20.0))
+    assert fitting_lengths((5,), load_manifest(dataset[0]), (0.8, 11.4))[0] == [1, 5]
+
+
 def test_frames_out_of_time_order_are_refused_naming_the_recording(dataset) -> None:  # noqa: F811
     manifest = load_manifest(dataset[0])
     shuffled = replace(manifest, queries=[replace(row, time_s=-row.time_s) for row in manifest.queries])
@@ -167,6 +187,8 @@ def test_frames_out_of_time_order_are_refused_naming_the_recording(dataset) -> N
     (["--seq-len", "5,,10"], "--seq-len has an empty item in '5,,10'"),
     (["--seq-len", "5,10,"], "--seq-len has an empty item"),
     (["--seq-len", "5", "--recall-at", "1,,5"], "--recall-at has an empty item"),
+    (["--seq-len", "5", "--seq-velocity", "0.8..1e4"], "even a line of 2 frames spans more than the longest"),
+    (["--seq-len", "5", "--seq-velocity", "1..inf"], "must be positive, finite frames per frame"),
 ])
 def test_bad_sequence_options_are_one_line_and_exit_2(dataset, tmp_path: Path, option, message) -> None:  # noqa: F811
     manifest, _ = dataset

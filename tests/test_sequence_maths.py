@@ -17,6 +17,7 @@ from vidvpr.evaluate.sequence import (
     _line_scores_tiled,
     full_search,
     full_search_lengths,
+    line_fits,
     line_shapes,
     normalise_runs,
     query_sequences,
@@ -300,6 +301,19 @@ def test_the_restricted_search_follows_a_route_single_frames_miss() -> None:
 def test_bad_settings_are_bad_input(settings_: SequenceSettings, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         line_shapes(settings_)
+
+
+@settings(max_examples=200, deadline=None)
+@given(velocity=st.floats(0.01, 60.0), frames=st.integers(2, 30), run_frames=st.integers(1, 400))
+def test_a_line_fits_a_run_exactly_when_its_drawn_shape_lies_inside_it(velocity: float, frames: int,
+                                                                        run_frames: int) -> None:
+    (shape,) = line_shapes(SequenceSettings(frames, (velocity, velocity))).offsets
+    assert line_fits(velocity, frames, run_frames) == (shape[-1] <= run_frames - 1)
+
+
+def test_whether_a_line_fits_is_answered_for_any_finite_velocity() -> None:
+    # line_shapes itself cannot draw these (`vidvpr eval --seq-velocity 1e308` failed with an OverflowError)
+    assert not line_fits(1e308, 5, 10**9) and not line_fits(1e9, 2, 1000) and line_fits(1e9, 1, 1)
 
 
 def test_a_sketch_leaves_descriptors_no_wider_than_itself_as_they_are() -> None:

@@ -107,13 +107,13 @@ def _sequence_lengths(config: EvalConfig, manifest: Manifest) -> tuple[EvalConfi
     if all(length == 1 for length in config.seq_lens):
         return replace(config, seq_lens=(1,)), None
     check_time_order(manifest)
-    lengths, note = fitting_lengths(config.seq_lens, manifest)
-    if note:
+    lengths, notes = fitting_lengths(config.seq_lens, manifest, config.seq_velocity)
+    for note in notes:
         LOG.warning("%s", note)
     return replace(config, seq_lens=tuple(lengths)), SequencesRecord(
         lengths=lengths, velocity=list(config.seq_velocity), reverse=config.seq_reverse,
         normalise=config.seq_normalise, normalise_window=NORMALISE_WINDOW, search=config.seq_search,
-        notes=[note] if note else [])
+        notes=notes)
 
 
 def video_requests(rows: Sequence[ManifestRow], cell: GridCell, reference: GridCell, config: EvalConfig

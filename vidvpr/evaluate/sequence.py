@@ -63,11 +63,18 @@ def check_settings(settings: SequenceSettings) -> None:
         raise BadInput(f"--seq-len takes positive whole numbers of frames, got {length!r}")
     low, high = settings.velocity
     if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high <= 0:
-        raise BadInput(f"--seq-velocity must be positive frames per frame, got {low:g}..{high:g}")
+        raise BadInput(f"--seq-velocity must be positive, finite frames per frame, got {low:g}..{high:g}")
     if low > high:
         raise BadInput(f"--seq-velocity range {low:g}..{high:g} is empty (the first must not exceed the second)")
     if settings.window < 2:
         raise BadInput(f"the normalisation window must be at least 2 frames, got {settings.window}")
+
+
+def line_fits(velocity: float, frames: int, run_frames: int) -> bool:
+    """Whether a line of `frames` points at `velocity` lies within a run of `run_frames` database
+    frames: its first point lies round(velocity·(frames-1)) frames from its end (`line_shapes`'
+    rounding, compared in floats, so any finite velocity is answered, however large)."""
+    return velocity * (frames - 1) + 0.5 < run_frames
 
 
 @dataclass(frozen=True)

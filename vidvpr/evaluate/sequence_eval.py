@@ -21,7 +21,13 @@ from vidvpr.dataset.manifest import Manifest
 from vidvpr.dataset.records import ManifestRow
 from vidvpr.dataset.vpr_names import parse_vpr_filename
 from vidvpr.evaluate.config import EvalConfig
-from vidvpr.evaluate.sequence import SequenceMatches, SequenceSettings, full_search_lengths, time_runs
+from vidvpr.evaluate.sequence import (
+    SequenceMatches,
+    SequenceSettings,
+    full_search_lengths,
+    line_fits,
+    time_runs,
+)
 from vidvpr.evaluate.sequence_restricted import restricted_search
 
 LOG = logging.getLogger(__name__)
@@ -69,20 +75,38 @@ def _name_order(manifest: Manifest, recording: str, view: str) -> str | None:
     return None
 
 
-def fitting_lengths(lengths: Sequence[int], manifest: Manifest) -> tuple[list[int], str | None]:
-    """The sequence lengths (1 always among them) at most as long as the longest query run, and a
-    note naming those left out."""
+def fitting_lengths(lengths: Sequence[int], manifest: Manifest,
+                    velocity: tuple[float, float] | None = None) -> tuple[list[int], list[str]]:
+    """The sequence lengths (1 always among them) at most as long as the longest query run and, at
+    the slowest `velocity`, whose lines fit in the longest database run; a note naming those left
+    out for each reason. BadInput when the fastest velocity draws lines no database run can hold
+    even over 2 frames (a typo such as 0.8..125: lines that can never match, thousands of them)."""
     runs = runs_of(manifest.queries)
     longest = max(len(run) for run in runs)
     wanted = sorted({1, *lengths})
-    fit = [length for length in wanted if length <= longest]
-    if len(fit) == len(wanted):
-        return fit, None
+    notes = []
     left = [length for length in wanted if length > longest]
-    row = manifest.queries[max(runs, key=len)[0]]
-    note = (f"--seq-len {','.join(map(str, left))}: longer than every query recording (the longest, "
-            f"{row.recording}/{row.view}, has {longest} frames); evaluated {','.join(map(str, fit))}")
-    return fit, note
+    if left:
+        row = manifest.queries[max(runs, key=len)[0]]
+        notes.append(f"--seq-len {','.join(map(str, left))}: longer than every query recording (the longest, "
+                     f"{row.recording}/{row.view}, has {longest} frames)")
+    if velocity is not None and any(length > 1 for length in wanted if length not in left):
+        (low, high), database = velocity, runs_of(manifest.database)
+        run = max(database, key=len)
+        first = manifest.database[run[0]]
+        where = f"the longest database recording ({first.recording}/{first.view}, {len(run)} frames)"
+        slow = [length for length in wanted if length not in left and not line_fits(low, length, len(run))]
+        if slow:
+            notes.append(f"--seq-len {','.join(map(str, slow))}: at the slowest --seq-velocity, {low:g}, a line of "
+                         f"{slow[0]} frames spans more than {where}")
+            left += slow
+        if any(length > 1 for length in wanted if length not in left) and not line_fits(high, 2, len(run)):
+            raise BadInput(f"--seq-velocity {low:g}..{high:g}: at {high:g} database frames per query frame even a "
+                           f"line of 2 frames spans more than {where}; give speeds below {len(run) - 0.5:g}")
+    fit = [length for length in wanted if length not in left]
+    if notes:
+        notes[-1] += f"; evaluated {','.join(map(str, fit))}"
+    return fit, notes
 
 
 def sequence_settings(config: EvalConfig, length: int) -> SequenceSettings:
