@@ -14,10 +14,12 @@ import pytest
 from tests.imports import imports_of_command
 from tests.test_eval import dataset  # noqa: F401  (a module fixture)
 from tests.test_manifest import sliced_views  # noqa: F401  (a session fixture)
+from vidvpr.dataset.manifest import load_manifest
 from vidvpr.evaluate import rerun
+from vidvpr.evaluate.cells import grid_cells
 from vidvpr.evaluate.config import EvalConfig
 from vidvpr.evaluate.grid import evaluate_grid
-from vidvpr.evaluate.rerun import evaluate, finished_evaluation
+from vidvpr.evaluate.rerun import evaluate, finished_evaluation, run_params_hash
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,31 @@ def test_a_changed_option_runs_the_evaluation_again(change: dict, finished) -> N
     manifest, out, config, _ = finished
     assert finished_evaluation(manifest, out, config) is not None
     assert finished_evaluation(manifest, out, replace(config, **change)) is None
+
+
+@pytest.mark.parametrize("same", [
+    # each of these evaluated everything again (the sequence matching: minutes on the full demo)
+    {"seq_lens": (20, 10, 5)}, {"seq_lens": (1, 5, 5, 10, 20)}, {"recall_at": (5, 1)}, {"thresholds_m": (1.0, 0.5)},
+], ids=["lengths-reordered-without-1", "a-length-twice", "recall-at-reordered", "thresholds-reordered"])
+def test_the_same_lists_written_another_way_are_the_same_evaluation(same: dict, finished) -> None:
+    manifest, _, config, _ = finished
+    loaded = load_manifest(manifest)
+    cells = grid_cells(loaded, config)
+    as_written = {"seq_lens": (1, 5, 10, 20), "recall_at": (1, 5), "thresholds_m": (0.5, 1.0)}
+    canonical = replace(config, **{name: as_written[name] for name in same})
+    assert run_params_hash(loaded, cells, replace(config, **same), "torch") == \
+        run_params_hash(loaded, cells, canonical, "torch")
+    assert run_params_hash(loaded, cells, replace(config, seq_lens=(1, 5)), "torch") != \
+        run_params_hash(loaded, cells, replace(config, seq_lens=(1, 5, 10)), "torch")
+
+
+def test_sequence_options_without_sequences_change_nothing_and_keep_the_evaluation(finished) -> None:
+    manifest, out, config, _ = finished
+    assert config.seq_lens == (1,)
+    for change in ({"seq_normalise": True}, {"seq_reverse": True}, {"seq_velocity": (1.0, 1.0)},
+                   {"seq_search": "restricted"}, {"seq_lens": (1, 1)}):
+        assert finished_evaluation(manifest, out, replace(config, **change)) is not None, change
+    assert finished_evaluation(manifest, out, replace(config, seq_lens=(1, 3))) is None
 
 
 @pytest.mark.parametrize("damage", ["prediction", "results.csv", "plot", "strip", "model checkpoint",

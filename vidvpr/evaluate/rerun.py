@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +69,27 @@ def _model_identity(text: str) -> dict[str, Any]:
 NEUTRAL_OPTIONS = ("models", "enc_dir", "cache_dir", "root", "batch_size", "backend")
 
 
+def _as_evaluated(config: EvalConfig) -> EvalConfig:
+    """`config` with its lists as the evaluation reads them: recall@N, thresholds and sequence lengths
+    sorted and once each (1 always among the lengths); with single frames only, the sequence options
+    (which then change nothing) at their defaults. `--seq-len 20,10,5` is `1,5,10,20`."""
+    def ordered(values: tuple | None) -> tuple | None:
+        return None if values is None else tuple(sorted(set(values)))
+
+    lengths = tuple(sorted({1, *config.seq_lens}))
+    config = replace(config, recall_at=ordered(config.recall_at), thresholds_m=ordered(config.thresholds_m),
+                     seq_lens=lengths)
+    if lengths == (1,):
+        defaults = EvalConfig()
+        config = replace(config, seq_velocity=defaults.seq_velocity, seq_reverse=defaults.seq_reverse,
+                         seq_normalise=defaults.seq_normalise, seq_search=defaults.seq_search)
+    return config
+
+
 def run_params_hash(manifest: Manifest, cells: Sequence[GridCell], config: EvalConfig, backend: str) -> str:
     """The hash `results.json` records of what its results follow from (see the module docstring):
-    every option but `NEUTRAL_OPTIONS`, as asked."""
-    options = {name: value for name, value in asdict(config).items() if name not in NEUTRAL_OPTIONS}
+    every option but `NEUTRAL_OPTIONS`, as asked, its lists in the order evaluated (`_as_evaluated`)."""
+    options = {name: value for name, value in asdict(_as_evaluated(config)).items() if name not in NEUTRAL_OPTIONS}
     return params_hash({
         "schema": EvalResults.SCHEMA, "eval_output_version": EVAL_OUTPUT_VERSION,
         "fingerprint_version": FINGERPRINT_VERSION, "vidvpr": __version__,
