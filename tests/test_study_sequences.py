@@ -138,3 +138,14 @@ def test_a_study_json_with_a_bad_sequence_answer_is_refused_by_the_report_in_one
     result = CliRunner().invoke(main, ["report", str(tmp_path / "study"), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert re.search(message, result.output) and not (tmp_path / "r.html").exists()
+
+
+def test_a_study_made_twice_from_the_same_eval_folder_draws_byte_identical_plots(eval_folder: Path,
+                                                                                 tmp_path: Path) -> None:
+    # the SVGs' clip-path ids were random: every rerun of `vidvpr study` rewrote them differently
+    first = run_study([eval_folder], tmp_path / "a", StudyConfig())
+    second = run_study([eval_folder], tmp_path / "b", StudyConfig())
+    drawn = sorted(p.name for p in (tmp_path / "a").iterdir() if p.suffix in (".png", ".svg"))
+    assert "sequences_recall1.svg" in drawn and first.csv_path.read_bytes() == second.csv_path.read_bytes()
+    for name in drawn:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -173,11 +173,14 @@ def study_figures(study: StudyRecord) -> list[tuple[str, Any]]:
 
 
 def save_figure(fig: Any, folder: Path, stem: str) -> list[Path]:
-    """The figure as STEM.png and STEM.svg in `folder`, each written atomically."""
+    """The figure as STEM.png and STEM.svg in `folder`, each written atomically; the same figure gives
+    the same bytes (no date; the SVG's clip-path ids drawn from a fixed salt, not a random one)."""
+    import matplotlib
+
     paths = []
     for fmt in FORMATS:
         path = Path(folder) / f"{stem}.{fmt}"
-        with atomic_output(path) as tmp:
+        with atomic_output(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "vidvpr"}):
             fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
         paths.append(path)
     return paths
