@@ -132,6 +132,20 @@ def test_the_plot_of_recall_against_sequence_length_is_written(sequences) -> Non
     assert (out / "recall_vs_seq_len.png").stat().st_size > 10_000
 
 
+def test_an_evaluation_without_sequences_leaves_no_plot_of_an_earlier_one_with_them(sequences, dataset,  # noqa: F811
+                                                                                   tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "e"
+    shutil.copytree(sequences[0], out, ignore=shutil.ignore_patterns("descriptors"))
+    assert (out / "recall_vs_seq_len.png").is_file()
+    result = evaluate_grid(dataset[0], out, EvalConfig(enc_dir=dataset[1], cells=("reference", "64x36/qp40"),
+                                                       batch_size=8, cache_dir=sequences[0] / "descriptors"))
+    assert {row.seq_len for row in result.rows} == {1} and result.forward_images == 0
+    assert not (out / "recall_vs_seq_len.png").exists()  # it drew lines for L = 3 and 5 beside these results
+    assert (out / "precision_recall.png").is_file()
+
+
 def test_each_model_records_its_extraction_time_per_image_and_descriptor_bytes(sequences) -> None:
     out, _ = sequences
     record = json.loads((out / "results.json").read_text())

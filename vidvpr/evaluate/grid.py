@@ -64,7 +64,12 @@ from vidvpr.evaluate.results import (
     write_results_csv,
 )
 from vidvpr.evaluate.search import DatabaseLike, build_index, empty_index, search
-from vidvpr.evaluate.seq_plots import plot_precision_recall, plot_recall_by_length
+from vidvpr.evaluate.seq_plots import (
+    PRECISION_RECALL,
+    RECALL_VS_SEQ_LEN,
+    plot_precision_recall,
+    plot_recall_by_length,
+)
 from vidvpr.evaluate.sequence import NORMALISE_WINDOW
 from vidvpr.evaluate.sequence_eval import (
     check_time_order,
@@ -243,6 +248,8 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         write_results_csv(results_csv, rows, ns)
         plots = plot_recall([row for row in rows if row.seq_len == 1], out_dir)
         plots += [path for path in (plot_recall_by_length(rows, out_dir), plot_precision_recall(rows, out_dir)) if path]
+        for name in {RECALL_VS_SEQ_LEN, PRECISION_RECALL} - {path.name for path in plots}:
+            (out_dir / name).unlink(missing_ok=True)  # an earlier evaluation's, which these results would contradict
         strips: list[Path] = []
         if config.save_preds:
             from vidvpr.evaluate.strips import save_prediction_strips
