@@ -149,3 +149,10 @@ def test_a_study_made_twice_from_the_same_eval_folder_draws_byte_identical_plots
     assert "sequences_recall1.svg" in drawn and first.csv_path.read_bytes() == second.csv_path.read_bytes()
     for name in drawn:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_the_help_of_study_and_report_says_they_answer_how_long_a_sequence_each_qp_needs() -> None:
+    study = CliRunner().invoke(main, ["study", "--help"]).output
+    report = CliRunner().invoke(main, ["report", "--help"]).output
+    assert "sequence length each QP needs" in " ".join(study.split()) and "--seq-len" in study
+    assert "how long a sequence each QP needs" in " ".join(report.split()) and "VPR-Bench" in report

@@ -25,7 +25,9 @@ from vidvpr.cli.common import emit_json, handle_errors, output_options
 def report_command(study_dir: Path | None, out: Path, eval_dirs: tuple[Path, ...], manifest_dir: Path | None,
                    enc_dirs: tuple[Path, ...], title: str | None, quiet: bool, as_json: bool) -> None:
     """One self-contained HTML report (images embedded, no network, no script; phone and print
-    friendly): dataset, grid, recall, Bjøntegaard deltas, Pareto front, worst-hit cells, provenance."""
+    friendly): dataset, grid, recall, Bjøntegaard deltas, Pareto front, how long a sequence each QP
+    needs, the VPR-Bench measures (precision-recall, AUC-PR, recall at 100% precision, extraction
+    time, descriptor size), worst-hit cells, provenance."""
     from vidvpr.report.build import ReportConfig, build_report
 
     config = ReportConfig(study_dir=study_dir, eval_dirs=eval_dirs, manifest_dir=manifest_dir, enc_dirs=enc_dirs,

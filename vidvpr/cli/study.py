@@ -58,7 +58,9 @@ def study_command(eval_dirs: tuple[Path, ...], out_dir: Path, recall_at: str, th
                   quiet: bool, as_json: bool) -> None:
     """Recall against bitrate from eval folders of one dataset: curves per model × codec ×
     resolution, Bjøntegaard deltas (codec vs codec, model vs model), the Pareto front and the best
-    cell under a budget."""
+    cell under a budget; with sequences evaluated (vidvpr eval --seq-len), the sequence length each
+    QP needs to regain the uncompressed single-frame recall and the bits sequences save; each
+    model's descriptor cost (extraction ms per image, bytes)."""
     from vidvpr.study.stage import run_study
 
     config = StudyConfig(recall_at=_ints(recall_at), threshold_m=threshold_m, interpolation=interpolation,
