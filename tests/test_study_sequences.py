@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from tests.test_study import RATES, RECALLS, curve_rows, write_eval
 from vidvpr.cli import main
-from vidvpr.evaluate.results import EvalResults, EvalRow, ExtractionRecord
+from vidvpr.core.errors import BadInput
+from vidvpr.evaluate.results import EvalResults, EvalRow, ExtractionRecord, SequencesRecord
 from vidvpr.report.build import ReportConfig, build_report
 from vidvpr.study.stage import StudyConfig, run_study
 
@@ -156,3 +157,27 @@ def test_the_help_of_study_and_report_says_they_answer_how_long_a_sequence_each_
     report = CliRunner().invoke(main, ["report", "--help"]).output
     assert "sequence length each QP needs" in " ".join(study.split()) and "--seq-len" in study
     assert "how long a sequence each QP needs" in " ".join(report.split()) and "VPR-Bench" in report
+
+
+def test_sequences_matched_differently_in_two_folders_are_refused_naming_both(eval_folder: Path,
+                                                                              tmp_path: Path) -> None:
+    # the study kept the first folder's sequences and dropped the other's without a word
+    def matched(folder: Path, normalise: bool) -> Path:
+        record = EvalResults.load(eval_folder / "results.json")
+        folder.mkdir(exist_ok=True)
+        record.model_copy(update={"sequences": SequencesRecord(
+            lengths=[1, 5, 10], velocity=[0.8, 1.25], reverse=False, normalise=normalise, normalise_window=10,
+            search="full", notes=[])}).save(folder / "results.json")
+        return folder
+
+    raw = matched(eval_folder, False)
+    normalised = matched(tmp_path / "normalised", True)
+    with pytest.raises(BadInput, match=r"normalised/results.json: sequences of 10 frames \(teacher on reference\) "
+                                       r"matched with --seq-velocity 0\.8\.\.1\.25 --seq-search full --seq-normalise, "
+                                       r"but in .*eval/results.json with --seq-velocity 0\.8\.\.1\.25 --seq-search "
+                                       r"full; a study compares sequences matched alike"):
+        run_study([raw, normalised], tmp_path / "s", StudyConfig())
+    result = CliRunner().invoke(main, ["study", str(raw), str(normalised), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and not (tmp_path / "s").exists()
+    again = matched(tmp_path / "again", False)  # matched alike: one study
+    assert run_study([raw, again], tmp_path / "s", StudyConfig()).record.sequences

@@ -62,6 +62,7 @@ def load_evals(folders: Sequence[Path]) -> list[LoadedEval]:
         loaded.append(LoadedEval(folder, EvalResults.load(path), FileRecord.of(path)))
     check_same_dataset(loaded)
     check_same_counting(loaded)
+    check_same_sequences(loaded)
     return loaded
 
 
@@ -91,6 +92,34 @@ def check_same_counting(evals: Sequence[LoadedEval]) -> str:
                                f"{found!r} but {first.json_path} as {expected!r} (vidvpr eval --unmatched-queries); "
                                "a study compares recalls counted one way: re-run one of them")
     return expected
+
+
+def _matching(e: LoadedEval) -> str:
+    """How a folder matched sequences, as `vidvpr eval` options (what a study needs alike)."""
+    record = e.results.sequences
+    if record is None:
+        return "(not recorded)"
+    low, high = record.velocity
+    words = [f"--seq-velocity {low:g}" if low == high else f"--seq-velocity {low:g}..{high:g}",
+             f"--seq-search {record.search}"]
+    words += ["--seq-reverse"] * record.reverse + ["--seq-normalise"] * record.normalise
+    return " ".join(words)
+
+
+def check_same_sequences(evals: Sequence[LoadedEval]) -> None:
+    """BadInput when two folders hold sequences of the same length for the same model, protocol and
+    cell matched differently (velocity, search, direction, normalisation): their recalls answer
+    different questions, and a study would keep one of them without saying which."""
+    seen: dict[tuple[str, str, str, int], LoadedEval] = {}
+    for e in evals:
+        for row in e.results.rows:
+            if row.seq_len == 1:
+                continue
+            first = seen.setdefault((row.model, row.protocol, row.cell, row.seq_len), e)
+            if first is not e and _matching(first) != _matching(e):
+                raise BadInput(f"{e.json_path}: sequences of {row.seq_len} frames ({row.model} on {row.cell}) matched "
+                               f"with {_matching(e)}, but in {first.json_path} with {_matching(first)}; a study "
+                               "compares sequences matched alike: study each folder on its own")
 
 
 def choose_threshold(evals: Sequence[LoadedEval], wanted: float | None) -> float:
