@@ -185,6 +185,22 @@ def test_a_velocity_no_database_recording_holds_a_line_of_two_frames_at_is_refus
     assert fitting_lengths((5,), load_manifest(dataset[0]), (0.8, 11.4))[0] == [1, 5]
 
 
+def test_the_json_summary_says_how_sequences_were_matched_and_which_lengths_were_left_out_also_on_a_rerun(
+        dataset, sequences, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    # --json had the rows only: a script could not tell that --seq-len 400 was left out, nor why;
+    # a rerun that skipped said nothing of it at all
+    command = ["eval", str(dataset[0]), "--out", str(tmp_path / "e"), "--cells", "reference", "--batch-size", "8",
+               "--cache", str(sequences[0] / "descriptors"), "--seq-len", "3,400", "--quiet", "--json"]
+    for skipped in (False, True):
+        caplog.clear()
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["skipped"] is skipped and summary["sequences"]["lengths"] == [1, 3]
+        assert summary["sequences"]["notes"][0].startswith("--seq-len 400: longer than every query recording")
+        assert "--seq-len 400: longer than every query recording" in caplog.text
+
+
 def test_frames_out_of_time_order_are_refused_naming_the_recording(dataset) -> None:  # noqa: F811
     manifest = load_manifest(dataset[0])
     shuffled = replace(manifest, queries=[replace(row, time_s=-row.time_s) for row in manifest.queries])

@@ -126,7 +126,8 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
         emit_json({"results": str(result.results_csv), "results_json": str(result.results_json),
                    "plots": [str(p) for p in result.plots], "forward_images": result.forward_images,
                    "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows],
-                   "skipped": result.skipped, "retried": retry_lines(executor)})
+                   "skipped": result.skipped, "retried": retry_lines(executor),
+                   "sequences": result.sequences.model_dump(mode="json") if result.sequences else None})
     elif not quiet:
         for line in recall_table(result.rows):
             click.echo(line)

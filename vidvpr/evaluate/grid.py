@@ -274,7 +274,8 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             inputs=model_inputs(out_dir, [backbone() for backbone in backbones]),
             outputs=output_records(out_dir, [results_csv, *predictions, *plots, *strips]),
         ).save(results_json)  # last: it marks the evaluation finished (vidvpr.evaluate.rerun)
-    return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips)
+    return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips,
+                      sequences=sequences)
 
 
 def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, queries: np.ndarray, manifest: Manifest,

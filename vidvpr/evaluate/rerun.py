@@ -145,13 +145,15 @@ def finished_evaluation(manifest_dir: Path, out_dir: Path, config: EvalConfig) -
     if not _intact(out_dir, recorded.inputs) or not _intact(out_dir, recorded.outputs):
         return None
     LOG.info("%s: evaluation of the same inputs and options already done, skipping", out_dir)
+    for note in recorded.sequences.notes if recorded.sequences else []:
+        LOG.warning("%s", note)  # as the run that made it said: the lengths left out, and why
     cache = DescriptorCache(Path(config.cache_dir).absolute() if config.cache_dir else out_dir / CACHE_DIR)
     outputs = [out_dir / record.path for record in recorded.outputs]
     return EvalResult(rows=recorded.rows, results_csv=out_dir / RESULTS_CSV, results_json=out_dir / RESULTS_JSON,
                       plots=[path for path in outputs if path.parent == out_dir and path.suffix == ".png"],
                       forward_images=0, cache_bytes=cache.size_bytes(),
                       strips=[path for path in outputs if path.parent != out_dir and path.suffix == ".png"],
-                      skipped=True)
+                      skipped=True, sequences=recorded.sequences)
 
 
 def evaluate(manifest_dir: Path, out_dir: Path, config: EvalConfig,

@@ -180,6 +180,7 @@ class EvalResult:
     cache_bytes: int
     strips: list[Path] = field(default_factory=list)
     skipped: bool = False
+    sequences: SequencesRecord | None = None  # how sequences were matched, and the lengths left out
 
 
 def csv_columns(recall_at: Sequence[int]) -> list[str]:
