@@ -328,6 +328,10 @@ BAD_INPUTS = {
         {},
         "keyframe 2 has no 'rot'",
     ),
+    "csv position too far to interpolate": ("a.csv", "t,x,y\n0,1e308,0\n0.1,0,0\n", {},
+                                            r"easting changes too fast to interpolate between samples 1 and 2"),
+    "csv step too short to interpolate": ("a.csv", "t,x,y\n0,0,0\n1e-320,0,1\n", {},
+                                          r"northing changes too fast to interpolate between samples 1 and 2"),
     "json duplicate frame": ("a.json", keyframes_json(KEYFRAMES + KEYFRAMES[1:], fps=1), {}, "keyframe 3: duplicate frame"),
 }
 

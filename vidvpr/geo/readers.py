@@ -359,10 +359,21 @@ def _is_insta360(path: Path) -> bool:
 
 
 def _check_range(path: Path, traj: Trajectory, span_s: float) -> None:
-    """Values finite in the file can overflow once scaled, divided or subtracted (1e308 × scale 10)."""
+    """Values finite in the file can overflow once scaled, divided or subtracted (1e308 × scale 10),
+    or once interpolated: a position's change over a time step (1e308 m in 0.1 s) must be a float."""
     columns = {"times": traj.t_s, "easting": traj.easting_m, "northing": traj.northing_m, "up": traj.up_m}
     for name, values in columns.items():
         if values is not None and not np.isfinite(values).all():
             raise BadInput(f"{path}: {name} too large (beyond the float range once converted to seconds and metres)")
     if not np.isfinite(span_s):
         raise BadInput(f"{path}: times span more than the float range ({float(traj.t_s[0])} to {float(traj.t_s[-1])})")
+    positions = {"easting": traj.easting_m, "northing": traj.northing_m, "up": traj.up_m}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        rates = {name: np.diff(values) / np.diff(traj.t_s) for name, values in positions.items() if values is not None}
+    for name, rate in rates.items():  # interpolating between two samples divides by their time step
+        bad = np.flatnonzero(~np.isfinite(rate))
+        if bad.size:
+            i = int(bad[0])
+            raise BadInput(f"{path}: {name} changes too fast to interpolate between samples {i + 1} and {i + 2} "
+                           f"(beyond the float range: from {float(positions[name][i]):g} to "
+                           f"{float(positions[name][i + 1]):g} m in {float(traj.t_s[i + 1] - traj.t_s[i]):g} s)")
