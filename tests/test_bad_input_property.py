@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.test_manifest import make_dataset, rerecord_outputs, sliced_views  # noqa: F401  (a session fixture)
+from tests.record_strategies import record_kinds, records
 from tests.test_study import RATES, RECALLS, curve_rows, write_eval
 from vidvpr.cli import main
 from vidvpr.core.camera_records import CalibrationFile
@@ -665,6 +666,7 @@ RECORDS = {"slice": SliceSidecar, "imported": SliceSidecar, "cell": CellSidecar,
            "equirect": EquirectSidecar, "calibration": CalibrationFile, "results": EvalResults,
            "frames": FramesRecord,
            "ffmpeg": FfmpegDescription, "graph": GraphRecord, "student": StudentRecord, "study": StudyRecord}
+RECORD_KINDS = record_kinds()
 
 
 @pytest.mark.parametrize("kind", list(RECORDS))
@@ -678,6 +680,21 @@ def test_any_record_json_is_loaded_or_refused_in_one_line(kind: str, pipeline: d
     def check(data: bytes) -> None:
         path = write(scratch, f"{kind}.json", data)
         assert_result_or_one_line_bad_input(lambda: RECORDS[kind].load(path), path)
+
+    check()
+
+
+@pytest.mark.parametrize("kind", RECORD_KINDS, ids=lambda kind: f"{kind.__module__.removeprefix('vidvpr.')}.{kind.__name__}")
+def test_any_damaged_record_of_every_kind_is_loaded_or_refused_in_one_line(kind: type, scratch: Path) -> None:
+    """Every record kind, those the pipeline above does not write too: any valid instance (drawn from
+    the model, tests/record_strategies.py), its JSON damaged as above."""
+    name = f"drawn-{kind.__module__}.{kind.__name__}.json"
+
+    @prop(60)
+    @given(data=records(kind).flatmap(lambda record: json_file(record.to_json())))
+    def check(data: bytes) -> None:
+        path = write(scratch, name, data)
+        assert_result_or_one_line_bad_input(lambda: kind.load(path), path)
 
     check()
 

@@ -398,3 +398,33 @@ def test_any_demo_study_record_and_the_student_videos_it_names_are_read_back_equ
                          plot="study/worlds.png", stages_s=stages, versions={"vidvpr": "0"}, command=["vidvpr"])
     record.save(folder / "study.json")
     assert StudyRecord.load(folder / "study.json") == record
+
+
+# ---------------------------------------------------------------- every record kind (every JSON file vidvpr writes)
+
+from tests.record_strategies import record_kinds, records  # noqa: E402
+
+RECORD_KINDS = record_kinds()
+
+
+def test_every_record_kind_is_found() -> None:
+    # the kinds below are found by importing every vidvpr module: a kind added later is tested without a word here
+    names = {f"{kind.__module__}.{kind.__name__}" for kind in RECORD_KINDS}
+    assert {"vidvpr.evaluate.results.EvalResults", "vidvpr.study.records.StudyRecord", "vidvpr.dataset.export.ExportRecord",
+            "vidvpr.demo.study.StudyRecord", "vidvpr.descriptors.cache.DescriptorRecord"} <= names
+    assert len(RECORD_KINDS) >= 20
+
+
+@pytest.mark.parametrize("kind", RECORD_KINDS, ids=lambda kind: f"{kind.__module__.removeprefix('vidvpr.')}.{kind.__name__}")
+def test_any_record_of_every_kind_is_read_back_equal(kind: type, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`save` then `load` of any valid instance: every field's type, bound and pattern at its edges,
+    optional fields given or left out (tests/record_strategies.py draws them from the model)."""
+    path = tmp_path_factory.mktemp("record") / "record.json"
+
+    @settings(ROUND_TRIP, max_examples=60)
+    @given(written=records(kind))
+    def check(written: Any) -> None:
+        written.save(path)
+        assert kind.load(path) == written
+
+    check()
