@@ -428,3 +428,83 @@ def test_any_record_of_every_kind_is_read_back_equal(kind: type, tmp_path_factor
         assert kind.load(path) == written
 
     check()
+
+
+# ---------------------------------------------------------------- eval's predictions files (single frames, and per sequence length)
+
+row_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,8}/[A-Za-z0-9][A-Za-z0-9._+-]{0,8}/[0-9]{6,8}", fullmatch=True)
+score = st.one_of(st.floats(width=32, allow_nan=False), st.sampled_from((0.0, -0.0, 1e-45, -3.5, 3.4028235e38)))
+velocity = st.one_of(st.floats(-100, 100, allow_nan=False), st.sampled_from((0.8, 1.25, -0.8, -1.25, 1.0, 0.0)))
+
+
+def read_predictions(path: Path) -> list[dict[str, str]]:
+    """The predictions file as a consumer reads it (vidvpr's --save-preds strips read it so)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def same_to_six_digits(text: str, value: float) -> bool:
+    """`text` (written with %.6g) reads back as `value`, to the half unit of its 6th significant digit."""
+    read = float(text)
+    if not math.isfinite(value):
+        return read == value
+    return abs(read - value) <= 5e-6 * abs(value) * (1 + 1e-9) and math.copysign(1, read) == math.copysign(1, value)
+
+
+@st.composite
+def ranked(draw: st.DrawFn, with_sequences: bool) -> tuple[list[str], list[str], Any]:
+    """(query ids, database ids, matches): every query's top k ends, -1 where fewer."""
+    from vidvpr.evaluate.sequence import SequenceMatches
+
+    query_ids = draw(st.lists(row_ids, min_size=1, max_size=5, unique=True))
+    database_ids = draw(st.lists(row_ids, min_size=1, max_size=6, unique=True))
+    m, k = len(query_ids), draw(st.integers(1, 4))
+    indices = np.array(draw(st.lists(st.lists(st.integers(-1, len(database_ids) - 1), min_size=k, max_size=k),
+                                     min_size=m, max_size=m)), dtype=np.int64)
+    distances = np.array(draw(st.lists(st.lists(score, min_size=k, max_size=k), min_size=m, max_size=m)),
+                         dtype=np.float32)
+    distances[indices < 0] = np.inf
+    if not with_sequences:
+        return query_ids, database_ids, (indices, distances)
+    velocities = np.array(draw(st.lists(st.lists(velocity, min_size=k, max_size=k), min_size=m, max_size=m)))
+    velocities[indices < 0] = 0.0
+    frames = np.array(draw(st.lists(st.integers(1, 10_000), min_size=m, max_size=m)), dtype=np.int64)
+    return query_ids, database_ids, SequenceMatches(indices, distances, velocities, frames)
+
+
+@ROUND_TRIP
+@given(case=ranked(with_sequences=True))
+def test_any_sequence_predictions_are_read_back_within_their_written_precision(
+        tmp_path_factory: pytest.TempPathFactory, case: tuple[list[str], list[str], Any]) -> None:
+    from vidvpr.evaluate.sequence_eval import SEQUENCE_COLUMNS, write_sequence_predictions
+
+    query_ids, database_ids, matches = case
+    path = tmp_path_factory.mktemp("predictions") / "seq5" / "reference.csv"
+    write_sequence_predictions(path, query_ids, database_ids, matches)
+    read = read_predictions(path)
+    assert path.read_text().splitlines()[0] == SEQUENCE_COLUMNS
+    expected = [(q, rank, end) for q in range(len(query_ids)) for rank, end in enumerate(matches.indices[q], 1) if end >= 0]
+    assert [(line["query_id"], int(line["rank"]), line["database_id"], int(line["frames"])) for line in read] == \
+        [(query_ids[q], rank, database_ids[end], int(matches.frames[q])) for q, rank, end in expected]
+    for line, (q, rank, _) in zip(read, expected):
+        assert same_to_six_digits(line["distance"], float(matches.distances[q, rank - 1])), line
+        assert same_to_six_digits(line["velocity"], float(matches.velocities[q, rank - 1])), line
+
+
+@ROUND_TRIP
+@given(case=ranked(with_sequences=False))
+def test_any_single_frame_predictions_are_read_back_within_their_written_precision(
+        tmp_path_factory: pytest.TempPathFactory, case: tuple[list[str], list[str], Any]) -> None:
+    from vidvpr.evaluate.results import write_predictions
+
+    query_ids, database_ids, (indices, distances) = case
+    path = tmp_path_factory.mktemp("predictions") / "reference.csv"
+    write_predictions(path, query_ids, database_ids, indices, distances)
+    read = read_predictions(path)
+    expected = [(q, rank, end) for q in range(len(query_ids)) for rank, end in enumerate(indices[q], 1) if end >= 0]
+    assert [(line["query_id"], int(line["rank"]), line["database_id"]) for line in read] == \
+        [(query_ids[q], rank, database_ids[end]) for q, rank, end in expected]
+    for line, (q, rank, _) in zip(read, expected):
+        assert same_to_six_digits(line["distance"], float(distances[q, rank - 1])), line
