@@ -508,3 +508,38 @@ def test_any_single_frame_predictions_are_read_back_within_their_written_precisi
         [(query_ids[q], rank, database_ids[end]) for q, rank, end in expected]
     for line, (q, rank, _) in zip(read, expected):
         assert same_to_six_digits(line["distance"], float(distances[q, rank - 1])), line
+
+
+# ---------------------------------------------------------------- the study of sequences (study.json)
+
+fraction = st.floats(0, 1)
+
+
+@settings(ROUND_TRIP, max_examples=40)
+@given(lengths=st.lists(st.integers(2, 10_000), min_size=1, max_size=3, unique=True), data=st.data(),
+       reference=fraction, rates=st.lists(st.floats(1e-3, 1e6), min_size=1, max_size=4, unique=True).map(sorted),
+       recall_at=st.sampled_from(((1,), (1, 5))))
+def test_any_study_of_sequence_rows_is_read_back_equal(tmp_path_factory: pytest.TempPathFactory, lengths: list[int],
+                                                       data: st.DataObject, reference: float, rates: list[float],
+                                                       recall_at: tuple[int, ...]) -> None:
+    """Any recall and AUC-PR per cell and sequence length: the study made of them (the length each
+    QP needs, sequence against single-frame deltas) is a study.json that reads back equal."""
+    from tests.test_study import curve_rows, write_eval
+    from vidvpr.study.inputs import load_evals
+    from vidvpr.study.records import StudyRecord
+    from vidvpr.study.stage import StudyConfig, compute_study
+
+    single = curve_rows("teacher", "libx264", rates, data.draw(st.lists(fraction, min_size=len(rates),
+                                                                        max_size=len(rates))))
+    rows = list(single)
+    for length in lengths:
+        for row in single:
+            recall1 = data.draw(fraction)
+            rows.append(row.model_copy(update={"seq_len": length, "recall": {1: recall1, 5: data.draw(st.floats(recall1, 1))},
+                                               "auc_pr": data.draw(st.none() | fraction),
+                                               "recall_at_100_precision": data.draw(st.none() | fraction)}))
+    folder = write_eval(tmp_path_factory.mktemp("eval"), rows, reference=reference)
+    study = compute_study(load_evals([folder]), StudyConfig(recall_at=recall_at))
+    assert {need.qp for need in study.sequences} == {row.qp for row in single}
+    study.save(folder / "study.json")
+    assert StudyRecord.load(folder / "study.json") == study
