@@ -1146,6 +1146,56 @@ def test_any_export_record_beside_a_vpr_folder_gives_its_radius_or_is_refused_in
     check()
 
 
+
+@pytest.fixture(scope="module")
+def split_exports(pipeline: dict[str, Any]) -> Path:
+    """One export folder holding the test, train and val splits of the pipeline's manifest (export.json,
+    export-train.json, export-val.json), as `vidvpr export --split` writes them."""
+    out = pipeline["base"] / "export-splits"
+    for split in ("test", "train", "val"):
+        export_vpr(pipeline["manifest"], out, ExportConfig(split=split))
+    return out
+
+
+@pytest.mark.parametrize("split", ["test", "train", "val"])
+def test_the_export_record_of_any_split_gives_import_the_radius_it_was_exported_with(
+        split: str, pipeline: dict[str, Any], split_exports: Path) -> None:
+    """Round trip: export-<split>.json (export.json for test) as `vidvpr export --split` writes it is
+    what `vidvpr import` reads for that split's positives, and it carries the manifest's."""
+    from vidvpr.ingest.vpr_folder import export_radius, find_vpr_splits
+
+    positives = PositivesFile.load(pipeline["manifest"] / "positives.json")
+    splits = find_vpr_splits([split_exports], split)
+    assert splits is not None
+    radius_m, heading_deg, source = export_radius(splits, split_exports)
+    assert (radius_m, heading_deg) == (positives.radius_m, positives.max_heading_diff_deg)
+    assert Path(source).name == ("export.json" if split == "test" else f"export-{split}.json")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_any_export_split_record_beside_a_vpr_folder_gives_its_radius_or_is_refused_in_one_line(
+        split: str, split_exports: Path, scratch: Path) -> None:
+    """export-<split>.json damaged any way: used, or refused naming it (as export.json is above)."""
+    from vidvpr.ingest.vpr_folder import export_radius, find_vpr_splits
+
+    name = f"export-{split}.json"
+    tree = json.loads((split_exports / name).read_text())
+    folder = scratch / f"vpr-export-{split}"
+    for part in ("database", "queries"):
+        (folder / "images" / split / part).mkdir(parents=True, exist_ok=True)
+    splits = find_vpr_splits([folder], split)
+    assert splits is not None
+
+    @prop(100)
+    @given(data=json_file(tree))
+    def check(data: bytes) -> None:
+        path = write(folder, name, data)
+        found = assert_result_or_one_line_bad_input(lambda: export_radius(splits, folder), path)
+        assert found is None or found[2] == str(path)
+
+    check()
+
+
 def _image_bytes(suffix: str) -> bytes:
     import io
 
