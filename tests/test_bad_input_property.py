@@ -971,6 +971,40 @@ def test_any_damaged_frames_entry_is_served_intact_or_decoded_again(pipeline: di
     check()
 
 
+
+def test_any_damaged_descriptor_cache_entry_is_served_intact_or_not_at_all(pipeline: dict[str, Any]) -> None:
+    """eval's descriptor cache (CACHE/<key>/<hash>.npy and its sidecar): a damaged entry is never
+    served; eval then computes the descriptors again."""
+    from vidvpr.descriptors.cache import DescriptorCache
+
+    cache = DescriptorCache(pipeline["base"] / "descriptors-damaged")
+    video, frames, size = FileRecord.of(pipeline["cell_video"]), [0, 2, 3], (64, 36)
+    expected = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float16)
+    array_path = cache.put(expected, "m", "fp", video, frames, size, {"vidvpr": "0"}, 0.5)
+    sidecar_path = array_path.with_suffix(".json")
+    originals = {array_path: array_path.read_bytes(), sidecar_path: sidecar_path.read_bytes()}
+    assert np.array_equal(cache.open("fp", video.hash, frames, size), expected)
+
+    @prop(80)
+    @given(damage=st.one_of(st.tuples(st.just(array_path), st.none() | damaged_bytes(originals[array_path])),
+                            st.tuples(st.just(sidecar_path), st.none() | json_file(json.loads(originals[sidecar_path])))))
+    def check(damage: tuple[Path, bytes | None]) -> None:
+        path, content = damage
+        assume(content != originals[path])
+        try:
+            if content is None:
+                path.unlink()
+            else:
+                write(path.parent, path.name, content)
+            served = cache.open("fp", video.hash, frames, size)
+            assert served is None or (path == sidecar_path and np.array_equal(served, expected))
+        finally:
+            for original, data in originals.items():
+                write(original.parent, original.name, data)
+
+    check()
+
+
 # ---------------------------------------------------------------- every value replaced, one at a time
 # Random mutations rarely hit one given key with one given value; these sweeps try each hostile
 # value in each place of each kind of file once (a few thousand loads, a few seconds).

@@ -76,7 +76,7 @@ class DescriptorCache:
         record = DescriptorRecord.load_or_none(sidecar_path)
         if (record is None or record.fingerprint != fingerprint or record.video.hash != video_hash
                 or record.frames != frames or record.input_size != (list(input_size) if input_size else None)
-                or not record.array.matches(array_path)):
+                or not record.array.matches(array_path, check_hash=True)):
             return None
         try:
             array = np.load(array_path, mmap_mode="r", allow_pickle=False)
