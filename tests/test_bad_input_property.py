@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import csv
+import io
 import itertools
 import json
 import math
@@ -757,6 +759,69 @@ def test_study_command_on_a_damaged_results_json_exits_with_a_user_error_code(pi
             shutil.rmtree(out, ignore_errors=True)
 
     check()
+
+
+
+ENCODE_FILES = ("encodes.csv", "encodes.json")
+
+
+def test_any_damaged_encode_folder_is_reported_or_refused_in_one_line(pipeline: dict[str, Any]) -> None:
+    """What `vidvpr report --enc` does with an encode folder (its encodes.csv rows with any columns,
+    encodes.json when there): the grid and provenance sections, or a one-line BadInput naming the file."""
+    from vidvpr.report.inputs import gather, read_encode_folder
+    from vidvpr.report.results import provenance
+    from vidvpr.report.sections import grid
+
+    folder = pipeline["base"] / "enc-damaged"
+    shutil.copytree(pipeline["base"] / "enc", folder)
+    originals = {name: (folder / name).read_bytes() for name in ENCODE_FILES}
+    inputs = gather(None, [pipeline["records"]["results"].parent], None, [folder])
+    grid(inputs), provenance(inputs)  # the valid folder is reported
+
+    def report() -> None:
+        inputs.encodes = [read_encode_folder(folder)]
+        grid(inputs), provenance(inputs)
+
+    @prop(150)
+    @given(damage=st.one_of(st.tuples(st.just("encodes.csv"), st.none() | csv_file(originals["encodes.csv"].decode())),
+                            st.tuples(st.just("encodes.json"),
+                                      st.none() | json_file(json.loads(originals["encodes.json"])))))
+    def check(damage: tuple[str, bytes | None]) -> None:
+        name, content = damage
+        try:
+            if content is None:
+                (folder / name).unlink()
+            else:
+                write(folder, name, content)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                try:
+                    report()
+                except BadInput as exc:
+                    message = str(exc)
+                    assert message.splitlines() == [message] and (str(folder / name) in message
+                                                                  or str(folder) in message), message
+        finally:
+            for original, data in originals.items():
+                write(folder, original, data)
+
+    check()
+    for edit, tree in one_value_replaced(json.loads(originals["encodes.json"])):
+        write(folder, "encodes.json", json.dumps(tree).encode())
+        with noted(f"input: encodes.json with {edit}"):
+            assert_result_or_one_line_bad_input(report, folder / "encodes.json")
+    write(folder, "encodes.json", originals["encodes.json"])
+    header, *rows = list(csv.reader(io.StringIO(originals["encodes.csv"].decode())))
+    for column, value in itertools.product(range(len(header)), HOSTILE_CELLS):
+        changed = [[value if i == column else cell for i, cell in enumerate(rows[0])], *rows[1:]]
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([header, *changed])
+        write(folder, "encodes.csv", text.getvalue().encode())
+        with noted(f"input: encodes.csv with {header[column]} = {value!r}"):
+            assert_result_or_one_line_bad_input(report, folder / "encodes.csv")
+
+
+HOSTILE_CELLS = ("", " ", "\u00b2", "\u0663", "nan", "inf", "-inf", "1e999", "-0", "0", "9" * 400, "a\nb", '"', "x\x00y")
 
 
 # ---------------------------------------------------------------- manifests

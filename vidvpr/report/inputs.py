@@ -9,6 +9,7 @@ exist (BadInput); discovered ones that are gone become a note in the report.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vidvpr.core.errors import BadInput
-from vidvpr.core.records import FileRecord, read_json_object
+from vidvpr.core.records import FileRecord, read_json_object, read_text_file
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.encoding.rdplot import PLOT_NAME
 from vidvpr.encoding.table import TABLE_JSON_NAME, TABLE_NAME
@@ -67,17 +68,32 @@ def _check_unchanged(study: StudyRecord, evals: Sequence[LoadedEval]) -> None:
             raise BadInput(f"{e.json_path}: changed since the study was made; re-run vidvpr study")
 
 
+def _run_record(path: Path) -> dict[str, Any]:
+    """encodes.json as the report uses it (any schema): an object, its config an object and its
+    command a list of strings when they are there; BadInput naming the file otherwise."""
+    table = read_json_object(path, "vidvpr encode table")
+    if not isinstance(table.get("config", {}), dict):
+        raise BadInput(f"{path}: config is not an object")
+    command = table.get("command")
+    if command is not None and not (isinstance(command, list) and all(isinstance(arg, str) for arg in command)):
+        raise BadInput(f"{path}: command is not a list of strings")
+    return table
+
+
 def read_encode_folder(path: Path) -> EncodeFolder:
     """encodes.csv rows (any columns), encodes.json's run record when readable, rd.png."""
     csv_path = path / TABLE_NAME
     if not csv_path.is_file():
         raise BadInput(f"{path}: not an encode folder (no {TABLE_NAME}; vidvpr encode --out)")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:  # a row short of the header gets empty cells, cells beyond it are dropped
+        rows = [{key: value for key, value in row.items() if key is not None}
+                for row in csv.DictReader(io.StringIO(read_text_file(csv_path, "vidvpr encode table"), newline=""), restval="")]
+    except csv.Error as exc:
+        raise BadInput(f"{csv_path}: not a readable encode table ({exc})") from None
     files = [FileRecord.of(csv_path)]
     table = None
     if (path / TABLE_JSON_NAME).is_file():
-        table = read_json_object(path / TABLE_JSON_NAME, "vidvpr encode table")
+        table = _run_record(path / TABLE_JSON_NAME)
         files.append(FileRecord.of(path / TABLE_JSON_NAME))
     rd = path / PLOT_NAME
     return EncodeFolder(path, rows, table, rd.read_bytes() if rd.is_file() else None, files)

@@ -82,7 +82,7 @@ def dataset(inputs: ReportInputs) -> str:
 
 
 def _qp_order(value: str) -> tuple[int, str]:
-    return (int(value), "") if value.isdigit() else (1 << 30, value)
+    return (int(value), "") if value.isdecimal() else (1 << 30, value)  # isdigit() holds for "²", which int() refuses
 
 
 # The grid table's speeds, each named by what it measures, and how each is computed (the caption).
