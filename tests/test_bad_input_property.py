@@ -1070,6 +1070,65 @@ def test_any_damaged_descriptor_cache_entry_is_served_intact_or_not_at_all(pipel
     check()
 
 
+
+def _training_parts() -> tuple[Any, Any, Any]:
+    import torch
+
+    student = torch.nn.Linear(3, 2)
+    return student, torch.optim.Adam(student.parameters()), torch.amp.GradScaler("cuda", enabled=False)
+
+
+def _state_slots(state: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """The entries of a saved training state and of its tables one level down (rng, mined, scaler...)."""
+    return [(state, key) for key in state] + [(state[key], inner) for key in state if isinstance(state[key], dict)
+                                              for inner in state[key]]
+
+
+def test_any_damaged_training_state_is_resumed_or_refused_in_one_line(scratch: Path) -> None:
+    """distill --resume on train_state.pt: any entry replaced (by another type, an extreme number,
+    a tensor of another shape or type), or the file's bytes damaged."""
+    import random
+
+    import torch
+
+    from vidvpr.distill.mining import Triplet
+    from vidvpr.distill.state import Progress, load_state, save_state
+    from vidvpr.models.checkpoints import load_checkpoint
+
+    source = scratch / "train_state-valid.pt"
+    progress = Progress(7, [{"step": 1.0, "loss": 0.5}], {3: Triplet(4, (5, 6))}, {"targets": 3, "epochs": [0]},
+                        {"threads": 1})
+    save_state(source, {"lr": 1e-4}, *_training_parts(), progress)
+    valid = load_checkpoint(source)
+    slots = [f"{type(node).__name__}:{key}" for node, key in _state_slots(valid)]
+    hostile = st.one_of(st.sampled_from((None, "", "[]", "{}", "nan", -1, 2**70, 1e308, math.nan, [], {}, [[1]], {"a": 1})),
+                        st.sampled_from(((), (0,), (2, 2), (1, 3))).flatmap(lambda shape: st.sampled_from(
+                            (torch.float32, torch.int64, torch.uint8, torch.bool)).map(
+                                lambda dtype: torch.zeros(shape, dtype=dtype))))
+    python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+    @prop(150)
+    @given(damage=st.one_of(st.tuples(st.sampled_from(range(len(slots))), hostile),
+                            damaged_bytes(source.read_bytes()).map(lambda data: (None, data))))
+    def check(damage: tuple[int | None, Any]) -> None:
+        at, value = damage
+        path = scratch / "train_state.pt"
+        if at is None:
+            write(scratch, path.name, value)
+        else:
+            state = load_checkpoint(source)
+            node, key = _state_slots(state)[at]
+            node[key] = value
+            path.unlink(missing_ok=True)
+            torch.save(state, path)
+        try:
+            assert_result_or_one_line_bad_input(lambda: load_state(path, {"lr": 1e-4}, *_training_parts()), path)
+        finally:  # a resumed state sets the global generators
+            random.setstate(python_rng), np.random.set_state(numpy_rng), torch.set_rng_state(torch_rng)
+
+    check()
+
+
 # ---------------------------------------------------------------- every value replaced, one at a time
 # Random mutations rarely hit one given key with one given value; these sweeps try each hostile
 # value in each place of each kind of file once (a few thousand loads, a few seconds).
@@ -1647,3 +1706,14 @@ def test_any_study_json_with_sequences_is_loaded_or_refused_in_one_line(scratch:
         assert_result_or_one_line_bad_input(lambda: StudyRecord.load(path), path)
 
     check()
+
+
+def test_a_training_state_whose_format_is_a_tensor_is_refused_in_one_line(scratch: Path) -> None:
+    # was a BadInput of two lines: the format's repr, a 2-D tensor, printed in the message
+    import torch
+
+    path = scratch / "format-tensor.pt"
+    torch.save({"format": torch.zeros((2, 2))}, path)
+    from vidvpr.distill.state import load_state
+
+    refused(lambda: load_state(path, {}, *_training_parts()), path, r"not a vidvpr distill training state \(format Tensor\)")

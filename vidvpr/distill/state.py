@@ -158,11 +158,13 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
                scaler: torch.amp.GradScaler) -> Progress:
     """Restore a run saved by `save_state`, or BadInput when it was made with another configuration."""
     data = load_checkpoint(path)
-    if str(data.get("format")).startswith(STATE_FORMAT.split("/")[0] + "/") and data.get("format") != STATE_FORMAT:
-        raise BadInput(f"{path}: a training state of another vidvpr version ({data.get('format')}, this one reads "
+    found = data.get("format")
+    shown = repr(found) if isinstance(found, (str, int, float, type(None))) else type(found).__name__  # one line
+    if isinstance(found, str) and found.startswith(STATE_FORMAT.split("/")[0] + "/") and found != STATE_FORMAT:
+        raise BadInput(f"{path}: a training state of another vidvpr version ({shown}, this one reads "
                        f"{STATE_FORMAT}); train into a new --out")
-    if data.get("format") != STATE_FORMAT:
-        raise BadInput(f"{path}: not a vidvpr distill training state (format {data.get('format')!r})")
+    if not isinstance(found, str) or found != STATE_FORMAT:
+        raise BadInput(f"{path}: not a vidvpr distill training state (format {shown})")
     problem = _layout_problem(data)
     if problem:
         raise BadInput(f"{path}: damaged training state ({problem}); train into a new --out")
