@@ -167,7 +167,10 @@ def state_dict_of(checkpoint: Mapping[str, Any], source: str) -> dict[str, torch
 
 
 def _listing(keys: list[str]) -> str:
-    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    """The first keys, comma-separated; a key's line breaks and control characters escaped (a
+    checkpoint's keys are any strings), so a message stays one line."""
+    shown = ", ".join("".join(char if char.isprintable() else repr(char)[1:-1] for char in key)
+                      for key in keys[:MAX_KEYS_SHOWN])
     return shown + (f" (+{len(keys) - MAX_KEYS_SHOWN} more)" if len(keys) > MAX_KEYS_SHOWN else "")
 
 
