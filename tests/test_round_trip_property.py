@@ -574,3 +574,37 @@ def test_any_encode_table_is_read_back_by_the_report_cell_for_cell(tmp_path_fact
     (folder / "encodes.csv").write_text(table_csv_text(rows), encoding="utf-8")
     assert read_encode_folder(folder).rows == [{key: "" if value is None else str(value) for key, value in row.items()}
                                                for row in rows]
+
+
+# ---------------------------------------------------------------- eval's descriptor cache
+
+descriptor_arrays = st.tuples(st.integers(1, 5), st.integers(1, 9)).flatmap(
+    lambda shape: st.lists(st.floats(width=16, allow_nan=False), min_size=shape[0] * shape[1],
+                           max_size=shape[0] * shape[1]).map(lambda values: np.array(values, np.float16).reshape(shape)))
+
+
+@ROUND_TRIP
+@given(descriptors=descriptor_arrays, first=st.integers(0, 10**6), size=st.none() | st.tuples(st.integers(1, 4096),
+                                                                                             st.integers(1, 4096)),
+       chunked=st.booleans())
+def test_any_cached_descriptors_are_read_back_identical(tmp_path_factory: pytest.TempPathFactory,
+                                                        descriptors: np.ndarray, first: int,
+                                                        size: tuple[int, int] | None, chunked: bool) -> None:
+    """`put` (whole) or `writing` (filled in chunks), then `open` and `get`: the same float16 values
+    (any, infinities included), for the same video, frames and input size only."""
+    from vidvpr.core.records import FileRecord
+    from vidvpr.descriptors.cache import DescriptorCache
+
+    cache = DescriptorCache(tmp_path_factory.mktemp("descriptors"))
+    video = FileRecord(path="v.mp4", bytes=1, hash=f"sha256:{first:064d}")
+    frames = [first + 2 * k for k in range(len(descriptors))]
+    if chunked:
+        with cache.writing("m", "fp", video, frames, size, descriptors.shape[1], {"vidvpr": "0"}) as out:
+            for row in range(len(descriptors)):
+                out[row] = descriptors[row]
+    else:
+        cache.put(descriptors, "m", "fp", video, frames, size, {"vidvpr": "0"}, 0.25)
+    stored = cache.open("fp", video.hash, frames, size)
+    assert stored is not None and stored.dtype == np.float16 and np.array_equal(stored, descriptors)
+    assert np.array_equal(cache.get("fp", video.hash, frames, size), descriptors.astype(np.float32))
+    assert cache.open("fp", video.hash, frames[:-1] + [frames[-1] + 1], size) is None
