@@ -608,3 +608,27 @@ def test_any_cached_descriptors_are_read_back_identical(tmp_path_factory: pytest
     assert stored is not None and stored.dtype == np.float16 and np.array_equal(stored, descriptors)
     assert np.array_equal(cache.get("fp", video.hash, frames, size), descriptors.astype(np.float32))
     assert cache.open("fp", video.hash, frames[:-1] + [frames[-1] + 1], size) is None
+
+
+# ---------------------------------------------------------------- results.csv (the eval's table, sequence rows included)
+
+
+@settings(ROUND_TRIP, max_examples=80)
+@given(results=records_of("EvalResults"))
+def test_any_results_table_is_read_back_cell_for_cell(tmp_path_factory: pytest.TempPathFactory, results: Any) -> None:
+    """results.csv of any rows (single frames and sequences, AUC-PR and recall@100p or none): read as
+    CSV, every row's cells as written, recall@N to its 6 decimals, empty for no value."""
+    import csv
+
+    from vidvpr.evaluate.results import csv_columns, write_results_csv
+
+    rows = [row.model_copy(update={"recall": {n: row.recall[n] for n in results.recall_at}})  # as eval writes them
+            for row in results.rows]
+    assume(not any("\r" in str(value) for row in rows for value in row.csv_row().values()))  # see encodes.csv
+    path = tmp_path_factory.mktemp("eval") / "results.csv"
+    write_results_csv(path, rows, results.recall_at)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        read = list(reader)
+    assert reader.fieldnames == csv_columns(results.recall_at)
+    assert read == [{key: "" if value is None else str(value) for key, value in row.csv_row().items()} for row in rows]
