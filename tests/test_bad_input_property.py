@@ -1182,6 +1182,35 @@ def test_any_damaged_model_checkpoint_is_loaded_or_refused_in_one_line(scratch: 
     check()
 
 
+
+RATE_KINDS = ("SliceSidecar", "CellSidecar", "DescriptorRecord")
+
+
+def test_any_sidecars_under_the_measured_folders_give_rates_or_a_one_line_refusal(pipeline: dict[str, Any],
+                                                                                 scratch: Path) -> None:
+    """tools/scale_estimate.py --measured: rates read from whatever JSON is under the folders (any
+    bytes, damaged sidecars, and any valid slice, cell or descriptor sidecar a writer could write)."""
+    from vidvpr.run.rates import read_rates
+
+    folder = scratch / "measured"
+    folder.mkdir(exist_ok=True)
+    trees = [json.loads(pipeline["records"][kind].read_text()) for kind in ("slice", "cell")]
+    kinds = [kind for kind in RECORD_KINDS if kind.__name__ in RATE_KINDS]
+
+    @prop(100)
+    @given(files=st.lists(st.one_of(random_bytes, *(json_file(tree) for tree in trees),
+                                    *(records(kind).map(lambda record: _encode(json.dumps(record.to_json())))
+                                      for kind in kinds)), min_size=1, max_size=3))
+    def check(files: list[bytes]) -> None:
+        for old in folder.glob("*.json"):
+            old.unlink()
+        for index, data in enumerate(files):
+            write(folder, f"{index}.json", data)
+        assert_result_or_one_line_bad_input(lambda: read_rates([folder], cores=2), folder)
+
+    check()
+
+
 # ---------------------------------------------------------------- every value replaced, one at a time
 # Random mutations rarely hit one given key with one given value; these sweeps try each hostile
 # value in each place of each kind of file once (a few thousand loads, a few seconds).

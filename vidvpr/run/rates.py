@@ -43,7 +43,7 @@ class Rates:
 def _schema(path: Path) -> str | None:
     try:
         schema = json.loads(path.read_text(encoding="utf-8")).get("schema")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested too deeply
         return None
     return schema if isinstance(schema, str) else None
 
@@ -77,7 +77,8 @@ def _slice_rates(paths: list[Path], cores: int, rates: Rates) -> None:
     runs: dict[tuple[str, float], list[SliceSidecar]] = {}
     for path in paths:
         car = SliceSidecar.load_or_none(path)
-        if car is not None and car.elapsed_s and not car.imported:  # imports cost no slicing
+        if (car is not None and car.elapsed_s and not car.imported  # imports cost no slicing
+                and min(car.frames, car.geometry.width, car.geometry.height, car.source.width, car.source.height) > 0):
             runs.setdefault((car.source.hash, car.elapsed_s), []).append(car)
     if not runs:
         return
@@ -102,7 +103,8 @@ def _encode_rates(paths: list[Path], rates: Rates) -> None:
     cells = 0
     for path in paths:
         car = CellSidecar.load_or_none(path)
-        if car is None or not car.frames or car.encode.process_cpu_s is None:
+        if (car is None or car.encode.process_cpu_s is None or car.encode.cells_in_process < 1
+                or min(car.frames, car.width, car.height) <= 0):  # nothing measured per pixel
             continue
         cells += 1
         mpx = car.frames * car.width * car.height / MPX
@@ -122,7 +124,7 @@ def _describe_rates(paths: list[Path], cores: int, rates: Rates) -> None:
     entries = 0
     for path in paths:
         record = DescriptorRecord.load_or_none(path)
-        if record is None or not record.elapsed_s:
+        if record is None or not record.elapsed_s or (record.input_size and len(record.input_size) != 2):
             continue
         if record.input_size:
             width, height = record.input_size
