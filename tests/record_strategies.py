@@ -60,13 +60,16 @@ def _bounds(metadata: list[Any]) -> dict[str, Any]:
 
 
 def _text(bounds: dict[str, Any]) -> st.SearchStrategy[str]:
+    """Any text (up to 12 characters unless the field allows more), or text matching the field's pattern."""
     pattern = bounds.get("pattern")
-    low, high = bounds.get("min_length", 0), bounds.get("max_length", 12)
+    low, high = bounds.get("min_length", 0), bounds.get("max_length")
     if pattern is None:
-        return st.text(min_size=low, max_size=max(low, high))
+        return st.text(min_size=low, max_size=max(low, 12 if high is None else high))
     if LOOKAROUND.search(pattern):  # Hypothesis cannot generate these: draw text and keep what matches
-        return st.text(min_size=max(1, low), max_size=12).filter(lambda text: re.search(pattern, text) is not None)
-    return st.from_regex(pattern, fullmatch=True).filter(lambda text: low <= len(text) <= high or "max_length" not in bounds)
+        matching = st.text(min_size=max(1, low), max_size=12).filter(lambda text: re.search(pattern, text) is not None)
+    else:
+        matching = st.from_regex(pattern, fullmatch=True)
+    return matching.filter(lambda text: low <= len(text) <= (len(text) if high is None else high))
 
 
 def _number(kind: type, bounds: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -108,7 +111,7 @@ def strategy_for(annotation: Any, metadata: list[Any] | None = None) -> st.Searc
         return st.lists(json_values, **size)
     if annotation is dict:
         return st.dictionaries(st.text(max_size=6), json_values, max_size=3)
-    if origin in (list, typing.List, typing.Sequence):  # noqa: UP006
+    if origin is list:
         return st.lists(strategy_for(args[0]), **size)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
