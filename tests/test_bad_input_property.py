@@ -1810,3 +1810,23 @@ def test_a_checkpoint_key_with_a_line_break_is_named_in_one_line(scratch: Path) 
     path = scratch / "key-line-break.pt"
     state = {"weight": torch.zeros(2, 3), "bias": torch.zeros(2), "a\nb": torch.zeros(1)}
     refused(lambda: load_state(torch.nn.Linear(3, 2), state, str(path)), path, r"unexpected a\\nb$")
+
+
+def test_a_training_state_torch_warns_about_is_refused_without_the_warning(scratch: Path) -> None:
+    # was a torch UserWarning (two lines on stderr) before the BadInput: param_groups a 2-D tensor
+    import torch
+
+    from vidvpr.distill.state import Progress, load_state, save_state
+    from vidvpr.models.checkpoints import load_checkpoint
+
+    path = scratch / "param-groups-tensor.pt"
+    save_state(path, {}, *_training_parts(), Progress(1, [], {}, {}, {}))
+    state = load_checkpoint(path)
+    state["optimizer"]["param_groups"] = torch.zeros((1, 3))
+    path.unlink()
+    torch.save(state, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BadInput, match="damaged training state"):
+            load_state(path, {}, *_training_parts())
+    assert [str(warning.message) for warning in caught] == []

@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import random
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,10 +180,16 @@ def load_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
         raise BadInput(f"{path}: made with a different configuration ({_first_difference(stored, current)}); "
                        "resume with the same options, or train into a new --out")
     try:
-        student.load_state_dict(data["student"])
-        optimizer.load_state_dict(data["optimizer"])
-        scaler.load_state_dict(data["scaler"])
-        _restore_rng(data["rng"])
+        with warnings.catch_warnings(record=True) as caught:  # torch warns on some damaged entries: logged, not printed
+            warnings.simplefilter("always")
+            try:
+                student.load_state_dict(data["student"])
+                optimizer.load_state_dict(data["optimizer"])
+                scaler.load_state_dict(data["scaler"])
+                _restore_rng(data["rng"])
+            finally:
+                for warning in caught:
+                    LOG.debug("%s: restoring the training state: %s", path, warning.message)
         return Progress(int(data["step"]), [dict(row) for row in data["curve"]], triplets_from_tensors(data["mined"]),
                         json.loads(data["teacher_forwards"]), dict(json.loads(data["arithmetic"])))
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
