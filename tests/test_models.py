@@ -458,3 +458,12 @@ def test_pca_whitening_is_saved_and_restored_with_the_model(tmp_path: Path) -> N
         out = loaded(x)
         assert torch.equal(out, model(x))
     assert out.shape == (2, 8) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_a_recorded_backbone_hash_with_a_line_break_is_named_in_one_line(tmp_path: Path) -> None:
+    # was a BadInput of two lines: the checkpoint's backbone_weights printed as it is
+    path = save_model(load_model(EFFICIENTNET), tmp_path / "student.pt")
+    checkpoint = load_checkpoint(path)
+    checkpoint["metadata"]["backbone_weights"] = "sha256:0\nsecond line"
+    torch.save(checkpoint, path)
+    one_line_bad_input(lambda: load_model(EFFICIENTNET, weights=path), r"made with backbone weights sha256:0\\nsecond line")

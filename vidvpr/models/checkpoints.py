@@ -166,11 +166,15 @@ def state_dict_of(checkpoint: Mapping[str, Any], source: str) -> dict[str, torch
     return unwrapped
 
 
+def printable(text: str) -> str:
+    """`text` from a checkpoint (a key, a recorded value) with line breaks and control characters
+    escaped, so a message that quotes it stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _listing(keys: list[str]) -> str:
-    """The first keys, comma-separated; a key's line breaks and control characters escaped (a
-    checkpoint's keys are any strings), so a message stays one line."""
-    shown = ", ".join("".join(char if char.isprintable() else repr(char)[1:-1] for char in key)
-                      for key in keys[:MAX_KEYS_SHOWN])
+    """The first keys, comma-separated (a checkpoint's keys are any strings: `printable`)."""
+    shown = ", ".join(printable(key) for key in keys[:MAX_KEYS_SHOWN])
     return shown + (f" (+{len(keys) - MAX_KEYS_SHOWN} more)" if len(keys) > MAX_KEYS_SHOWN else "")
 
 

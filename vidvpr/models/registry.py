@@ -19,7 +19,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.core.memory import retain_freed_memory
 from vidvpr.core.provenance import sha256_file
 from vidvpr.core.records import Strict, validation_problem
-from vidvpr.models.checkpoints import (is_vidvpr_checkpoint, load_checkpoint, save_checkpoint, state_dict_of,
+from vidvpr.models.checkpoints import (is_vidvpr_checkpoint, load_checkpoint, printable, save_checkpoint, state_dict_of,
                                        state_mismatch)
 from vidvpr.models.efficientnet import DEFAULT_STAGE, STAGES, EfficientNetLite0Features, packaged_weights_path
 from vidvpr.models.model import VPRModel
@@ -166,8 +166,8 @@ def load_weights_into(model: VPRModel, state: Mapping[str, torch.Tensor], source
         recorded = (metadata or {}).get("backbone_weights")
         current = backbone_hash(spec)
         if recorded is not None and recorded != current:
-            raise BadInput(f"{source}: made with backbone weights {recorded}, the installed package has {current}; "
-                           f"initialise NetVLAD again")
+            raise BadInput(f"{source}: made with backbone weights {printable(str(recorded))}, the installed package "
+                           f"has {current}; initialise NetVLAD again")
     problem = state_mismatch(expected, state)
     if problem:
         raise BadInput(f"{source}: weights do not fit {model.name}: {problem}")
