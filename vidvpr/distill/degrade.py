@@ -200,7 +200,8 @@ def _shown(text: str) -> str:
 
 
 def _number(text: str, item: str, low: int, high: int, what: str) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    # isdecimal, not isdigit ("²" is a digit int() refuses); past 18 digits int() may refuse it and no range holds it
+    if not text.isdecimal() or len(text.lstrip("0")) > 18 or not low <= int(text) <= high:
         raise BadInput(f"--lq {_shown(item)}: {what} must be an integer from {low} to {high}, got {_shown(repr(text))}")
     return int(text)
 
