@@ -1830,3 +1830,21 @@ def test_a_training_state_torch_warns_about_is_refused_without_the_warning(scrat
         with pytest.raises(BadInput, match="damaged training state"):
             load_state(path, {}, *_training_parts())
     assert [str(warning.message) for warning in caught] == []
+
+
+@pytest.mark.parametrize("item", ["jpeg:" + "9" * 5000, "jpeg:\u00b2", "jpeg:" + "1" * 30],
+                         ids=["digit-limit", "superscript", "long"])
+def test_lq_integers_beyond_any_range_or_not_decimal_are_refused_in_one_line(item: str) -> None:
+    # were ValueErrors from int(): "Exceeds the limit (4300 digits)", and "²" (a digit by str.isdigit)
+    with pytest.raises(BadInput, match="must be an integer from") as info:
+        parse_low_quality([item])
+    assert str(info.value).splitlines() == [str(info.value)]
+
+
+def test_an_eval_row_longer_than_any_video_is_refused_in_one_line(scratch: Path) -> None:
+    # found by test_study_command_on_a_damaged_results_json_...: seq_len 10**30 passed the reader, then
+    # matplotlib failed on it as a Python integer numpy cannot hold (exit 1, internal error)
+    tree = json.loads(sequence_results(scratch / "long-sequence").read_text())
+    tree["rows"][1]["seq_len"] = 10**30
+    path = write(scratch, "long-sequence.json", json.dumps(tree).encode())
+    refused(lambda: EvalResults.load(path), path, r"rows\.1\.seq_len: Input should be less than or equal to 1000000000")

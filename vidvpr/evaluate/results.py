@@ -18,6 +18,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vidvpr.core.atomic import ensure_writable_dir, write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
+from vidvpr.core.sidecars import MAX_FRAMES
 from vidvpr.evaluate.precision import PrecisionRecall, thinned
 
 RESULTS_CSV = "results.csv"
@@ -87,7 +88,7 @@ class EvalRow(Strict):
     recall: RecallAt
     per_view: dict[str, RecallAt]
     predictions: str  # relative to the eval folder
-    seq_len: int = Field(1, ge=1)
+    seq_len: int = Field(1, ge=1, le=MAX_FRAMES)  # no sequence is longer than a video (or numpy's integers)
     auc_pr: Fraction | None = None
     recall_at_100_precision: Fraction | None = None
     precision_recall: PrecisionRecallRecord | None = None
