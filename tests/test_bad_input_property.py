@@ -576,6 +576,14 @@ def write(folder: Path, name: str, data: bytes) -> Path:
     return path
 
 
+def damage_file(folder: Path, name: str, content: bytes | None) -> None:
+    """Apply a drawn damage: remove `folder/name` (None) or write `content` in its place."""
+    if content is None:
+        (folder / name).unlink()
+    else:
+        write(folder, name, content)
+
+
 # ---------------------------------------------------------------- trajectories
 
 
@@ -789,10 +797,7 @@ def test_any_damaged_encode_folder_is_reported_or_refused_in_one_line(pipeline: 
     def check(damage: tuple[str, bytes | None]) -> None:
         name, content = damage
         try:
-            if content is None:
-                (folder / name).unlink()
-            else:
-                write(folder, name, content)
+            damage_file(folder, name, content)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", RuntimeWarning)
                 try:
@@ -867,12 +872,9 @@ def test_any_damaged_manifest_folder_is_loaded_or_refused_in_one_line(pipeline: 
     def check(damage: tuple[str, bytes | None], rerecorded: bool) -> None:
         name, content = damage
         try:
-            if content is None:
-                (folder / name).unlink()
-            else:
-                write(folder, name, content)
-                if rerecorded and name != "manifest.json":  # past the size and hash check, to the file's reader
-                    rerecord_outputs(folder)
+            damage_file(folder, name, content)
+            if content is not None and rerecorded and name != "manifest.json":  # past the size and hash check
+                rerecord_outputs(folder)  # to the file's reader
             assert_result_or_one_line_bad_input(lambda: load_manifest(folder), folder)
         finally:
             for original, data in originals.items():
@@ -1572,10 +1574,7 @@ def test_export_command_on_a_damaged_manifest_exits_with_a_user_error_code(pipel
         name, content = damage
         out = pipeline["base"] / f"cli-export-{next(runs)}"
         try:
-            if content is None:
-                (folder / name).unlink()
-            else:
-                write(folder, name, content)
+            damage_file(folder, name, content)
             assert_user_error_exit(cli_run("export", str(folder), "--out", str(out), "--quiet"))
         finally:
             write(folder, name, originals[name])
