@@ -128,7 +128,9 @@ def test_a_results_json_with_bad_vpr_bench_measures_is_refused_in_one_line(eval_
     # and these were drawn and tabled as they were
     (lambda need: need["recall"].update({"5": 7}), r"sequences\.0\.recall\.5: Input should be less than or equal to 1"),
     (lambda need: need["recall"].update({"0": 0.5}), r"sequences\.0\.recall\.0\.\[key\]: Input should be greater"),
-], ids=["needed-not-evaluated", "no-lengths", "recall-above-1", "length-0"])
+    # a length no video has, as results.json refuses (seq_len at most MAX_FRAMES)
+    (lambda need: need["recall"].update({str(10**30): 0.5}), r"sequences\.0\.recall\.10{30}\.\[key\]: Input should be less"),
+], ids=["needed-not-evaluated", "no-lengths", "recall-above-1", "length-0", "length-beyond-any-video"])
 def test_a_study_json_with_a_bad_sequence_answer_is_refused_by_the_report_in_one_line(eval_folder: Path,
                                                                                         tmp_path: Path, edit,
                                                                                         message: str) -> None:

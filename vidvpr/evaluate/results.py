@@ -30,6 +30,7 @@ VPR_BENCH_COLUMNS = ("auc_pr", "recall@100p")  # after the recall@N columns
 Unmatched = Literal["exclude", "miss"]  # vidvpr.evaluate.recall.UNMATCHED_QUERIES
 Fraction = Annotated[float, Field(ge=0, le=1)]
 RecallAt = dict[Annotated[int, Field(ge=1)], Fraction]  # N -> recall@N
+SequenceLength = Annotated[int, Field(ge=1, le=MAX_FRAMES)]  # frames: none is longer than a video (or numpy's integers)
 
 
 class PrecisionRecallRecord(Strict):
@@ -88,7 +89,7 @@ class EvalRow(Strict):
     recall: RecallAt
     per_view: dict[str, RecallAt]
     predictions: str  # relative to the eval folder
-    seq_len: int = Field(1, ge=1, le=MAX_FRAMES)  # no sequence is longer than a video (or numpy's integers)
+    seq_len: SequenceLength = 1
     auc_pr: Fraction | None = None
     recall_at_100_precision: Fraction | None = None
     precision_recall: PrecisionRecallRecord | None = None
@@ -104,7 +105,7 @@ class EvalRow(Strict):
 class SequencesRecord(Strict):
     """How sequences were matched (`vidvpr eval --seq-len ...`)."""
 
-    lengths: list[int]  # evaluated, 1 among them
+    lengths: list[SequenceLength]  # evaluated, 1 among them
     velocity: list[float]  # [lowest, highest] database frames per query frame
     reverse: bool
     normalise: bool

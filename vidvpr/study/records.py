@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
-from vidvpr.evaluate.results import Fraction, Unmatched
+from vidvpr.evaluate.results import Fraction, SequenceLength, Unmatched
 
 STUDY_JSON = "study.json"
 STUDY_CSV = "study.csv"
@@ -99,9 +99,9 @@ class SequenceNeedRecord(Strict):
     qp: int
     kbps: Annotated[float, Field(gt=0)]
     target: Fraction
-    recall: dict[Annotated[int, Field(ge=1)], Fraction] = Field(min_length=1)  # sequence length -> recall@n
-    auc_pr: dict[Annotated[int, Field(ge=1)], Fraction | None]  # sequence length -> AUC-PR
-    needed: int | None
+    recall: dict[SequenceLength, Fraction] = Field(min_length=1)  # sequence length -> recall@n
+    auc_pr: dict[SequenceLength, Fraction | None]  # sequence length -> AUC-PR
+    needed: SequenceLength | None
     reason: str | None
 
     @model_validator(mode="after")
