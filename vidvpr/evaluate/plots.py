@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vidvpr.core.atomic import atomic_output
+from vidvpr.encoding.rdplot import curve_label
 from vidvpr.evaluate.results import EvalRow
 
 RECALL_VS_QP = "recall_vs_qp.png"
@@ -43,8 +44,8 @@ def _curves(rows: Sequence[EvalRow], n: int) -> dict[tuple[str, str], list[EvalR
     for row in rows:
         if row.qp is not None and row.threshold_m == smallest[row.model] and n in row.recall:
             codec = row.codec or DEFAULT_CODEC
-            label = f"{codec} {row.resolution}" if several or codec != DEFAULT_CODEC else row.resolution
-            curves[(row.model, f"{label} ({row.width}x{row.height})")].append(row)
+            label = curve_label(row.resolution, row.width, row.height)  # "80x32", "360p (640x360)"
+            curves[(row.model, f"{codec} {label}" if several or codec != DEFAULT_CODEC else label)].append(row)
     return {key: sorted(value, key=lambda r: r.qp or 0) for key, value in curves.items()}
 
 

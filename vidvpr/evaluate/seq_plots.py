@@ -94,6 +94,9 @@ def precision_recall_figure(rows: Sequence[EvalRow]) -> Any | None:
         frames = "single frames" if seq_len == 1 else f"sequences of {seq_len} frames"
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.0), ylim=(0, 1.02), title=f"{model} · {frames}")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6.5, loc="best")
-    fig.suptitle("Precision against recall over the best match's distance (VPR-Bench)")
+        ax.legend(fontsize=8, loc="best")
+    threshold = mine[0].threshold_m if len({row.threshold_m for row in mine}) == 1 else None
+    at = f" at {threshold:g} m" if threshold is not None else ""
+    fig.suptitle(f"Precision against recall over the best match's distance (VPR-Bench){at} "
+                 f"({mine[0].protocol} protocol)")
     return fig
