@@ -253,7 +253,7 @@ def _line_scores_tiled(rows_distances: np.ndarray, first: int, targets: int, len
                        tile_columns: int = TILE_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
     """`_line_scores`, the same numbers bit for bit, made a tile of targets x line ends at a time so
     that each tile's running sums stay in the CPU's cache across the L additions of every line
-    (1.2-1.5 times less CPU at 512 x 20,000, L = 20). A tile reads `halo` columns each side, as far
+    (1.6-2.5 times less CPU at 512 x 20,000, L = 5-20: tools/bench_line_scores.py). A tile reads `halo` columns each side, as far
     as any line reaches; a tile edge inside a run clips lines only in that halo, which is dropped."""
     columns = rows_distances.shape[1]
     halo = int(np.abs(lines.offsets).max()) if lines.offsets.size else 0
@@ -362,14 +362,25 @@ def _chunks(parts: Sequence[np.ndarray], rows: int = CHUNK_ROWS) -> list[tuple[i
     return out
 
 
-def _as_float32(chunk: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-    """`chunk` as float32: itself when it is, else converted into the start of `buffer` (reused, so
-    that a float16 cache's chunks do not cost a fresh allocation, and its page faults, per block)."""
-    if chunk.dtype == np.float32:
-        return chunk
-    out = buffer[:len(chunk)]
-    np.copyto(out, chunk, casting="unsafe")
-    return out
+class _Float32Chunks:
+    """The database's chunks as float32: a float32 chunk as it is, any other converted into one
+    reused buffer (no fresh allocation, and its page faults, per block), and not converted again
+    while the buffer still holds it (a database of one chunk is converted once for all blocks)."""
+
+    def __init__(self, chunks: Sequence[tuple[int, np.ndarray]], dim: int) -> None:
+        self.chunks = chunks
+        self.buffer = np.empty((max((len(chunk) for _, chunk in chunks), default=0), dim), dtype=np.float32)
+        self.held: int | None = None  # the chunk the buffer holds
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        chunk = self.chunks[index][1]
+        if chunk.dtype == np.float32:
+            return chunk
+        out = self.buffer[:len(chunk)]
+        if self.held != index:
+            np.copyto(out, chunk, casting="unsafe")
+            self.held = index
+        return out
 
 
 def full_search(queries: np.ndarray, database: Sequence[np.ndarray] | np.ndarray, query_runs: Sequence[np.ndarray],
@@ -399,8 +410,8 @@ def full_search_lengths(queries: np.ndarray, database: Sequence[np.ndarray] | np
     size = sum(len(p) for p in parts)
     runs = DatabaseRuns.of(database_runs, size)
     chunks = _chunks(parts)
-    buffer = np.empty((min(CHUNK_ROWS, size), parts[0].shape[1] if parts else 0), dtype=np.float32)
-    norms = [squared_norms(_as_float32(chunk, buffer)) for _, chunk in chunks]  # once, not per block
+    as_float32 = _Float32Chunks(chunks, parts[0].shape[1] if parts else 0)
+    norms = [squared_norms(as_float32[i]) for i in range(len(chunks))]  # once, not per block
     queries = np.asarray(queries, dtype=np.float32)
     all_frames = [(query_sequences(query_runs, len(queries), s.length) >= 0).sum(1) for s in settings]
     block = max(1, block_bytes // max(1, 4 * size * 6))  # distances, best, sum, line, top-k
@@ -412,8 +423,8 @@ def full_search_lengths(queries: np.ndarray, database: Sequence[np.ndarray] | np
             targets = run[first:first + block]
             rows = queries[run[first:first + block]]
             fresh = np.empty((len(rows), size), dtype=np.float32)
-            for (start, chunk), chunk_norms in zip(chunks, norms):
-                fresh[:, start:start + len(chunk)] = squared_distances(rows, _as_float32(chunk, buffer), chunk_norms)
+            for i, ((start, chunk), chunk_norms) in enumerate(zip(chunks, norms)):
+                fresh[:, start:start + len(chunk)] = squared_distances(rows, as_float32[i], chunk_norms)
             fresh = fresh[:, runs.order]
             if first_settings.normalise:
                 fresh = normalise_runs(fresh, runs.starts, first_settings.window)

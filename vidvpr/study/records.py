@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.records import FileRecord, Record, Strict
-from vidvpr.evaluate.results import Fraction, SequenceLength, Unmatched
+from vidvpr.evaluate.results import ExtractionRecord, Fraction, SequenceLength, Unmatched
 
 STUDY_JSON = "study.json"
 STUDY_CSV = "study.csv"
@@ -113,14 +113,9 @@ class SequenceNeedRecord(Strict):
         return self
 
 
-class CostRecord(Strict):
+class CostRecord(ExtractionRecord):
     """A model's descriptor cost (VPR-Bench): extraction ms per image, as its eval folder recorded it."""
 
-    model: str
-    descriptor_dim: Annotated[int, Field(ge=1)]
-    descriptor_bytes: Annotated[int, Field(ge=1)]
-    ms_per_image: Annotated[float, Field(ge=0)] | None
-    images: Annotated[int, Field(ge=0)]
     eval_dir: str
 
 

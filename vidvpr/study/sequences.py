@@ -113,7 +113,5 @@ def costs(evals: Sequence[LoadedEval]) -> list[CostRecord]:
     for e in evals:
         for cost in e.results.extraction:
             if cost.model not in out:
-                out[cost.model] = CostRecord(model=cost.model, descriptor_dim=cost.descriptor_dim,
-                                             descriptor_bytes=cost.descriptor_bytes, ms_per_image=cost.ms_per_image,
-                                             images=cost.images, eval_dir=str(e.folder.resolve()))
+                out[cost.model] = CostRecord(**cost.model_dump(), eval_dir=str(e.folder.resolve()))
     return list(out.values())
