@@ -18,28 +18,49 @@ import os
 import statistics
 import time
 
+import click
 import numpy as np
 
-from vidvpr.evaluate.sequence import SequenceSettings, _line_scores, _line_scores_tiled, line_shapes
+from vidvpr.cli.evaluate import parse_seq_lengths, parse_seq_velocity
+from vidvpr.core.errors import BadInput
+from vidvpr.evaluate.sequence import SequenceSettings, _line_scores, _line_scores_tiled, check_settings, line_shapes
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", type=int, default=512)
-    parser.add_argument("--columns", type=int, default=20000)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--targets", type=positive, default=512)
+    parser.add_argument("--columns", type=positive, default=20000)
+    parser.add_argument("--runs", type=positive, default=10)
     parser.add_argument("--lengths", default="5,10,20")
     parser.add_argument("--velocity", default="0.8..1.25")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=positive, default=3)
     args = parser.parse_args()
-    low, _, high = args.velocity.partition("..")
+    try:
+        lengths, velocity = parse_seq_lengths(args.lengths), parse_seq_velocity(args.velocity)
+        for length in lengths:
+            check_settings(SequenceSettings(length, velocity))
+    except (click.BadParameter, BadInput) as exc:  # read as vidvpr eval reads --seq-len and --seq-velocity
+        parser.error(f"--lengths/--velocity: {exc}")
+    if args.runs > args.columns:
+        parser.error(f"--runs {args.runs}: more runs than --columns {args.columns}")
     starts = np.linspace(0, args.columns, args.runs + 1).astype(np.int64)
     print(f"{args.targets} targets x {args.columns} database frames in {args.runs} runs, velocity {args.velocity}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'L':>3} {'shapes':>6} | {'whole s':>8} {'tiled s':>8} {'whole/tiled':>11} | same")
     rng = np.random.default_rng(0)
-    for length in (int(part) for part in args.lengths.split(",")):
-        lines = line_shapes(SequenceSettings(length, (float(low), float(high or low))))
+    for length in lengths:
+        lines = line_shapes(SequenceSettings(length, velocity))
         rows = rng.random((args.targets + length - 1, args.columns), dtype=np.float32)
         first = length - 1
         times: dict[str, list[float]] = {"whole": [], "tiled": []}

@@ -39,10 +39,14 @@ import os
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 
+from bench_line_scores import positive
+from vidvpr.cli.evaluate import parse_seq_lengths, parse_seq_velocity
+from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import recall_at_n
-from vidvpr.evaluate.sequence import SequenceSettings, full_search
+from vidvpr.evaluate.sequence import SequenceSettings, check_settings, full_search
 from vidvpr.evaluate.sequence_coarse import SKETCH_DIM
 from vidvpr.evaluate.sequence_restricted import (
     ANCHOR_STEP,
@@ -184,41 +188,68 @@ def single_frame(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.
     return found, time.process_time() - started
 
 
+def non_negative(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nordland", type=Path)
     parser.add_argument("--work", type=Path, default=Path("bench-seq"))
-    parser.add_argument("--tolerance", type=int, default=0, help="Nordland: positives within this many frames")
-    parser.add_argument("--first", type=int, default=None, help="Nordland: only the first N frames of each season")
+    parser.add_argument("--tolerance", type=non_negative, default=0, help="Nordland: positives within this many frames")
+    parser.add_argument("--first", type=positive, default=None, help="Nordland: only the first N frames of each season")
     parser.add_argument("--eval", type=Path)
     parser.add_argument("--cell", default="reference")
     parser.add_argument("--synthetic", default=None, help="database sizes, e.g. 20000,50000,100000")
-    parser.add_argument("--queries", type=int, default=400, help="synthetic: query frames")
-    parser.add_argument("--dim", type=int, default=7168, help="synthetic: descriptor width (NetVLAD's 7168)")
+    parser.add_argument("--queries", type=positive, default=400, help="synthetic: query frames")
+    parser.add_argument("--dim", type=positive, default=7168, help="synthetic: descriptor width (NetVLAD's 7168)")
     parser.add_argument("--lengths", default="5,10,20")
     parser.add_argument("--velocity", default="0.8..1.25")
     parser.add_argument("--normalise", choices=("no", "yes", "both"), default="both")
-    parser.add_argument("--ends", type=int, default=DEFAULT_ENDS)
-    parser.add_argument("--neighbourhood", type=int, default=DEFAULT_NEIGHBOURHOOD)
-    parser.add_argument("--step", type=int, default=ANCHOR_STEP, help="restricted: a coarse search every STEP queries")
-    parser.add_argument("--sketch-dim", type=int, default=SKETCH_DIM)
+    parser.add_argument("--ends", type=positive, default=DEFAULT_ENDS)
+    parser.add_argument("--neighbourhood", type=non_negative, default=DEFAULT_NEIGHBOURHOOD)
+    parser.add_argument("--step", type=positive, default=ANCHOR_STEP, help="restricted: a coarse search every STEP queries")
+    parser.add_argument("--sketch-dim", type=positive, default=SKETCH_DIM)
     args = parser.parse_args()
     if sum(x is not None for x in (args.nordland, args.eval, args.synthetic)) != 1:
         parser.error("give one of --nordland DIR, --eval DIR, --synthetic SIZES")
+    try:  # read as vidvpr eval reads --seq-len and --seq-velocity
+        args.lengths, args.velocity = parse_seq_lengths(args.lengths), parse_seq_velocity(args.velocity)
+        for length in args.lengths:
+            check_settings(SequenceSettings(length, args.velocity))
+    except (click.BadParameter, BadInput) as exc:
+        parser.error(f"--lengths/--velocity: {exc}")
     if args.synthetic:
-        for size in (int(part) for part in args.synthetic.split(",")):
+        try:
+            sizes = [positive(part) for part in args.synthetic.split(",")]
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"--synthetic {args.synthetic}: {exc}")
+        if min(sizes) < 4 * SYNTHETIC_RUNS:
+            parser.error(f"--synthetic: at least {4 * SYNTHETIC_RUNS} frames ({SYNTHETIC_RUNS} runs of 4)")
+        for size in sizes:
             compare(args, *synthetic(size, args.queries, args.dim))
         return
-    compare(args, *(nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
-                    else eval_folder(args.eval, args.cell)))
+    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
+        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
+    try:
+        compare(args, *(nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
+                        else eval_folder(args.eval, args.cell)))
+    except BadInput as exc:
+        parser.error(str(exc))
 
 
 def compare(args: argparse.Namespace, queries: np.ndarray, database: np.ndarray, query_runs: list,
             database_runs: list, positives: list, name: str) -> None:
     """Print the single-frame search's recall@1 and CPU, then the full and restricted sequence searches'
     against it, per length and normalisation."""
-    low, _, high = args.velocity.partition("..")
-    velocity = (float(low), float(high or low))
+    velocity = args.velocity
     candidates, single_s = single_frame(queries, database, 20)
     single_recall = recall_at_n(candidates, positives, (1,)).recall[1]
     print(f"{name}; descriptors {queries.shape[1]}-D; velocity {velocity[0]:g}..{velocity[1]:g}; restricted: "
@@ -228,7 +259,7 @@ def compare(args: argparse.Namespace, queries: np.ndarray, database: np.ndarray,
     print(f"{'L':>3} {'normalise':>9} | {'full R@1':>8} {'CPU s':>7} {'x single':>8} | {'restr. R@1':>10} {'CPU s':>7} "
           f"{'x single':>8} | {'same top-1':>10} {'R@1 diff':>8}")
     normalise = {"no": [False], "yes": [True], "both": [False, True]}[args.normalise]
-    for length in (int(part) for part in args.lengths.split(",")):
+    for length in args.lengths:
         for norm in normalise:
             settings = SequenceSettings(length, velocity, normalise=norm)
             started = time.process_time()

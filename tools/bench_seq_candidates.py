@@ -23,17 +23,22 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_seq import eval_folder, nordland, single_frame  # noqa: E402  (a sibling script)
+from bench_line_scores import positive  # noqa: E402  (a sibling script)
+from bench_seq import eval_folder, nordland, non_negative, single_frame  # noqa: E402
 
+from vidvpr.cli.evaluate import parse_seq_lengths  # noqa: E402
+from vidvpr.core.errors import BadInput  # noqa: E402
 from vidvpr.evaluate.recall import recall_at_n  # noqa: E402
 from vidvpr.evaluate.sequence import (  # noqa: E402
     DatabaseRuns,
     Lines,
     SequenceMatches,
     SequenceSettings,
+    check_settings,
     full_search,
     line_shapes,
     query_sequences,
@@ -105,35 +110,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nordland", type=Path)
     parser.add_argument("--work", type=Path, default=Path("bench-seq"))
-    parser.add_argument("--tolerance", type=int, default=0)
+    parser.add_argument("--tolerance", type=non_negative, default=0)
     parser.add_argument("--eval", type=Path)
     parser.add_argument("--cell", default="reference")
-    parser.add_argument("--candidates", type=int, default=10, help="single-frame candidates per frame (K)")
+    parser.add_argument("--candidates", type=positive, default=10, help="single-frame candidates per frame (K)")
     parser.add_argument("--ends", default="2,3,4", help="bins scored exactly per query (E), comma-separated")
     parser.add_argument("--lengths", default="5,10,20")
     args = parser.parse_args()
     if (args.nordland is None) == (args.eval is None):
         parser.error("give one of --nordland DIR, --eval DIR")
-    queries, database, query_runs, database_runs, positives, name = (
-        nordland(args.nordland, args.work, args.tolerance, None) if args.nordland else eval_folder(args.eval, args.cell))
+    try:
+        lengths = parse_seq_lengths(args.lengths)
+        for length in lengths:
+            check_settings(SequenceSettings(length))
+        ends = [positive(part) for part in args.ends.split(",")]
+    except (click.BadParameter, BadInput, argparse.ArgumentTypeError) as exc:
+        parser.error(f"--lengths/--ends: {exc}")
+    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
+        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
+    try:
+        queries, database, query_runs, database_runs, positives, name = (
+            nordland(args.nordland, args.work, args.tolerance, None) if args.nordland
+            else eval_folder(args.eval, args.cell))
+    except BadInput as exc:
+        parser.error(str(exc))
     found, single_s = single_frame(queries, database, args.candidates)
     database = database.astype(np.float32)
     print(f"{name}; single-frame search (faiss IndexFlatL2, top {args.candidates}) {single_s:.2f} s CPU, recall@1 "
           f"{recall_at_n(found, positives, (1,)).recall[1]:.4f}; load average {os.getloadavg()[0]:.1f}")
     print("recall@1 of the candidates' lines minus the full search's, and their CPU as a multiple of the single-frame "
           "search's")
-    for length in (int(part) for part in args.lengths.split(",")):
+    for length in lengths:
         for normalise in (False, True):
             settings = SequenceSettings(length, normalise=normalise)
             full = recall_at_n(full_search(queries, database, query_runs, database_runs, settings, 20).indices,
                                positives, (1,)).recall[1]
             cells = []
-            for ends in (int(part) for part in args.ends.split(",")):
+            for bins in ends:
                 started = time.process_time()
-                matches = candidate_search(queries, database, query_runs, database_runs, settings, 20, found, ends)
+                matches = candidate_search(queries, database, query_runs, database_runs, settings, 20, found, bins)
                 spent = time.process_time() - started
                 recall = recall_at_n(matches.indices, positives, (1,)).recall[1]
-                cells.append(f"E {ends}: {recall - full:+.4f} {spent / single_s:.2f}x")
+                cells.append(f"E {bins}: {recall - full:+.4f} {spent / single_s:.2f}x")
             print(f"L {length:>2} normalise {'yes' if normalise else 'no ':3} full {full:.4f} | " + " | ".join(cells),
                   flush=True)
 

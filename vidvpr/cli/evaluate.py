@@ -32,7 +32,8 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
         raise click.BadParameter(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
 
 
-def _lengths(text: str) -> tuple[int, ...]:
+def parse_seq_lengths(text: str) -> tuple[int, ...]:
+    """'1,5,10,20' -> (1, 5, 10, 20); click.BadParameter for anything but a list of whole numbers."""
     parts = comma_items(text, "--seq-len")
     try:
         return tuple(int(part) for part in parts)
@@ -41,7 +42,7 @@ def _lengths(text: str) -> tuple[int, ...]:
             from None
 
 
-def _velocity(text: str) -> tuple[float, float]:
+def parse_seq_velocity(text: str) -> tuple[float, float]:
     """'0.8..1.25' or '1' (one velocity) -> (low, high)."""
     low, dots, high = text.partition("..")
     try:
@@ -116,8 +117,8 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
                         device=device, backend=backend, pca_dim=pca_dim, cache_dir=cache_dir, root=root,
                         save_preds=save_preds,
-                        unmatched_queries=unmatched_queries, seq_lens=_lengths(seq_lens),
-                        seq_velocity=_velocity(seq_velocity), seq_reverse=seq_reverse, seq_normalise=seq_normalise,
+                        unmatched_queries=unmatched_queries, seq_lens=parse_seq_lengths(seq_lens),
+                        seq_velocity=parse_seq_velocity(seq_velocity), seq_reverse=seq_reverse, seq_normalise=seq_normalise,
                         seq_search=seq_search)
     with executor_for(scheduler, quiet) as executor, progress_bar(None, "eval", unit="img", quiet=quiet) as bar:
         result = evaluate(manifest_dir, out_dir, config, on_start=lambda total: bar.reset(total=total),
