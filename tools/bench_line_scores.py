@@ -17,6 +17,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 import click
 import numpy as np
@@ -26,15 +27,20 @@ from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.sequence import SequenceSettings, _line_scores, _line_scores_tiled, check_settings, line_shapes
 
 
-def positive(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def whole_number(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `low` (the sequence benchmarks' sizes and counts)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+positive, non_negative = whole_number(1), whole_number(0)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bench_line_scores import positive
+from bench_line_scores import non_negative, positive
 from vidvpr.cli.evaluate import parse_seq_lengths, parse_seq_velocity
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import recall_at_n
@@ -186,17 +186,6 @@ def single_frame(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.
     index.add(database.astype(np.float32))
     _, found = index.search(queries, k)
     return found, time.process_time() - started
-
-
-def non_negative(text: str) -> int:
-    """argparse type: a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_line_scores import positive  # noqa: E402  (a sibling script)
-from bench_seq import eval_folder, nordland, non_negative, single_frame  # noqa: E402
+from bench_line_scores import non_negative, positive  # noqa: E402  (a sibling script)
+from bench_seq import eval_folder, nordland, single_frame  # noqa: E402
 
 from vidvpr.cli.evaluate import parse_seq_lengths  # noqa: E402
 from vidvpr.core.errors import BadInput  # noqa: E402
