@@ -188,14 +188,32 @@ def single_frame(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.
     return found, time.process_time() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """--nordland/--work/--tolerance and --eval/--cell: the real datasets the sequence benchmarks read."""
     parser.add_argument("--nordland", type=Path)
     parser.add_argument("--work", type=Path, default=Path("bench-seq"))
     parser.add_argument("--tolerance", type=non_negative, default=0, help="Nordland: positives within this many frames")
-    parser.add_argument("--first", type=positive, default=None, help="Nordland: only the first N frames of each season")
     parser.add_argument("--eval", type=Path)
     parser.add_argument("--cell", default="reference")
+
+
+def load_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 first: int | None = None) -> tuple[np.ndarray, np.ndarray, list, list, list, str]:
+    """The dataset `add_dataset_options` named (Nordland, or an eval folder's cell); a folder without
+    Nordland's frames or a bad eval folder is the parser's one-line error."""
+    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
+        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
+    try:
+        return nordland(args.nordland, args.work, args.tolerance, first) if args.nordland else eval_folder(args.eval,
+                                                                                                           args.cell)
+    except BadInput as exc:
+        parser.error(str(exc))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_options(parser)
+    parser.add_argument("--first", type=positive, default=None, help="Nordland: only the first N frames of each season")
     parser.add_argument("--synthetic", default=None, help="database sizes, e.g. 20000,50000,100000")
     parser.add_argument("--queries", type=positive, default=400, help="synthetic: query frames")
     parser.add_argument("--dim", type=positive, default=7168, help="synthetic: descriptor width (NetVLAD's 7168)")
@@ -225,11 +243,9 @@ def main() -> None:
         for size in sizes:
             compare(args, *synthetic(size, args.queries, args.dim))
         return
-    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
-        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
+    dataset = load_dataset(parser, args, args.first)
     try:
-        compare(args, *(nordland(args.nordland, args.work, args.tolerance, args.first) if args.nordland
-                        else eval_folder(args.eval, args.cell)))
+        compare(args, *dataset)
     except BadInput as exc:
         parser.error(str(exc))
 

@@ -27,8 +27,8 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_line_scores import non_negative, positive  # noqa: E402  (a sibling script)
-from bench_seq import eval_folder, nordland, single_frame  # noqa: E402
+from bench_line_scores import positive  # noqa: E402  (a sibling script)
+from bench_seq import add_dataset_options, load_dataset, single_frame  # noqa: E402
 
 from vidvpr.cli.evaluate import parse_seq_lengths  # noqa: E402
 from vidvpr.core.errors import BadInput  # noqa: E402
@@ -108,11 +108,7 @@ def candidate_search(queries: np.ndarray, database: np.ndarray, query_runs: list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nordland", type=Path)
-    parser.add_argument("--work", type=Path, default=Path("bench-seq"))
-    parser.add_argument("--tolerance", type=non_negative, default=0)
-    parser.add_argument("--eval", type=Path)
-    parser.add_argument("--cell", default="reference")
+    add_dataset_options(parser)
     parser.add_argument("--candidates", type=positive, default=10, help="single-frame candidates per frame (K)")
     parser.add_argument("--ends", default="2,3,4", help="bins scored exactly per query (E), comma-separated")
     parser.add_argument("--lengths", default="5,10,20")
@@ -126,14 +122,7 @@ def main() -> None:
         ends = [positive(part) for part in args.ends.split(",")]
     except (click.BadParameter, BadInput, argparse.ArgumentTypeError) as exc:
         parser.error(f"--lengths/--ends: {exc}")
-    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
-        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
-    try:
-        queries, database, query_runs, database_runs, positives, name = (
-            nordland(args.nordland, args.work, args.tolerance, None) if args.nordland
-            else eval_folder(args.eval, args.cell))
-    except BadInput as exc:
-        parser.error(str(exc))
+    queries, database, query_runs, database_runs, positives, name = load_dataset(parser, args)
     found, single_s = single_frame(queries, database, args.candidates)
     database = database.astype(np.float32)
     print(f"{name}; single-frame search (faiss IndexFlatL2, top {args.candidates}) {single_s:.2f} s CPU, recall@1 "

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_line_scores import non_negative, positive  # noqa: E402  (a sibling script)
-from bench_seq import eval_folder, nordland, single_frame  # noqa: E402
+from bench_seq import add_dataset_options, load_dataset, single_frame  # noqa: E402
 
 from vidvpr.cli.evaluate import parse_seq_lengths  # noqa: E402
 from vidvpr.core.errors import BadInput  # noqa: E402
@@ -89,11 +89,7 @@ def restricted_answer(exact_scores: np.ndarray, ends: np.ndarray, runs: Database
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nordland", type=Path)
-    parser.add_argument("--work", type=Path, default=Path("bench-seq"))
-    parser.add_argument("--tolerance", type=non_negative, default=0, help="Nordland: positives within this many frames")
-    parser.add_argument("--eval", type=Path)
-    parser.add_argument("--cell", default="reference")
+    add_dataset_options(parser)
     parser.add_argument("--length", default="20", help="sequence length L")
     parser.add_argument("--sketch-dims", default="256,512,1024,2048", help="sketch sizes, comma-separated")
     parser.add_argument("--ends", default="1,2,3,5,10", help="line ends kept per query (E), comma-separated")
@@ -110,14 +106,7 @@ def main() -> None:
         parser.error(f"--length takes one length, got {args.length!r}")
     except (click.BadParameter, BadInput, argparse.ArgumentTypeError) as exc:
         parser.error(f"--length/--sketch-dims/--ends: {exc}")
-    if args.nordland and not sorted((args.nordland / "summer").glob("*.png")):
-        parser.error(f"--nordland {args.nordland}: no summer/*.png (the folder ../shared/data/nordland-half1 holds them)")
-    try:
-        queries, database, query_runs, database_runs, positives, name = (
-            nordland(args.nordland, args.work, args.tolerance, None) if args.nordland
-            else eval_folder(args.eval, args.cell))
-    except BadInput as exc:
-        parser.error(str(exc))
+    queries, database, query_runs, database_runs, positives, name = load_dataset(parser, args)
     if len(queries) * len(database) > MAX_PAIRS:
         parser.error(f"{len(queries)} queries x {len(database)} database frames: more than the {MAX_PAIRS:,} pairs "
                      f"this script holds as whole matrices")
