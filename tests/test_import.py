@@ -114,6 +114,25 @@ def test_a_phone_video_shown_rotated_is_imported_as_shown_and_encodes(vfr_video:
     assert grid
 
 
+def test_a_video_flagged_as_a_stereo_pair_is_reencoded_with_a_warning_and_encodes(
+        vfr_video: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An H.264 frame-packing SEI (here top and bottom, as ffmpeg carries it from a stereo 360° source
+    through crop or v360) was copied into the view, and `vidvpr encode` then failed on every cell
+    (ffmpeg's loopback decoder: "File exists", exit 5). The view is re-encoded, which drops the flag."""
+    from vidvpr.encoding.grid import encode_grid
+    from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
+
+    flagged = tmp_path / "stereo.mp4"
+    subprocess.run([find_ffmpeg().path, "-v", "error", "-i", str(vfr_video), "-c:v", "libx264", "-preset",
+                    "ultrafast", "-x264-params", "frame-packing=4", "-pix_fmt", "yuv420p", str(flagged)], check=True)
+    result = import_footage([flagged], tmp_path / "views", config()).views[0]
+    assert not result.stream_copy and result.frames == 10
+    assert "flagged as a stereo pair (top and bottom); imported whole, as one camera" in caplog.text
+    grid = encode_grid([Path(result.path)], tmp_path / "enc",
+                       EncodeConfig(qps=(40,), resolutions=parse_resolutions("48x32"), vmaf=False, preset="ultrafast"))
+    assert grid
+
+
 def test_probe_says_a_video_is_shown_rotated(portrait_video: Path) -> None:
     result = CliRunner().invoke(main, ["probe", str(portrait_video)])
     assert result.exit_code == 0

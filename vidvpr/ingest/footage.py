@@ -23,7 +23,7 @@ from vidvpr.core.sidecars import ColorRecord, ImportedSourceRecord
 from vidvpr.ingest import images as imgs
 from vidvpr.media.decode import decode_frames
 from vidvpr.media.probe import (ColorInfo, VideoInfo, display_rotation_deg, looks_dual_fisheye, probe_video,
-                                unsupported_360_layout)
+                                stereo_packing, unsupported_360_layout)
 
 LOG = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class Footage:
     images: list[imgs.ImageInfo] = field(default_factory=list)
     image_times: imgs.ImageTimes | None = None
     rotation_deg: int = 0  # a video's display rotation (counter-clockwise), applied to every frame
+    stereo_packing: str | None = None  # a video whose frames are flagged as a stereo pair: how they pack it
 
     @property
     def out_size(self) -> tuple[int, int]:
@@ -146,9 +147,14 @@ def open_video(path: Path, fps: Fraction | None) -> Footage:
     if rotation_deg:
         LOG.info("%s: shown rotated by %d°; its frames are turned upright (%dx%d)", info.path, rotation_deg, width,
                  height)
+    packing = stereo_packing(info.path)
+    if packing:
+        LOG.warning("%s: its frames are flagged as a stereo pair (%s); imported whole, as one camera, and "
+                    "re-encoded without the flag (if each frame does hold two pictures, crop one eye first, e.g. "
+                    "with ffmpeg's crop filter, and import that)", info.path, packing)
     footage = Footage("video", info.path, width, height, info.codec, info.pix_fmt, info.path.stat().st_size,
                       info.fps, info.time_base, info.color, "the video's own timestamps", info.frames, video=info,
-                      rotation_deg=rotation_deg)
+                      rotation_deg=rotation_deg, stereo_packing=packing)
     return _even(footage, "crop")
 
 

@@ -84,6 +84,8 @@ def copy_problem(footage: Footage, config: ImportConfig, maps: Undistortion | No
         return f"{footage.codec} {footage.pix_fmt}, not {COPYABLE_CODEC} {COPYABLE_PIX_FMT}"
     if footage.rotation_deg:
         return f"its frames are turned upright (shown rotated by {footage.rotation_deg}°)"
+    if footage.stereo_packing:  # ffmpeg's loopback decoder in `vidvpr encode` fails on the flag (EEXIST)
+        return f"its frames are flagged as a stereo pair ({footage.stereo_packing}), which vidvpr encode cannot measure"
     if footage.even or maps is not None:
         return "its frames are changed (odd size made even)" if footage.even else "its frames are undistorted"
     return None
@@ -99,6 +101,8 @@ def import_params(footage: Footage, camera: Camera, config: ImportConfig, maps: 
         "reencode": config.reencode, "encoding": asdict(config.encoding),
         # only when turned, so views of unrotated footage made before rotation was applied stay finished
         **({"rotation_deg": footage.rotation_deg} if footage.rotation_deg else {}),
+        # likewise: a copy that kept the stereo flag (made before it was re-encoded) is redone
+        **({"stereo_packing": footage.stereo_packing} if footage.stereo_packing else {}),
     }
 
 

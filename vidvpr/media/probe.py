@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -163,6 +164,26 @@ def display_rotation_deg(path: Path) -> int:
     if abs(angle - 90.0 * turns) > 0.5:
         raise BadInput(f"{path}: shown rotated by {angle:g}°, not a quarter turn; re-encode it upright first")
     return int(turns % 4) * 90
+
+
+# libav's AVStereo3DType (the first field of a frame's STEREO3D side data); 0 (2D) is one picture
+STEREO_PACKINGS = {1: "side by side", 2: "top and bottom", 3: "frame sequence", 4: "checkerboard",
+                   5: "side by side, quincunx", 6: "interleaved lines", 7: "interleaved columns", 8: "unspecified"}
+
+
+def stereo_packing(path: Path) -> str | None:
+    """How the first video frame says it packs a stereo pair (an H.264/HEVC frame-packing SEI or a
+    container's stereo tag, as libav hands them to every decoded frame), or None for one picture."""
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0), None)
+    except av.error.FFmpegError as exc:
+        raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+    for side in frame.side_data if frame is not None else ():
+        if side.type.name == "STEREO3D":
+            kind = int.from_bytes(bytes(side)[:4], sys.byteorder)
+            return STEREO_PACKINGS.get(kind, f"type {kind}") if kind else None
+    return None
 
 
 def _sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
