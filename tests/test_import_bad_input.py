@@ -58,6 +58,16 @@ def test_an_image_of_another_size_is_named_before_anything_is_written(images: Pa
     assert not (tmp_path / "views").exists()
 
 
+@pytest.mark.parametrize("again", ["f1.png", "./f1.png", "../seq/f1.png"])
+def test_an_image_given_twice_is_named(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       again: str) -> None:
+    """The same file twice in a list of images was imported as two frames of one picture."""
+    monkeypatch.chdir(images)
+    result = run("f0.png", "f1.png", again, "--out", tmp_path / "views", "--hfov", 60)
+    assert_one_line_exit_2(result, f"{Path(again)}: given twice (also as f1.png)")
+    assert not (tmp_path / "views").exists()
+
+
 def test_an_unreadable_image_is_named(images: Path, tmp_path: Path) -> None:
     (images / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     result = run(images, "--out", tmp_path / "views", "--hfov", 60)

@@ -80,6 +80,12 @@ def find_images(sources: Sequence[str | Path]) -> tuple[Path, list[Path]]:
             if not _is_image(path):
                 raise BadInput(f"{path}: not a JPEG or PNG image ({wanted}); a video is imported alone")
         folder = Path(os.path.commonpath([str(path.absolute().parent) for path in images]))
+        seen: dict[str, Path] = {}
+        for path in images:  # one file named twice would be two frames of one picture
+            key = os.path.abspath(path)  # "a/1.jpg", "./a/1.jpg" and "a/../a/1.jpg" alike
+            if key in seen:
+                raise BadInput(f"{path}: given twice (also as {seen[key]}); each image is one frame, name it once")
+            seen[key] = path
     images.sort(key=lambda path: natural_key(path.absolute().relative_to(folder.absolute()).as_posix()))
     return folder, images
 
