@@ -68,6 +68,18 @@ def test_an_image_given_twice_is_named(images: Path, tmp_path: Path, monkeypatch
     assert not (tmp_path / "views").exists()
 
 
+def test_images_wider_than_x264_encodes_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """17000 px wide images were read, then x264 refused to open ("invalid width x height"): exit 4
+    naming a temporary file. x264 takes 16384 px a side, and no more."""
+    for width in (16384, 16386):
+        for i in range(2):
+            write_png(tmp_path / str(width) / f"f{i}.png", np.full((2, width, 3), 40 * i, np.uint8))
+    assert run(tmp_path / "16384", "--out", tmp_path / "views", "--hfov", 60).exit_code == 0
+    result = run(tmp_path / "16386", "--out", tmp_path / "views", "--hfov", 60)
+    assert_one_line_exit_2(result, "16386: 16386x2 frames, and x264 encodes at most 16384 pixels a side")
+    assert files_under(tmp_path / "views") == ["16384/camera.json", "16384/camera.mp4"]
+
+
 def test_an_unreadable_image_is_named(images: Path, tmp_path: Path) -> None:
     (images / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     result = run(images, "--out", tmp_path / "views", "--hfov", 60)

@@ -53,6 +53,7 @@ IMPORT_OUTPUT_VERSION = 1
 CONVENTIONS = ("imported camera: yaw 0 = the camera's forward direction; intrinsics with pixel (i,j) centre at "
                "(i+0.5, j+0.5), i.e. OpenCV's cx, cy + 0.5")
 COPYABLE_CODEC, COPYABLE_PIX_FMT = "h264", "yuv420p"
+X264_MAX_SIDE = 16384  # libx264 refuses a wider or taller frame ("invalid width x height")
 
 
 @dataclass
@@ -227,6 +228,10 @@ class ViewPlan:
 def plan_view(footage: Footage, camera: Camera, maps: Undistortion | None, recording: str, out_dir: Path,
               config: ImportConfig) -> ViewPlan:
     """Check one view before anything is written: skip it when done, refuse another source's folder."""
+    width, height = footage.out_size
+    if max(width, height) > X264_MAX_SIDE and copy_problem(footage, config, maps) is not None:
+        raise BadInput(f"{footage.path}: {width}x{height} frames, and x264 encodes at most {X264_MAX_SIDE} pixels a "
+                       "side; scale them down first")
     video, car = view_paths(out_dir, recording, config.view)
     source_hash = footage.content_hash()
     params = import_params(footage, camera, config, maps)
