@@ -80,6 +80,14 @@ def test_images_wider_than_x264_encodes_are_refused_before_anything_is_written(t
     assert files_under(tmp_path / "views") == ["16384/camera.json", "16384/camera.mp4"]
 
 
+def test_images_too_small_to_crop_even_name_their_folder(tmp_path: Path) -> None:
+    for i in range(2):
+        write_png(tmp_path / "dots" / f"f{i}.png", np.full((1, 1, 3), 40 * i, np.uint8))
+    result = run(tmp_path / "dots", "--out", tmp_path / "views", "--hfov", 60)
+    assert_one_line_exit_2(result, "dots: 1x1 frames are too small to make even by cropping; use --even pad")
+    assert not (tmp_path / "views").exists()
+
+
 def test_an_unreadable_image_is_named(images: Path, tmp_path: Path) -> None:
     (images / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     result = run(images, "--out", tmp_path / "views", "--hfov", 60)

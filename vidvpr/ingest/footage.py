@@ -107,7 +107,10 @@ class Footage:
 
 
 def _even(footage: Footage, mode: str) -> Footage:
-    width, height, done = imgs.even_size(footage.width, footage.height, mode)
+    try:
+        width, height, done = imgs.even_size(footage.width, footage.height, mode)
+    except BadInput as exc:  # too small to crop: say which footage
+        raise BadInput(f"{footage.path}: {exc}") from None
     if done is not None:
         LOG.warning("%s: %dx%d frames %s to %dx%d (yuv420p video needs an even size)", footage.path, footage.width,
                     footage.height, done, width, height)
