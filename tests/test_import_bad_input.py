@@ -214,6 +214,16 @@ def test_a_recording_of_another_source_is_refused_without_force(images: Path, tm
     assert replaced.views[0].frames == 2
 
 
+def test_images_changed_since_their_import_are_said_to_be_changed(images: Path, tmp_path: Path) -> None:
+    """The refusal read "already holds views imported from /x/seq (sha256:…), not from /x/seq"."""
+    import_footage([images], tmp_path / "views", ImportConfig(hfov_deg=60.0))
+    write_png(images / "f2.png", perspective_test_frame(*SIZE, 7))
+    result = run(images, "--out", tmp_path / "views", "--hfov", 60)
+    assert_one_line_exit_2(result, f"recording 'seq' already holds views imported from {images} when it held other "
+                                   "content (sha256:", "--force")
+    assert f"not from {images}" not in result.stderr
+
+
 def test_a_recording_of_sliced_views_is_other_content(images: Path, tmp_path: Path, equirect_video: Path) -> None:
     from vidvpr.slicing.config import SliceConfig
     from vidvpr.slicing.slicer import slice_video

@@ -11,6 +11,7 @@ hash) and options skips a view whose video is intact.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -122,9 +123,12 @@ def refuse_other_content(folder: Path, recording: str, source: Path, source_hash
     if others:
         car, sidecar = others[0]
         made = "imported from" if sidecar.imported else "sliced from"
+        if os.path.abspath(sidecar.source.path) == os.path.abspath(source):  # the same path, changed since
+            whose = f"when it held other content ({sidecar.source.hash[:19]}…, now {source_hash[:19]}…)"
+        else:
+            whose = f"({sidecar.source.hash[:19]}…), not from {source}"
         raise BadInput(f"{folder}: recording {recording!r} already holds views {made} {sidecar.source.path} "
-                       f"({sidecar.source.hash[:19]}…), not from {source}; choose another --recording, or "
-                       "--force to replace them")
+                       f"{whose}; choose another --recording, or --force to replace them")
 
 
 def remove_other_content(folder: Path, source_hash: str) -> None:
