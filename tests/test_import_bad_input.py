@@ -158,6 +158,20 @@ def test_nonsense_options_are_one_line(images: Path, tmp_path: Path, argv: list[
     assert not (tmp_path / "views").exists()
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (["", "--out", "views"], "an empty path among the footage to import"),
+    ([".", "--out", ""], "Invalid value for '--out': an empty path"),
+    ([".", "--out", "views", "--root", ""], "Invalid value for '--root': an empty path"),
+], ids=["source", "out", "root"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(images: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 argv: list[str], fragment: str) -> None:
+    """`vidvpr import "$SRC" --out "$OUT"` with a variable unset: "" was the current folder, whose
+    images were imported, or into which the views were written (beside the images)."""
+    monkeypatch.chdir(images)
+    assert_one_line_exit_2(run(*argv, "--hfov", 60), fragment)
+    assert files_under(images.parent) == ["seq/f0.png", "seq/f1.png", "seq/f2.png"]
+
+
 def test_the_camera_must_be_given_once(images: Path, tmp_path: Path) -> None:
     assert_one_line_exit_2(run(images, "--out", tmp_path / "v"), "the camera: give one of --hfov DEG")
     assert_one_line_exit_2(run(images, "--out", tmp_path / "v", "--hfov", 60, "--intrinsics", "50,50,32,24"),

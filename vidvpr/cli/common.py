@@ -83,6 +83,16 @@ def output_options(func: F) -> F:
     return click.option("--quiet", is_flag=True, help="No progress bar or summary.")(func)
 
 
+class NonEmptyPath(click.Path):
+    """A click.Path that refuses "" (a quoted shell variable that is unset), which pathlib would read
+    as the current folder: `--out "$OUT"` must not write into whatever folder the shell is in."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (is a shell variable unset?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def parse_size(value: str | None) -> tuple[int, int] | None:
     """'WxH' → (W, H); raises click.BadParameter for anything else."""
     if value is None:

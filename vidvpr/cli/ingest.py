@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_fraction
+from vidvpr.cli.common import NonEmptyPath, emit_json, handle_errors, output_options, parse_fraction
 from vidvpr.dataset.vpr_names import DEFAULT_VPR_SPLIT
 from vidvpr.ingest.config import DEFAULT_VIEW, ImportConfig
 from vidvpr.ingest.images import EVEN_MODES, TIME_SOURCES
@@ -17,7 +17,7 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
 
 @click.command("import")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Views folder: writes OUT/<recording>/<view>.mp4 + .json.")
 @click.option("--recording", default=None, help="Recording name [default: the video's stem or the images' folder; "
                                                 "a VPR folder: NAME-database and NAME-queries].")
@@ -26,7 +26,7 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
                                                                    "(a centred pinhole with square pixels, or a video's own "
                                                                    "sample aspect ratio).")
 @click.option("--intrinsics", default=None, help="Camera: fx,fy,cx,cy in pixels (OpenCV convention).")
-@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+@click.option("--calibration", type=NonEmptyPath(path_type=Path), default=None,
               help="Camera: OpenCV calibration file (YAML as cv2.FileStorage or ROS write it, or JSON) with "
                    "camera_matrix and distortion coefficients.")
 @click.option("--undistort", is_flag=True, help="Remove the calibration's lens distortion (OpenCV).")
@@ -44,7 +44,7 @@ DEFAULTS, ENCODING = ImportConfig(), ViewEncoding()
 @click.option("--positions", default=None, metavar="index[:SPACING_M]",
               help="Write ROOT/trajectories/<recording>.csv placing frame i at x = i * SPACING_M (default 1 m): "
                    "frame-index ground truth.")
-@click.option("--root", type=click.Path(path_type=Path), default=None,
+@click.option("--root", type=NonEmptyPath(path_type=Path), default=None,
               help="Dataset root for trajectories and definitions [default: the parent of --out].")
 @click.option("--split", "vpr_split", default=DEFAULT_VPR_SPLIT, help="VPR folder: which images/<split>/ to import.")
 @click.option("--crf", default=ENCODING.crf, type=int, help="x264 CRF of encoded views, 0-51 (visually lossless).")

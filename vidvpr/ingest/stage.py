@@ -106,6 +106,8 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
     if not sources:
         raise BadInput("give the footage to import: a video, images (a folder, a pattern or files), or a "
                        "VPR-datasets-downloader folder")
+    if any(not str(source).strip() for source in sources):  # Path("") is the current folder, not a file
+        raise BadInput("an empty path among the footage to import (is a shell variable unset?)")
     out_dir = Path(out_dir)
     root = dataset_root(out_dir, config)
     splits = vpr_folder.find_vpr_splits(sources, config.vpr_split)
