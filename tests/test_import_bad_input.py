@@ -184,6 +184,15 @@ def test_fps_of_a_video_is_refused(tmp_path: Path) -> None:
                            "--fps times images; a video keeps every frame at its own time")
 
 
+@pytest.mark.parametrize("times", ["name", "exif", "fps"])
+def test_times_of_a_video_is_refused(tmp_path: Path, times: str) -> None:
+    """--times name on a video was silently ignored, as if it had been read."""
+    video = write_video(tmp_path / "clip.mp4", [perspective_test_frame(*SIZE, i) for i in range(2)], size=SIZE)
+    assert_one_line_exit_2(run(video, "--out", tmp_path / "v", "--hfov", 60, "--times", times),
+                           f"--times {times} times images; a video keeps every frame at its own time", "clip.mp4")
+    assert not (tmp_path / "v").exists()
+
+
 @pytest.mark.parametrize("name, text", [
     ("cam.json", json.dumps({"distortion": [0.1, 0, 0, 0]})),
     ("cam.yaml", "%YAML:1.0\n---\ndistortion_coefficients: !!opencv-matrix\n   rows: 1\n   cols: 4\n   dt: d\n"

@@ -139,11 +139,13 @@ def check_perspective(info: VideoInfo) -> None:
                     "camera (if it is 360°, use vidvpr slice)", info.path)
 
 
-def open_video(path: Path, fps: Fraction | None) -> Footage:
+def open_video(path: Path, fps: Fraction | None, times: str = "auto") -> Footage:
     """A perspective video, checked; its frames are all kept, with their own timestamps."""
     info = probe_video(Path(path))
     if fps is not None:
         raise BadInput(f"--fps times images; a video keeps every frame at its own time ({path})")
+    if times != "auto":
+        raise BadInput(f"--times {times} times images; a video keeps every frame at its own time ({path})")
     check_perspective(info)
     rotation_deg = display_rotation_deg(info.path)
     width, height = (info.height, info.width) if rotation_deg in (90, 270) else (info.width, info.height)

@@ -113,7 +113,7 @@ def import_footage(sources: Sequence[str | Path], out_dir: str | Path, config: I
     splits = vpr_folder.find_vpr_splits(sources, config.vpr_split)
     if splits is not None:
         return _import_vpr(Path(sources[0]), splits, out_dir, root, config, on_frame, on_start)
-    footage = open_video(Path(sources[0]), config.fps) if looks_like_video(sources) else \
+    footage = open_video(Path(sources[0]), config.fps, config.times) if looks_like_video(sources) else \
         open_images(sources, config.fps, config.times, config.even)
     recording = config.recording or default_recording(footage)
     camera, maps = prepare_camera(footage, config)
