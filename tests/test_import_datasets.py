@@ -131,6 +131,21 @@ def test_a_definition_of_other_data_is_refused_before_any_view_is_written(tmp_pa
     assert not (tmp_path / "data" / "views").exists()
 
 
+def test_a_vpr_folder_imported_again_from_another_folder_is_done_not_other_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trajectories' and the definition's comments name the source as it was typed, so the same
+    import run from the dataset's own folder ('tiny' for 'work/tiny') was refused with exit 4."""
+    source = vpr_folder(tmp_path / "work" / "tiny", [0, 10, 20], [4, 14])
+    monkeypatch.chdir(tmp_path)
+    import_footage([Path("work") / "tiny"], Path("work") / "views", ImportConfig(hfov_deg=60.0))
+    written = {path: path.read_bytes() for path in (tmp_path / "work").rglob("*") if path.is_file()}
+    monkeypatch.chdir(tmp_path / "work")
+    summary = import_footage(["tiny"], "views", ImportConfig(hfov_deg=60.0))
+    assert all(view.skipped for view in summary.views)
+    assert {path: path.read_bytes() for path in (tmp_path / "work").rglob("*") if path.is_file()} == written
+    assert source.exists()
+
+
 def test_the_vpr_export_import_round_trip_gives_the_same_positives(tmp_path: Path, sliced_views: Path) -> None:  # noqa: F811
     definition = make_dataset(tmp_path / "ds", sliced_views, radius=2.5)
     build_manifest(load_definition(definition), tmp_path / "ds" / "manifest")

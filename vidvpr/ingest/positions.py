@@ -53,14 +53,21 @@ def index_trajectory_text(times_s: np.ndarray, spacing_m: float) -> str:
                            note=f"vidvpr import --positions index:{spacing_m:g}: x = frame index x {spacing_m:g} m")
 
 
+def _data_lines(text: str) -> list[str]:
+    """The lines that say something: `#` comments (where the data came from, with the source's path
+    as it was typed) left out."""
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
 def holds_already(path: Path, text: str, force: bool, what: str) -> bool:
-    """Whether `path` holds exactly `text`; OutputError when it holds something else and `force` is
+    """Whether `path` holds `text` (but for its comments: the same import run from another folder
+    spells the source's path differently); OutputError when it holds something else and `force` is
     not given (checked before any output is written, and again when writing)."""
     path = Path(path)
     if not path.is_file():
         return False
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if _data_lines(path.read_text(encoding="utf-8")) == _data_lines(text):
             return True
     except (OSError, UnicodeDecodeError):
         pass
