@@ -309,6 +309,8 @@ BAD_INPUTS = {
     "json zero scale": ("a.json", keyframes_json(fps=1, scale=0), {}, "scale must be positive"),
     "json negative scale": ("a.json", json.dumps(KEYFRAMES), {"fps": 1, "scale": -2}, "scale must be positive"),
     "json missing trans": ("a.json", keyframes_json([{"frame": 0}], fps=1), {}, "keyframe 1 needs 'frame' and 'trans'"),
+    # a list of numbers where keyframe objects belong was reported as a missing frame rate
+    "json list of numbers": ("a.json", "[1, 2, 3]", {}, "keyframe 1 needs 'frame' and 'trans'"),
     "json short trans": ("a.json", keyframes_json([{"frame": 0, "trans": [1, 2]}], fps=1), {}, "trans must be a list"),
     "json bad rot": (
         "a.json",

@@ -236,6 +236,9 @@ def _read_keyframes_json(path: Path, text: str, opts: ReadOptions) -> Trajectory
     keyframes = data.get("keyframes") if isinstance(data, dict) else data
     if not isinstance(keyframes, list):
         raise BadInput(f'{path}: expected {{"keyframes": [...]}} or a list of keyframes')
+    for i, keyframe in enumerate(keyframes, 1):  # the shape first: `[1, 2, 3]` is no map whose fps is missing
+        if not isinstance(keyframe, dict) or "frame" not in keyframe or "trans" not in keyframe:
+            raise BadInput(f"{path}: keyframe {i} needs 'frame' and 'trans' (and optionally 'rot')")
     fps = _setting(path, settings, "fps", opts.fps)
     if fps is None:
         raise BadInput(f'{path}: frame rate unknown: put "fps" in the file or pass fps')
@@ -245,8 +248,6 @@ def _read_keyframes_json(path: Path, text: str, opts: ReadOptions) -> Trajectory
     labels, frames, trans, rots = [], [], [], []
     for i, keyframe in enumerate(keyframes, 1):
         labels.append(f"keyframe {i}")
-        if not isinstance(keyframe, dict) or "frame" not in keyframe or "trans" not in keyframe:
-            raise BadInput(f"{path}: keyframe {i} needs 'frame' and 'trans' (and optionally 'rot')")
         frames.append(_number(path, labels[-1], "frame", keyframe["frame"]))
         if not (isinstance(keyframe["trans"], list) and len(keyframe["trans"]) == 3):
             raise BadInput(f"{path}: keyframe {i}: trans must be a list of 3 numbers")
