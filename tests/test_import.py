@@ -367,6 +367,12 @@ def test_the_help_says_in_which_order_auto_chooses_image_times() -> None:
     assert "the file name's last number (seconds," in help_text
 
 
+def test_the_help_says_the_camera_is_required() -> None:
+    """Every option of the camera read as optional in --help; only the error said one is required."""
+    help_text = " ".join(CliRunner().invoke(main, ["import", "--help"]).output.split())
+    assert "The camera is required: one of --hfov, --intrinsics or --calibration." in help_text
+
+
 def test_the_command_line_prints_a_json_summary(image_folder: Path, tmp_path: Path) -> None:
     argv = ["import", str(image_folder), "--out", str(tmp_path / "views"), "--hfov", "60", "--positions", "index:5",
             "--json"]

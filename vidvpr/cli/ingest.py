@@ -58,7 +58,8 @@ def import_command(sources: tuple[str, ...], out_dir: Path, recording: str | Non
                    fps: str | None, times: str, even: str, reencode: bool, positions: str | None, root: Path | None,
                    vpr_split: str, crf: int, preset: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Import perspective footage as view videos (+ sidecar JSON each): a video, images (a folder,
-    a quoted pattern like 'frames/*.png', or files), or a VPR-datasets-downloader folder."""
+    a quoted pattern like 'frames/*.png', or files), or a VPR-datasets-downloader folder. The camera
+    is required: one of --hfov, --intrinsics or --calibration."""
     from vidvpr.core.progress import progress_bar
     from vidvpr.ingest import import_footage
     from vidvpr.ingest.config import parse_intrinsics, parse_positions
