@@ -223,6 +223,18 @@ def test_epoch_file_names_time_the_frames(tmp_path: Path) -> None:
     assert decode_luma_and_times(Path(result.path))[1] == pytest.approx(car.timestamps.times().tolist(), abs=1e-6)
 
 
+def test_one_image_without_an_epoch_name_among_timed_ones_is_named_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stray image in a TUM/EuRoC folder switched `auto` from the names' times to 1 fps without a word."""
+    for index, stamp in enumerate([1403636579763555584, 1403636579813555456, 1403636579863555584]):
+        write_png(tmp_path / "cam0" / f"{stamp}.png", perspective_test_frame(*SIZE, index))
+    write_png(tmp_path / "cam0" / "thumbnail.png", perspective_test_frame(*SIZE, 3))
+    car = sidecar_of(import_footage([tmp_path / "cam0"], tmp_path / "views", config()).views[0].path)
+    assert car.source.times_from == "--fps 1"
+    assert ("thumbnail.png: no time since 1970 in its name, unlike 3 of the 4 images, so all are timed at --fps 1 "
+            "(--times name names each image without one)") in caplog.text
+
+
 def test_exif_times_time_the_frames(tmp_path: Path) -> None:
     for index, (clock, sub) in enumerate([("10:00:00", "0"), ("10:00:00", "5"), ("10:00:02", "25")]):
         exif = Image.Exif()

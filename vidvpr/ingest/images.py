@@ -221,6 +221,16 @@ def _rate(times: list[Fraction], fallback: Fraction) -> Fraction:
     return Fraction(1 / float(np.median(steps))).limit_denominator(1001)
 
 
+def _warn_partly_timed(paths: Sequence[Path], stamps: Sequence[Fraction | None], what: str, option: str) -> None:
+    """Warn when some images carry a time and others not, naming the first without: `auto` then
+    times them all at --fps, which the user of a timed sequence did not mean."""
+    timed = sum(stamp is not None for stamp in stamps)
+    if 0 < timed < len(stamps):
+        missing = next(path for path, stamp in zip(paths, stamps) if stamp is None)
+        LOG.warning("%s: no %s, unlike %d of the %d images, so all are timed at --fps %s (--times %s names "
+                    "each image without one)", missing, what, timed, len(stamps), DEFAULT_IMAGE_FPS, option)
+
+
 def frame_times(infos: Sequence[ImageInfo], source: str = "auto", fps: Fraction | None = None) -> ImageTimes:
     """The images' times: `source` "fps" (i / fps), "name", "exif", or "auto" (names when every name
     is an epoch time, else EXIF when every image has one and they increase, else i / fps)."""
@@ -242,6 +252,9 @@ def frame_times(infos: Sequence[ImageInfo], source: str = "auto", fps: Fraction 
             else:
                 LOG.warning("%s: EXIF times do not increase from image to image (whole seconds?); timed at "
                             "--fps %s instead", paths[0].parent, DEFAULT_IMAGE_FPS)
+        if source == "auto":  # a stray image without a time must not switch the timing without a word
+            _warn_partly_timed(paths, names, "time since 1970 in its name", "name")
+            _warn_partly_timed(paths, exif, "EXIF DateTimeOriginal", "exif")
     if source in ("auto", "fps"):
         rate = fps or DEFAULT_IMAGE_FPS
         return ImageTimes([i / rate for i in range(len(infos))], 1 / rate, rate, f"--fps {rate}", None)
