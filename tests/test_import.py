@@ -84,6 +84,24 @@ def test_a_stream_that_is_not_h264_yuv420p_is_reencoded(tmp_path: Path) -> None:
     assert [read_index_code(luma) for luma in decode_luma_and_times(Path(result.path))[0]] == [0, 1, 2, 3]
 
 
+def test_a_video_trimmed_without_reencoding_imports_the_frames_players_show(tmp_path: Path) -> None:
+    """`ffmpeg -ss 0.3 -c copy` (or a phone's trim) keeps the frames before the cut for decoding, flagged
+    "discard" by an edit list: the container counts 20 frames, players show 11. Import called it
+    "truncated or corrupt stream: decoded 11 of 20 frames"."""
+    source = write_video(tmp_path / "clip.mp4", frames(20), fps=Fraction(10), size=SIZE)
+    trimmed = tmp_path / "trimmed.mp4"
+    subprocess.run([find_ffmpeg().path, "-v", "error", "-ss", "0.9", "-i", str(source), "-c", "copy", str(trimmed)],
+                   check=True)
+    with av.open(str(trimmed)) as container:
+        assert container.streams.video[0].frames == 20  # what the container says
+    shown, times = decode_luma_and_times(trimmed)
+    result = import_footage([trimmed], tmp_path / "views", config()).views[0]
+    assert result.stream_copy and result.frames == len(shown) == 11
+    lumas, view_times = decode_luma_and_times(Path(result.path))
+    assert [read_index_code(luma) for luma in lumas] == [read_index_code(luma) for luma in shown] == list(range(9, 20))
+    assert view_times == [t - times[0] for t in times]
+
+
 @pytest.fixture(scope="module")
 def portrait_video(vfr_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`vfr_video` with a display matrix turning it 90° counter-clockwise, as phones store portrait video."""

@@ -54,10 +54,12 @@ def decode_frames(path: Path, expected_frames: int = 0, threads: int = 0) -> Ite
     """Decode every frame of the first video stream in presentation order, each exactly once.
 
     Raises BadInput for a stream that errors mid-way, ends before the frame count its
-    container declares (truncated file), or holds no frames at all.
+    container declares (truncated file), or holds no frames at all. Packets the container's
+    edit list cuts away (a video trimmed without re-encoding keeps the frames before its cut for
+    decoding, flagged "discard") are in that count but are no frames of the video.
     """
     path = Path(path)
-    index = 0
+    index = discarded = 0
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -65,17 +67,19 @@ def decode_frames(path: Path, expected_frames: int = 0, threads: int = 0) -> Ite
             if threads:
                 stream.codec_context.thread_count = threads
             start_pts: int | None = None
-            for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else index
-                if start_pts is None:
-                    start_pts = pts
-                y, u, v = yuv420p_planes(frame)
-                time_s = float((pts - start_pts) * stream.time_base)
-                yield DecodedFrame(index, pts, time_s, y, u, v)
-                index += 1
+            for packet in container.demux(stream):
+                discarded += bool(packet.size and packet.is_discard)  # decoded for reference, never shown
+                for frame in packet.decode():
+                    pts = frame.pts if frame.pts is not None else index
+                    if start_pts is None:
+                        start_pts = pts
+                    y, u, v = yuv420p_planes(frame)
+                    time_s = float((pts - start_pts) * stream.time_base)
+                    yield DecodedFrame(index, pts, time_s, y, u, v)
+                    index += 1
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: corrupt or truncated video stream at frame {index} ({av_problem(exc)})") from exc
-    _check_frame_count(path, index, expected_frames)
+    _check_frame_count(path, index, expected_frames - discarded if expected_frames else 0)
 
 
 def _check_frame_count(path: Path, decoded: int, expected_frames: int) -> None:
@@ -163,7 +167,7 @@ def stream_timestamps(path: Path) -> tuple[list[Fraction], int]:
                 raise BadInput(f"{path}: no video stream")
             stream = container.streams.video[0]
             for packet in container.demux(stream):
-                if packet.size == 0:
+                if packet.size == 0 or packet.is_discard:  # the end marker; a frame the edit list cuts away
                     continue
                 payload += packet.size
                 stamp = packet.pts if packet.pts is not None else packet.dts
