@@ -488,7 +488,8 @@ def test_heading_filter_needs_headings(tmp_path, sliced_views):
 def test_a_split_without_rows_is_bad_input(tmp_path, sliced_views):
     late = "t,x,y\n10,0,0\n20,5,0\n"  # starts 10 s after the 0.4 s video ends: a missing time offset
     definition = make_dataset(tmp_path / "ds", sliced_views, query_traj=late)
-    with pytest.raises(BadInput, match="no query rows.*time_offset_s"):
+    with pytest.raises(BadInput, match=r"fall outside the trajectory: video \[0.000, .* vs trajectory \[10.000, "
+                                       r"20.000\] s; are the clocks offset\? set time_offset_s"):
         build_manifest(load_definition(definition), tmp_path / "out")
 
 

@@ -458,6 +458,17 @@ def test_strict_coverage_refuses_with_the_full_explanation() -> None:
     assert str(info.value) == message
 
 
+def test_coverage_of_no_frame_at_all_refuses_without_strict(caplog: pytest.LogCaptureFixture) -> None:
+    """A trajectory that misses the whole video was a warning, then a second line ("no query rows left")
+    naming no file, or, when the split kept other recordings' rows, a manifest without that recording."""
+    traj = walk([100.0, 110.0], [0.0, 1.0], [0.0, 0.0])
+    with caplog.at_level(logging.WARNING, logger="vidvpr.geo.trajectory"), pytest.raises(BadInput) as info:
+        coverage(traj, [0.0, 5.0, 9.9])
+    assert str(info.value).startswith("walk.csv: 3 of 3 video frames fall outside the trajectory: video [0.000, 9.900] s "
+                                      "(time offset +0 s) vs trajectory [100.000, 110.000] s; are the clocks offset?")
+    assert caplog.messages == []
+
+
 def test_full_coverage_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="vidvpr.geo.trajectory"):
         assert coverage(walk([1.0, 2.0], [0.0, 1.0], [0.0, 0.0]), [1.0, 2.0]).all()

@@ -286,7 +286,9 @@ def coverage(
     """Mask of the video frames inside the trajectory's time range; the others are dropped.
 
     The drop count is logged; with `strict`, any frame outside raises BadInput showing the
-    video and trajectory time ranges. `frames_name` says whose frames they are in messages.
+    video and trajectory time ranges, and so does every frame outside without it (a recording
+    that keeps no frame is a clock offset to fix, not frames to drop). `frames_name` says whose
+    frames they are in messages.
     """
     frames = np.asarray(frame_times_s, dtype=float)
     inside = _inside(traj, frames + time_offset_s)
@@ -297,7 +299,7 @@ def coverage(
             f"video [{np.nanmin(frames):.3f}, {np.nanmax(frames):.3f}] s (time offset {time_offset_s:+g} s)"
             f" vs trajectory [{traj.t_s[0]:.3f}, {traj.t_s[-1]:.3f}] s"
         )
-        if strict:
+        if strict or dropped == frames.size:
             raise BadInput(
                 f"{traj.source}: {detail}; are the clocks offset? set time_offset_s in the definition or "
                 "--time-offset (trajectory time = video time + offset)"
