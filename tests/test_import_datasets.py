@@ -109,6 +109,22 @@ def test_a_vpr_folder_becomes_two_recordings_a_definition_and_positives_by_dista
     assert manifest.database[0].heading_deg == 90.0
 
 
+def test_a_vpr_folder_missing_its_queries_says_so(tmp_path: Path) -> None:
+    """It was taken for an image folder: "tiny: no images (*.jpg, *.jpeg or *.png) in this folder"."""
+    source = vpr_folder(tmp_path / "tiny", [0, 10], [4, 8])
+    shutil.rmtree(source / "images" / "test" / "queries")
+    with pytest.raises(BadInput, match=r"images/test: has database/ but no queries/; a VPR-datasets-downloader split "
+                                       r"holds database/ and queries/"):
+        import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0))
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_vpr_folder_without_the_split_asked_for_names_those_it_has(tmp_path: Path) -> None:
+    source = vpr_folder(tmp_path / "tiny", [0, 10], [4, 8])
+    with pytest.raises(BadInput, match=r"tiny/images: no train/ folder \(--split train\); it holds test"):
+        import_footage([source], tmp_path / "data" / "views", ImportConfig(hfov_deg=60.0, vpr_split="train"))
+
+
 def test_a_vpr_split_of_one_image_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     """Its trajectory had one sample, which `vidvpr manifest` then refused (it needs two)."""
     source = vpr_folder(tmp_path / "tiny", [0, 10], [4])

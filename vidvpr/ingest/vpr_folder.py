@@ -22,6 +22,7 @@ from vidvpr.core.records import validate_data
 from vidvpr.dataset.definition import DEFAULT_RADIUS_M
 from vidvpr.dataset.vpr_names import NAMING, parse_vpr_filename
 from vidvpr.ingest.footage import Footage
+from vidvpr.ingest.images import IMAGE_SUFFIXES
 
 SPLIT_FOLDERS = {"database": "database", "query": "queries"}  # manifest split -> folder name
 
@@ -36,7 +37,29 @@ def find_vpr_splits(sources: Sequence[str | Path], split: str) -> dict[str, Path
         folders = {name: candidate / folder for name, folder in SPLIT_FOLDERS.items()}
         if all(folder.is_dir() for folder in folders.values()):
             return folders
+    _refuse_half_a_layout(base, split)
     return None
+
+
+def _refuse_half_a_layout(base: Path, split: str) -> None:
+    """BadInput for a folder without images of its own that is half a VPR folder (one split folder,
+    or images/ without the --split asked for), which read as "no images in this folder"."""
+    try:
+        if any(path.suffix.lower() in IMAGE_SUFFIXES for path in base.iterdir() if path.is_file()):
+            return  # a folder of images, whatever else it holds
+    except OSError:
+        return  # unreadable: said when its images are listed
+    wanted = " and ".join(f"{folder}/" for folder in SPLIT_FOLDERS.values())
+    for candidate in (base / "images" / split, base / split, base):
+        present = [folder for folder in SPLIT_FOLDERS.values() if (candidate / folder).is_dir()]
+        if present:
+            missing = next(folder for folder in SPLIT_FOLDERS.values() if folder not in present)
+            raise BadInput(f"{candidate}: has {present[0]}/ but no {missing}/; a VPR-datasets-downloader split holds "
+                           f"{wanted}")
+    if (base / "images").is_dir():
+        splits = sorted(path.name for path in (base / "images").iterdir() if path.is_dir())
+        raise BadInput(f"{base / 'images'}: no {split}/ folder (--split {split}); it holds "
+                       f"{', '.join(splits) if splits else 'no folders'}")
 
 
 def dataset_name(source: Path, split: str) -> str:
