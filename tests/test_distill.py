@@ -486,10 +486,46 @@ def test_a_rerun_of_a_finished_run_with_other_options_is_refused(dataset: Path, 
 def test_the_closing_hint_is_a_command_for_this_run(dataset: Path, tmp_path: Path) -> None:
     from vidvpr.cli.distill import evaluate_hint
 
-    assert evaluate_hint(dataset, tmp_path / "enc", "netvlad-efficientnet-lite0", tmp_path / "run" / "student.pt") == (
-        f"vidvpr eval {dataset} --enc {tmp_path / 'enc'} --model netvlad-efficientnet-lite0 "
-        f"--model netvlad-efficientnet-lite0:{tmp_path / 'run' / 'student.pt'}")
-    assert evaluate_hint(tmp_path, None, "m:w.pt", Path("s.pt")) == "vidvpr eval MANIFEST --model m:w.pt --model m:s.pt"
+    student = tmp_path / "run" / "student.pt"
+    assert evaluate_hint(dataset, tmp_path / "enc", "netvlad-efficientnet-lite0:t.pt", student) == (
+        f"vidvpr eval {dataset} --enc {tmp_path / 'enc'} --out {tmp_path / 'run' / 'eval'} "
+        f"--model netvlad-efficientnet-lite0:t.pt --model netvlad-efficientnet-lite0:{student}")
+    assert evaluate_hint(tmp_path, None, "m:w.pt", Path("s.pt")) == \
+        "vidvpr eval MANIFEST --out eval --model m:w.pt --model m:s.pt"
+
+
+def test_the_closing_hint_is_accepted_by_vidvpr_eval(dataset: Path, tmp_path: Path) -> None:
+    """It named no --out, which `vidvpr eval` requires: copied as printed, it was refused."""
+    import shlex
+
+    from vidvpr.cli.distill import evaluate_hint
+    from vidvpr.cli.evaluate import eval_command
+
+    words = shlex.split(evaluate_hint(dataset, None, MODEL, tmp_path / "run" / "student.pt"))
+    assert words[:2] == ["vidvpr", "eval"]
+    context = eval_command.make_context("eval", words[2:])  # click's own check of every option
+    assert context.params["out_dir"] == tmp_path / "run" / "eval"
+
+
+def test_the_closing_hint_evaluates_the_grid_the_cells_came_from(dataset: Path, tmp_path: Path) -> None:
+    """Without --enc, distill reads its cells from the manifest's sibling 'enc' and eval evaluates the
+    reference views only: the hint names that folder."""
+    from vidvpr.cli.distill import evaluate_hint
+
+    assert f" --enc {dataset.parent / 'enc'} " in evaluate_hint(dataset, None, MODEL, tmp_path / "student.pt")
+
+
+def test_the_closing_hint_names_the_teacher_the_student_started_from(dataset: Path, tmp_path: Path) -> None:
+    """A teacher without weights is named by the NetVLAD fit of the run: named alone, eval fits NetVLAD
+    again on whatever manifest it evaluates, another model on any other manifest than the training one."""
+    from vidvpr.cli.distill import evaluate_hint
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    fitted = run / "models" / f"{MODEL}-netvlad-init.pt"
+    fitted.write_bytes(b"")
+    assert f" --model {MODEL}:{fitted} --model {MODEL}:{run / 'student.pt'}" in \
+        evaluate_hint(dataset, None, MODEL, run / "student.pt")
 
 
 def test_resume_with_another_configuration_or_nothing_to_resume(dataset: Path, tmp_path: Path,

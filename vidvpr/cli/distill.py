@@ -128,16 +128,35 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
         losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
         click.echo(f"student {result.student} after {result.steps} steps ({losses}); loss curve {result.losses_csv}",
                    err=True)
-        click.echo(f"evaluate it: {evaluate_hint(train, enc_dir, teacher, result.student)}", err=True)
+        trained_on = (Path(train) / "manifest.json").is_file()
+        where = ("here on the manifest it trained on, whose database frames are its training images; a held-out "
+                 "manifest says whether it generalises") if trained_on else "MANIFEST: a manifest it did not train on"
+        click.echo(f"evaluate it against its teacher ({where}): "
+                   f"{evaluate_hint(train, enc_dir, teacher, result.student)}", err=True)
 
 
 def evaluate_hint(train: Path, enc_dir: Path | None, teacher: str, student: Path) -> str:
-    """The eval command that compares the student with its teacher on the data it was trained from
-    (a manifest folder; MANIFEST stands for one when it trained on an image folder)."""
+    """The eval command that compares the student with the teacher it started from on the manifest it
+    was trained from (MANIFEST stands for one when it trained on an image folder), into RUN/eval, over
+    the encode grid the run read its cells from (`--enc`, else the manifest's sibling 'enc' if any:
+    without --enc, `vidvpr eval` evaluates the reference views only).
+
+    A teacher without weights is named by the NetVLAD initialisation the run fitted (RUN/models/):
+    named alone, `vidvpr eval` would fit NetVLAD afresh on the evaluated manifest's database, which on
+    any other manifest is not the model the student started from."""
     import shlex
 
-    manifest = shlex.quote(str(train)) if (Path(train) / "manifest.json").is_file() else "MANIFEST"
+    from vidvpr.evaluate.config import MODELS_DIR, netvlad_init_checkpoint
+
+    run = Path(student).parent
+    trained_on = (Path(train) / "manifest.json").is_file()
+    manifest = shlex.quote(str(train)) if trained_on else "MANIFEST"
+    if enc_dir is None and trained_on and (Path(train).parent / "enc").is_dir():
+        enc_dir = Path(train).parent / "enc"  # where `vidvpr distill` looks for the --lq cells by default
     enc = f" --enc {shlex.quote(str(enc_dir))}" if enc_dir else ""
-    model = teacher.split(":", 1)[0]
-    return (f"vidvpr eval {manifest}{enc} --model {shlex.quote(teacher)} "
+    model, _, weights = teacher.partition(":")
+    fitted = netvlad_init_checkpoint(run / MODELS_DIR, model)
+    if not weights and fitted.is_file():
+        teacher = f"{model}:{fitted}"
+    return (f"vidvpr eval {manifest}{enc} --out {shlex.quote(str(run / 'eval'))} --model {shlex.quote(teacher)} "
             f"--model {shlex.quote(f'{model}:{student}')}")

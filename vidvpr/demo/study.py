@@ -48,7 +48,7 @@ from vidvpr.demo.run import Progress, no_progress
 from vidvpr.distill.config import DistillConfig, StudentRecord
 from vidvpr.evaluate.cells import REFERENCE, encoded_cells
 from vidvpr.evaluate.config import DEFAULT_MODEL, EvalConfig
-from vidvpr.evaluate.models import MODELS_DIR
+from vidvpr.evaluate.models import MODELS_DIR, netvlad_init_checkpoint
 
 LOG = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _teacher_weights(run_dir: Path, sidecar: StudentRecord, out: Path) -> Path:
 
     name = sidecar.teacher["name"]
     source = Path(sidecar.teacher["weights"]) if sidecar.teacher["weights"] else \
-        run_dir / MODELS_DIR / f"{name}-netvlad-init.pt"
+        netvlad_init_checkpoint(run_dir / MODELS_DIR, name)
     if load_model(name, source).fingerprint != sidecar.teacher["fingerprint"]:
         raise BadInput(f"{source}: not the teacher {run_dir} was distilled from (fingerprints differ); "
                        f"remove {run_dir.parent} and run the study again")

@@ -24,7 +24,8 @@ from vidvpr.descriptors.extract import ForwardCounter
 from vidvpr.descriptors.frames import normalise_images
 from vidvpr.distill.config import FREEZE_CHOICES
 from vidvpr.distill.pairs import ImageTrainingSet, TrainingSet, VideoTrainingSet
-from vidvpr.evaluate.models import INIT_IMAGES, MODELS_DIR, ModelChoice, parse_model_choice, prepare_model
+from vidvpr.evaluate.models import (INIT_IMAGES, MODELS_DIR, ModelChoice, netvlad_init_checkpoint, parse_model_choice,
+                                    prepare_model)
 from vidvpr.models import VPRModel, initialise_netvlad, load_model
 from vidvpr.models.efficientnet import STAGES
 from vidvpr.models.registry import model_spec
@@ -53,7 +54,7 @@ def prepare_teacher(text: str, training: TrainingSet, run_dir: Path, cache: Desc
             models_dir.mkdir(parents=True, exist_ok=True)
             record = training.hq_sources()[0].record
             initialise_netvlad(teacher, _folder_init_batches(training, batch_size, device),
-                               models_dir / f"{choice.name}-netvlad-init.pt",
+                               netvlad_init_checkpoint(models_dir, choice.name),
                                images_source=f"training images {record.hash}")
             teacher.to(device)
     teacher.eval()

@@ -25,6 +25,12 @@ SEQ_SEARCHES = ("full", "restricted")  # every line (in blocks), or lines near c
 MODELS_DIR = "models"  # EVAL/models: NetVLAD initialisations and PCA-whitening made for an evaluation
 
 
+def netvlad_init_checkpoint(models_dir: Path, name: str) -> Path:
+    """Where a model without NetVLAD weights keeps the initialisation fitted for it: ``EVAL/models/``,
+    or ``RUN/models/`` of a distillation, where it is the teacher the student started from."""
+    return Path(models_dir) / f"{name}-netvlad-init.pt"
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """Every `vidvpr eval` option, with its default written once."""

@@ -23,7 +23,7 @@ from vidvpr.descriptors.cache import DescriptorCache
 from vidvpr.descriptors.extract import ForwardCounter, describe_video
 from vidvpr.descriptors.frames import frame_batches
 from vidvpr.evaluate.cells import GridCell
-from vidvpr.evaluate.config import MODELS_DIR  # noqa: F401  (re-exported)
+from vidvpr.evaluate.config import MODELS_DIR, netvlad_init_checkpoint  # noqa: F401  (re-exported)
 from vidvpr.models import PCAWhitening, VPRModel, fit_pca_whitening, initialise_netvlad, load_model, save_model
 from vidvpr.models.registry import model_spec
 from vidvpr.models.whitening import check_pca_dim
@@ -108,7 +108,7 @@ def prepare_model(choice: ModelChoice, manifest: Manifest, reference: GridCell, 
     models_dir = Path(eval_dir) / MODELS_DIR
     if choice.weights is None and not model_spec(choice.name).requires_weights:
         frames = _sampled_database_frames(manifest, reference, INIT_IMAGES)
-        checkpoint = models_dir / f"{choice.name}-netvlad-init.pt"
+        checkpoint = netvlad_init_checkpoint(models_dir, choice.name)
         models_dir.mkdir(parents=True, exist_ok=True)
         LOG.info("%s: initialising NetVLAD on %d database frames", choice.name, sum(map(len, frames.values())))
         # keyed by what it reads: another manifest's frames (or changed videos) initialise it afresh
