@@ -264,6 +264,25 @@ def test_inherited_targets_mean_no_teacher_forward_after_they_are_computed(datas
     assert (cache / evaluated.fingerprint).is_dir()
 
 
+def test_the_default_teacher_is_the_model_vidvpr_eval_evaluates_at_either_batch_size(dataset: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The NetVLAD fit read its frames in batches of --batch-size, and the backbone rounds a batch of 8
+    otherwise than one of 16: at the defaults (distill 8, eval 16) the small demo's teacher had alpha
+    48.649640 against eval's 48.649644, another fingerprint, and a shared --cache missed every entry
+    (on these 12-frame videos batches of 1 and 3 round apart)."""
+    import json
+
+    from vidvpr.evaluate.config import EvalConfig
+    from vidvpr.evaluate.rerun import evaluate
+
+    run = distill(tmp_path / "run", config(dataset, teacher=MODEL, loss="mse", batch_size=1, max_steps=1))
+    teacher = StudentRecord.load(run.sidecar).teacher["fingerprint"]
+    for batch_size in (3, 16):
+        out = tmp_path / f"eval-{batch_size}"
+        evaluate(dataset, out, EvalConfig(cells=("reference",), batch_size=batch_size, backend="torch"))
+        assert json.loads((out / "results.json").read_text())["models"][0]["fingerprint"] == teacher
+
+
 def test_accumulate_trains_the_step_one_batch_would(dataset: Path, tmp_path: Path, small_teacher: str) -> None:
     """--accumulate 4 of 2 queries against one batch of 8: the same loss curve and weights, to rounding
     (ICKD was the mean of the chunks' norms, about 1/2 of the batch's)."""

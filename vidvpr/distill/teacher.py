@@ -24,17 +24,18 @@ from vidvpr.descriptors.extract import ForwardCounter
 from vidvpr.descriptors.frames import normalise_images
 from vidvpr.distill.config import FREEZE_CHOICES
 from vidvpr.distill.pairs import ImageTrainingSet, TrainingSet, VideoTrainingSet
-from vidvpr.evaluate.models import (INIT_IMAGES, MODELS_DIR, ModelChoice, netvlad_init_checkpoint, parse_model_choice,
+from vidvpr.evaluate.models import (INIT_BATCH_SIZE, INIT_IMAGES, MODELS_DIR, ModelChoice, netvlad_init_checkpoint, parse_model_choice,
                                     prepare_model)
 from vidvpr.models import VPRModel, initialise_netvlad, load_model
 from vidvpr.models.efficientnet import STAGES
 from vidvpr.models.registry import model_spec
 
 
-def _folder_init_batches(training: ImageTrainingSet, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+def _folder_init_batches(training: ImageTrainingSet, device: torch.device) -> Iterator[torch.Tensor]:
+    """The sampled images in batches of `INIT_BATCH_SIZE`, whatever --batch-size (the fit must not follow it)."""
     chosen = sorted({int(i) for i in np.linspace(0, len(training.places) - 1, num=min(INIT_IMAGES, len(training.places)))})
-    for start in range(0, len(chosen), batch_size):
-        images = training.hq_images(chosen[start:start + batch_size])
+    for start in range(0, len(chosen), INIT_BATCH_SIZE):
+        images = training.hq_images(chosen[start:start + INIT_BATCH_SIZE])
         for shape in dict.fromkeys(image.shape for image in images):  # one tensor per image size
             yield normalise_images([image for image in images if image.shape == shape]).to(device)
 
@@ -53,7 +54,7 @@ def prepare_teacher(text: str, training: TrainingSet, run_dir: Path, cache: Desc
             models_dir = Path(run_dir) / MODELS_DIR
             models_dir.mkdir(parents=True, exist_ok=True)
             record = training.hq_sources()[0].record
-            initialise_netvlad(teacher, _folder_init_batches(training, batch_size, device),
+            initialise_netvlad(teacher, _folder_init_batches(training, device),
                                netvlad_init_checkpoint(models_dir, choice.name),
                                images_source=f"training images {record.hash}")
             teacher.to(device)

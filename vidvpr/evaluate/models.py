@@ -31,6 +31,11 @@ from vidvpr.models.whitening import check_pca_dim
 LOG = logging.getLogger(__name__)
 
 INIT_IMAGES = 400  # database frames sampled for k-means (evenly along the manifest)
+# frames per forward pass of the NetVLAD initialisation, whatever --batch-size says: the backbone rounds
+# a batch of 8 otherwise than one of 16, so the fit (and the model's fingerprint, the descriptor cache's
+# key) followed the batch size, and `vidvpr distill`'s teacher (batch 8) was not `vidvpr eval`'s (16).
+# 16 is eval's default, so evaluations at the default keep the fit they had.
+INIT_BATCH_SIZE = 16
 PCA_FIT_FRAMES = 20_000  # database frames PCA-whitening is fitted on at most: 20k × 7168-D is 1.1 GB in float64
 
 
@@ -112,7 +117,7 @@ def prepare_model(choice: ModelChoice, manifest: Manifest, reference: GridCell, 
         models_dir.mkdir(parents=True, exist_ok=True)
         LOG.info("%s: initialising NetVLAD on %d database frames", choice.name, sum(map(len, frames.values())))
         # keyed by what it reads: another manifest's frames (or changed videos) initialise it afresh
-        initialise_netvlad(model, _init_batches(reference, frames, batch_size, device), checkpoint,
+        initialise_netvlad(model, _init_batches(reference, frames, INIT_BATCH_SIZE, device), checkpoint,
                            images_source=f"reference frames {fitted_on(reference, frames)}")
         model.to(device)
     if pca_dim is not None:
