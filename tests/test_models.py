@@ -467,3 +467,17 @@ def test_a_recorded_backbone_hash_with_a_line_break_is_named_in_one_line(tmp_pat
     checkpoint["metadata"]["backbone_weights"] = "sha256:0\nsecond line"
     torch.save(checkpoint, path)
     one_line_bad_input(lambda: load_model(EFFICIENTNET, weights=path), r"made with backbone weights sha256:0\\nsecond line")
+
+
+def test_the_same_checkpoint_saved_twice_is_the_same_bytes(tmp_path: Path) -> None:
+    """torch named the archive's folder after the temporary file (host, process, counter), so two
+    identical distillations wrote students of different hashes and sizes."""
+    from vidvpr.models.checkpoints import save_checkpoint
+
+    state = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = save_checkpoint(tmp_path / "a" / "student.pt", "m", {"k": 1}, state).read_bytes()
+    second = save_checkpoint(tmp_path / "b" / "student.pt", "m", {"k": 1}, state).read_bytes()
+    assert first == second
+    assert socket.gethostname().encode() not in first

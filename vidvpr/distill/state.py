@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidvpr.core.atomic import atomic_output, write_text_atomic
+from vidvpr.core.atomic import write_text_atomic
 from vidvpr.core.errors import BadInput
 from vidvpr.distill.mining import Triplet, triplets_from_tensors, triplets_to_tensors
-from vidvpr.models.checkpoints import load_checkpoint
+from vidvpr.models.checkpoints import load_checkpoint, save_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ def save_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
         "teacher_forwards": json.dumps(progress.teacher_forwards), "rng": _rng_states(),
         "arithmetic": json.dumps(progress.arithmetic),
     }
-    with atomic_output(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, Path(path))
 
 
 def _first_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:

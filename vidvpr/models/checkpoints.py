@@ -212,6 +212,15 @@ def save_checkpoint(path: str | Path, model_name: str, options: Mapping[str, Any
         "state_dict": {key: value.detach().cpu().clone() for key, value in state.items()},
         "metadata": dict(metadata or {}),
     }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
     return path
+
+
+def save_torch(payload: Any, path: Path) -> None:
+    """`torch.save` of `payload` to `path` atomically, the same bytes for the same payload.
+
+    Given a file name, torch names the zip archive's folder after it, here the temporary name with
+    host, process id and counter: two identical runs wrote files of different hashes (and sizes).
+    Given an open file, it names the folder "archive"."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
