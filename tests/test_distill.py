@@ -112,6 +112,19 @@ def test_unknown_or_malformed_degradations_are_one_line_bad_input(item: str, mat
     one_line_bad_input(lambda: parse_low_quality([item]), match)
 
 
+@pytest.mark.parametrize("items", [["jpeg:10,,blur:1"], ["jpeg:10,"], ["", "jpeg:10"]])
+def test_an_empty_lq_item_among_others_is_refused_as_a_typo(items: list[str]) -> None:
+    one_line_bad_input(lambda: parse_low_quality(items), r"--lq has an empty item in '.*' \(two commas in a row")
+
+
+def test_empty_loss_and_lq_items_are_exit_2_on_the_command_line(dataset: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    for extra in (["--lq", CELL, "--loss", "ickd,,mse"], ["--lq", f"{CELL},,jpeg:10"]):
+        result = runner.invoke(main, ["distill", "--train", str(dataset), "--out", str(tmp_path / "r"), *extra])
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and "has an empty item" in result.output
+        assert not (tmp_path / "r").exists()
+
+
 # ---------------------------------------------------------------- losses on correlations, gradients
 
 

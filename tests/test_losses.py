@@ -223,13 +223,20 @@ def test_distill_loss_object_matches_composite_loss(tensors) -> None:
 
 def test_parse_loss_terms() -> None:
     assert parse_loss_terms("ickd,mse,triplet") == frozenset({"ickd", "mse", "triplet"})
-    assert parse_loss_terms(" MSE , ickd,") == frozenset({"ickd", "mse"})
+    assert parse_loss_terms(" MSE , ickd") == frozenset({"ickd", "mse"})
     with pytest.raises(BadInput, match="Unknown loss term 'kd'"):
         parse_loss_terms("ickd,kd")
     with pytest.raises(BadInput, match="no loss term"):
         parse_loss_terms(" , ")
     with pytest.raises(BadInput, match="no loss term"):
         composite_loss(set())
+
+
+@pytest.mark.parametrize("text", ["ickd,,mse", "mse,", ",triplet"])
+def test_an_empty_loss_term_among_others_is_refused_as_a_typo(text: str) -> None:
+    # 'ickd,,mse' trained ICKD + MSE without a word, where `vidvpr eval --seq-len 5,,10` is refused
+    with pytest.raises(BadInput, match=r"--loss has an empty item in '.*' \(two commas in a row, or one at an end\)"):
+        parse_loss_terms(text)
 
 
 # --- gradients ---------------------------------------------------------------------------------------

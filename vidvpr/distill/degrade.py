@@ -253,10 +253,14 @@ def parse_degradation(item: str) -> Degradation:
 
 
 def parse_low_quality(items: Sequence[str]) -> LowQuality:
-    """The `--lq` items (repeatable, or comma-separated) as cells and a degradation chain."""
-    parts = [part.strip() for item in items for part in item.split(",") if part.strip()]
-    if not parts:
+    """The `--lq` items (repeatable, or comma-separated) as cells and a degradation chain; an empty item
+    among others ('jpeg:10,,blur:1', or `--lq ""` beside another) is a typo, refused like '5,,10'."""
+    parts = [part.strip() for item in items for part in item.split(",")]
+    if not any(parts):
         raise BadInput(f"give what the student sees with --lq: {KNOWN}")
+    if "" in parts:
+        raise BadInput(f"--lq has an empty item in {_shown(repr(','.join(items)))} (two commas in a row, one at an "
+                       "end, or an empty --lq)")
     cells: list[str] = []
     degradations: list[Degradation] = []
     for part in parts:

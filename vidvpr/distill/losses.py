@@ -126,8 +126,12 @@ def check_loss_terms(terms: Iterable[str]) -> frozenset[str]:
 
 
 def parse_loss_terms(text: str) -> frozenset[str]:
-    """'ickd,mse,triplet' (comma-separated, any order and case) -> frozenset of terms; BadInput if unknown or empty."""
-    return check_loss_terms(part.strip().lower() for part in text.split(",") if part.strip())
+    """'ickd,mse,triplet' (comma-separated, any order and case) -> frozenset of terms; BadInput if unknown or
+    empty, or for an empty item among others ('ickd,,mse', 'mse,'): a typo, as `vidvpr eval` takes '5,,10'."""
+    parts = [part.strip().lower() for part in text.split(",")]
+    if "" in parts and any(parts):
+        raise BadInput(f"--loss has an empty item in {text!r} (two commas in a row, or one at an end)")
+    return check_loss_terms(part for part in parts if part)
 
 
 def _check_lambda(name: str, value: float) -> float:
