@@ -515,6 +515,17 @@ def test_a_rerun_of_a_finished_run_with_other_options_is_refused(dataset: Path, 
                        r"made with a different configuration \(lr was 0.0001, now 0.001\)")
 
 
+def test_a_rerun_with_another_lq_names_that_option_not_every_video(dataset: Path, tmp_path: Path,
+                                                                    small_teacher: str) -> None:
+    """The refusal printed the whole training data record, every video's hash included."""
+    options = config(dataset, teacher=small_teacher, loss="mse", max_steps=1)
+    distill(tmp_path / "run", options)
+    message = one_line_bad_input(lambda: distill(tmp_path / "run", replace(options, lq=(CELL, "jpeg:10"))),
+                                 r"different configuration \(data.lq was \['64x36/qp40'\], "
+                                 r"now \['64x36/qp40', 'jpeg:10'\]\)")
+    assert "sha256" not in message
+
+
 def test_the_closing_hint_is_a_command_for_this_run(dataset: Path, tmp_path: Path) -> None:
     from vidvpr.cli.distill import evaluate_hint
 

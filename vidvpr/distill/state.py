@@ -127,10 +127,15 @@ def save_state(path: Path, key: dict[str, Any], student: torch.nn.Module, optimi
     save_torch(payload, Path(path))
 
 
-def _first_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+def _first_difference(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> str:
+    """The first entry that differs, as deep as both sides are dicts ("data.lq was [...], now [...]"):
+    the whole of `data` named every video's hash, a line of thousands of characters for one --lq."""
     for name in sorted(set(stored) | set(current)):
-        if stored.get(name) != current.get(name):
-            return f"{name} was {stored.get(name)!r}, now {current.get(name)!r}"
+        was, now = stored.get(name), current.get(name)
+        if was != now:
+            if isinstance(was, dict) and isinstance(now, dict):
+                return _first_difference(was, now, f"{prefix}{name}.")
+            return f"{prefix}{name} was {was!r}, now {now!r}"
     return "unknown difference"
 
 
