@@ -106,6 +106,22 @@ def test_no_student_trained_on_a_video_of_the_heldout_world(small_study) -> None
 
 
 @pytest.mark.slow
+def test_the_evaluations_record_which_evaluated_videos_each_student_trained_on(small_study) -> None:
+    """The training world's QP 45 database views are the day students' training images; the held-out
+    world and its night walk hold none (the students' sidecars are copied beside their checkpoints)."""
+    demo, _ = small_study
+
+    def trained_on(folder: str) -> dict[str, object]:
+        models = json.loads((demo / "study" / folder / "results.json").read_text())["models"]
+        return {model["label"].split(":", 1)[1]: model["trained_on"] for model in models}
+
+    database = [f"80x32/qp45/database/yaw{yaw:03d}_pitch+00" for yaw in (0, 90, 180, 270)]
+    assert trained_on("eval") == {"teacher": None, "finetuned": database, "distilled": database}
+    assert trained_on("eval-heldout") == {"teacher": None, "finetuned": [], "distilled": []}
+    assert trained_on("eval-heldout-night") == {"teacher": None, "finetuned": [], "distilled": [], "night": []}
+
+
+@pytest.mark.slow
 def test_on_the_small_demo_every_student_trains_the_small_budget_and_the_record_says_so(small_study) -> None:
     demo, result = small_study
     budget = StudyConfig().max_steps_by_size["small"]

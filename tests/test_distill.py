@@ -526,6 +526,45 @@ def test_a_rerun_with_another_lq_names_that_option_not_every_video(dataset: Path
     assert "sha256" not in message
 
 
+def test_eval_records_which_evaluated_videos_a_student_trained_on(dataset: Path, tmp_path: Path,
+                                                                   small_teacher: str) -> None:
+    """Evaluated on the manifest it trained on, a student's recall was printed, plotted and reported like a
+    held-out result; eval now records, from the student's sidecar, which evaluated videos it trained on."""
+    from vidvpr.evaluate.config import EvalConfig
+    from vidvpr.evaluate.rerun import evaluate
+
+    run = distill(tmp_path / "run", config(dataset, teacher=small_teacher, loss="mse", max_steps=1))
+    models = (small_teacher, f"{MODEL}:{run.student}")
+    result = evaluate(dataset, tmp_path / "eval", EvalConfig(models=models, enc_dir=dataset.parent / "enc",
+                                                             backend="torch"))
+    trained = {model["label"]: model["trained_on"] for model in result.models}
+    videos = StudentRecord.load(run.sidecar).videos  # the clean database views and their 64x36/qp40 cells
+    assert sorted(videos) == [f"{cell}/dbwalk/yaw{yaw:03d}_pitch+00" for cell in (CELL, "reference") for yaw in (0, 90)]
+    # matched by content: this tiny dataset's query walk is the very same view videos as its database walk
+    assert trained == {f"{MODEL}:small": None,
+                       f"{MODEL}:student": sorted({*videos, *(name.replace("/dbwalk/", "/qwalk/") for name in videos)})}
+    cli = CliRunner().invoke(main, ["eval", str(dataset), "--enc", str(dataset.parent / "enc"), "--out",
+                                    str(tmp_path / "eval"), "--model", models[0], "--model", models[1]])
+    assert cli.exit_code == 0, cli.output
+    assert f"note: {MODEL}:student was trained on {2 * len(videos)} of the evaluated videos" in cli.output
+    assert "not measured on held-out data" in cli.output
+
+
+def test_a_student_whose_sidecar_describes_another_checkpoint_is_not_said_to_have_trained_on_anything(
+        dataset: Path, tmp_path: Path, small_teacher: str) -> None:
+    from vidvpr.evaluate.cells import reference_cell
+    from vidvpr.evaluate.models import trained_on
+    from vidvpr.dataset.manifest import load_manifest
+
+    run = distill(tmp_path / "run", config(dataset, teacher=small_teacher, loss="mse", max_steps=1))
+    cells = [reference_cell(load_manifest(dataset))]
+    assert trained_on(run.student, cells)  # its reference database views
+    shutil.copy(small_teacher.split(":", 1)[1], tmp_path / "other.pt")
+    shutil.copy(run.sidecar, tmp_path / "other.json")  # a sidecar beside a checkpoint it does not describe
+    assert trained_on(tmp_path / "other.pt", cells) is None
+    assert trained_on(None, cells) is None
+
+
 def test_the_closing_hint_is_a_command_for_this_run(dataset: Path, tmp_path: Path) -> None:
     from vidvpr.cli.distill import evaluate_hint
 

@@ -110,7 +110,7 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
     from vidvpr.cli.common import parse_names
     from vidvpr.core.progress import progress_bar
     from vidvpr.evaluate.rerun import evaluate
-    from vidvpr.evaluate.results import recall_table
+    from vidvpr.evaluate.results import recall_table, trained_on_notes
 
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
                         cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at"),
@@ -128,10 +128,13 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
                    "plots": [str(p) for p in result.plots], "forward_images": result.forward_images,
                    "cache_bytes": result.cache_bytes, "rows": [row.model_dump(mode="json") for row in result.rows],
                    "skipped": result.skipped, "retried": retry_lines(executor),
-                   "sequences": result.sequences.model_dump(mode="json") if result.sequences else None})
+                   "sequences": result.sequences.model_dump(mode="json") if result.sequences else None,
+                   "trained_on": {str(m.get("label")): m.get("trained_on") for m in result.models}})
     elif not quiet:
         for line in recall_table(result.rows):
             click.echo(line)
+        for note in trained_on_notes(result.models):
+            click.echo(f"note: {note}")
         done = "already done, skipped: " if result.skipped else ""
         click.echo(f"{done}results {result.results_csv}; plots {', '.join(str(p) for p in result.plots) or 'none'}; "
                    f"{result.forward_images} images through the models, descriptor cache "

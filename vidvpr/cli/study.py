@@ -61,6 +61,7 @@ def study_command(eval_dirs: tuple[Path, ...], out_dir: Path, recall_at: str, th
     cell under a budget; with sequences evaluated (vidvpr eval --seq-len), the sequence length each
     QP needs to regain the uncompressed single-frame recall and the bits sequences save; each
     model's descriptor cost (extraction ms per image, bytes)."""
+    from vidvpr.evaluate.results import trained_on_notes
     from vidvpr.study.stage import run_study
 
     config = StudyConfig(recall_at=_ints(recall_at), threshold_m=threshold_m, interpolation=interpolation,
@@ -88,4 +89,7 @@ def study_command(eval_dirs: tuple[Path, ...], out_dir: Path, recall_at: str, th
         click.echo(f"best under {b.budget_kbps:g} kbps for {b.system}: {answer}")
     for line in sequence_lines(study):
         click.echo(line)
+    for record in study.inputs:
+        for note in trained_on_notes(record.models):
+            click.echo(f"note: {note} (in {record.eval_dir})")
     click.echo(f"study {result.json_path}, {result.csv_path}; {len(result.plots)} plots in {result.folder}", err=True)

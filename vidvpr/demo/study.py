@@ -241,6 +241,7 @@ def run_study(demo_dir: Path, config: StudyConfig, on_status: Callable[[str], No
         runs[role] = _train(study / role, students[role], on_step)
         stages[f"train {role}"] = round(time.perf_counter() - started, 1)
         named = _copy(runs[role].student, models_dir / f"{role}.pt")  # evaluation labels name the file
+        _copy(runs[role].sidecar, named.with_suffix(".json"))  # so eval records which evaluated videos it trained on
         models[role] = f"{DEFAULT_MODEL}:{named}"
     sidecars = {role: StudentRecord.load(runs[role].sidecar) for role in STUDENTS}
     teacher = _teacher_weights(study / "distilled", sidecars["distilled"], models_dir / f"{TEACHER}.pt")

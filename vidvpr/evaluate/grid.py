@@ -40,7 +40,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
     validate_config,
 )
 from vidvpr.evaluate.costs import extraction_costs
-from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model
+from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model, trained_on
 from vidvpr.evaluate.plots import plot_recall
 from vidvpr.evaluate.precision import precision_recall
 from vidvpr.evaluate.recall import (
@@ -234,7 +234,9 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             models_record.append({"label": choice.label, "name": model.name, "weights": str(choice.weights or ""),
                                   "fingerprint": model.fingerprint, "descriptor_dim": model.descriptor_dim,
                                   "options": model.options, "whitening": model.whiten is not None,
-                                  "backend": backend, "cache_key": inference.cache_key})
+                                  "backend": backend, "cache_key": inference.cache_key,
+                                  # the evaluated videos a distilled student trained on (None: not known)
+                                  "trained_on": trained_on(choice.weights, cells)})
             prepared.append((choice, inference))
         if on_status:
             on_status("eval")
@@ -275,7 +277,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
             outputs=output_records(out_dir, [results_csv, *predictions, *plots, *strips]),
         ).save(results_json)  # last: it marks the evaluation finished (vidvpr.evaluate.rerun)
     return EvalResult(rows, results_csv, results_json, plots, counter.images, cache.size_bytes(), strips,
-                      sequences=sequences)
+                      sequences=sequences, models=models_record)
 
 
 def _score_cell(choice: ModelChoice, cell: GridCell, database: DatabaseLike, queries: np.ndarray, manifest: Manifest,

@@ -9,7 +9,7 @@ database reference descriptors and saved with the model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,23 @@ def parse_model_choice(text: str) -> ModelChoice:
     if path is not None and not path.is_file():
         raise BadInput(f"{path}: checkpoint not found (--model {text})")
     return ModelChoice(name, path)
+
+
+def trained_on(weights: Path | None, cells: Sequence[GridCell]) -> list[str] | None:
+    """The evaluated videos ('CELL/RECORDING/VIEW') a `vidvpr distill` student trained on, matched by
+    content hash with the `videos` its sidecar records (RUN/student.json beside RUN/student.pt, or any
+    NAME.json beside NAME.pt describing that very file): recall on them is not measured on held-out
+    data. None when the checkpoint has no such sidecar (not distilled by vidvpr, or copied without it)."""
+    if weights is None:
+        return None
+    from vidvpr.distill.config import StudentRecord
+
+    record = StudentRecord.load_or_none(Path(weights).with_suffix(".json"))
+    if record is None or not record.checkpoint.matches(Path(weights), check_hash=True):
+        return None
+    seen = set(record.videos.values()) | {str(h) for h in (record.data.get("images") or {}).values()}
+    return sorted(f"{cell.name}/{recording}/{view}" for cell in cells
+                  for (recording, view), (_, video) in cell.videos.items() if video.hash in seen)
 
 
 def _sampled_database_frames(manifest: Manifest, reference: GridCell, limit: int) -> dict[tuple[str, str], list[int]]:

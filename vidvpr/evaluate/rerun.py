@@ -153,7 +153,7 @@ def finished_evaluation(manifest_dir: Path, out_dir: Path, config: EvalConfig) -
                       plots=[path for path in outputs if path.parent == out_dir and path.suffix == ".png"],
                       forward_images=0, cache_bytes=cache.size_bytes(),
                       strips=[path for path in outputs if path.parent != out_dir and path.suffix == ".png"],
-                      skipped=True, sequences=recorded.sequences)
+                      skipped=True, sequences=recorded.sequences, models=recorded.models)
 
 
 def evaluate(manifest_dir: Path, out_dir: Path, config: EvalConfig,

@@ -183,6 +183,7 @@ class EvalResult:
     strips: list[Path] = field(default_factory=list)
     skipped: bool = False
     sequences: SequencesRecord | None = None  # how sequences were matched, and the lengths left out
+    models: list[dict[str, Any]] = field(default_factory=list)  # as results.json records them
 
 
 def csv_columns(recall_at: Sequence[int]) -> list[str]:
@@ -217,6 +218,19 @@ def write_predictions(path: Path, query_ids: Sequence[str], database_ids: Sequen
                 lines.append(f"{query_ids[q]},{rank},{database_ids[i]},{float(d):.6g}")
     ensure_writable_dir(path.parent)  # OutputError naming the folder (a file in the way, no permission)
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def trained_on_notes(models: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per model that trained on some of the evaluated videos (results.json's `trained_on`,
+    from a `vidvpr distill` student's sidecar): its recall is then not measured on held-out data."""
+    notes = []
+    for model in models:
+        seen = model.get("trained_on") or []
+        if seen:
+            shown = ", ".join(seen[:2]) + (f" and {len(seen) - 2} more" if len(seen) > 2 else "")
+            notes.append(f"{model.get('label')} was trained on {len(seen)} of the evaluated videos ({shown}): "
+                         "its recall here is not measured on held-out data")
+    return notes
 
 
 def recall_table(rows: Sequence[EvalRow], n: int = 1) -> list[str]:

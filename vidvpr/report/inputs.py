@@ -21,7 +21,7 @@ from vidvpr.core.records import FileRecord, read_json_object, read_text_file
 from vidvpr.dataset.manifest import Manifest, load_manifest
 from vidvpr.encoding.rdplot import PLOT_NAME
 from vidvpr.encoding.table import TABLE_JSON_NAME, TABLE_NAME
-from vidvpr.evaluate.results import RESULTS_JSON
+from vidvpr.evaluate.results import RESULTS_JSON, trained_on_notes
 from vidvpr.study.inputs import LoadedEval, load_evals
 from vidvpr.study.records import STUDY_JSON, StudyRecord
 from vidvpr.study.stage import StudyConfig, compute_study
@@ -115,6 +115,9 @@ def gather(study_dir: Path | None, eval_dirs: Sequence[Path], manifest_dir: Path
                      f"({study.method.interpolation} interpolation, recall@{','.join(map(str, study.recall_at))}).")
     else:
         raise BadInput("give a study folder (vidvpr study --out) or eval folders with --eval")
+    # the study's folders as recorded: a student that trained on the evaluated videos is said so up front
+    for record in study.inputs:
+        notes.extend(f"{note} (in {record.eval_dir})" for note in trained_on_notes(record.models))
     manifest = None
     wanted = Path(manifest_dir) if manifest_dir is not None else Path(str(evals[0].results.manifest.get("path", "")))
     if manifest_dir is not None or wanted.is_dir():
