@@ -224,3 +224,13 @@ def test_the_study_command_passes_its_options_to_training_and_evaluation(tmp_pat
     (config,) = seen
     assert config.distill.backend == "torch" and config.distill.device == "cpu"  # training and _evaluate read these
     assert config.train_qp == 40 and config.eval_qps == (40, 50) and config.distill.max_steps == 7
+
+
+def test_the_printed_table_keeps_world_names_apart_and_says_which_world_was_trained_on() -> None:
+    """With one evaluated cell the header read 'training worldheld-out world' (columns 10 wide)."""
+    summary = {key: {"teacher": {"80x32/qp45": 0.101}, "distilled": {"80x32/qp45": 0.159}} for key in ("train", "heldout")}
+    table = study_table(summary)
+    assert "training world  held-out world" in table[0]
+    assert len({len(line) for line in table[:4]}) == 1  # header, cells and rows line up
+    assert table[3].split() == ["distilled", "(QP", "cell)", "0.159", "0.159"]
+    assert "the students trained on its database walk, so it is not held-out" in table[4]

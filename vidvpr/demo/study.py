@@ -346,14 +346,19 @@ def study_table(summary: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     lines = []
     day = [key for key in ("train", "heldout") if key in summary]
     cells = list(dict.fromkeys(cell for key in day for by_cell in summary[key].values() for cell in by_cell))
-    head = "".join(f"{EVALUATION_NAMES[key]:>{10 * len(cells)}}" for key in day)
+    # a world's name spans its cells' columns: wide enough for the name (with one cell, "training world"
+    # ran into "held-out world")
+    width = max(10, *(-(-(len(EVALUATION_NAMES[key]) + 2) // max(1, len(cells))) for key in day)) if day else 10
+    head = "".join(f"{EVALUATION_NAMES[key]:>{width * len(cells)}}" for key in day)
     lines.append(f"{'recall@1, query walk':26}{head}")
-    lines.append(f"{'':26}" + "".join(f"{cell.split('/')[-1]:>10}" for _ in day for cell in cells))
+    lines.append(f"{'':26}" + "".join(f"{cell.split('/')[-1]:>{width}}" for _ in day for cell in cells))
     roles = list(dict.fromkeys(role for key in day for role in summary[key]))
     for role in roles:
         values = [summary[key].get(role, {}).get(cell) for key in day for cell in cells]
-        lines.append(f"{ROLE_NAMES.get(role, role)[:25]:26}" + "".join(f"{'—' if v is None else f'{v:.3f}':>10}"
+        lines.append(f"{ROLE_NAMES.get(role, role)[:25]:26}" + "".join(f"{'—' if v is None else f'{v:.3f}':>{width}}"
                                                                           for v in values))
+    if "train" in day:
+        lines.append(f"{'':26}(training world: the students trained on its database walk, so it is not held-out)")
     if "night" in summary:
         night_cells = list(dict.fromkeys(cell for by_cell in summary["night"].values() for cell in by_cell))
         lines.append("")

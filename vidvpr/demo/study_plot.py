@@ -7,8 +7,10 @@ from pathlib import Path
 
 from vidvpr.core.atomic import atomic_output
 
-PANELS = (("train", "training world: query walk"), ("heldout", "held-out world: query walk"),
-          ("night", "held-out world: night walk"))
+# the training world's panel says it is not held-out: the students trained on its database walk
+PANELS = (("train", "training world: query walk\n(students trained on its database walk)"),
+          ("heldout", "held-out world: query walk\n(nothing trained on it)"),
+          ("night", "held-out world: night walk\n(nothing trained on it)"))
 ROLE_STYLE = {"teacher": ("C0", "o", "teacher"), "finetuned": ("C1", "s", "fine-tuned (triplet)"),
               "distilled": ("C2", "^", "distilled (ICKD+MSE+triplet, QP cell)"),
               "night": ("C3", "D", "night student (lowlight day frames)")}
