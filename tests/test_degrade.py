@@ -124,3 +124,12 @@ def test_bad_degradations_are_one_line_bad_input(item: str, match: str) -> None:
     with pytest.raises(BadInput, match=match) as caught:
         parse_low_quality([item])
     assert "\n" not in str(caught.value)
+
+
+def test_a_resize_that_would_upscale_is_named_as_idle_along_the_chain() -> None:
+    lq = parse_low_quality(["resize:240p", "resize:40p", "jpeg:10", "resize:64x36", "resize:10p"])
+    # 80x32: 240p and 40p leave it, 64x36 shrinks it to 64x32, 10p shrinks that
+    assert lq.idle_resizes(80, 32) == ["resize:240p", "resize:40p"]
+    assert lq.idle_resizes(1920, 1080) == []  # 427x240, 71x40, 64x36, 18x10
+    assert parse_low_quality(["resize:64x36"]).idle_resizes(60, 30) == ["resize:64x36"]
+    assert parse_low_quality(["jpeg:10"]).idle_resizes(8, 8) == []

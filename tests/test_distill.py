@@ -565,6 +565,19 @@ def test_a_student_whose_sidecar_describes_another_checkpoint_is_not_said_to_hav
     assert trained_on(None, cells) is None
 
 
+def test_a_resize_that_leaves_the_students_images_as_they_are_is_warned_of(dataset: Path, tmp_path: Path,
+                                                                            small_teacher: str, caplog) -> None:
+    """The README's `--lq resize:240p` on frames of 36 rows degraded nothing, silently."""
+    options = config(dataset, teacher=small_teacher, loss="mse", max_steps=1)
+    with caplog.at_level("WARNING", logger="vidvpr"):
+        distill(tmp_path / "idle", replace(options, lq=(CELL, "resize:240p")))
+    assert f"--lq resize:240p leaves the {CELL} images (64x36) as they are: resize never upscales" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidvpr"):
+        distill(tmp_path / "shrunk", replace(options, lq=(CELL, "resize:24p")))
+    assert "never upscales" not in caplog.text
+
+
 def test_the_closing_hint_is_a_command_for_this_run(dataset: Path, tmp_path: Path) -> None:
     from vidvpr.cli.distill import evaluate_hint
 

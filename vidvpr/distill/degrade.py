@@ -193,6 +193,19 @@ class LowQuality:
             rgb = step(rgb)
         return rgb
 
+    def idle_resizes(self, width: int, height: int) -> list[str]:
+        """The `resize:` steps that leave an image of `width` × `height` as it is (they never upscale),
+        following its size through the chain: `resize:240p` on the small demo's 80×32 views is no
+        degradation at all."""
+        idle = []
+        for step in self.degradations:
+            if isinstance(step, Resize):
+                size = step.size_for(width, height)
+                if size == (width, height):
+                    idle.append(step.name)
+                width, height = size
+        return idle
+
 
 def _shown(text: str) -> str:
     """`text` with line breaks and other control characters escaped, for one-line messages."""

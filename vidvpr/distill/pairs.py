@@ -126,6 +126,10 @@ class TrainingSet(ABC):
     def hq_images(self, places: Sequence[int]) -> list[np.ndarray]:
         """The teacher's clean RGB images of `places`."""
 
+    def variant_image(self, variant: int, place: int) -> np.ndarray:
+        """A variant's image of a place before on-the-fly degradations."""
+        return self._variant_image(variant, place)
+
     @abstractmethod
     def _variant_image(self, variant: int, place: int) -> np.ndarray:
         """A variant's image of a place before on-the-fly degradations."""

@@ -188,11 +188,22 @@ def _prepare(out_dir: Path, config: DistillConfig, cache: DescriptorCache, group
                                     backend=config.backend, counter=counter)
     on_status("frames")
     training.prepare(need_hq=targets is None and bool(loss.terms & {"ickd", "mse"}))
+    _warn_idle_resizes(training)
     student = make_student(teacher, config.freeze)
     run = _Run(config, loss, training, teacher, student, _training_queries(training, candidates), candidates, targets,
                device, group, LatentDescriptors(student))
     teacher_record = {"name": choice.name, "weights": str(choice.weights or ""), "fingerprint": teacher.fingerprint}
     return run, teacher_record, counter.images
+
+
+def _warn_idle_resizes(training: TrainingSet) -> None:
+    """A warning for each `resize:` that leaves the student's images as they are (judged on the first
+    image of each variant): it never upscales, so on small frames it silently degrades nothing."""
+    for variant, name in enumerate(training.variants):
+        height, width = training.variant_image(variant, 0).shape[:2]
+        for idle in training.low_quality.idle_resizes(width, height):
+            LOG.warning("--lq %s leaves the %s images (%dx%d) as they are: resize never upscales", idle, name,
+                        width, height)
 
 
 def distill(out_dir: Path, config: DistillConfig, on_start: Callable[[int, int], None] | None = None,
