@@ -24,8 +24,8 @@ from vidvpr.descriptors.extract import ForwardCounter
 from vidvpr.descriptors.frames import normalise_images
 from vidvpr.distill.config import FREEZE_CHOICES
 from vidvpr.distill.pairs import ImageTrainingSet, TrainingSet, VideoTrainingSet
-from vidvpr.evaluate.models import (INIT_BATCH_SIZE, INIT_IMAGES, MODELS_DIR, ModelChoice, netvlad_init_checkpoint, parse_model_choice,
-                                    prepare_model)
+from vidvpr.evaluate.models import (INIT_BATCH_SIZE, INIT_IMAGES, MODELS_DIR, ModelChoice, netvlad_init_checkpoint,
+                                    parse_model_choice, prepare_model)
 from vidvpr.models import VPRModel, initialise_netvlad, load_model
 from vidvpr.models.efficientnet import STAGES
 from vidvpr.models.registry import model_spec
