@@ -649,7 +649,10 @@ def test_the_command_line_is_one_line_and_exit_code_2_on_bad_input(dataset: Path
     result = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", CELL, "--out", str(tmp_path / "r"),
                                   "--loss", "mse", "--batch-size", "8", "--teacher", small_teacher, "--quiet", "--json"])
     assert result.exit_code == 0, result.output
-    assert '"steps": 3' in result.output
+    assert '"steps": 3' in result.output and '"skipped": false' in result.output
+    again = runner.invoke(main, ["distill", "--train", str(dataset), "--lq", CELL, "--out", str(tmp_path / "r"),
+                                 "--loss", "mse", "--batch-size", "8", "--teacher", small_teacher, "--quiet", "--json"])
+    assert again.exit_code == 0 and '"skipped": true' in again.output  # a finished run: nothing trained
 
 
 def test_a_plain_pickle_as_teacher_is_one_line_on_stderr(dataset: Path, tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ def distill_command(teacher: str, train: Path, lq: tuple[str, ...], out_dir: Pat
     if as_json:
         emit_json({"student": str(result.student), "sidecar": str(result.sidecar), "losses": str(result.losses_csv),
                    "steps": result.steps, "resumed_from": result.resumed_from, "final_losses": result.final_losses,
-                   "teacher_forwards": result.teacher_forwards, "elapsed_s": result.elapsed_s})
+                   "teacher_forwards": result.teacher_forwards, "elapsed_s": result.elapsed_s,
+                   "skipped": result.steps == result.resumed_from})  # nothing left to train, as eval's --json says
     elif not quiet:
         losses = ", ".join(f"{name} {value:.4g}" for name, value in result.final_losses.items())
         click.echo(f"student {result.student} after {result.steps} steps ({losses}); loss curve {result.losses_csv}",
