@@ -287,11 +287,24 @@ def test_an_empty_cell_list_is_refused_and_keeps_the_previous_results(dataset, t
     out = tmp_path / "eval"
     evaluate_grid(manifest, out, EvalConfig(enc_dir=enc, cells=("reference",), batch_size=8))
     before = (out / "results.csv").read_bytes()
-    for cells in ("", ","):
-        result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(out), "--cells", cells])
-        assert result.exit_code == 2, result.output
-        assert result.stderr.startswith("vidvpr: error: --cells: give at least one cell")
+    result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(out), "--cells", ""])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("vidvpr: error: --cells: give at least one cell")
     assert (out / "results.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("cells", [",", "reference,,", "reference,,80x32/qp25", ",reference"])
+def test_an_empty_item_in_the_cell_list_is_refused_like_in_the_number_lists(dataset, tmp_path: Path,
+                                                                            cells: str) -> None:
+    # `--cells reference,,` evaluated the reference alone with exit 0 while `--recall-at 5,,10` was refused:
+    # a doubled comma is a typo (a cell name lost?), not a choice
+    manifest, enc = dataset
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["eval", str(manifest), "--enc", str(enc), "--out", str(out), "--cells", cells])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert f"--cells has an empty item in {cells!r}" in result.stderr
+    assert not out.exists()
 
 
 def test_an_output_folder_that_cannot_be_written_is_exit_4_naming_it(dataset, tmp_path: Path, monkeypatch) -> None:

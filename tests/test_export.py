@@ -348,6 +348,10 @@ def test_cli_export(tmp_path, manifest_dir):
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "v"), "--views",
                                   "yaw000_pitch+00", "--json", "--quiet"])
     assert result.exit_code == 0 and json.loads(result.stdout)["database"] == 12
+    result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "w"), "--views",
+                                  "yaw000_pitch+00,,yaw090_pitch+00"])  # a typo, not "every view"
+    assert result.exit_code == 2 and "--views has an empty item" in result.stderr
+    assert not (tmp_path / "w").exists()
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "x"), "--res", "360p"])
     assert result.exit_code == 2 and "missing --enc, --qp" in result.stderr
 

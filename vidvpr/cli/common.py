@@ -133,9 +133,9 @@ def comma_items(text: str, option: str) -> list[str]:
     return parts
 
 
-def parse_names(value: str | None) -> tuple[str, ...] | None:
-    """'a,b' → ('a', 'b'); None stays None."""
-    return None if value is None else tuple(name.strip() for name in value.split(",") if name.strip())
+def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
+    """'a,b' → ('a', 'b'); None stays None; an empty item ('a,,b', 'a,') is refused as by `comma_items`."""
+    return None if value is None else tuple(comma_items(value, option))
 
 
 def emit_json(payload: Any) -> None:

@@ -113,7 +113,7 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
     from vidvpr.evaluate.results import recall_table, trained_on_notes
 
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
-                        cells=parse_names(cells), recall_at=_numbers(recall_at, int, "--recall-at"),
+                        cells=parse_names(cells, "--cells"), recall_at=_numbers(recall_at, int, "--recall-at"),
                         thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
                         device=device, backend=backend, pca_dim=pca_dim, cache_dir=cache_dir, root=root,
                         save_preds=save_preds,

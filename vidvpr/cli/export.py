@@ -44,7 +44,7 @@ def export_command(manifest_dir: Path, out_dir: Path, root: Path | None, enc_dir
     from vidvpr.dataset.export import ExportConfig, export_vpr
 
     config = ExportConfig(enc_dir=enc_dir, res=res, qp=qp, codec=codec, root=root, jpeg_quality=jpeg_quality,
-                          include_unmatched=include_unmatched, views=parse_names(views), split=split, force=force)
+                          include_unmatched=include_unmatched, views=parse_names(views, "--views"), split=split, force=force)
     with progress_bar(None, "export", unit="image", quiet=quiet) as bar:
         result = export_vpr(manifest_dir, out_dir, config, on_image=bar.update,
                             on_start=lambda total: bar.reset(total=total))
