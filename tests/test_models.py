@@ -312,6 +312,21 @@ def test_broken_checkpoints_are_one_line_bad_input(tmp_path: Path, netvlad_model
         one_line_bad_input(lambda path=truncated: load_model("netvlad-vgg16", weights=path), str(truncated))
 
 
+@pytest.mark.parametrize("keep", [100, 0.5, -10], ids=["first-100-bytes", "half", "all-but-10-bytes"])
+def test_a_zip_checkpoint_cut_short_says_so(tmp_path: Path, keep: float) -> None:
+    # torch said "[Errno 22] Invalid argument" (half, all but the end) or "PytorchStreamReader failed reading zip
+    # archive: failed finding central directory. This is an internal miniz error. If you are seeing this error,
+    # there is a hig…" (the start): nothing a user could act on
+    buffer = io.BytesIO()
+    torch.save({"pool.centroids": torch.zeros(16, 512)}, buffer)
+    data = buffer.getvalue()
+    path = tmp_path / "pitts30k_checkpoint.pth.tar"
+    path.write_bytes(data[:int(len(data) * keep)] if isinstance(keep, float) else data[:keep])
+    message = one_line_bad_input(lambda: load_model("netvlad-vgg16", weights=path), "cut short")
+    assert message == (f"{path}: not a readable PyTorch checkpoint: the file is cut short (a zip archive without its "
+                       "end; an interrupted download or copy?)")
+
+
 def test_a_plain_pickle_is_refused_in_one_line_without_torchs_warnings(tmp_path: Path) -> None:
     import pickle
     import warnings

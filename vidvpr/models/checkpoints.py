@@ -16,6 +16,7 @@ import logging
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,16 @@ def _not_torch_file(path: Path) -> str | None:
     return f"neither a zip archive nor a pickle (it starts with {head[:12]!r})"
 
 
+def _cut_short_zip(path: Path) -> bool:
+    """A zip archive (torch.save's format since torch 1.6) without the end-of-archive record every
+    whole archive ends with: a file cut short, as an interrupted download or copy leaves it. torch
+    says "[Errno 22] Invalid argument" or an internal miniz error for it."""
+    with path.open("rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            return False
+    return not zipfile.is_zipfile(path)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at `path`, loaded on the CPU without executing any code from it.
 
@@ -112,6 +123,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     problem = _not_torch_file(path)
     if problem:
         raise BadInput(f"{path}: not a PyTorch checkpoint: {problem}")
+    if _cut_short_zip(path):
+        raise BadInput(f"{path}: not a readable PyTorch checkpoint: the file is cut short (a zip archive without "
+                       "its end; an interrupted download or copy?)")
     try:
         with warnings.catch_warnings(record=True) as caught, torch.serialization.safe_globals(_allowed_globals()):
             warnings.simplefilter("always")
