@@ -268,6 +268,26 @@ def test_disjoint_curves_make_a_row_with_the_reason(tmp_path: Path) -> None:
     assert "no BD-rate, the curves do not overlap" in comparison.headline
 
 
+@pytest.mark.parametrize(("models", "message"), [
+    ([], r"rows hold results of model 'm', which its models record does not list \(none\)"),
+    ([{"label": "n", "fingerprint": "fp-n"}], r"rows hold results of model 'm', which its models record does not list "
+                                              r"\('n'\)"),
+    ([{"label": "m", "fingerprint": "fp-m"}, {"label": "n", "fingerprint": "fp-n"}],
+     r"model 'n' is listed but no row holds its results"),
+], ids=["none-listed", "another-listed", "a-model-without-rows"])
+def test_a_results_json_whose_rows_and_models_disagree_is_refused(tmp_path: Path, models: list, message: str) -> None:
+    # the study took a row of an unlisted model without checking its weights against the other folders' (so
+    # two different models of one name were compared as one) and said nothing of a listed model without rows
+    folder = write_eval(tmp_path / "e", curve_rows("m", "libx264", RATES, RECALLS))
+    data = json.loads((folder / "results.json").read_text())
+    data["models"] = models
+    (folder / "results.json").write_text(json.dumps(data))
+    with pytest.raises(BadInput, match=rf"^{folder / 'results.json'}: {message}; the file was edited or is damaged"):
+        run_study([folder], tmp_path / "s", StudyConfig())
+    result = CliRunner().invoke(main, ["study", str(folder), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
 def test_the_same_label_with_other_weights_is_refused(tmp_path: Path) -> None:
     a = write_eval(tmp_path / "a", curve_rows("m", "libx264", RATES, RECALLS))
     b = write_eval(tmp_path / "b", curve_rows("m", "libx265", RATES, RECALLS), fingerprints={"m": "other"})

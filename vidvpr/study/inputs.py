@@ -60,10 +60,29 @@ def load_evals(folders: Sequence[Path]) -> list[LoadedEval]:
             raise BadInput(f"{folder}: given twice (also as {seen[path.resolve()]})")
         seen[path.resolve()] = folder
         loaded.append(LoadedEval(folder, EvalResults.load(path), FileRecord.of(path)))
+    for e in loaded:
+        check_models_listed(e)
     check_same_dataset(loaded)
     check_same_counting(loaded)
     check_same_sequences(loaded)
     return loaded
+
+
+def check_models_listed(e: LoadedEval) -> None:
+    """BadInput when the rows and the `models` record of one results.json disagree: a row of a model
+    the record does not list (whose weights a study then cannot tell apart from another folder's
+    model of that name), or a listed model without a row (results lost, e.g. by an edit)."""
+    listed = [str(model.get("label")) for model in e.results.models]
+    in_rows = list(dict.fromkeys(row.model for row in e.results.rows))
+    unlisted = [model for model in in_rows if model not in listed]
+    if unlisted:
+        raise BadInput(f"{e.json_path}: rows hold results of model {unlisted[0]!r}, which its models record does not "
+                       f"list ({', '.join(map(repr, listed)) or 'none'}); the file was edited or is damaged: "
+                       "re-run vidvpr eval")
+    without_rows = [model for model in listed if model not in in_rows]
+    if without_rows:
+        raise BadInput(f"{e.json_path}: model {without_rows[0]!r} is listed but no row holds its results; the file "
+                       "was edited or is damaged: re-run vidvpr eval")
 
 
 def check_same_dataset(evals: Sequence[LoadedEval]) -> None:
