@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,7 +30,9 @@ nav a { color: var(--accent); text-decoration: none; }
 table { border-collapse: collapse; font-size: .85rem; min-width: 50%; }
 th, td { border-bottom: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; }
 th { background: var(--band); position: sticky; top: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+td.long { overflow-wrap: anywhere; }
 tr.front td { font-weight: 600; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); image-rendering: auto; }
@@ -55,6 +58,9 @@ dl.facts dd { margin: 0; }
   h3 { break-after: avoid; }
   figure, tr, .headlines li { break-inside: avoid; }
   .scroll { overflow: visible; }
+  table { font-size: 7.5pt; min-width: 0; }
+  th, td { padding: .15rem .25rem; }
+  td.num { white-space: normal; }
   th { position: static; }
   figure img { max-height: 18cm; width: auto; max-width: 100%; }
 }
@@ -88,16 +94,29 @@ def number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+LONG_WORD = 16  # characters without a space or hyphen, past which a table cell may break anywhere
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = (),
           row_classes: Sequence[str] | None = None, caption: str | None = None) -> str:
     """A scrollable table; cells that are already HTML are passed as `Raw`."""
     numeric = set(numeric)
+
+    def td(i: int, cell: Any) -> str:
+        if i in numeric:
+            return f"<td class=num>{cell if isinstance(cell, Raw) else esc(cell)}</td>"
+        if isinstance(cell, Raw):
+            return f"<td>{cell}</td>"
+        # a name with no place to break (a checkpoint's file name, a path) may break anywhere, so that it
+        # cannot push the table past a printed page: a print cuts what overflows
+        long = any(len(word) > LONG_WORD for word in re.split(r"[\s\-–]+", str(cell)))
+        return f"<td{' class=long' if long else ''}>{esc(cell)}</td>"
+
     head = "".join(f'<th{" class=num" if i in numeric else ""}>{esc(h)}</th>' for i, h in enumerate(headers))
     body = []
     for r, row in enumerate(rows):
         cls = f' class="{esc(row_classes[r])}"' if row_classes and row_classes[r] else ""
-        cells = "".join(f'<td{" class=num" if i in numeric else ""}>{cell if isinstance(cell, Raw) else esc(cell)}</td>'
-                        for i, cell in enumerate(row))
+        cells = "".join(td(i, cell) for i, cell in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     cap = f"<p class=muted>{esc(caption)}</p>" if caption else ""
     return f'{cap}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'

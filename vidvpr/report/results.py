@@ -85,8 +85,8 @@ def bjontegaard(inputs: ReportInputs) -> str:
             notes.append(f"{c.test} against {c.anchor} ({c.system or c.codec}, {c.resolution}, recall@{c.n}): "
                          + "; ".join(said))
         rows.append([c.kind, c.n, c.system or c.codec, c.resolution, c.anchor, c.test,
-                     _delta(c.bd_rate_pct, 1, " %"), _range(c.bd_rate_pct, "{:.3f}"), _overlap(c.bd_rate_pct),
-                     "/".join(map(str, c.bd_rate_pct.points)), _delta(c.bd_recall, 100, " pts"),
+                     _delta(c.bd_rate_pct, 1, "\u00a0%"), _range(c.bd_rate_pct, "{:.3f}"), _overlap(c.bd_rate_pct),
+                     "/".join(map(str, c.bd_rate_pct.points)), _delta(c.bd_recall, 100, "\u00a0pts"),
                      _range(c.bd_recall, "{:g}"), _overlap(c.bd_recall), len(said) and f"note {len(notes)}" or ""])
     parts.append(table(["compares", "N", "held fixed", "resolution", "anchor", "test", "BD-rate", "over recall@N",
                         "overlap", "points", "BD-recall", "over kbps", "overlap", "note"], rows,
