@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -149,6 +150,23 @@ def test_an_eval_folder_given_as_the_study_says_which_commands_take_it(evals: li
     suggested = CliRunner().invoke(main, ["report", "--eval", str(evals[0]), "--out", str(tmp_path / "r.html"),
                                           "--quiet"])
     assert suggested.exit_code == 0, suggested.output
+
+
+def test_recalls_of_a_model_fitted_on_the_evaluated_database_are_labelled(evals: list[Path], tmp_path: Path) -> None:
+    # vidvpr eval fits NetVLAD (and --pca-dim's whitening) of a model given without weights on the very database
+    # it then searches; the report showed those recalls like any other model's
+    for folder, weights, whitening in ((evals[0], "", True), (evals[1], "/runs/student.pt", False)):
+        data = json.loads((folder / "results.json").read_text())
+        data["models"][0].update(weights=weights, whitening=whitening)
+        (folder / "results.json").write_text(json.dumps(data))
+    out = tmp_path / "report.html"
+    build_report(out, ReportConfig(eval_dirs=tuple(evals)))
+    text = out.read_text()
+    assert text.count("Fitted on this dataset") == 1
+    assert ("Fitted on this dataset: the NetVLAD clusters and PCA-whitening of teacher were fitted on the database "
+            "frames these recalls search") in text
+    recall_section = text[text.index('<section id="recall">'):text.index('<section id="bjontegaard">')]
+    assert recall_section.index("Fitted on this dataset") > recall_section.index("<h3>teacher</h3>")
 
 
 def test_table_escapes_cells_and_headers() -> None:

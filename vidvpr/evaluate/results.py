@@ -166,6 +166,20 @@ class EvalResults(Record):
         return rows
 
 
+def fitted_on_database(model: dict[str, Any]) -> list[str]:
+    """What of a model, as `EvalResults.models` records it, was fitted on the evaluated manifest's own
+    database frames, in words (empty: nothing). A model recorded without weights had its NetVLAD
+    initialised on them (a model that needs weights is refused without; `vidvpr.evaluate.models.
+    prepare_model`), and one recorded with whitening had PCA fitted on them. Its recalls are then
+    measured on the database it was fitted on (without labels or queries): a reader must be told."""
+    fitted = []
+    if not model.get("weights"):
+        fitted.append("NetVLAD clusters")
+    if model.get("whitening"):
+        fitted.append("PCA-whitening")
+    return fitted
+
+
 UNMATCHED_WORDS = {"exclude": "queries without positives excluded",
                    "miss": "queries without positives counted as misses"}
 

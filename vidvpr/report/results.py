@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vidvpr import __version__
 from vidvpr.core.provenance import command_line
-from vidvpr.evaluate.results import UNMATCHED_WORDS
+from vidvpr.evaluate.results import UNMATCHED_WORDS, fitted_on_database
 from vidvpr.report.html import Raw, esc, facts, figure, number, paragraph, table
 from vidvpr.report.inputs import ReportInputs
 from vidvpr.study.plots import front_figure, models_figure, png_bytes, recall_figure
@@ -41,11 +41,27 @@ def recall(inputs: ReportInputs) -> str:
                              number(row.vmaf, 1), *(number(row.recall.get(n), 3) for n in ns)])
                 classes.append("front" if (label, row.cell) in front_cells else "")
         parts.append(f"<h3>{esc(label)}</h3>")
+        fitted = _fitted_on_database(inputs, system["model"])
+        if fitted:
+            parts.append(paragraph(f"Fitted on this dataset: the {' and '.join(fitted)} of {system['model']} were "
+                                   "fitted on the database frames these recalls search (unsupervised: no labels, no "
+                                   "queries; vidvpr eval fits a model given without weights so). These are recalls "
+                                   "on the model's own fitting data.", "note"))
         parts.append(table(["cell", "codec", "resolution", "quantiser", "kbps", "PSNR-Y", "VMAF",
                             *(f"recall@{n}" for n in ns)], rows, numeric=range(3, 7 + len(ns)), row_classes=classes,
                            caption=f"At {study.threshold_m:g} m, {UNMATCHED_WORDS[study.unmatched_queries]}; bold: on "
                                    f"the Pareto front at recall@{study.recall_at[0]}."))
     return "".join(parts)
+
+
+def _fitted_on_database(inputs: ReportInputs, model: str) -> list[str]:
+    """What of `model` its eval folders fitted on the evaluated database (`fitted_on_database`)."""
+    fitted: list[str] = []
+    for e in inputs.evals:
+        for record in e.results.models:
+            if record.get("label") == model:
+                fitted += [what for what in fitted_on_database(record) if what not in fitted]
+    return fitted
 
 
 def _delta(d: DeltaRecord, scale: float, unit: str) -> str:
