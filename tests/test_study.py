@@ -228,6 +228,25 @@ def test_study_over_eval_folders_of_different_datasets_is_refused(tmp_path: Path
     assert not (tmp_path / "s").exists()
 
 
+def test_study_over_the_same_manifest_files_with_other_view_videos_is_refused(tmp_path: Path) -> None:
+    # two demo worlds rendered with other seeds have identical manifest files (same walks, same frames) and other
+    # videos: the study either mixed them (one checkpoint given to both) or said "give the checkpoints different
+    # file names" (NetVLAD initialised on each world)
+    folders = [write_eval(tmp_path / name, curve_rows("m", "libx264", RATES, RECALLS)) for name in ("a", "b", "old")]
+    for folder, video in zip(folders, ("sha256:11", "sha256:12", None)):
+        data = json.loads((folder / "results.json").read_text())
+        if video is not None:
+            data["manifest"]["views"] = {"database/front": "sha256:00", "query/front": video}
+        (folder / "results.json").write_text(json.dumps(data))
+    a, b, old = folders
+    with pytest.raises(BadInput, match=r"b/results.json: evaluated other view videos than .*a/results.json "
+                                       r"\(query/front differs: "):
+        run_study([a, b], tmp_path / "study", StudyConfig())
+    result = CliRunner().invoke(main, ["study", str(a), str(b), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and not (tmp_path / "s").exists()
+    assert run_study([a, old], tmp_path / "with-old", StudyConfig()).record  # a results.json from before: unknown
+
+
 def test_study_over_recalls_counted_by_different_conventions_is_refused(tmp_path: Path) -> None:
     a = write_eval(tmp_path / "a", curve_rows("m", "libx264", RATES, RECALLS))
     missed = [row.model_copy(update={"unmatched_queries": "miss"}) for row in curve_rows("n", "libx264", RATES, RECALLS)]

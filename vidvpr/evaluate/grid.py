@@ -262,6 +262,9 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         EvalResults(
             manifest={"path": str(manifest.directory.resolve()), "name": manifest.meta.name,
                       "files": {name: sha256_file(manifest.directory / name) for name in DATA_FILES},
+                      # the view videos' content: the same manifest files may list other videos (re-sliced)
+                      "views": {f"{recording}/{view}": record.hash
+                                for (recording, view), (_, record) in reference.videos.items()},
                       "radius_m": manifest.meta.parameters["radius_m"],
                       "max_heading_diff_deg": manifest.meta.parameters.get("max_heading_diff_deg")},
             enc_dir=str(Path(config.enc_dir).resolve()) if config.enc_dir else None, protocol=config.protocol,

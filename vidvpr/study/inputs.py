@@ -1,8 +1,8 @@
 """The eval folders a study reads: loaded, checked to be one dataset, turned into study points.
 
 Every eval folder's ``results.json`` records the hashes of the manifest files it evaluated
-(database.csv, query.csv, positives.json); a study refuses folders whose hashes differ, since
-their recalls are not comparable. A model label names one set of weights across the folders
+(database.csv, query.csv, positives.json) and of its view videos; a study refuses folders whose
+hashes differ, since their recalls are not comparable. A model label names one set of weights across the folders
 (its fingerprint), and one (model, protocol, cell) result may appear in several folders only with
 the same recall. Recalls counted by different conventions for queries without positives
 (`vidvpr eval --unmatched-queries`) are not comparable either: a study refuses to mix them.
@@ -96,6 +96,13 @@ def check_same_dataset(evals: Sequence[LoadedEval]) -> None:
             raise BadInput(f"{other.json_path}: evaluated a different dataset than {first.json_path} "
                            f"({differing[0]} differs: manifest {other.results.manifest.get('path')} vs "
                            f"{first.results.manifest.get('path')}); a study compares evaluations of one manifest")
+        first_views, views = first.results.manifest.get("views"), other.results.manifest.get("views")
+        if first_views is not None and views is not None and first_views != views:  # older results do not record them
+            view = sorted(name for name in set(first_views) | set(views) if first_views.get(name) != views.get(name))[0]
+            raise BadInput(f"{other.json_path}: evaluated other view videos than {first.json_path} ({view} differs: "
+                           f"manifest {other.results.manifest.get('path')} vs {first.results.manifest.get('path')}, "
+                           "the same trajectories and frames over other footage); a study compares evaluations "
+                           "of one dataset")
 
 
 def check_same_counting(evals: Sequence[LoadedEval]) -> str:
