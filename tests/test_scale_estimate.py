@@ -92,6 +92,17 @@ def test_rates_are_read_from_the_sidecars_of_earlier_runs(measured: Path) -> Non
     assert rates.describe_s_per_mpx == pytest.approx(1.5 * 2 / (3 * 100 * 50 / 1e6)) and rates.descriptor_dim == 8
 
 
+def test_qps_outside_the_measured_ones_are_named_with_the_rate_taken_for_them(measured: Path,
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    # the small demo measures QP 25 and 45; projecting --qp 20..50 took QP 25's bytes for QP 20 and QP 45's for 50
+    # (fewer and more bytes than they make) and said nothing
+    argv = ["--measured", str(measured), "--measured-cores", "2", "--hours", "1", "--res", "64x36", "--qp", "20..50",
+            "--search-gflops", "20"]
+    assert scale_estimate.main(argv) == 0
+    assert ("; QP 20, 25, 45, 50 outside the measured 30..40: storage at the nearest measured QP's bytes/pixel "
+            "(encode more QPs to measure them)") in capsys.readouterr().out
+
+
 def test_the_tool_prints_the_projection_and_what_it_rests_on(measured: Path, capsys: pytest.CaptureFixture) -> None:
     argv = ["--measured", str(measured), "--measured-cores", "2", "--hours", "500", "--res", "64x36", "--qp", "30,35",
             "--search-gflops", "20", "--workers", "4", "--cores", "8"]
@@ -99,6 +110,7 @@ def test_the_tool_prints_the_projection_and_what_it_rests_on(measured: Path, cap
     out = capsys.readouterr().out
     assert "500 h of 5760x2880 at 30 fps, 4 views of 1824x1024, 2 cells; 4 workers x 8 cores" in out
     assert "qp30" in out and "assumed: sources 100 Mbit/s" in out
+    assert "outside the measured" not in out  # 30 measured, 35 between the measured 30 and 40
     assert scale_estimate.main([*argv, "--json"]) == 0
     stages = json.loads(capsys.readouterr().out)["stages"]
     assert [s["stage"] for s in stages] == ["source video (stored)", "slice", "encode + measure", "descriptors",

@@ -99,6 +99,17 @@ def table(stages: list[StageCost]) -> list[str]:
     return lines
 
 
+def clamped_qps(by_qp: dict[int, float], work: Workload) -> str:
+    """The grid's QPs outside the measured ones, whose bytes per pixel are the nearest measured QP's
+    (`vidvpr.run.rates.bytes_per_px` clamps; it interpolates only between measured QPs), in words."""
+    low, high = min(by_qp), max(by_qp)
+    outside = sorted({qp for _, _, qp in work.cells if not low <= qp <= high})
+    if not outside:
+        return ""
+    return (f"; QP {', '.join(map(str, outside))} outside the measured {low}..{high}: storage at the nearest "
+            "measured QP's bytes/pixel (encode more QPs to measure them)")
+
+
 def rate_lines(rates: Rates, work: Workload, machine: Machine, search_note: str) -> list[str]:
     by_qp = rates.cell_bytes_per_px[work.codec]
     return [
@@ -106,7 +117,8 @@ def rate_lines(rates: Rates, work: Workload, machine: Machine, search_note: str)
         f"{rates.slice_view_s_per_mpx * 1e3:.2f} per view Mpx; views {rates.view_bytes_per_px:.3f} B/px "
         f"({rates.evidence.get('slice', 'no slice sidecars')})",
         f"encode {work.codec}: {rates.encode_s_per_mpx[work.codec] * 1e3:.2f} core-ms per cell Mpx; "
-        + ", ".join(f"qp{qp} {b:.4f}" for qp, b in by_qp.items()) + f" B/px ({rates.evidence.get('encode')})",
+        + ", ".join(f"qp{qp} {b:.4f}" for qp, b in by_qp.items()) + f" B/px ({rates.evidence.get('encode')})"
+        + clamped_qps(by_qp, work),
         f"descriptors: {rates.describe_s_per_mpx * 1e3:.1f} core-ms per input Mpx, {rates.descriptor_dim}-D float16 "
         f"({rates.evidence.get('describe', 'no descriptor sidecars')})",
         f"search: {machine.search_gflops_per_core:.1f} GFLOP/s per core, exact L2 ({search_note})",
