@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tests.test_study import eval_row
-from vidvpr.evaluate.plots import _curves
+from vidvpr.evaluate.plots import _curves, recall_title
 from vidvpr.evaluate.results import PrecisionRecallRecord
 from vidvpr.evaluate.seq_plots import precision_recall_figure
 
@@ -39,3 +39,11 @@ def test_the_precision_recall_figure_names_the_threshold_and_protocol() -> None:
         update={"precision_recall": curve, "auc_pr": 0.4, "recall_at_100_precision": 0.25})
     figure = precision_recall_figure([row])
     assert figure.texts[0].get_text().endswith("(VPR-Bench) at 25 m (same protocol)")
+
+
+def test_the_recall_plots_name_their_model_when_there_is_one() -> None:
+    # the legend names only the cell ("80x32") when one model was evaluated: the figure did not say whose recall
+    rows = [_row(40, _Size("80x32", 80, 32))]
+    assert recall_title(rows, 1, ["netvlad-efficientnet-lite0"]) == ("Recall@1 at 25 m (same protocol): "
+                                                                     "netvlad-efficientnet-lite0")
+    assert recall_title(rows, 5, ["teacher", "student"]) == "Recall@5 at 25 m (same protocol)"  # the legend names them

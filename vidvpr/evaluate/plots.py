@@ -53,6 +53,14 @@ def _codec_of(members: Sequence[EvalRow]) -> str:
     return members[0].codec or DEFAULT_CODEC
 
 
+def recall_title(rows: Sequence[EvalRow], n: int, models: Sequence[str]) -> str:
+    """The recall plots' title: threshold and protocol, and the model when there is one (its curves are then
+    named by the cell alone, so the figure would not say whose recall it shows)."""
+    threshold = min(r.threshold_m for r in rows)
+    title = f"Recall@{n} at {threshold:g} m ({rows[0].protocol} protocol)"
+    return f"{title}: {models[0]}" if len(models) == 1 else title
+
+
 def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path]:
     """`recall_vs_qp.png` and `recall_vs_kbps.png` in `out_dir` (none when no encoded cell was evaluated)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -95,9 +103,7 @@ def plot_recall(rows: Sequence[EvalRow], out_dir: Path, n: int = 1) -> list[Path
             if reference is not None:
                 ax.axhline(reference.recall[n], color="0.4", linestyle=styles[model], linewidth=1,
                            label=f"{'reference' if len(models) == 1 else model + ' · reference'} views")
-        threshold = min(r.threshold_m for r in rows)
-        ax.set(xlabel=xlabel, ylabel=f"recall@{n}", ylim=(0, 1.02),
-               title=f"Recall@{n} at {threshold:g} m ({rows[0].protocol} protocol)")
+        ax.set(xlabel=xlabel, ylabel=f"recall@{n}", ylim=(0, 1.02), title=recall_title(rows, n, models))
         if name == RECALL_VS_KBPS:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
