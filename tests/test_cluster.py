@@ -27,12 +27,13 @@ from tests.media import make_equirect_video
 from tests.test_export import encode_cells
 from tests.test_manifest import make_dataset, sliced_views  # noqa: F401  (a session fixture)
 from vidvpr.cli import main
-from vidvpr.core.errors import OutputError
+from vidvpr.core.errors import OutputError, ToolMissing
 from vidvpr.dataset.definition import load_definition
 from vidvpr.dataset.manifest import build_manifest
 from vidvpr.encoding.grid import encode_grid
 from vidvpr.encoding.plan import EncodeConfig, parse_resolutions
 from vidvpr.evaluate.grid import EvalConfig, evaluate_grid
+from vidvpr.run import cluster as dask_executor
 from vidvpr.run import probe
 from vidvpr.run.cluster import DaskExecutor
 from vidvpr.slicing.config import SliceConfig
@@ -315,3 +316,35 @@ def test_an_ffmpeg_dies_with_the_process_that_ran_it() -> None:
     while alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive()
+
+
+class _BroadcastClient:
+    """A Dask client whose broadcasts fail, as when a worker dies during one, `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def scheduler_info(self, n_workers: int = -1) -> dict:
+        return {"workers": {"tcp://127.0.0.1:1": {}}, "services": {}}
+
+    def scatter(self, value: Any, broadcast: bool, hash: bool) -> str:
+        from distributed.comm.core import CommClosedError
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise CommClosedError("in <TCP (closed) Scheduler Broadcast local=tcp://127.0.0.1:50472>: Stream is closed")
+        return "future"
+
+
+def test_a_worker_lost_while_the_model_is_sent_to_every_worker_is_sent_again(monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # kill -9 of a worker while `vidvpr eval --scheduler` broadcast the model: "internal error: CommClosedError", exit 1
+    monkeypatch.setattr(dask_executor, "BROADCAST_PAUSE_S", 0.0)
+    client = _BroadcastClient(failures=2)
+    assert DaskExecutor(client).share("model") == "future" and client.calls == 3
+    assert caplog.text.count("sending the model to every worker: a worker was lost during it") == 2
+    client = _BroadcastClient(failures=3)
+    with pytest.raises(ToolMissing, match=r"^sending the model to every worker failed 3 times, a worker's connection "
+                                          r"closing each time \(in <TCP \(closed\) Scheduler Broadcast"):
+        DaskExecutor(client).share("model")

@@ -43,6 +43,8 @@ from vidvpr.run.units import (
 LOG = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
 DEFAULT_RETRIES = 2  # re-runs of a unit that raised an unexpected (not a user) error
+BROADCAST_ATTEMPTS = 3  # tries of a broadcast to every worker (the model, the storage probe) when workers die
+BROADCAST_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,26 @@ class DaskExecutor:
 
     def share(self, value: Any) -> Any:
         """A large argument several units take (a model): sent once to every worker."""
-        return self.client.scatter(_Shared(value), broadcast=True, hash=False)
+        return self._broadcast(lambda: self.client.scatter(_Shared(value), broadcast=True, hash=False),
+                               "sending the model to every worker")
+
+    def _broadcast(self, call: Callable[[], Any], what: str) -> Any:
+        """`call`, a broadcast to every worker, made again on the workers there are when one dies during it
+        (the scheduler's broadcast then fails as a whole: CommClosedError); ToolMissing, one line, when
+        it keeps failing. A worker killed while the model was being sent ended the run in a traceback."""
+        from distributed.comm.core import CommClosedError
+
+        attempt = 1
+        while True:
+            try:
+                return call()
+            except CommClosedError as exc:
+                if attempt == BROADCAST_ATTEMPTS:
+                    raise ToolMissing(f"{what} failed {attempt} times, a worker's connection closing each time "
+                                      f"({exc}); check the workers (dask worker) and run again") from None
+                LOG.warning("%s: a worker was lost during it (%s); again, on the workers there are now", what, exc)
+                time.sleep(BROADCAST_PAUSE_S)  # the scheduler notices the dead worker meanwhile
+                attempt += 1
 
     def check_shared(self, outputs: Sequence[Path], inputs: Sequence[Path] = ()) -> None:
         """OutputError naming every worker that cannot see and write `outputs` or see `inputs` (the
@@ -144,8 +165,10 @@ class DaskExecutor:
                               "start some (dask worker ADDRESS)")
         token, markers = probe.write_markers([Path(folder).absolute() for folder in outputs])
         try:
-            answers = self.client.run(_probe_on_worker, [str(m) for m in markers], token,
-                                      probe.input_sizes(inputs), workers=workers)
+            sizes = probe.input_sizes(inputs)
+            answers = self._broadcast(lambda: self.client.run(_probe_on_worker, [str(m) for m in markers], token,
+                                                              sizes, workers=self.workers),
+                                      "checking that every worker sees the folders")
             problems = {worker: why for worker, why in answers.items() if why}
             for worker in answers:
                 why = problems.get(worker) or probe.client_reads(markers, token, worker)
