@@ -647,7 +647,14 @@ def test_load_manifest_rejects_tampered_paths_and_ids(tmp_path, dataset):
         rerecord_outputs(tmp_path / "out")  # as if manifest.json had been edited to match
         with pytest.raises(BadInput, match=match):
             load_manifest(tmp_path / "out")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(BadInput, match="not a finished vidvpr manifest"):
+        load_manifest(empty)
+    # the folder holding the manifest (a demo's, `vidvpr eval demo-out`): the advice was "run vidvpr manifest --out
+    # demo-out", which would write a second manifest into the dataset's own folder
+    with pytest.raises(BadInput, match=rf"^{tmp_path}: not a manifest folder \(no manifest.json\); did you mean "
+                                       rf"{tmp_path / 'out'}\?$"):
         load_manifest(tmp_path)
 
 

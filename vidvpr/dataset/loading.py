@@ -70,6 +70,9 @@ def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> M
         raise BadInput(f"{folder}: {'is a file, not' if folder.exists() else 'not found; expected'} a manifest folder "
                        "(vidvpr manifest --out)")
     if not (folder / MANIFEST_FILE).is_file():
+        inside = sorted(sub for sub in folder.glob(f"*/{MANIFEST_FILE}"))
+        if inside:  # a dataset (or demo) folder given for the manifest folder it holds
+            raise BadInput(f"{folder}: not a manifest folder (no {MANIFEST_FILE}); did you mean {inside[0].parent}?")
         raise BadInput(f"{folder}: not a finished vidvpr manifest (no {MANIFEST_FILE}); run vidvpr manifest --out {folder}")
     meta = ManifestRecord.load(folder / MANIFEST_FILE)
     if root is None and (Path(meta.root).is_absolute() or not meta.root.isprintable()):
