@@ -152,6 +152,22 @@ def test_an_eval_folder_given_as_the_study_says_which_commands_take_it(evals: li
     assert suggested.exit_code == 0, suggested.output
 
 
+def test_a_folder_holding_a_study_and_its_evals_names_them(evals: list[Path], tmp_path: Path) -> None:
+    # a demo's folder (`vidvpr report demo-out`): the advice was "vidvpr study EVAL... --out demo-out makes one", a
+    # study written into the dataset's own folder; the folder also holds `vidvpr demo study`'s study.json (not one)
+    demo = tmp_path / "demo-out"
+    run_study(evals, demo / "bitrate-study", StudyConfig())
+    (demo / "study").mkdir()
+    (demo / "study" / "study.json").write_text('{"schema": "vidvpr.demo-study/1"}')
+    shutil.copytree(evals[0], demo / "eval")
+    result = CliRunner().invoke(main, ["report", str(demo), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"{demo}: not a study folder (no study.json); did you mean {demo / 'bitrate-study'}?" in result.output
+    result = CliRunner().invoke(main, ["study", str(demo), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"{demo}: no results.json; not a finished vidvpr eval folder; did you mean {demo / 'eval'}?" in result.output
+
+
 def test_recalls_of_a_model_fitted_on_the_evaluated_database_are_labelled(evals: list[Path], tmp_path: Path) -> None:
     # vidvpr eval fits NetVLAD (and --pca-dim's whitening) of a model given without weights on the very database
     # it then searches; the report showed those recalls like any other model's

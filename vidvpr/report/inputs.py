@@ -56,8 +56,19 @@ def _load_study(folder: Path) -> tuple[StudyRecord, FileRecord]:
         raise BadInput(f"{folder}: an eval folder, not a study folder: report on it with vidvpr report --eval {folder} "
                        f"--out REPORT.html, or make its study first with vidvpr study {folder} --out STUDY")
     if not folder.is_dir() or not path.is_file():
+        inside = [sub.parent for sub in sorted(folder.glob(f"*/{STUDY_JSON}")) if _is_study(sub)]
+        if inside:  # a demo's folder given for its bitrate study
+            raise BadInput(f"{folder}: not a study folder (no {STUDY_JSON}); did you mean {inside[0]}?")
         raise BadInput(f"{folder}: not a study folder (no {STUDY_JSON}; vidvpr study EVAL... --out {folder} makes one)")
     return StudyRecord.load(path), FileRecord.of(path)
+
+
+def _is_study(path: Path) -> bool:
+    """Whether `path` is a `vidvpr study` record (`vidvpr demo study` writes a study.json of its own)."""
+    try:
+        return read_json_object(path).get("schema") == StudyRecord.SCHEMA
+    except BadInput:
+        return False
 
 
 def _check_unchanged(study: StudyRecord, evals: Sequence[LoadedEval]) -> None:

@@ -55,7 +55,9 @@ def load_evals(folders: Sequence[Path]) -> list[LoadedEval]:
                            "expected the --out of vidvpr eval)")
         path = folder / RESULTS_JSON
         if not path.is_file():
-            raise BadInput(f"{folder}: no {RESULTS_JSON}; not a finished vidvpr eval folder")
+            inside = sorted(sub.parent for sub in folder.glob(f"*/{RESULTS_JSON}"))
+            hint = f"; did you mean {' or '.join(map(str, inside[:3]))}?" if inside else ""
+            raise BadInput(f"{folder}: no {RESULTS_JSON}; not a finished vidvpr eval folder{hint}")
         if path.resolve() in seen:
             raise BadInput(f"{folder}: given twice (also as {seen[path.resolve()]})")
         seen[path.resolve()] = folder
