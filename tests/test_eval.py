@@ -246,6 +246,23 @@ def test_bad_options_are_one_line_errors_and_write_nothing(dataset, tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
+def test_two_checkpoints_of_one_file_name_are_told_apart_from_a_model_given_twice(dataset, tmp_path: Path) -> None:
+    # two students saved as RUN1/student.pt and RUN2/student.pt were refused as "the same model is given twice"
+    for run in ("run1", "run2"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "student.pt").write_bytes(run.encode())  # refused before any checkpoint is read
+    first, second = (f"netvlad-efficientnet-lite0:{tmp_path / run / 'student.pt'}" for run in ("run1", "run2"))
+    with pytest.raises(BadInput, match=rf"^--model {first} and --model {second}: results would name both "
+                                       r"'netvlad-efficientnet-lite0:student' \(a model is named by its checkpoint's "
+                                       r"file name\); give one checkpoint another file name$"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(models=(first, second)))
+    with pytest.raises(BadInput, match=rf"^--model {first}: given twice$"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(models=(first, first)))
+    with pytest.raises(BadInput, match=r"^--model netvlad-efficientnet-lite0: given twice$"):
+        evaluate_grid(dataset[0], tmp_path / "out", EvalConfig(models=("netvlad-efficientnet-lite0",) * 2))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture
 def no_forward_pass(monkeypatch):
     """Fails the test at the first image put through any model."""

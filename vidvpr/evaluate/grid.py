@@ -183,6 +183,23 @@ def _per_view(ranks: np.ndarray, views: list[str], ns: Sequence[int], unmatched:
     return out
 
 
+def check_distinct_labels(choices: Sequence[ModelChoice], given: Sequence[str]) -> None:
+    """BadInput naming two --model values that results would name alike: the same model twice, or two
+    checkpoints of one file name in different folders (a label keeps the file's stem only)."""
+    seen: dict[str, int] = {}
+    for i, choice in enumerate(choices):
+        first = seen.setdefault(choice.label, i)
+        if first == i:
+            continue
+        same = choices[first].weights is None or choice.weights is None or \
+            choices[first].weights.resolve() == choice.weights.resolve()
+        if same:
+            raise BadInput(f"--model {given[i]}: given twice")
+        raise BadInput(f"--model {given[first]} and --model {given[i]}: results would name both "
+                       f"{choice.label!r} (a model is named by its checkpoint's file name); give one checkpoint "
+                       "another file name")
+
+
 def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
                   on_start: Callable[[int | None], None] | None = None,
                   on_images: Callable[[int], None] | None = None,
@@ -200,8 +217,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         raise BadInput(f"{manifest_dir}: the manifest's database is empty")
     ns = recall_ns(config, len(manifest.database))
     choices: list[ModelChoice] = [parse_model_choice(text) for text in config.models]
-    if len({c.label for c in choices}) != len(choices):
-        raise BadInput("--model: the same model is given twice")
+    check_distinct_labels(choices, config.models)
     device = resolve_device(config.device)
     backend = resolve_backend(config.backend, config.device)
     thresholds = _thresholds(config, manifest)
