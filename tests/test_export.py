@@ -335,6 +335,35 @@ def test_missing_reference_video_is_bad_input_and_leaves_nothing(tmp_path, manif
     assert not (tmp_path / "vpr" / "images").exists()
 
 
+@pytest.mark.parametrize("record", [None, "{not json"], ids=["no record", "damaged record"])
+def test_images_no_export_recorded_are_kept_unless_forced(tmp_path, manifest_dir, record):
+    """A folder holding images/test without a readable export.json (a downloaded benchmark) is not replaced."""
+    theirs = tmp_path / "vpr" / "images" / "test" / "database" / "@0000001.00@0000002.00@@@@@x@@@@@@@@@.jpg"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"someone's image")
+    if record is not None:
+        (tmp_path / "vpr" / "export.json").write_text(record)
+    result = CliRunner().invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--quiet"])
+    assert result.exit_code == 4 and "holds files that no vidvpr export recorded" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and theirs.read_bytes() == b"someone's image"
+    assert not export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(force=True)).skipped
+    assert not theirs.exists() and len(images(tmp_path / "vpr", "database")) == 24
+
+
+def test_an_interrupted_first_export_leaves_no_empty_folders(tmp_path, manifest_dir, monkeypatch):
+    from vidvpr.dataset import export
+
+    def one_frame_then_ctrl_c(path, frames):
+        yield next(iter(decode_selected_real(path, frames)))
+        raise KeyboardInterrupt
+
+    decode_selected_real = export.decode_selected
+    monkeypatch.setattr(export, "decode_selected", one_frame_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        export_vpr(manifest_dir, tmp_path / "new" / "vpr", ExportConfig())
+    assert not (tmp_path / "new").exists()
+
+
 def test_cli_export(tmp_path, manifest_dir):
     runner = CliRunner()
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--json", "--quiet"])

@@ -251,6 +251,21 @@ def _write_images(out: Path, split: str, jobs: dict[tuple[str, str], list[tuple[
     return written
 
 
+def _refuse_replacing(images_dir: Path, record_path: Path, previous: ExportRecord | None, phash: str) -> None:
+    """OutputError when `images_dir` holds images this export must not replace without --force: those
+    of an export of other parameters or inputs, or any whose export record is missing or unreadable
+    (a downloaded benchmark's images/test, another tool's), which would otherwise be deleted."""
+    if not images_dir.is_dir() or not any(images_dir.iterdir()):
+        return
+    if previous is None:
+        state = "missing" if not record_path.exists() else "not a readable export record"
+        raise OutputError(f"{images_dir}: holds files that no vidvpr export recorded ({record_path.name} {state}); "
+                          "choose another --out, or pass --force to replace them")
+    if previous.params_hash != phash:
+        raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {record_path.name}); "
+                          "pass --force to replace it")
+
+
 def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConfig,
                on_image: Callable[[int], None] | None = None,
                on_start: Callable[[int], None] | None = None) -> ExportResult:
@@ -294,12 +309,11 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
     if not config.force and export_intact(out, previous, phash):
         LOG.info("%s: export with the same parameters and inputs already done, skipping", out)
         return ExportResult(**{**result.as_dict(), "skipped": True})
-    if images_dir.exists() and previous is not None and previous.params_hash != phash and not config.force:
-        raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {record_path.name}); "
-                          "pass --force to replace it")
+    if not config.force:
+        _refuse_replacing(images_dir, record_path, previous, phash)
     if on_start:
         on_start(len(database) + len(queries))
-    with removing_new_dirs(out):
+    with removing_new_dirs(out / IMAGES_DIR):  # a failed or interrupted first export leaves no empty OUT/images
         ensure_writable_dir(out)
         written = _write_images(out, config.split, jobs, {key: path for key, (path, _) in videos.items()},
                                 config.jpeg_quality, on_image)
