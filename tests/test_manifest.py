@@ -709,6 +709,18 @@ def test_cli_manifest_from_options(tmp_path, dataset, monkeypatch):
     assert len(read_csv(dataset.parent / "m" / "database.csv")) == 12
 
 
+@pytest.mark.parametrize(("option", "value", "problem"), [
+    ("--time-offset", "nan", "time_offset_s: Input should be a finite number"),
+    ("--scale", "-1", "scale: Input should be greater than 0"),
+    ("--keyframe-fps", "0", "fps: Input should be greater than 0"),
+])
+def test_cli_reader_options_out_of_range_name_the_option(tmp_path, dataset, monkeypatch, option, value, problem):
+    monkeypatch.chdir(dataset.parent)
+    result = CliRunner().invoke(main, ["manifest", "--root", ".", "--database", "dbwalk=traj/dbwalk.csv",
+                                       "--query", "qwalk=traj/qwalk.csv", "--out", "m", f"{option}={value}"])
+    assert result.exit_code == 2 and result.stderr == f"vidvpr: error: {option}: {problem}\n"
+
+
 def test_cli_manifest_from_definition_and_errors(tmp_path, dataset):
     runner = CliRunner()
     result = runner.invoke(main, ["manifest", str(dataset), "--out", str(tmp_path / "m"), "--query-sampling", "0.1s"])

@@ -220,6 +220,10 @@ def parse_recording_option(value: str, option: str) -> tuple[str, str]:
     return check_name(name, "recording", option), trajectory_path
 
 
+READER_OPTIONS = {"format": "--trajectory-format", "time_offset_s": "--time-offset", "axes": "--axes",
+                  "scale": "--scale", "fps": "--keyframe-fps"}  # TrajectorySpec field -> `vidvpr manifest` option
+
+
 def definition_from_options(
     root: str | Path, database: Sequence[str], query: Sequence[str], *, views_dir: str | Path | None = None,
     trajectory: dict[str, Any] | None = None, name: str = "dataset",
@@ -232,6 +236,11 @@ def definition_from_options(
     root = Path(root).resolve()
     if not root.is_dir():
         raise BadInput(f"{root}: dataset root (--root) is not a folder")
+    for key, value in (trajectory or {}).items():  # checked one by one, to name the option at fault
+        try:
+            TrajectorySpec.model_validate({"path": "-", key: value})
+        except ValidationError as exc:
+            raise BadInput(f"{READER_OPTIONS.get(key, key)}: {validation_problem(exc)}") from None
     views_rel = resolve_inside(root, Path(views_dir or root / "views").resolve(), "--views-dir", "command line")[1]
     recordings = []
     for split, values in (("database", database), ("query", query)):
