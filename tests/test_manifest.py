@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 import math
 import logging
 import shutil
@@ -656,6 +657,27 @@ def test_load_manifest_rejects_tampered_paths_and_ids(tmp_path, dataset):
     with pytest.raises(BadInput, match=rf"^{tmp_path}: not a manifest folder \(no manifest.json\); did you mean "
                                        rf"{tmp_path / 'out'}\?$"):
         load_manifest(tmp_path)
+
+
+def test_a_duplicated_row_is_named_by_its_line_and_id(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "database.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3] + [lines[2]] + lines[3:]))  # line 3 again as line 4
+    rerecord_outputs(tmp_path / "out")
+    row_id = lines[2].split(",")[0]
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: line 4: duplicate row '{re.escape(row_id)}' \(also line 3\)$"):
+        load_manifest(tmp_path / "out")
+
+
+def test_an_id_that_does_not_match_its_row_says_which_it_should_be(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "database.csv"
+    path.write_text(path.read_text().replace("dbwalk/yaw000_pitch+00/000000,", "dbwalk/yaw000_pitch+00/000001,", 1))
+    rerecord_outputs(tmp_path / "out")
+    with pytest.raises(BadInput, match=r"line 2: id 'dbwalk/yaw000_pitch\+00/000001' does not match the row's "
+                                       r"recording, view and frame \('dbwalk/yaw000_pitch\+00/000000'"):
+        load_manifest(tmp_path / "out")
 
 
 def test_a_data_file_cut_short_is_named_before_anything_is_read(tmp_path, dataset):

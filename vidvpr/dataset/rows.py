@@ -40,6 +40,7 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     rows = []
+    lines: dict[str, int] = {}  # row id -> the line it is on
     inside: set[str] = set()  # videos already found inside `root`: rows share a few videos, resolving costs syscalls
     reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
@@ -60,12 +61,14 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
                 raise BadInput(f"{path}: line {line}: {validation_problem(exc)}") from None
             if row.split != split:
                 raise BadInput(f"{path}: line {line}: split is {row.split!r}, expected {split}")
-            if row.id != frame_id(row.recording, row.view, row.frame):
-                raise BadInput(f"{path}: line {line}: id {row.id!r} is not <recording>/<view>/<frame:06d>")
+            expected_id = frame_id(row.recording, row.view, row.frame)
+            if row.id != expected_id:
+                raise BadInput(f"{path}: line {line}: id {row.id!r} does not match the row's recording, view and "
+                               f"frame ({expected_id!r}, <recording>/<view>/<frame:06d>)")
+            if row.id in lines:
+                raise BadInput(f"{path}: line {line}: duplicate row {row.id!r} (also line {lines[row.id]})")
+            lines[row.id] = line
             rows.append(row)
     except csv.Error as exc:
         raise BadInput(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
-    ids = [row.id for row in rows]
-    if len(set(ids)) != len(ids):
-        raise BadInput(f"{path}: duplicate row ids")
     return rows
