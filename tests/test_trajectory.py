@@ -301,7 +301,14 @@ BAD_INPUTS = {
     "tum zero quaternion": ("a.tum", TUM_FIRST + "1 1 0 0 0 0 0 0\n", {}, "line 2: quaternion .* is zero"),
     "tum unknown axes": ("a.tum", TUM_FIRST + "1 1 0 0 0 0 0 1\n", {"axes": "yz"}, "unknown axes 'yz'"),
     "gpx not xml": ("a.gpx", "<gpx><trk>", {}, "not a readable GPX file"),
-    "gpx no points": ("a.gpx", gpx_text([]), {}, "at least 2 trajectory samples, found 0"),
+    "gpx no points": ("a.gpx", gpx_text([]), {}, r"no track points \(<trk><trkseg><trkpt>\): a trajectory is a GPX track$"),
+    "gpx waypoints only": ("a.gpx", '<gpx version="1.1"><wpt lat="48" lon="11"><time>2024-01-01T00:00:00Z</time></wpt>'
+                           '<wpt lat="48.1" lon="11"><time>2024-01-01T00:00:01Z</time></wpt></gpx>', {},
+                           r"no track points .*; it holds 2 waypoints \(<wpt>\), which are not a recorded track"),
+    "gpx route only": ("a.gpx", '<gpx version="1.1"><rte><rtept lat="48" lon="11"/><rtept lat="48.1" lon="11"/>'
+                       '<rtept lat="48.2" lon="11"/></rte></gpx>', {}, r"it holds 3 route points \(<rtept>\)"),
+    "gpx one point": ("a.gpx", gpx_text([(48.1, 11.5, 0, "2024-01-01T00:00:00Z")]), {},
+                      "at least 2 trajectory samples, found 1"),
     "json invalid": ("a.json", "{fps: 1}", {}, "not valid JSON"),
     "json not keyframes": ("a.json", '{"fps": 1}', {}, "expected .*keyframes"),
     "json no fps": ("a.json", json.dumps(KEYFRAMES), {}, "frame rate unknown"),

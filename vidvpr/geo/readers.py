@@ -172,6 +172,12 @@ def _read_gpx(path: Path, text: str, opts: ReadOptions) -> Trajectory:
         reason = (str(exc) or type(exc).__name__).splitlines()[0]
         raise BadInput(f"{path}: not a readable GPX file ({reason})") from None
     points = [point for track in gpx.tracks for segment in track.segments for point in segment.points]
+    if not points:
+        others = [f"{count} {what}" for count, what in ((len(gpx.waypoints), "waypoints (<wpt>)"),
+                                                        (sum(len(r.points) for r in gpx.routes), "route points (<rtept>)"))
+                  if count]
+        held = f"; it holds {' and '.join(others)}, which are not a recorded track" if others else ""
+        raise BadInput(f"{path}: no track points (<trk><trkseg><trkpt>): a trajectory is a GPX track{held}")
     labels = [f"track point {i}" for i in range(1, len(points) + 1)]
     for label, point in zip(labels, points):
         if point.time is None:
