@@ -476,6 +476,15 @@ def test_geographic_trajectories_give_utm_zone_and_lat_lon(tmp_path, sliced_view
     assert meta["utm_zone"] == {"number": 32, "letter": "U"}
 
 
+def test_a_trajectory_that_never_moves_is_warned_about_once_by_name(tmp_path, sliced_views, caplog):
+    still = "t,x,y\n0,1,1\n0.4,1,1\n"  # no heading column, never moves: two views, one warning
+    definition = make_dataset(tmp_path / "ds", sliced_views, query_traj=still)
+    with caplog.at_level("WARNING", logger="vidvpr.dataset.manifest"):
+        build_manifest(load_definition(definition), tmp_path / "out")
+    assert caplog.messages == [f"{tmp_path / 'ds' / 'traj' / 'qwalk.csv'}: never moves 0.5 m in 2 s and has no "
+                               "heading column: the rows of recording qwalk have no heading"]
+
+
 def test_heading_filter_needs_headings(tmp_path, sliced_views):
     still = "t,x,y\n0,1,1\n0.4,1,1\n"  # never moves, no heading column: no heading at all
     definition = make_dataset(tmp_path / "ds", sliced_views, query_traj=still)

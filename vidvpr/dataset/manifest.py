@@ -315,6 +315,9 @@ def build_manifest(
     rows: dict[str, list[ManifestRow]] = {split: [] for split in SPLITS}
     inputs, dropped_total = [], 0
     for rec, traj, rec_views in zip(definition.recordings, trajectories, views):
+        if trj.never_moves(traj):
+            LOG.warning("%s: never moves %g m in %g s and has no heading column: the rows of recording %s have "
+                        "no heading", traj.source, trj.MIN_DISPLACEMENT_M, trj.HEADING_BASELINE_S, rec.name)
         rec_dropped, view_records = 0, []
         covered: dict[bytes, np.ndarray] = {}  # views sliced together share frame times: check (and warn) once
         for view in rec_views:

@@ -130,17 +130,24 @@ def heading_from_travel(
 
     Central difference of position over `baseline_s` (one-sided at the ends). Where the walker
     moved less than `min_displacement_m` over the baseline (a stop), the last valid heading is
-    carried forward, and the first one backward over a stationary start. NaN if it never moves.
+    carried forward, and the first one backward over a stationary start. NaN if it never moves
+    (the manifest warns, naming the file: `never_moves`).
     """
     half = baseline_s / 2
     d_east = np.interp(t_s + half, t_s, easting_m) - np.interp(t_s - half, t_s, easting_m)
     d_north = np.interp(t_s + half, t_s, northing_m) - np.interp(t_s - half, t_s, northing_m)
     moving = np.hypot(d_east, d_north) >= min_displacement_m
-    if not moving.any():
-        LOG.warning("trajectory never moves %.2f m in %.1f s: no heading of travel",
-                    min_displacement_m, baseline_s)
     heading = np.asarray(wrap_deg(np.degrees(np.arctan2(d_east, d_north))))
     return _fill_invalid(heading, moving)
+
+
+def never_moves(traj: Trajectory, *, baseline_s: float = HEADING_BASELINE_S,
+                min_displacement_m: float = MIN_DISPLACEMENT_M) -> bool:
+    """Whether the trajectory has no heading column and never moves enough to have a heading of travel."""
+    if traj.heading_deg is not None:
+        return False
+    return bool(np.isnan(heading_from_travel(traj.t_s, traj.easting_m, traj.northing_m, baseline_s=baseline_s,
+                                             min_displacement_m=min_displacement_m)).all())
 
 
 def quat_to_matrix(quat_xyzw: np.ndarray) -> np.ndarray:
