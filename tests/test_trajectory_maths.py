@@ -248,9 +248,20 @@ def test_a_forced_zone_outside_1_to_60_is_refused(zone: int) -> None:
         latlon_to_utm([0.0], [9.0], source="gps.csv", force_zone_number=zone)
 
 
+@pytest.mark.parametrize("zone", [60, 1])
+def test_a_walk_across_the_antimeridian_forced_into_either_zone_keeps_its_steps(zone: int) -> None:
+    # Fiji, 17°S: 0.0002° of longitude ≈ 21.3 m, from 179.9995°E to 179.9995°W
+    lon = np.array([179.9995, 179.9997, 179.9999, -179.9999, -179.9997, -179.9995])
+    east, north, forced, letter = latlon_to_utm(np.full(6, -17.0), lon, source="fiji.gpx", force_zone_number=zone)
+    steps = np.hypot(np.diff(east), np.diff(north))
+    assert (forced, letter) == (zone, "K")
+    np.testing.assert_allclose(steps, 0.0002 * 111_320 * np.cos(np.radians(17.0)), rtol=2e-3)
+
+
 def test_points_in_two_zones_are_refused_naming_both() -> None:
     message = (r"^gps\.csv: points span UTM zones 31 \(point 1\) and 32 \(point 3\); "
-               r"one zone per dataset: split the recording or force one zone$")
+               r"one zone per dataset: split the recording, or force one zone "
+               r"\(utm_zone in \[dataset\], or --utm-zone; a walk across the antimeridian: either zone\)$")
     with pytest.raises(BadInput, match=message):
         latlon_to_utm([0.0, 0.0, 0.0], [3.0, 4.0, 9.0], source="gps.csv")
 

@@ -203,7 +203,8 @@ def latlon_to_utm(
         if bad.size:
             raise BadInput(
                 f"{source}: points span UTM zones {zone} ({labels[0]}) and {zones[bad[0]]} "
-                f"({labels[bad[0]]}); one zone per dataset: split the recording or force one zone"
+                f"({labels[bad[0]]}); one zone per dataset: split the recording, or force one zone "
+                "(utm_zone in [dataset], or --utm-zone; a walk across the antimeridian: either zone)"
             )
     easting, northing, _, _ = utm.from_latlon(lat, lon, force_zone_number=zone, force_zone_letter=letter)
     return np.asarray(easting, dtype=float), np.asarray(northing, dtype=float), zone, letter
