@@ -293,6 +293,9 @@ trajectory = "t/b.gpx"
     ("[[recordings]]\nname = 'a'\nsplit = 'query'\ntrajectory = { file = 'x' }\n", "recordings.0.trajectory.file: unknown key"),
     ("[[recordings]]\nname = 'a'\nsplit = 'query'\nviews = []\ntrajectory = 'x'\n", "recordings.0.views: Tuple should have at least 1"),
     ("\ufeff[positives]\nradius_m = -5\n", "positives.radius_m: Input should be greater than 0"),
+    ("[positives]\nradius_m = nan\n", r"positives.radius_m: nan is not allowed \(numbers must be finite\)$"),
+    ("[[recordings]]\nname = 'a'\nsplit = 'query'\ntrajectory = { path = 'x', time_offset_s = -inf }\n",
+     r"recordings.0.trajectory.time_offset_s: -inf is not allowed"),
 ])
 def test_bad_definitions_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "d.toml"

@@ -104,12 +104,27 @@ def validate_data(model: type[M], data: Any, source: str) -> M:
     tuples; in strict models a boolean is never a number); BadInput naming `source` and the key."""
     try:
         text = json.dumps(data, default=str, allow_nan=False)
-    except (ValueError, RecursionError):
-        raise BadInput(f"{source}: holds values that are not plain data (NaN, infinity or deep nesting)") from None
+    except RecursionError:
+        raise BadInput(f"{source}: holds values that are not plain data (nested too deeply)") from None
+    except ValueError:  # NaN or an infinity (TOML has nan and inf): say where
+        where, value = _first_non_finite(data)
+        raise BadInput(f"{source}: {where or 'top level'}: {value} is not allowed (numbers must be finite)") from None
     try:
         return model.model_validate_json(text)
     except ValidationError as exc:
         raise BadInput(f"{source}: {validation_problem(exc)}") from None
+
+
+def _first_non_finite(data: Any, where: str = "") -> tuple[str, float] | tuple[None, None]:
+    """(dotted key path, value) of the first NaN or infinity in parsed TOML/JSON data, or (None, None)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return where, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        found = _first_non_finite(value, f"{where}.{key}" if where else str(key))
+        if found[0] is not None:
+            return found
+    return None, None
 
 
 class Strict(BaseModel):
