@@ -671,6 +671,20 @@ def test_load_manifest_rejects_tampered_paths_and_ids(tmp_path, dataset):
         load_manifest(tmp_path)
 
 
+def test_a_row_naming_another_views_video_is_refused(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "database.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace("views/dbwalk/yaw000_pitch+00.mp4", "views/qwalk/yaw000_pitch+00.mp4")
+    path.write_text("".join(lines))
+    rerecord_outputs(tmp_path / "out")
+    row_id = lines[2].split(",")[0]
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: row {re.escape(row_id)}: video "
+                                       r"'views/qwalk/yaw000_pitch\+00.mp4' is not the one manifest.json records for "
+                                       r"view dbwalk/yaw000_pitch\+00 \(it lists 'views/dbwalk/yaw000_pitch\+00.mp4'\)$"):
+        load_manifest(tmp_path / "out")
+
+
 def test_a_duplicated_row_is_named_by_its_line_and_id(tmp_path, dataset):
     build_manifest(load_definition(dataset), tmp_path / "out")
     path = tmp_path / "out" / "database.csv"

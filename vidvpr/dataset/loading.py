@@ -60,6 +60,19 @@ class Manifest:
         return [i for i, hits in enumerate(self.positives) if len(hits)]
 
 
+def _check_videos(folder: Path, meta: ManifestRecord, database: list[ManifestRow], queries: list[ManifestRow]) -> None:
+    """Each row's video is the one manifest.json lists for its recording and view: the readers take a
+    view's frames from one video, so a row naming another would silently be given the wrong frames."""
+    listed = {(rec.name, view.view): view.video.path for rec in meta.inputs for view in rec.views}
+    for split, rows in (("database", database), ("query", queries)):
+        for row in rows:
+            video = listed.get((row.recording, row.view))
+            if video != row.video:
+                expected = f"it lists {video!r}" if video is not None else "it lists no such view"
+                raise BadInput(f"{folder / CSV_FILES[split]}: row {row.id}: video {row.video!r} is not the one "
+                               f"{MANIFEST_FILE} records for view {row.recording}/{row.view} ({expected})")
+
+
 def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> Manifest:
     """Read a manifest folder; `root` overrides the dataset root recorded in manifest.json.
 
@@ -87,6 +100,7 @@ def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> M
         raise BadInput(f"{changed}; rebuild the manifest (vidvpr manifest --out {folder})")
     database = read_rows(folder / CSV_FILES["database"], "database", base)
     queries = read_rows(folder / CSV_FILES["query"], "query", base)
+    _check_videos(folder, meta, database, queries)
     gt = PositivesFile.load(folder / POSITIVES_FILE)
     index = {row.id: i for i, row in enumerate(database)}
     positives = []
