@@ -364,6 +364,16 @@ def test_an_interrupted_first_export_leaves_no_empty_folders(tmp_path, manifest_
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("inside", [".", "vpr"])
+def test_an_export_into_the_manifest_folder_is_refused_and_leaves_it_a_manifest(tmp_path, manifest_dir, inside):
+    result = CliRunner().invoke(main, ["export", str(manifest_dir), "--out", str(manifest_dir / inside)])
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"vidvpr: error: --out {manifest_dir / inside}: is the manifest folder {manifest_dir} or inside it;")
+    assert sorted(p.name for p in manifest_dir.iterdir()) == [
+        "database.csv", "manifest.json", "positives.json", "query.csv"]
+    assert build_manifest(load_definition(manifest_dir.parent / "def.toml"), manifest_dir).skipped
+
+
 def test_cli_export(tmp_path, manifest_dir):
     runner = CliRunner()
     result = runner.invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--json", "--quiet"])

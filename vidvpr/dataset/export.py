@@ -279,6 +279,11 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
     started = time.perf_counter()
     validate_export_config(config)
     manifest = load_manifest(manifest_dir, config.root)
+    out = Path(out_dir)
+    if out.resolve().is_relative_to(manifest.directory.resolve()):
+        raise BadInput(f"--out {out}: is the manifest folder {manifest_dir} or inside it; a manifest folder holds only "
+                       "the manifest (its next run refuses any other file): export beside it, e.g. --out "
+                       f"{Path(manifest_dir).parent / 'vpr'}")
     codec_named = f"{config.codec} " if config.codec != DEFAULT_CODEC else ""
     source = ("reference views" if not config.from_cell else
               f"encode cell {codec_named}{config.res} {CODECS[config.codec].quantiser.name}{config.qp:02d}")
@@ -300,7 +305,6 @@ def export_vpr(manifest_dir: str | Path, out_dir: str | Path, config: ExportConf
               **({"codec": config.codec} if config.from_cell and config.codec != DEFAULT_CODEC else {}),
               **({"split": config.split} if config.split != DEFAULT_VPR_SPLIT else {})}  # earlier exports' hashes hold
     phash = params_hash(params)
-    out = Path(out_dir)
     images_dir = out / IMAGES_DIR / config.split
     record_path = out / export_record_name(config.split)
     result = ExportResult(str(out), source, len(database), len(queries), unmatched_skipped,
