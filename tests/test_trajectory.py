@@ -4,6 +4,7 @@ heading and time alignment."""
 from __future__ import annotations
 
 import json
+import re
 import logging
 import math
 from pathlib import Path
@@ -362,6 +363,13 @@ def test_missing_file_is_an_error(tmp_path):
 def test_unreadable_file_is_an_error(tmp_path):
     with pytest.raises(BadInput, match="is a folder, not a trajectory file"):
         read_trajectory(tmp_path)  # a directory
+
+
+def test_utf16_text_asks_for_utf8(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("t,x,y\n0,0,0\n1,1,1\n", encoding="utf-16")  # as Windows PowerShell writes it
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: UTF-16 text; save the trajectory file as UTF-8$"):
+        read_trajectory(path)
 
 
 def test_binary_file_is_an_error(tmp_path):

@@ -54,15 +54,31 @@ def read_text_file(path: Path, what: str) -> str:
     missing, a folder, unreadable, not text."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{path}: {what} not found") from None
     except IsADirectoryError:
         raise BadInput(f"{path}: is a folder, not a {what}") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        if _is_utf16(data):  # what Windows PowerShell and Notepad's "Unicode" write
+            raise BadInput(f"{path}: UTF-16 text; save the {what} as UTF-8") from None
         raise BadInput(f"{path}: not a text file (expected a {what})") from None
+
+
+def _is_utf16(data: bytes) -> bool:
+    """Whether `data` looks like text in UTF-16 with a byte-order mark: it decodes, and is mostly
+    ASCII as the files vidvpr reads are (a binary file may start with the same two bytes)."""
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    try:
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    return sum(char.isascii() for char in text) >= 0.9 * len(text)
 
 
 def read_toml_file(path: Path, what: str) -> dict[str, Any]:
