@@ -271,6 +271,7 @@ def keyframes_json(keyframes=KEYFRAMES, **settings) -> str:
         ("a.txt", "0 0 0 0 0 0 0 1\n1 1 0 0 0 0 0 1\n", "tum"),
         ("a.log", two_point_gpx(), "gpx"),
         ("a.dat", keyframes_json(fps=1), "keyframes-json"),
+        ("a.csv", '"t","lat","lon"\n0,48.1,11.5\n1,48.2,11.5\n', "csv-latlon"),  # a quoting spreadsheet's header
     ],
 )
 def test_auto_detects_format_from_extension_and_content(tmp_path, name, text, fmt):
@@ -286,7 +287,9 @@ BAD_INPUTS = {
     "undetectable format": ("a.txt", "hello world\n", {}, "cannot tell the trajectory format"),
     "empty file": ("a.txt", "\n\n", {}, "file is empty"),
     "missing column": ("a.csv", "t,x\n0,0\n1,1\n", {"format": "csv-xy"}, "missing column.*y"),
-    "unknown column": ("a.csv", "t,x,y,heding\n0,0,0,0\n1,1,1,1\n", {}, "unknown or repeated column"),
+    "unknown column": ("a.csv", "t,x,y,heding\n0,0,0,0\n1,1,1,1\n", {}, "unknown column.s. heding in header"),
+    "repeated column": ("a.csv", "t,x,y,x\n0,0,0,0\n1,1,1,1\n", {}, "repeated column.s. x in header"),
+    "trailing comma": ("a.csv", "t,x,y,\n0,0,0,\n1,1,1,\n", {}, r"an empty column name \(a trailing comma\?\)"),
     "wrong value count": ("a.csv", "t,x,y\n0,0,0\n1,1\n", {}, "line 3: expected 3 values"),
     "non-numeric value": ("a.csv", "t,x,y\n0,0,0\n1,one,1\n", {}, "line 3: x is not a number: 'one'"),
     "nan value": ("a.csv", "t,x,y\n0,0,nan\n1,1,1\n", {}, "line 2: y is nan"),

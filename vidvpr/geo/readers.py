@@ -103,8 +103,16 @@ def _read_csv(path: Path, text: str, opts: ReadOptions, fmt: str) -> Trajectory:
     names = [cell.strip().lower() for cell in rows[0][1]]
     missing = [name for name in required if name not in names]
     unknown = [name for name in names if name not in required + optional]
-    if missing or unknown or len(set(names)) != len(names):
-        problem = f"missing column(s) {', '.join(missing)}" if missing else "unknown or repeated column(s)"
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if missing or unknown or repeated:
+        if missing:
+            problem = f"missing column(s) {', '.join(missing)}"
+        elif "" in unknown:
+            problem = "an empty column name (a trailing comma?)"
+        elif unknown:
+            problem = f"unknown column(s) {', '.join(unknown)}"
+        else:
+            problem = f"repeated column(s) {', '.join(repeated)}"
         raise BadInput(f"{path}: {problem} in header {','.join(names)!r}; expected {expected}")
     labels, values = [], np.empty((len(rows) - 1, len(names)))
     for k, (line, row) in enumerate(rows[1:]):
@@ -322,7 +330,10 @@ def detect_format(path: Path, text: str) -> str:
     first = next((line for line in lines if line and not line.startswith("#")), "")
     if not first:
         raise BadInput(f"{path}: file is empty")
-    names = {cell.strip().lower() for cell in first.split(",")}
+    try:  # as the CSV reader will read it: a spreadsheet or pandas may quote the header ("t","lat","lon")
+        names = {cell.strip().lower() for cell in next(csv.reader([first]))}
+    except csv.Error:
+        names = set()
     if {"lat", "lon"} <= names:
         return "csv-latlon"
     if {"x", "y"} <= names:
