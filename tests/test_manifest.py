@@ -757,6 +757,18 @@ def test_cli_manifest_from_options(tmp_path, dataset, monkeypatch):
     assert len(read_csv(dataset.parent / "m" / "database.csv")) == 12
 
 
+def test_cli_shared_local_frame_joins_a_survey_and_slam_poses(tmp_path, dataset, monkeypatch):
+    monkeypatch.chdir(dataset.parent)
+    Path("traj/qwalk.tum").write_text("0.1 0.5 3 0 0 0 0 1\n0.3 2.5 3 0 0 0 0 1\n")  # the query walk as TUM poses
+    options = ["manifest", "--root", ".", "--database", "dbwalk=traj/dbwalk.csv", "--query", "qwalk=traj/qwalk.tum",
+               "--out", "m", "--quiet"]
+    refused = CliRunner().invoke(main, options)
+    assert refused.exit_code == 2 and refused.stderr.rstrip().endswith("--shared-local-frame")
+    joined = CliRunner().invoke(main, [*options, "--shared-local-frame"])
+    assert joined.exit_code == 0, joined.output
+    assert json.loads(Path("m/manifest.json").read_text())["parameters"]["shared_local_frame"] is True
+
+
 @pytest.mark.parametrize(("option", "value", "problem"), [
     ("--time-offset", "nan", "time_offset_s: Input should be a finite number"),
     ("--scale", "-1", "scale: Input should be greater than 0"),

@@ -355,7 +355,7 @@ def test_local_frames_of_two_formats_are_refused_unless_declared_shared() -> Non
     survey, slam = walk([0, 1], [0, 1], [0, 0], source="survey.csv"), walk([0, 1], [0, 1], [0, 0], source="map.tum", fmt="tum")
     message = (r"^map\.tum: positions are in a local metric frame \(tum\) but survey\.csv is in a local metric "
                r"frame \(csv-xy\); if they were aligned to one frame \(e\.g\. a SLAM map registered to the survey\), "
-               r"say so with shared_local_frame = true in \[dataset\]$")
+               r"say so with shared_local_frame = true in \[dataset\], or --shared-local-frame$")
     with pytest.raises(BadInput, match=message):
         check_same_zone([survey, slam])
     assert check_same_zone([survey, slam], shared_local_frame=True) is None

@@ -41,6 +41,8 @@ RADIUS_M = PositivesSection().radius_m
               help="Positives: also within this many degrees of the query's view heading [default: the definition's, else no limit].")
 @click.option("--utm-zone", type=int, default=None, help="Read geographic trajectories into this UTM zone (to join recordings across a zone edge).")
 @click.option("--strict", is_flag=True, help="Error on frames outside the trajectory's time range instead of dropping them.")
+@click.option("--shared-local-frame", is_flag=True,
+              help="Local trajectories of different formats (a csv-xy survey, TUM poses) were aligned to one metric frame.")
 @click.option("--force", is_flag=True, help="Rebuild even if the folder holds a manifest of the same definition and inputs.")
 @output_options
 @handle_errors
@@ -48,7 +50,8 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
                      query: tuple[str, ...], views_dir: Path | None, trajectory_format: str | None,
                      time_offset: float | None, axes: str | None, scale: float | None, keyframe_fps: float | None,
                      database_sampling: str | None, query_sampling: str | None, radius_m: float | None,
-                     max_heading_diff_deg: float | None, utm_zone: int | None, strict: bool, force: bool,
+                     max_heading_diff_deg: float | None, utm_zone: int | None, strict: bool,
+                     shared_local_frame: bool, force: bool,
                      quiet: bool, as_json: bool) -> None:
     """Sample view frames into database.csv and query.csv with positions, and write each query's
     positives, from a dataset definition (TOML) or --database/--query recordings."""
@@ -74,7 +77,8 @@ def manifest_command(definition: Path | None, out_dir: Path, root: Path | None, 
                                           trajectory={k: v for k, v in reader.items() if v is not None})
     dataset = with_overrides(dataset, database_sampling=database_sampling, query_sampling=query_sampling,
                              radius_m=radius_m, max_heading_diff_deg=max_heading_diff_deg, utm_zone=utm_zone,
-                             strict=True if strict else None)
+                             strict=True if strict else None,
+                             shared_local_frame=True if shared_local_frame else None)
     with progress_bar(None, "manifest", unit="view", quiet=quiet) as bar:
         summary = build_manifest(dataset, out_dir, on_view=bar.update, force=force)
     if as_json:

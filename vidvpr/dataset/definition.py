@@ -255,10 +255,11 @@ def definition_from_options(
 OVERRIDE_SECTIONS = {"database_sampling": ("sampling", "database"), "query_sampling": ("sampling", "query"),
                      "radius_m": ("positives", "radius_m"),
                      "max_heading_diff_deg": ("positives", "max_heading_diff_deg"),
-                     "utm_zone": ("dataset", "utm_zone"), "strict": ("dataset", "strict")}
+                     "utm_zone": ("dataset", "utm_zone"), "strict": ("dataset", "strict"),
+                     "shared_local_frame": ("dataset", "shared_local_frame")}
 OVERRIDE_OPTIONS = {"database_sampling": "--database-sampling", "query_sampling": "--query-sampling",
                     "radius_m": "--radius", "max_heading_diff_deg": "--max-heading-diff", "utm_zone": "--utm-zone",
-                    "strict": "--strict"}
+                    "strict": "--strict", "shared_local_frame": "--shared-local-frame"}
 
 
 def with_overrides(definition: DatasetDefinition, **overrides: Any) -> DatasetDefinition:

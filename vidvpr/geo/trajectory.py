@@ -247,7 +247,7 @@ def check_same_zone(trajectories: Sequence[Trajectory], shared_local_frame: bool
         both_utm = other.utm_zone_number is not None and first.utm_zone_number is not None
         if both_local:
             advice = ("if they were aligned to one frame (e.g. a SLAM map registered to the survey), say so with "
-                      "shared_local_frame = true in [dataset]")
+                      "shared_local_frame = true in [dataset], or --shared-local-frame")
         elif both_utm:
             advice = "one zone per dataset: force one UTM zone (utm_zone in [dataset], or --utm-zone)"
         else:
