@@ -494,7 +494,8 @@ def test_heading_filter_needs_headings(tmp_path, sliced_views):
     build_manifest(load_definition(definition), tmp_path / "out")
     assert {r["heading_deg"] for r in read_csv(tmp_path / "out" / "query.csv")} == {""}
     loaded = load_definition(definition)
-    with pytest.raises(BadInput, match="qwalk: no heading"):
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(definition.parent / 'traj' / 'qwalk.csv'))}: never moves "
+                                       r".* recording qwalk have no heading, so positives cannot be filtered by heading"):
         build_manifest(with_overrides(loaded, max_heading_diff_deg=45.0), tmp_path / "out")
 
 

@@ -316,8 +316,12 @@ def build_manifest(
     inputs, dropped_total = [], 0
     for rec, traj, rec_views in zip(definition.recordings, trajectories, views):
         if trj.never_moves(traj):
-            LOG.warning("%s: never moves %g m in %g s and has no heading column: the rows of recording %s have "
-                        "no heading", traj.source, trj.MIN_DISPLACEMENT_M, trj.HEADING_BASELINE_S, rec.name)
+            still = (f"{traj.source}: never moves {trj.MIN_DISPLACEMENT_M:g} m in {trj.HEADING_BASELINE_S:g} s and "
+                     f"has no heading column: the rows of recording {rec.name} have no heading")
+            if spec.positives.max_heading_diff_deg is not None:
+                raise BadInput(f"{still}, so positives cannot be filtered by heading (max_heading_diff_deg, "
+                               "--max-heading-diff)")
+            LOG.warning("%s", still)
         rec_dropped, view_records = 0, []
         covered: dict[bytes, np.ndarray] = {}  # views sliced together share frame times: check (and warn) once
         for view in rec_views:
