@@ -686,6 +686,30 @@ def test_a_row_naming_another_views_video_is_refused(tmp_path, dataset):
         load_manifest(tmp_path / "out")
 
 
+def test_positives_that_disagree_with_query_csv_are_refused(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "positives.json"
+    original = json.loads(path.read_text())
+    query, hits = next((q, ids) for q, ids in original["positives"].items() if ids)
+    for edited, problem in (([*hits, hits[0]], f"database id '{hits[0]}' listed twice"),
+                            (hits[1:], f"{len(hits) - 1} positives, but query.csv says {len(hits)}")):
+        path.write_text(json.dumps({**original, "positives": {**original["positives"], query: edited}}))
+        rerecord_outputs(tmp_path / "out")
+        with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: query {re.escape(query)}: {re.escape(problem)}$"):
+            load_manifest(tmp_path / "out")
+
+
+def test_a_query_row_without_its_count_is_refused(tmp_path, dataset):
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "query.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",\n"
+    path.write_text("".join(lines))
+    rerecord_outputs(tmp_path / "out")
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: line 2: num_positives is empty"):
+        load_manifest(tmp_path / "out")
+
+
 def test_a_duplicated_row_is_named_by_its_line_and_id(tmp_path, dataset):
     build_manifest(load_definition(dataset), tmp_path / "out")
     path = tmp_path / "out" / "database.csv"

@@ -110,5 +110,9 @@ def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> M
         if ids is None or unknown:
             problem = "no entry" if ids is None else f"unknown database id {unknown[0]!r}"
             raise BadInput(f"{folder / POSITIVES_FILE}: query {row.id}: {problem}")
+        if len(set(ids)) != len(ids) or len(ids) != row.num_positives:
+            problem = (f"database id {next(x for x in ids if ids.count(x) > 1)!r} listed twice" if len(set(ids)) != len(ids)
+                       else f"{len(ids)} positives, but {CSV_FILES['query']} says {row.num_positives}")
+            raise BadInput(f"{folder / POSITIVES_FILE}: query {row.id}: {problem}")
         positives.append(np.asarray([index[x] for x in ids], dtype=np.int64))
     return Manifest(folder, base, meta, database, queries, positives)

@@ -61,6 +61,8 @@ def read_rows(path: Path, split: str, root: Path) -> list[ManifestRow]:
                 raise BadInput(f"{path}: line {line}: {validation_problem(exc)}") from None
             if row.split != split:
                 raise BadInput(f"{path}: line {line}: split is {row.split!r}, expected {split}")
+            if split == "query" and row.num_positives is None:
+                raise BadInput(f"{path}: line {line}: num_positives is empty (every query row has a count)")
             expected_id = frame_id(row.recording, row.view, row.frame)
             if row.id != expected_id:
                 raise BadInput(f"{path}: line {line}: id {row.id!r} does not match the row's recording, view and "
