@@ -767,6 +767,15 @@ def test_quick_definition_from_options(tmp_path, dataset):
         definition_from_options(root, ["traj/dbwalk.csv"], [])
 
 
+def test_a_trajectory_given_relative_to_the_root_instead_of_the_working_directory_is_pointed_out(
+        tmp_path, dataset, monkeypatch):
+    root = dataset.parent
+    monkeypatch.chdir(tmp_path)  # not the root: traj/dbwalk.csv is tmp_path/traj/dbwalk.csv, outside it
+    with pytest.raises(BadInput, match=rf"outside the dataset root .*; command-line paths are from the working "
+                                       rf"directory: did you mean {re.escape(str(root / 'traj' / 'dbwalk.csv'))}\?$"):
+        definition_from_options(root, ["dbwalk=traj/dbwalk.csv"], ["qwalk=" + str(root / "traj/qwalk.csv")])
+
+
 # ---------------------------------------------------------------- CLI
 
 

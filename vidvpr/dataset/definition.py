@@ -246,7 +246,13 @@ def definition_from_options(
     for split, values in (("database", database), ("query", query)):
         for value in values:
             rec, traj_path = parse_recording_option(value, f"--{split}")
-            traj_rel = resolve_inside(root, Path(traj_path).resolve(), f"--{split} trajectory", "command line")[1]
+            try:
+                traj_rel = resolve_inside(root, Path(traj_path).resolve(), f"--{split} trajectory", "command line")[1]
+            except BadInput as exc:
+                if Path(traj_path).is_absolute() or not (root / traj_path).is_file():
+                    raise
+                raise BadInput(f"{exc}; command-line paths are from the working directory: did you mean "
+                               f"{root / traj_path}?") from None
             recordings.append({"name": rec, "split": split, "trajectory": {**(trajectory or {}), "path": traj_rel}})
     data = {"dataset": {"name": name, "views_dir": views_rel}, "recordings": recordings}
     return parse_definition(data, "command line", root)
