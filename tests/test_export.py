@@ -344,7 +344,8 @@ def test_images_no_export_recorded_are_kept_unless_forced(tmp_path, manifest_dir
     if record is not None:
         (tmp_path / "vpr" / "export.json").write_text(record)
     result = CliRunner().invoke(main, ["export", str(manifest_dir), "--out", str(tmp_path / "vpr"), "--quiet"])
-    assert result.exit_code == 4 and "holds files that no vidvpr export recorded" in result.stderr
+    why = "export.json missing" if record is None else "not valid JSON"
+    assert result.exit_code == 4 and f"holds files that no vidvpr export recorded ({why}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and theirs.read_bytes() == b"someone's image"
     assert not export_vpr(manifest_dir, tmp_path / "vpr", ExportConfig(force=True)).skipped
     assert not theirs.exists() and len(images(tmp_path / "vpr", "database")) == 24

@@ -258,8 +258,12 @@ def _refuse_replacing(images_dir: Path, record_path: Path, previous: ExportRecor
     if not images_dir.is_dir() or not any(images_dir.iterdir()):
         return
     if previous is None:
-        state = "missing" if not record_path.exists() else "not a readable export record"
-        raise OutputError(f"{images_dir}: holds files that no vidvpr export recorded ({record_path.name} {state}); "
+        state = f"{record_path.name} missing"
+        try:
+            ExportRecord.load(record_path)  # unreadable, as load_or_none found it: say why
+        except BadInput as exc:
+            state = str(exc).removeprefix(f"{record_path}: ") if record_path.exists() else state
+        raise OutputError(f"{images_dir}: holds files that no vidvpr export recorded ({state}); "
                           "choose another --out, or pass --force to replace them")
     if previous.params_hash != phash:
         raise OutputError(f"{images_dir} already holds an export of other parameters or inputs (see {record_path.name}); "
