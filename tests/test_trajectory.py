@@ -286,6 +286,9 @@ BAD_INPUTS = {
     "unknown format": ("a.csv", "t,x,y\n0,0,0\n1,1,1\n", {"format": "kml"}, "unknown trajectory format 'kml'"),
     "undetectable format": ("a.txt", "hello world\n", {}, "cannot tell the trajectory format"),
     "empty file": ("a.txt", "\n\n", {}, "file is empty"),
+    "nmea log": ("gps.nmea", "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\n", {},
+                 r"NMEA sentences \(\$GPGGA…\), which vidvpr does not read: convert the log to GPX, "
+                 r"e\.g\. gpsbabel -i nmea -f gps\.nmea -o gpx -F gps\.gpx$"),
     "missing column": ("a.csv", "t,x\n0,0\n1,1\n", {"format": "csv-xy"}, "missing column.*y"),
     "unknown column": ("a.csv", "t,x,y,heding\n0,0,0,0\n1,1,1,1\n", {}, "unknown column.s. heding in header"),
     "repeated column": ("a.csv", "t,x,y,x\n0,0,0,0\n1,1,1,1\n", {}, "repeated column.s. x in header"),

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timezone
@@ -40,6 +41,7 @@ CSV_COLUMNS = {  # format -> (required columns, optional columns)
     "csv-latlon": (("t", "lat", "lon"), ("alt", "heading")),
 }
 TUM_COLUMNS = ("timestamp", "tx", "ty", "tz", "qx", "qy", "qz", "qw")
+NMEA_SENTENCE = re.compile(r"^\$[A-Z]{2}[A-Z]{3},")  # $GPGGA, $GNRMC, ...: a raw GPS receiver log
 EXTENSIONS = {".gpx": "gpx", ".json": "keyframes-json", ".tum": "tum", ".insv": "insv"}
 
 
@@ -330,6 +332,9 @@ def detect_format(path: Path, text: str) -> str:
     first = next((line for line in lines if line and not line.startswith("#")), "")
     if not first:
         raise BadInput(f"{path}: file is empty")
+    if NMEA_SENTENCE.match(first):
+        raise BadInput(f"{path}: NMEA sentences ({first[:6]}…), which vidvpr does not read: convert the log to GPX, "
+                       f"e.g. gpsbabel -i nmea -f {path.name} -o gpx -F {path.stem}.gpx")
     try:  # as the CSV reader will read it: a spreadsheet or pandas may quote the header ("t","lat","lon")
         names = {cell.strip().lower() for cell in next(csv.reader([first]))}
     except csv.Error:
