@@ -699,24 +699,27 @@ def test_positives_that_disagree_with_query_csv_are_refused(tmp_path, dataset):
             load_manifest(tmp_path / "out")
 
 
-def test_a_query_row_without_its_count_is_refused(tmp_path, dataset):
+def _hand_edited(tmp_path: Path, dataset: Path, name: str, edit) -> Path:
+    """A built manifest whose file `name` had its lines rewritten by `edit`, the outputs recorded
+    again (a hand edit that also fixed manifest.json's hashes): what only the rows' checks can catch."""
     build_manifest(load_definition(dataset), tmp_path / "out")
-    path = tmp_path / "out" / "query.csv"
-    lines = path.read_text().splitlines(keepends=True)
-    lines[1] = lines[1].rsplit(",", 1)[0] + ",\n"
-    path.write_text("".join(lines))
+    path = tmp_path / "out" / name
+    path.write_text("".join(edit(path.read_text().splitlines(keepends=True))))
     rerecord_outputs(tmp_path / "out")
+    return path
+
+
+def test_a_query_row_without_its_count_is_refused(tmp_path, dataset):
+    path = _hand_edited(tmp_path, dataset, "query.csv",
+                        lambda lines: [lines[0], lines[1].rsplit(",", 1)[0] + ",\n", *lines[2:]])
     with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: line 2: num_positives is empty"):
         load_manifest(tmp_path / "out")
 
 
 def test_a_duplicated_row_is_named_by_its_line_and_id(tmp_path, dataset):
-    build_manifest(load_definition(dataset), tmp_path / "out")
-    path = tmp_path / "out" / "database.csv"
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:3] + [lines[2]] + lines[3:]))  # line 3 again as line 4
-    rerecord_outputs(tmp_path / "out")
-    row_id = lines[2].split(",")[0]
+    path = _hand_edited(tmp_path, dataset, "database.csv",
+                        lambda lines: lines[:3] + [lines[2]] + lines[3:])  # line 3 again as line 4
+    row_id = path.read_text().splitlines()[2].split(",")[0]
     with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: line 4: duplicate row '{re.escape(row_id)}' \(also line 3\)$"):
         load_manifest(tmp_path / "out")
 
