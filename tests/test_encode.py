@@ -615,6 +615,10 @@ def test_a_stream_not_at_the_requested_constant_qp_is_rejected_and_leaves_nothin
     (["--res", "hd"], "Use 360p, 480p, 720p, 1080p or WxH"),
     (["--res", "1080p"], "--allow-upscale"),
     (["--gop", "0"], "--gop"),
+    (["--qp", "20,,30"], "--qp has an empty item in '20,,30'"),
+    (["--codec", "libx264,,libx265"], "--codec has an empty item in 'libx264,,libx265'"),
+    (["--res", "64x36,"], "--res has an empty item in '64x36,'"),
+    (["--preset", "libx264="], "--preset libx264=: no preset after '='"),
 ])
 def test_cli_bad_input_is_one_line_with_nonzero_exit_and_writes_nothing(views: list[Path], tmp_path: Path,
                                                                         args: list[str], message: str) -> None:

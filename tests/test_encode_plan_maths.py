@@ -23,6 +23,8 @@ from vidvpr.encoding.plan import (
     describe_config,
     encode_command,
     frame_type_qps,
+    parse_codecs,
+    parse_preset_spec,
     parse_qp_spec,
     parse_rate_control,
     parse_resolutions,
@@ -59,7 +61,6 @@ def config(**options) -> EncodeConfig:
     (" 20 .. 30 : 10 ", (20, 30)),
     ("-5..5", (-5, 0, 5)),
     ("45, 20,30,20", (20, 30, 45)),
-    ("20,", (20,)),
     ("7", (7,)),
 ])
 def test_qp_spec(spec: str, qps: tuple[int, ...]) -> None:
@@ -77,6 +78,10 @@ def test_qp_spec(spec: str, qps: tuple[int, ...]) -> None:
     ("20 30", "--qp '20 30' is not A..B, A..B:STEP or a list like 20,30,45"),
     ("", "--qp is empty; give e.g. 20..50 or 20,30,45"),
     (" , ", "--qp is empty; give e.g. 20..50 or 20,30,45"),
+    # an empty item is a value left out, not a choice: '20,,30' was read as 20,30
+    ("20,,30", "--qp has an empty item in '20,,30' (two commas in a row, or one at an end)"),
+    ("20,", "--qp has an empty item in '20,' (two commas in a row, or one at an end)"),
+    (",20", "--qp has an empty item in ',20' (two commas in a row, or one at an end)"),
 ])
 def test_bad_qp_specs_say_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(BadInput) as info:
@@ -88,7 +93,7 @@ def test_bad_qp_specs_say_what_is_wrong(spec: str, message: str) -> None:
 
 
 def test_resolutions_keep_the_given_order_without_duplicates() -> None:
-    assert parse_resolutions("720P, 640x360,,360p,720p,640X360") == (
+    assert parse_resolutions("720P, 640x360,360p,720p,640X360") == (
         Resolution("720p", 720), Resolution("640x360", 360, 640), Resolution("360p", 360))
 
 
@@ -113,6 +118,13 @@ def test_an_unknown_resolution_lists_the_named_ones() -> None:
     with pytest.raises(BadInput) as info:
         parse_resolutions("720p,hd")
     assert str(info.value) == "Unknown resolution 'hd'. Use 360p, 480p, 720p, 1080p or WxH."
+
+
+@pytest.mark.parametrize("spec", ["720p,,360p", "720p,", ",720p"])
+def test_an_empty_item_in_a_resolution_list_is_refused_not_skipped(spec: str) -> None:
+    with pytest.raises(BadInput) as info:
+        parse_resolutions(spec)
+    assert str(info.value) == f"--res has an empty item in {spec!r} (two commas in a row, or one at an end)"
 
 
 @pytest.mark.parametrize("spec", ["", ",", " , "])
@@ -394,3 +406,24 @@ def test_the_default_config_described() -> None:
 def test_resolutions_are_described_by_their_labels() -> None:
     assert describe_config(config(resolutions="720p,640x360"))["resolutions"] == ["720p", "640x360"]
 
+
+# ---------------------------------------------------------------- --codec, --preset
+
+
+@pytest.mark.parametrize("spec", ["libx264,,libx265", "libx264,", ",libx264"])
+def test_an_empty_item_in_a_codec_list_is_refused_not_skipped(spec: str) -> None:
+    with pytest.raises(BadInput) as info:
+        parse_codecs(spec)
+    assert str(info.value) == f"--codec has an empty item in {spec!r} (two commas in a row, or one at an end)"
+
+
+def test_a_per_codec_preset_with_nothing_after_the_equals_sign_is_refused() -> None:
+    # it was taken as no preset at all: the codec's default ran without a word
+    with pytest.raises(BadInput) as info:
+        parse_preset_spec("fast,libx264=")
+    assert str(info.value) == "--preset libx264=: no preset after '='; give e.g. libx264=PRESET"
+
+
+def test_an_empty_item_in_a_preset_list_is_refused() -> None:
+    with pytest.raises(BadInput, match=r"^--preset has an empty item in 'fast,,libsvtav1=8'"):
+        parse_preset_spec("fast,,libsvtav1=8")

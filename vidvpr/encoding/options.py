@@ -15,6 +15,18 @@ NAMED_HEIGHTS = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080}
 MIN_SIDE = 16
 
 
+def comma_items(text: str, option: str) -> list[str]:
+    """The stripped comma-separated items of `text`; none when it holds no item at all ('', ' , ').
+    An empty item among others ('20,,30', '20,', ',20') is refused rather than skipped: it is a
+    typo (a value left out), not a choice — as `vidvpr eval` refuses '--seq-len 5,,10'."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        return []
+    if "" in parts:
+        raise BadInput(f"{option} has an empty item in {text!r} (two commas in a row, or one at an end)")
+    return parts
+
+
 @dataclass(frozen=True)
 class Resolution:
     """A target size: a name fixes the height (width follows the view's aspect), WxH fixes both."""
@@ -44,8 +56,9 @@ def parse_qp_spec(spec: str) -> tuple[int, ...]:
         if start > stop:
             raise BadInput(f"--qp '{spec}' is an empty range ({start} > {stop}); write it low..high")
         return tuple(range(start, stop + 1, step))
+    parts = comma_items(text, "--qp")
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in parts]
     except ValueError:
         raise BadInput(f"--qp '{spec}' is not A..B, A..B:STEP or a list like 20,30,45") from None
     if not values:
@@ -56,9 +69,7 @@ def parse_qp_spec(spec: str) -> tuple[int, ...]:
 def parse_resolutions(spec: str) -> tuple[Resolution, ...]:
     """'720p,360p,640x480' → Resolutions in the given order (duplicates dropped)."""
     found: dict[str, Resolution] = {}
-    for part in (p.strip().lower() for p in spec.split(",")):
-        if not part:
-            continue
+    for part in (p.lower() for p in comma_items(spec, "--res")):
         if part in NAMED_HEIGHTS:
             found.setdefault(part, Resolution(part, NAMED_HEIGHTS[part]))
             continue
@@ -82,7 +93,7 @@ def _known_codec(name: str, option: str) -> str:
 
 def parse_codecs(spec: str) -> tuple[str, ...]:
     """'libx264,jpeg' → codec names in order (duplicates dropped); BadInput naming the valid ones."""
-    names = [part.strip() for part in spec.split(",") if part.strip()]
+    names = comma_items(spec, "--codec")
     if not names:
         raise BadInput(f"--codec is empty; give one or more of {codec_names()}")
     return tuple(dict.fromkeys(_known_codec(name, "--codec") for name in names))
@@ -111,11 +122,11 @@ def parse_preset_spec(spec: str | None) -> tuple[str | None, tuple[tuple[str, st
         return None, ()
     shared: str | None = None
     per_codec: dict[str, str] = {}
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
+    for part in comma_items(spec, "--preset"):
         name, sep, preset = part.partition("=")
         if sep:
+            if not preset.strip():
+                raise BadInput(f"--preset {part}: no preset after '='; give e.g. {name.strip()}=PRESET")
             per_codec[_known_codec(name.strip(), f"--preset {part}")] = preset.strip()
         else:
             shared = part
