@@ -138,6 +138,7 @@ def test_an_insv_recording_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv, fragment", [
     (["--fps", "0"], "--fps must be positive, got 0"),
     (["--fps", "-2"], "--fps must be positive, got -2"),
+    (["--fps", "fast"], "Invalid value for '--fps': 'fast' is not a frame rate"),  # it named no option
     (["--fps", "1e308"], "--fps must be between 1/86400 (a frame a day) and 1000, got 1e+308"),  # overflowed libav
     (["--hfov", "0"], "--hfov must be between 0 and 180 degrees (exclusive), got 0"),
     (["--hfov", "180"], "--hfov must be between 0 and 180 degrees (exclusive), got 180"),

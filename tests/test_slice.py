@@ -315,6 +315,24 @@ def test_cli_rejects_a_malformed_size(equirect_video: Path, tmp_path: Path) -> N
     assert result.exit_code == 2 and "is not WxH" in result.output
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    # these said "Invalid value: 'abc' is not ...", naming no option
+    (["--yaw", "abc"], "vidvpr: error: Invalid value for '--yaw': 'abc' is not a comma-separated list of numbers"),
+    (["--size", "big"], "vidvpr: error: Invalid value for '--size': 'big' is not WxH (e.g. 1824x1024)"),
+    (["--fps", "fast"], "vidvpr: error: Invalid value for '--fps': 'fast' is not a frame rate (e.g. 10 or 30000/1001)"),
+    # '0,,90' sliced two views: an empty item is a yaw left out
+    (["--yaw", "0,,90"], "vidvpr: error: Invalid value: --yaw has an empty item in '0,,90' (two commas in a row, "
+                         "or one at an end)"),
+])
+def test_cli_a_malformed_option_is_one_line_naming_the_option(equirect_video: Path, tmp_path: Path, args: list[str],
+                                                              line: str) -> None:
+    result = CliRunner().invoke(main, ["slice", str(equirect_video), "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{line} (see '")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_json_summary_lists_every_view(equirect_video: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["slice", str(equirect_video), "--out", str(tmp_path), "--size", "128x72",
                                        "--yaw", "0,180", "--json", "--quiet"])

@@ -93,33 +93,37 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
-def parse_size(value: str | None) -> tuple[int, int] | None:
-    """'WxH' → (W, H); raises click.BadParameter for anything else."""
+def parse_size(value: str | None, option: str = "--size") -> tuple[int, int] | None:
+    """'WxH' → (W, H); raises click.BadParameter naming `option` for anything else."""
     if value is None:
         return None
     try:
         width, height = (int(part) for part in value.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not WxH (e.g. 1824x1024)") from None
+        raise click.BadParameter(f"'{value}' is not WxH (e.g. 1824x1024)", param_hint=f"'{option}'") from None
     return width, height
 
 
-def parse_float_list(value: str) -> tuple[float, ...]:
-    """'0,90,180' → (0.0, 90.0, 180.0)."""
+def parse_float_list(value: str, option: str) -> tuple[float, ...]:
+    """'0,90,180' → (0.0, 90.0, 180.0); an empty item ('0,,90') is refused (`comma_items`), and every
+    error names `option`."""
+    parts = comma_items(value, option)
     try:
-        return tuple(float(part) for part in value.split(",") if part.strip())
+        return tuple(float(part) for part in parts)
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers",
+                                 param_hint=f"'{option}'") from None
 
 
-def parse_fraction(value: str | None) -> Fraction | None:
-    """'29.97', '30000/1001' or '10' → Fraction."""
+def parse_fraction(value: str | None, option: str = "--fps") -> Fraction | None:
+    """'29.97', '30000/1001' or '10' → Fraction; raises click.BadParameter naming `option` for anything else."""
     if value is None:
         return None
     try:
         return Fraction(value).limit_denominator(1_000_000)
     except (ValueError, ZeroDivisionError):
-        raise click.BadParameter(f"'{value}' is not a frame rate (e.g. 10 or 30000/1001)") from None
+        raise click.BadParameter(f"'{value}' is not a frame rate (e.g. 10 or 30000/1001)",
+                                 param_hint=f"'{option}'") from None
 
 
 def comma_items(text: str, option: str) -> list[str]:

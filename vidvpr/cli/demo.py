@@ -157,7 +157,7 @@ def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, ma
     from vidvpr.demo.study import StudyConfig, run_study, study_table
 
     base = StudyConfig()
-    qps = None if eval_qps.strip().lower() == "all" else tuple(int(q) for q in parse_float_list(eval_qps))
+    qps = None if eval_qps.strip().lower() == "all" else tuple(int(q) for q in parse_float_list(eval_qps, "--eval-qps"))
     config = replace(base, train_qp=train_qp, eval_qps=qps, size=size,
                      distill=replace(base.distill, device=device, backend=backend, max_steps=max_steps))
     with progress_bar(None, "study", unit="step", quiet=quiet) as bar:

@@ -66,7 +66,7 @@ def slice_command(inputs: tuple[Path, ...], out_dir: Path, yaws: str, pitch: flo
     from vidvpr.core.progress import progress_bar
     from vidvpr.slicing.stage import slice_videos
 
-    config = SliceConfig(yaws_deg=parse_float_list(yaws), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
+    config = SliceConfig(yaws_deg=parse_float_list(yaws, "--yaw"), pitch_deg=pitch, hfov_deg=fov_deg, size=parse_size(size),
                          fps=parse_fraction(fps), interp=interp, stereo=stereo, eye=eye,
                          encoding=ViewEncoding(crf=crf, preset=preset), force=force, equirect=equirect,
                          calibration=calibration, fisheye_fov_deg=fisheye_fov)
