@@ -38,7 +38,7 @@ def test_the_precision_recall_figure_names_the_threshold_and_protocol() -> None:
     row = eval_row("m", "reference", None, None, None, 0.5).model_copy(
         update={"precision_recall": curve, "auc_pr": 0.4, "recall_at_100_precision": 0.25})
     figure = precision_recall_figure([row])
-    assert figure.texts[0].get_text().endswith("(VPR-Bench) at 25 m (same protocol)")
+    assert figure.texts[0].get_text().endswith("(VPR-Bench)\nat 25 m (same protocol)")
 
 
 def test_the_recall_plots_name_their_model_when_there_is_one() -> None:
@@ -47,3 +47,14 @@ def test_the_recall_plots_name_their_model_when_there_is_one() -> None:
     assert recall_title(rows, 1, ["netvlad-efficientnet-lite0"]) == ("Recall@1 at 25 m (same protocol): "
                                                                      "netvlad-efficientnet-lite0")
     assert recall_title(rows, 5, ["teacher", "student"]) == "Recall@5 at 25 m (same protocol)"  # the legend names them
+
+
+def test_the_precision_recall_figures_title_fits_inside_a_one_panel_figure() -> None:
+    # it ran 71 px past both edges of the 640 px figure (eval's precision_recall.png)
+    curve = PrecisionRecallRecord(distance=[0.5, 1.0], precision=[1.0, 0.5], recall=[0.25, 0.5])
+    row = eval_row("netvlad-efficientnet-lite0", "reference", None, None, None, 0.5).model_copy(
+        update={"precision_recall": curve, "auc_pr": 0.4, "recall_at_100_precision": 0.25})
+    figure = precision_recall_figure([row])
+    figure.canvas.draw()
+    title = figure.texts[0].get_window_extent(figure.canvas.get_renderer())
+    assert figure.bbox.x0 <= title.x0 and title.x1 <= figure.bbox.x1

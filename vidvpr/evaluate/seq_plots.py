@@ -96,7 +96,8 @@ def precision_recall_figure(rows: Sequence[EvalRow]) -> Any | None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     threshold = mine[0].threshold_m if len({row.threshold_m for row in mine}) == 1 else None
-    at = f" at {threshold:g} m" if threshold is not None else ""
-    fig.suptitle(f"Precision against recall over the best match's distance (VPR-Bench){at} "
-                 f"({mine[0].protocol} protocol)")
+    at = f"at {threshold:g} m " if threshold is not None else ""
+    # two lines: on one, the title ran past both edges of a one-panel figure (6.4 in wide)
+    fig.suptitle(f"Precision against recall over the best match's distance (VPR-Bench)\n"
+                 f"{at}({mine[0].protocol} protocol)")
     return fig
