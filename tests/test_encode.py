@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -44,7 +45,7 @@ from vidvpr.core.atomic import partial_path
 from vidvpr.core.sidecars import CellSidecar
 from vidvpr.core.threads import encoder_threads
 from vidvpr.encoding.quality import parse_psnr_stats, read_metrics
-from vidvpr.encoding.rdplot import averaged_over, rd_curves
+from vidvpr.encoding.rdplot import averaged_over, rd_curves, rd_figure
 from vidvpr.encoding.table import TABLE_COLUMNS
 from vidvpr.media.metrics import psnr_db
 from vidvpr.media.view_video import ViewVideo
@@ -285,6 +286,31 @@ def test_a_named_resolution_at_two_sizes_keeps_both_curves_and_says_what_is_aver
                                "320x360": [(30, 50.0, 40.0)]}
     assert averaged_over(rows) == "mean over 1 view"
     assert averaged_over([*rows, {**rows[0], "view": "other"}]) == "mean over the views of each size"
+
+
+def _ink_runs_along(image, line, renderer) -> int:
+    """How many separate stretches of ink cross the middle row of a legend handle's box."""
+    box = line.get_window_extent(renderer)
+    row = image.shape[0] - int(round((box.y0 + box.y1) / 2))
+    pixels = image[row, int(box.x0):int(np.ceil(box.x1)), :3].astype(int)
+    ink = (255 * 3 - pixels.sum(axis=1)) > 150
+    return int(np.sum(np.diff(np.r_[0, ink.astype(int), 0]) == 1))
+
+
+def test_the_rd_plots_legend_shows_each_resolutions_line_style() -> None:
+    # at the default handle length the marker hid the dashes: 32x16 (dashed) looked like 64x32 (solid)
+    rows = [{"recording": "r", "view": "v", "resolution": f"{w}x{h}", "width": w, "height": h, "qp": qp,
+             "codec": "libx264", "preset": "medium", "flat_qp": False, "kbps": kbps * w / 64, "psnr_y": 40 - qp / 5,
+             "quantiser": "qp"} for w, h in ((64, 32), (48, 24), (32, 16)) for qp, kbps in ((25, 2.0), (45, 0.3))]
+    figure = rd_figure(rows)
+    figure.canvas.draw()
+    image, renderer = np.asarray(figure.canvas.buffer_rgba()), figure.canvas.get_renderer()
+    for ax in figure.axes:
+        legend = ax.get_legend()
+        runs = {line.get_linestyle(): _ink_runs_along(image, line, renderer) for line in legend.get_lines()}
+        # solid: one unbroken line through the marker; dashed, dotted: a gap on either side of it at least
+        assert set(runs) == {"-", "--", ":"}
+        assert runs["-"] == 1 and runs["--"] >= 3 and runs[":"] >= 3
 
 
 # --- the grid on disk ---------------------------------------------------------------------

@@ -69,6 +69,19 @@ def averaged_over(rows: Sequence[dict[str, Any]]) -> str:
 
 def plot_rd(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """`rd.png`: kbps vs QP and PSNR-Y vs kbps, one line per resolution (means over views)."""
+    fig = rd_figure(rows)
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return Path(path)
+
+
+# Legend handles this long (in font sizes) show a dashed or dotted line on both sides of its marker;
+# at matplotlib's 2.0 the marker covered the gaps and a dashed resolution looked solid.
+LEGEND_HANDLE_LENGTH = 4.0
+
+
+def rd_figure(rows: Sequence[dict[str, Any]]) -> Any:
+    """The Figure of `rd.png` (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's global state
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
@@ -106,8 +119,7 @@ def plot_rd(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         axis.set_minor_formatter(NullFormatter())
     for ax in (rate_ax, rd_ax):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(title="codec, resolution" if len(names) > 1 else "resolution", fontsize=7)
+        ax.legend(title="codec, resolution" if len(names) > 1 else "resolution", fontsize=7,
+                  handlelength=LEGEND_HANDLE_LENGTH)
     fig.suptitle(textwrap.fill(f"{', '.join(codecs)} — {averaged_over(rows)}", 160), fontsize=9 if len(codecs) > 2 else 12)
-    with atomic_output(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return Path(path)
+    return fig
