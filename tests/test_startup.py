@@ -98,3 +98,50 @@ def test_an_unknown_command_is_one_line_exit_2() -> None:
     done = subprocess.run([sys.executable, "-m", "vidvpr", "slcie"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "slcie" in done.stderr
+
+
+# A script that sends this process a signal the moment a given module is about to be imported, then
+# runs the command line: a Ctrl-C or `kill` at a known point of start-up, not at a guessed time.
+_SIGNAL_ON_IMPORT = """
+import importlib.abc, os, signal, sys
+
+module, signame = sys.argv[1], sys.argv[2]
+
+
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == module:
+            os.kill(os.getpid(), getattr(signal, signame))
+        return None
+
+
+sys.meta_path.insert(0, SignalOnImport())
+sys.argv = ["vidvpr", *sys.argv[3:]]
+from vidvpr.cli import run
+
+run()
+"""
+
+
+@pytest.mark.parametrize(("module", "signame", "argv"), [
+    # while `vidvpr.cli` itself is imported: this printed a KeyboardInterrupt traceback
+    ("vidvpr.core.memory", "SIGINT", ["--help"]),
+    ("vidvpr.core.memory", "SIGTERM", ["--help"]),
+    # while the command's module is imported: this printed an empty line, then "vidvpr: interrupted"
+    ("vidvpr.cli.probe", "SIGINT", ["probe", "no.insv"]),
+    ("vidvpr.cli.probe", "SIGTERM", ["probe", "no.insv"]),
+])
+def test_ctrl_c_or_kill_while_the_command_line_starts_is_one_line_exit_130(
+        tmp_path: Path, module: str, signame: str, argv: list[str]) -> None:
+    script = tmp_path / "signal_on_import.py"
+    script.write_text(_SIGNAL_ON_IMPORT)
+    done = subprocess.run([sys.executable, str(script), module, signame, *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 130 and done.stderr == "vidvpr: interrupted\n", done.stderr
+
+
+def test_importing_the_command_line_leaves_the_callers_signal_handlers_as_they_were() -> None:
+    code = ("import signal; before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM); "
+            "import vidvpr.cli; print(before == (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"

@@ -4,6 +4,33 @@ the result (one module per command). This package is the only place that exits."
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C or `kill` while the command line is still being imported: no output exists yet, so
+    one line and exit 130 (a KeyboardInterrupt raised inside an import printed its traceback)."""
+    os.write(2, b"vidvpr: interrupted\n")
+    os._exit(130)
+
+
+def _catch_signals_while_starting() -> dict[int, object]:
+    """Route SIGINT and SIGTERM to `_interrupted_while_starting` for the imports below, where
+    Python can (main thread only; a signal the caller ignores, as `nohup` or a background job
+    does, stays ignored). Returns the handlers to put back once this module is imported."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None and handler != signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _interrupted_while_starting)
+    return previous
+
+
+_HANDLERS_BEFORE_IMPORT = _catch_signals_while_starting()
 
 # OpenMP threads that busy-wait for work slow torch's CPU forward passes up to 100x when another
 # process shares the cores (measured: 90 ms → 1148 ms per batch under load); passive waiting
@@ -12,8 +39,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import importlib  # noqa: E402
 import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
 import click  # noqa: E402
@@ -82,6 +107,18 @@ class OneLineGroup(click.Group):
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C or `kill` while its module is imported or its options parsed is one
+        line, exit 130 (click's own Abort printed an empty line first). Once the command runs,
+        `handle_errors` removes its partial outputs and says so."""
+        # a `kill` unwinds like Ctrl-C, so temporary outputs are removed rather than left behind
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("vidvpr: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         return command.real() if isinstance(command, LazyCommand) else command
@@ -104,8 +141,6 @@ def main(verbose: bool) -> None:
     """Build video visual place recognition datasets from 360° video and measure how
     compression hurts recall."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="vidvpr: %(levelname)s: %(message)s")
-    # a `kill` unwinds like Ctrl-C, so temporary outputs are removed rather than left behind
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -118,6 +153,9 @@ def _register() -> None:
 
 
 _register()
+
+for _sig, _handler in _HANDLERS_BEFORE_IMPORT.items():  # imported: Ctrl-C is a KeyboardInterrupt again
+    signal.signal(_sig, _handler)
 
 
 def run() -> None:
