@@ -210,6 +210,14 @@ def test_non_two_to_one_frame_without_metadata_warns(tmp_path: Path, caplog: pyt
     assert "not 2:1" in caplog.text
 
 
+def test_the_not_two_to_one_warning_points_perspective_footage_to_import(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # a 16:9 phone video given to slice warned without saying what to do instead
+    source = write_video(tmp_path / "phone.mp4", (np.zeros((144, 256, 3), np.uint8) for _ in range(2)))
+    slice_video(source, tmp_path / "out", small_config(yaws_deg=(0.0,)))
+    assert "perspective footage: `vidvpr import`" in caplog.text
+
+
 def test_a_warning_about_the_source_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The camera check before any unit runs and the unit itself both warned: every slice warning twice."""
     from vidvpr.slicing.slicer import slice_videos

@@ -221,7 +221,8 @@ def check_equirect_layout(info: VideoInfo, config: SliceConfig) -> None:
         raise BadInput(f"{info.path}: left-right stereo is not supported (only --stereo tb)")
     eye_h, eye_row = source_eye(info, config)
     if meta is None and info.width != 2 * eye_h:
-        LOG.warning("%s: %dx%d eye is not 2:1 and no spherical metadata says it is equirectangular",
+        LOG.warning("%s: %dx%d eye is not 2:1 and no spherical metadata says it is equirectangular; slicing it as "
+                    "a full 360x180 degree panorama anyway (perspective footage: `vidvpr import`)",
                     info.path, info.width, eye_h)
     if meta is None and info.width == 2 * eye_h:
         first = next(decode_frames(info.path))
