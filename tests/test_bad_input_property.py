@@ -68,6 +68,7 @@ from vidvpr.ingest.camera import camera_from_options, undistortion
 from vidvpr.ingest.images import name_time_s, read_rgb, scan_image
 from vidvpr.ingest.positions import DefinedRecording, definition_text, trajectory_text
 from vidvpr.media.insv import read_calibration_file, read_trailer
+from vidvpr.media.insv.reader import cut_short_mp4
 from vidvpr.media.insv.info import InsvInfo, encode_info
 from vidvpr.media.insv.telemetry import GpsFix, encode_exposure, encode_frame_times, encode_gps, encode_imu
 from vidvpr.media.insv.trailer import EXPOSURE, FRAME_TIMES, GPS, GYRO, INFO, build_trailer
@@ -977,6 +978,25 @@ def test_any_trailer_the_writer_makes_is_read_back(scratch: Path, records: list[
     if trailer is not None:
         assert [(record.record_id, record.data) for record in trailer.layout.records] == written
         assert trailer.info is not None and trailer.info.camera_type == info.camera_type
+
+
+mp4_boxes = st.lists(st.tuples(st.sampled_from((b"ftyp", b"moov", b"mdat", b"free", b"uuid", b"DVPR", b"\0\0\0\0")),
+                               st.one_of(u32_extremes, st.integers(0, 300)), st.binary(max_size=40)), max_size=6)
+
+
+@prop(150)
+@given(boxes=mp4_boxes, largesize=st.one_of(st.none(), st.integers(0, 2**64 - 1)), tail=st.binary(max_size=80))
+def test_where_any_file_of_mp4_boxes_was_cut_is_said_or_nothing(scratch: Path, boxes: list, largesize: int | None,
+                                                                 tail: bytes) -> None:
+    """The box walk that says where a recording was cut: any box sizes (0: to the end, 1: a u64
+    size follows, past the end), any types after an 'ftyp', never an exception."""
+    data = b"".join(size.to_bytes(4, "big") + kind + (largesize.to_bytes(8, "big") if size == 1 and largesize
+                                                       is not None else b"") + payload
+                    for kind, size, payload in [(b"ftyp", 16, bytes(8)), *boxes]) + tail
+    path = write(scratch, "boxes.insv", data)
+    cut = cut_short_mp4(path)
+    assert cut is None or (cut.text and cut.inside_video in (True, False))
+    assert_result_or_one_line_bad_input(lambda: read_trailer(path), path)
 
 
 def test_probe_and_slice_of_damaged_insta360_files_exit_with_a_user_error_code(pipeline: dict[str, Any],

@@ -240,9 +240,32 @@ def test_a_damaged_trailer_is_refused_in_one_line_with_the_options_that_slice_it
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"vidvpr: error: {damaged}: Insta360 trailer: footer: no Insta360 magic at the end of the file (wrong magic "
-        "or no trailer); to slice its video anyway, pass --calibration FILE (another recording of the same camera, or "
-        "a calibration from `vidvpr probe --calibration-out`) or --fisheye-fov DEG (two ideal lenses filling their "
-        "halves)"]
+        f"or no trailer); {trailer_bytes(damaged):,} bytes follow its MP4 boxes with no footer at their end: a "
+        "trailer cut short (truncated file?) or damaged; to slice its video anyway, pass --calibration FILE (another "
+        "recording of the same camera, or a calibration from `vidvpr probe --calibration-out`) or --fisheye-fov DEG "
+        "(two ideal lenses filling their halves)"]
+
+
+def trailer_bytes(path: Path) -> int:
+    """How many bytes follow the MP4 boxes of a file (its trailer, or what is left of it)."""
+    data, end = path.read_bytes(), 0
+    while data[end + 4:end + 8] in (b"ftyp", b"free", b"mdat", b"moov"):
+        end += int.from_bytes(data[end:end + 4], "big")
+    return len(data) - end
+
+
+def test_a_recording_cut_inside_its_video_is_not_offered_a_calibration(demo: Path, tmp_path: Path) -> None:
+    # a calibration cannot make the video whole: it was told to pass --calibration or --fisheye-fov, and
+    # --fisheye-fov then failed on the truncated stream
+    path = tmp_path / "cut.insv"
+    path.write_bytes((demo / "database" / "database.insv").read_bytes()[:100_000])
+    for extra in ([], ["--fisheye-fov", "200"]):
+        result = CliRunner().invoke(main, ["slice", str(path), "--out", str(tmp_path / "v"), *extra])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.stderr
+        assert "the file ends inside its MP4 box 'mdat'" in lines[0] and "truncated (an incomplete copy?)" in lines[0]
+        assert "--calibration" not in lines[0] and "rename" not in lines[0]
+    assert not (tmp_path / "v").exists()
 
 
 def test_a_damaged_trailer_with_another_recordings_calibration_gives_the_same_views(

@@ -25,7 +25,7 @@ from vidvpr.media.insv.calibration import (
 from vidvpr.media.insv.info import InfoError, InsvInfo, encode_info, parse_info
 from vidvpr.media.insv.protowire import LENGTH, VARINT, WireError, encode_fields, encode_varint, parse_fields, read_varint
 from vidvpr.media.insv.telemetry import GpsFix, decode_gps, decode_imu, encode_gps, encode_imu
-from vidvpr.media.insv.trailer import GPS, INFO, MAGIC, TrailerError, build_trailer, split_trailer
+from vidvpr.media.insv.trailer import GPS, INFO, MAGIC, TrailerError, build_trailer, cut_short, split_trailer
 
 ONE_R = ("2_1480.69_1517.57_1520.13_-0.186949_0.0336344_-179.227_1479.61_4553.12_1526.43_0.82149_0.0305849_"
          "0.894074_6080_3040_3105")  # the sample's INFO field 5
@@ -97,6 +97,61 @@ def test_a_damaged_trailer_is_one_line_naming_the_file_and_the_record(tmp_path: 
     with pytest.raises(BadInput, match=rf"^{path}: Insta360 trailer: record 0x101 \(INFO\): field 2 \(5 bytes\) runs "
                                        "past the end of the message$"):
         read_trailer(path)
+
+
+# ---------------------------------------------------------------- a file cut short
+
+
+def mp4_box(kind: bytes, payload_bytes: int) -> bytes:
+    return struct.pack(">I4s", 8 + payload_bytes, kind) + bytes(payload_bytes)
+
+
+MP4 = mp4_box(b"ftyp", 24) + mp4_box(b"moov", 100) + mp4_box(b"mdat", 5000)
+INSV = MP4 + build_trailer([(INFO, encode_info(InsvInfo(camera_type="cam", calibration_text="x" * 40)))])
+
+
+def test_a_file_whose_boxes_end_where_it_ends_was_not_cut() -> None:
+    assert cut_short([(0, 32, b"ftyp"), (32, 108, b"moov"), (140, 5008, b"mdat")], 5148) is None
+
+
+def test_a_file_that_is_not_mp4_is_not_judged() -> None:
+    assert cut_short([(0, 1000, b"\xff\xd8\xff\xe0")], 500) is None and cut_short([], 0) is None
+
+
+def test_a_file_ending_inside_a_box_has_its_video_cut() -> None:
+    cut = cut_short([(0, 32, b"ftyp"), (32, 108, b"moov"), (140, 5008, b"mdat")], 2140)
+    assert cut is not None and cut.inside_video
+    assert cut.text == "the file ends inside its MP4 box 'mdat' (2,000 of its 5,008 bytes): truncated (an incomplete copy?)"
+
+
+def test_bytes_after_the_boxes_that_only_look_like_a_box_are_a_trailer_cut_short() -> None:
+    # an Insta360 trailer's bytes read as a header: a printable type, a size past the end of the file
+    cut = cut_short([(0, 32, b"ftyp"), (32, 5008, b"mdat"), (5040, 10**8, b"DVPR")], 9040)
+    assert cut is not None and not cut.inside_video
+    assert cut.text.startswith("4,000 bytes follow its MP4 boxes with no footer at their end: a trailer cut short")
+
+
+@pytest.mark.parametrize(("cut_at", "says"), [
+    (len(MP4) - 1000, "the file ends inside its MP4 box 'mdat' (4,008 of its 5,008 bytes): truncated"),
+    (len(MP4) + 10, "10 bytes follow its MP4 boxes with no footer at their end: a trailer cut short"),
+    (len(INSV) - 1, f"{len(INSV) - 1 - len(MP4):,} bytes follow its MP4 boxes with no footer at their end"),
+])
+def test_a_recording_cut_short_says_where_it_was_cut(tmp_path: Path, cut_at: int, says: str) -> None:
+    # it said only "no Insta360 magic at the end of the file (wrong magic or no trailer)"
+    path = tmp_path / "cut.insv"
+    path.write_bytes(INSV[:cut_at])
+    with pytest.raises(BadInput) as info:
+        read_trailer(path)
+    assert str(info.value).startswith(f"{path}: Insta360 trailer: footer: no Insta360 magic at the end of the file "
+                                      f"(wrong magic or no trailer); {says}")
+
+
+def test_an_mp4_named_insv_is_not_called_cut_short(tmp_path: Path) -> None:
+    path = tmp_path / "equirect.insv"
+    path.write_bytes(MP4)
+    with pytest.raises(BadInput) as info:
+        read_trailer(path)
+    assert str(info.value).endswith("(wrong magic or no trailer)")
 
 
 # ---------------------------------------------------------------- INFO

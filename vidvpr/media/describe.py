@@ -20,8 +20,8 @@ from vidvpr.media.decode import decode_frames
 from vidvpr.media.insv import has_trailer, read_trailer
 from vidvpr.media.insv.calibration import stream_lenses
 from vidvpr.media.insv.summary import TrailerSummary, summarize_trailer
-from vidvpr.media.probe import (av_problem, color_info, display_rotation_deg, looks_dual_fisheye, probe_video,
-                                unsupported_360_layout)
+from vidvpr.media.probe import (color_info, display_rotation_deg, looks_dual_fisheye, probe_video,
+                                unreadable_video, unsupported_360_layout)
 
 
 class StreamReport(Strict):
@@ -97,7 +97,7 @@ def describe_file(path: Path, fisheye_fov_deg: float) -> ProbeReport:
             container_name = container.format.name
             duration = container.duration / 1e6 if container.duration else None
     except av.error.FFmpegError as exc:
-        raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+        raise unreadable_video(path, exc) from exc
     first_video = next(i for i, stream in enumerate(streams) if stream.kind == "video")
     streams[first_video] = streams[first_video].model_copy(update={"rotation_deg": display_rotation_deg(path)})
     camera, layout = _camera(path, info)

@@ -28,6 +28,16 @@ def av_problem(exc: Exception) -> str:
     return re.sub(r"\s*:\s*'[^']*'$", "", text).strip() or type(exc).__name__
 
 
+def unreadable_video(path: Path, exc: Exception) -> BadInput:
+    """The error for a file libav cannot open, saying where the file was cut when it is an MP4 that
+    ends inside one of its boxes (a truncated copy: its index, moov, was after the cut)."""
+    from vidvpr.media.insv.reader import cut_short_mp4
+
+    cut = cut_short_mp4(path)
+    where = f"; {cut.text}" if cut is not None and cut.inside_video else ""
+    return BadInput(f"{path}: not a readable video ({av_problem(exc)}){where}")
+
+
 @dataclass(frozen=True)
 class SphericalMetadata:
     """Projection and stereo layout from Spherical Video V1 (XML) or V2 (sv3d/st3d) boxes."""
@@ -144,7 +154,7 @@ def probe_video(path: Path) -> VideoInfo:
                 sample_aspect=_sample_aspect(stream),
             )
     except av.error.FFmpegError as exc:
-        raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+        raise unreadable_video(path, exc) from exc
 
 
 def display_rotation_deg(path: Path) -> int:
@@ -158,7 +168,7 @@ def display_rotation_deg(path: Path) -> int:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0), None)
     except av.error.FFmpegError as exc:
-        raise BadInput(f"{path}: not a readable video ({av_problem(exc)})") from exc
+        raise unreadable_video(path, exc) from exc
     angle = float(frame.rotation) if frame is not None else 0.0
     turns = round(angle / 90.0)
     if abs(angle - 90.0 * turns) > 0.5:

@@ -25,6 +25,7 @@ from vidvpr.core.errors import BadInput
 from vidvpr.geo import fisheye
 from vidvpr.media.decode import DecodedFrame, decode_frame_sets, decode_frames
 from vidvpr.media.insv import calibration_of, has_trailer, read_calibration_file, read_trailer
+from vidvpr.media.insv.reader import cut_short_mp4
 from vidvpr.media.insv.calibration import ideal_calibration, stream_lenses
 from vidvpr.media.probe import VideoInfo, looks_dual_fisheye, unsupported_360_layout
 from vidvpr.slicing.config import DEFAULT_FISHEYE_FOV_DEG, EquirectTarget, SliceConfig, ViewSpec
@@ -150,8 +151,12 @@ def _insta360_camera(info: VideoInfo, config: SliceConfig) -> DualFisheyeCamera:
     try:
         calibration = calibration_of(info.path, read_trailer(info.path))
     except BadInput as exc:
+        cut = cut_short_mp4(info.path)
+        if cut is not None and cut.inside_video:
+            raise  # the video is incomplete too: no calibration makes it whole
         if config.fisheye_fov_deg is None:
-            raise BadInput(f"{exc}; to slice its video anyway, {FISHEYE_HINT}{_rename_hint(info)}") from None
+            rename = "" if cut is not None else _rename_hint(info)  # cut short: an Insta360 file, not a renamed one
+            raise BadInput(f"{exc}; to slice its video anyway, {FISHEYE_HINT}{rename}") from None
         LOG.warning("%s; slicing with two ideal %g° lenses (--fisheye-fov): expect seams", exc, config.fisheye_fov_deg)
         return _fisheye_camera(info, config, None, None)
     return _fisheye_camera(info, config, calibration, "Insta360 trailer: INFO record 0x101, field 5")

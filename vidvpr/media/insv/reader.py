@@ -10,7 +10,9 @@ damage is one BadInput naming the file and the record. `read_calibration_file` r
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from pathlib import Path
 
 from vidvpr.core.camera_records import CalibrationFile, FisheyeCalibration
@@ -36,10 +38,14 @@ from vidvpr.media.insv.trailer import (
     GYRO,
     INFO,
     MAGIC,
+    MP4_BOX_HEADER_BYTES,
+    CutShort,
     RawRecord,
     TrailerError,
     TrailerLayout,
+    cut_short,
     footer,
+    has_magic,
     split_trailer,
 )
 
@@ -119,8 +125,49 @@ def has_trailer(path: Path) -> bool:
         return False
 
 
+MAX_MP4_BOXES = 10_000  # top-level boxes walked when looking for where a file was cut
+
+
+def _top_level_boxes(handle: BinaryIO, file_size: int) -> list[tuple[int, int, bytes]]:
+    """(offset, size, type) of the top-level MP4 boxes from the file's start, up to the first that
+    is not a box or runs past the end of the file (included)."""
+    boxes: list[tuple[int, int, bytes]] = []
+    offset = 0
+    while offset < file_size and len(boxes) < MAX_MP4_BOXES:
+        handle.seek(offset)
+        head = handle.read(2 * MP4_BOX_HEADER_BYTES)
+        if len(head) < MP4_BOX_HEADER_BYTES:
+            boxes.append((offset, 0, b""))
+            break
+        size, kind = struct.unpack_from(">I4s", head)
+        if size == 1 and len(head) == 2 * MP4_BOX_HEADER_BYTES:
+            size = struct.unpack_from(">Q", head, MP4_BOX_HEADER_BYTES)[0]
+        elif size == 0:
+            size = file_size - offset  # the last box, to the end of the file
+        boxes.append((offset, size, kind))
+        if size < MP4_BOX_HEADER_BYTES or offset + size > file_size:
+            break
+        offset += size
+    return boxes
+
+
+def cut_short_mp4(path: Path) -> CutShort | None:
+    """How an MP4 file without the Insta360 footer looks cut short (`trailer.cut_short`), or None."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            file_size = handle.tell()
+            handle.seek(max(0, file_size - FOOTER_BYTES))
+            if has_magic(handle.read()):
+                return None
+            return cut_short(_top_level_boxes(handle, file_size), file_size)
+    except OSError:
+        return None
+
+
 def read_trailer(path: Path) -> InsvTrailer:
-    """The decoded trailer of an Insta360 file, or BadInput naming the file and the record."""
+    """The decoded trailer of an Insta360 file, or BadInput naming the file and the record; a file
+    cut short (no footer left) says so, and whether the cut reaches into the video."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -132,7 +179,8 @@ def read_trailer(path: Path) -> InsvTrailer:
             layout = split_trailer(handle.read(size), file_size)
         trailer = decode_trailer(layout)
     except TrailerError as exc:
-        raise BadInput(f"{path}: Insta360 trailer: {exc}") from None
+        cut = cut_short_mp4(path)
+        raise BadInput(f"{path}: Insta360 trailer: {exc}{'; ' + cut.text if cut else ''}") from None
     except FileNotFoundError:
         raise BadInput(f"{path}: file not found") from None
     except IsADirectoryError:

@@ -96,6 +96,42 @@ def footer(tail: bytes, file_size: int) -> tuple[int, int]:
     return size, version
 
 
+MP4_BOX_HEADER_BYTES = 8  # u32 size (1: a u64 size follows; 0: to the end of the file) + 4-character type
+# the top-level boxes of ISO/IEC 14496-12 files; anything else after them is not read as a box (an
+# Insta360 trailer's bytes can look like a box header with a printable type)
+MP4_TOP_LEVEL_BOXES = frozenset({b"ftyp", b"styp", b"pdin", b"moov", b"moof", b"mfra", b"mdat", b"free", b"skip",
+                                 b"wide", b"meta", b"udta", b"uuid", b"sidx", b"ssix", b"prft", b"emsg", b"meco"})
+
+
+@dataclass(frozen=True)
+class CutShort:
+    """How a file without an Insta360 footer looks cut short, from its top-level MP4 boxes."""
+
+    inside_video: bool  # the file ends inside an MP4 box: the video itself is incomplete
+    text: str
+
+
+def cut_short(boxes: Sequence[tuple[int, int, bytes]], file_size: int) -> CutShort | None:
+    """Whether a file without the Insta360 footer was cut short, from its top-level MP4 boxes as
+    read from its start: (byte offset, size in bytes, 4-byte type) each, the last one perhaps not
+    a box at all (the remains of a trailer). None for a file that is not MP4 (no 'ftyp' box first)
+    or whose boxes end where the file does (no trailer: an MP4 named .insv)."""
+    if not boxes or boxes[0][2] != b"ftyp":
+        return None
+    end = 0
+    for offset, size, kind in boxes:
+        if size < MP4_BOX_HEADER_BYTES or kind not in MP4_TOP_LEVEL_BOXES:
+            break  # not a box: what follows the MP4 boxes
+        if offset + size > file_size:
+            return CutShort(True, f"the file ends inside its MP4 box '{kind.decode('ascii')}' "
+                                  f"({file_size - offset:,} of its {size:,} bytes): truncated (an incomplete copy?)")
+        end = offset + size
+    if end < file_size:
+        return CutShort(False, f"{file_size - end:,} bytes follow its MP4 boxes with no footer at their end: "
+                               "a trailer cut short (truncated file?) or damaged")
+    return None
+
+
 def split_trailer(data: bytes, file_size: int) -> TrailerLayout:
     """The records of a trailer; `data` is the end of the file (at least the whole trailer)."""
     size, version = footer(data[-FOOTER_BYTES:], file_size)
