@@ -655,6 +655,19 @@ def test_cli_bad_input_is_one_line_with_nonzero_exit_and_writes_nothing(views: l
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_a_folder_given_as_input_is_one_line_saying_which_videos_to_pass(views: list[Path], tmp_path: Path) -> None:
+    # it said "<folder>: not a file"
+    slice_out, empty = views[0].parent.parent, tmp_path / "empty"
+    empty.mkdir()
+    for folder, line in [(slice_out, f"; pass the videos in it ({slice_out / '*/*.mp4'})"),
+                         (views[0].parent, f"; pass the videos in it ({views[0].parent / '*.mp4'})"),
+                         (empty, ", and it holds no .mp4 video")]:
+        result = CliRunner().invoke(main, ["encode", str(folder), "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [f"vidvpr: error: {folder}: is a folder, not a video{line}"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_out_that_is_a_file_is_one_line_error(views: list[Path], tmp_path: Path) -> None:
     taken = tmp_path / "taken"
     taken.write_text("")

@@ -28,6 +28,14 @@ def av_problem(exc: Exception) -> str:
     return re.sub(r"\s*:\s*'[^']*'$", "", text).strip() or type(exc).__name__
 
 
+def _videos_in(folder: Path) -> str:
+    """What to pass instead of a folder: its videos, as `vidvpr slice --out` lays them out a level down."""
+    for pattern in ("*.mp4", "*/*.mp4"):
+        if next(folder.glob(pattern), None) is not None:
+            return f"; pass the videos in it ({folder / pattern})"
+    return ", and it holds no .mp4 video"
+
+
 def unreadable_video(path: Path, exc: Exception) -> BadInput:
     """The error for a file libav cannot open, saying where the file was cut when it is an MP4 that
     ends inside one of its boxes (a truncated copy: its index, moov, was after the cut)."""
@@ -121,6 +129,8 @@ def probe_video(path: Path) -> VideoInfo:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path}: file not found")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, not a video{_videos_in(path)}")
     if not path.is_file():
         raise BadInput(f"{path}: not a file")
     try:
