@@ -210,6 +210,13 @@ def test_non_two_to_one_frame_without_metadata_warns(tmp_path: Path, caplog: pyt
     assert "not 2:1" in caplog.text
 
 
+def test_probe_says_how_a_two_to_one_video_is_read_once(equirect_video: Path) -> None:
+    # it said "equirectangular (2:1, no spherical metadata), equirectangular; no spherical metadata"
+    result = CliRunner().invoke(main, ["probe", str(equirect_video)])
+    assert result.exit_code == 0
+    assert "  360°: equirectangular (2:1, no spherical metadata)" in result.stdout.splitlines()
+
+
 def test_the_not_two_to_one_warning_points_perspective_footage_to_import(tmp_path: Path,
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     # a 16:9 phone video given to slice warned without saying what to do instead

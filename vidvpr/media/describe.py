@@ -136,8 +136,11 @@ def report_lines(report: ProbeReport) -> list[str]:
         else:
             lines.append(f"  stream {stream.index}: {stream.kind} {stream.codec or ''}".rstrip())
     meta = report.spherical
-    lines.append(f"  360°: {report.camera}" + (f", {report.layout}" if report.layout else "")
-                 + (f"; stereo {report.stereo}" if meta else "; no spherical metadata"))
+    # each said once: it read "equirectangular (2:1, no spherical metadata), equirectangular; no spherical metadata"
+    lines.append(f"  360°: {report.camera}"
+                 + (f", {report.layout}" if report.layout and not report.camera.startswith(report.layout) else "")
+                 + (f"; stereo {report.stereo}" if meta else
+                    "" if "no spherical metadata" in report.camera else "; no spherical metadata"))
     trailer = report.trailer
     if trailer is None:
         return lines
