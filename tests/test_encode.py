@@ -741,6 +741,28 @@ def test_another_tools_json_list_beside_an_input_is_not_a_sidecar(views: list[Pa
     assert plan and "not a view video made by `vidvpr slice`" in caplog.text
 
 
+@pytest.mark.parametrize(("sidecar", "why"), [
+    (None, "no clip.json beside it"),
+    ("[1]", "clip.json is not one (damaged, or another tool's)"),
+    ("{", "clip.json is not one (damaged, or another tool's)"),
+    ("other size", "clip.json records a video of 5 bytes, this one has "),
+])
+def test_the_warning_for_a_view_without_its_sidecar_says_what_is_wrong_with_it(
+        views: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, sidecar: str | None, why: str) -> None:
+    # it said "no matching vidvpr.slice/2 sidecar" for a missing, a damaged and a stale one alike
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(views[0], clip)
+    if sidecar == "other size":
+        record = json.loads(views[0].with_suffix(".json").read_text())
+        record["output"]["bytes"] = 5
+        sidecar = json.dumps(record)
+    if sidecar is not None:
+        clip.with_suffix(".json").write_text(sidecar)
+    with caplog.at_level("WARNING"):
+        plan_encode([clip], tmp_path / "out", small_config())
+    assert f"(no matching vidvpr.slice/2 sidecar: {why}" in caplog.text
+
+
 def test_a_relative_ffmpeg_path_is_resolved_where_it_was_given(views: list[Path], tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     tools = tmp_path / "tools"

@@ -53,12 +53,16 @@ def describe_view_video(path: Path, warn_without_sidecar: bool = True) -> ViewVi
     path = Path(path)
     info = probe_video(path)
     size = path.stat().st_size
-    sidecar = SliceSidecar.load_or_none(path.with_suffix(".json"))
-    if sidecar is not None and sidecar.output.bytes != size:
+    beside = path.with_suffix(".json")
+    sidecar = SliceSidecar.load_or_none(beside)
+    if sidecar is None:
+        why = f"{beside.name} is not one (damaged, or another tool's)" if beside.exists() else f"no {beside.name} beside it"
+    elif sidecar.output.bytes != size:
+        why = f"{beside.name} records a video of {sidecar.output.bytes:,} bytes, this one has {size:,}"
         sidecar = None
     if sidecar is None and warn_without_sidecar:
-        LOG.warning("%s: not a view video made by `vidvpr slice` (no matching %s sidecar); using it anyway",
-                    path, SliceSidecar.SCHEMA)
+        LOG.warning("%s: not a view video made by `vidvpr slice` (no matching %s sidecar: %s); using it anyway",
+                    path, SliceSidecar.SCHEMA, why)
     return ViewVideo(path=path, recording=path.resolve().parent.name or "recording",
                      view=sidecar.view if sidecar else path.stem, width=info.width, height=info.height,
                      fps=info.fps, frames=info.frames, bytes=size, hash=sha256_file(path), sidecar=sidecar)
