@@ -397,8 +397,21 @@ def test_a_cell_missing_for_one_view_is_named(dataset, tmp_path: Path) -> None:
     partial = tmp_path / "enc"
     shutil.copytree(enc, partial)
     shutil.rmtree(partial / "qwalk" / "yaw090_pitch+00" / "64x36")
-    with pytest.raises(BadInput, match="cell 64x36/qp00 is missing for view qwalk/yaw090_pitch\\+00"):
+    with pytest.raises(BadInput, match=r"cell 64x36/qp00 is missing for view qwalk/yaw090_pitch\+00 "
+                                       r"\(qwalk/yaw090_pitch\+00/64x36/qp00.json: not encoded\)"):
         evaluate_grid(manifest, tmp_path / "out", EvalConfig(enc_dir=partial))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_whose_sidecar_is_damaged_is_named_as_damaged(dataset, tmp_path: Path) -> None:
+    # it said "(not in the encode table)", though the table was not read and the cell was there, damaged
+    manifest, enc = dataset
+    damaged = tmp_path / "enc"
+    shutil.copytree(enc, damaged)
+    (damaged / "qwalk" / "yaw090_pitch+00" / "64x36" / "qp00.json").write_text("[1]")
+    with pytest.raises(BadInput, match=r"cell 64x36/qp00 is missing for view qwalk/yaw090_pitch\+00 \(qwalk/yaw090_"
+                                       r"pitch\+00/64x36/qp00.json: damaged or unfinished: vidvpr encode redoes it\)"):
+        evaluate_grid(manifest, tmp_path / "out", EvalConfig(enc_dir=damaged))
     assert not (tmp_path / "out").exists()
 
 

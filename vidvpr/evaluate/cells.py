@@ -15,6 +15,7 @@ from vidvpr.core.provenance import sha256_file
 from vidvpr.core.records import FileRecord
 from vidvpr.core.sidecars import CellSidecar
 from vidvpr.dataset.manifest import Manifest
+from vidvpr.encoding.plan import cell_paths
 from vidvpr.encoding.table import finished_cells
 from vidvpr.evaluate.config import EvalConfig
 
@@ -106,10 +107,13 @@ def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = 
     cells = []
     for name, key in names.items():
         members = by_cell[key]
-        missing = [f"{rec}/{view}" for rec, view in needed if (rec, view) not in members]
+        missing = [(rec, view) for rec, view in needed if (rec, view) not in members]
         if missing:
-            raise BadInput(f"{enc_dir}: cell {name} is missing for view {missing[0]} (not in the encode table); "
-                           f"encode it, or pick cells with --cells")
+            sidecar = cell_paths(enc_dir, *missing[0], key[1], key[2], key[0])[1]
+            state = ("damaged or unfinished: vidvpr encode redoes it" if sidecar.exists() or sidecar.with_suffix(
+                ".mp4").exists() else "not encoded")
+            raise BadInput(f"{enc_dir}: cell {name} is missing for view {'/'.join(missing[0])} "
+                           f"({sidecar.relative_to(enc_dir)}: {state}); encode it, or pick cells with --cells")
         videos = {}
         for (rec, view), (sidecar_path, cell) in members.items():
             listed = manifest.meta.view_input(rec, view)
