@@ -645,6 +645,7 @@ def test_a_stream_not_at_the_requested_constant_qp_is_rejected_and_leaves_nothin
     (["--codec", "libx264,,libx265"], "--codec has an empty item in 'libx264,,libx265'"),
     (["--res", "64x36,"], "--res has an empty item in '64x36,'"),
     (["--preset", "libx264="], "--preset libx264=: no preset after '='"),
+    (["--qp", "20", "--qp", "30"], "--qp 20 and --qp 30: give the grid's values once"),
 ])
 def test_cli_bad_input_is_one_line_with_nonzero_exit_and_writes_nothing(views: list[Path], tmp_path: Path,
                                                                         args: list[str], message: str) -> None:

@@ -25,6 +25,7 @@ from vidvpr.encoding.plan import (
     frame_type_qps,
     parse_codecs,
     parse_preset_spec,
+    parse_qp_options,
     parse_qp_spec,
     parse_rate_control,
     parse_resolutions,
@@ -427,3 +428,21 @@ def test_a_per_codec_preset_with_nothing_after_the_equals_sign_is_refused() -> N
 def test_an_empty_item_in_a_preset_list_is_refused() -> None:
     with pytest.raises(BadInput, match=r"^--preset has an empty item in 'fast,,libsvtav1=8'"):
         parse_preset_spec("fast,,libsvtav1=8")
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    # the second replaced the first without a word: '--qp 20 --qp 30' encoded QP 30 only
+    (["20", "30"], "--qp 20 and --qp 30: give the grid's values once, as one list (e.g. --qp 20,30)"),
+    (["jpeg=10", "jpeg=90"], "--qp jpeg=10 and --qp jpeg=90: give jpeg's values once, as one list "
+                             "(e.g. --qp jpeg=20,30)"),
+])
+def test_the_same_quantiser_values_given_twice_are_refused(values: list[str], message: str) -> None:
+    with pytest.raises(BadInput) as info:
+        parse_qp_options(values)
+    assert str(info.value) == message
+
+
+def test_the_grids_values_and_each_codecs_own_may_be_given_side_by_side() -> None:
+    assert parse_qp_options(["20..30", "jpeg=10,90", "libsvtav1=40"]) == (
+        (20, 25, 30), (("jpeg", (10, 90)), ("libsvtav1", (40,))))
+

@@ -106,11 +106,18 @@ def parse_qp_options(values: Iterable[str]) -> tuple[tuple[int, ...] | None, tup
     'jpeg=10,50,90', 'libsvtav1=20..60:10') sets one codec's own.
     """
     default: tuple[int, ...] | None = None
+    given: dict[str | None, str] = {}  # what set each codec's values (None: the grid's), to refuse a second
     per_codec: dict[str, tuple[int, ...]] = {}
     for value in values:
         name, sep, spec = value.partition("=")
-        if sep:
-            per_codec[_known_codec(name.strip(), f"--qp {value}")] = parse_qp_spec(spec)
+        codec = _known_codec(name.strip(), f"--qp {value}") if sep else None
+        if codec in given:  # the second silently replaced the first: '--qp 20 --qp 30' ran QP 30 only
+            whose, prefix = (f"{codec}'s", f"{codec}=") if codec else ("the grid's", "")
+            raise BadInput(f"--qp {given[codec]} and --qp {value}: give {whose} values once, as one list "
+                           f"(e.g. --qp {prefix}20,30)")
+        given[codec] = value
+        if codec is not None:
+            per_codec[codec] = parse_qp_spec(spec)
         else:
             default = parse_qp_spec(value)
     return default, tuple(per_codec.items())
