@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, scheduler_option
+from vidvpr.cli.common import NonEmptyPath, emit_json, executor_for, handle_errors, output_options, scheduler_option
 from vidvpr.demo.definition import CAMERAS
 from vidvpr.models.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 
@@ -18,7 +18,7 @@ def demo_group() -> None:
 
 
 @demo_group.command("make")
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=NonEmptyPath(path_type=Path))
 @click.option("--definition", "definition_path", type=click.Path(path_type=Path), default=None,
               help="Demo definition TOML; keys left out take the built-in values [default: the built-in "
                    "definition, as written out in manifests/demo.toml].")
@@ -63,7 +63,7 @@ def demo_make(out_dir: Path, definition_path: Path | None, size: str, night: boo
 
 
 @demo_group.command("run")
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=NonEmptyPath(path_type=Path))
 @click.option("--definition", "definition_path", type=click.Path(path_type=Path), default=None,
               help="Demo definition TOML [default: the built-in definition].")
 @click.option("--size", default="default", help="Frame size: a name from the definition's [sizes].")
@@ -130,7 +130,7 @@ def demo_run(out_dir: Path, definition_path: Path | None, size: str, qp_spec: st
 
 
 @demo_group.command("study")
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=NonEmptyPath(path_type=Path))
 @click.option("--train-qp", type=int, default=45, help="QP of the grid cell the day students train on.")
 @click.option("--eval-qps", default="40,45,50", help="QPs of the cells to evaluate ('all': the whole grid and the "
                                                    "reference views).")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import NonEmptyPath, emit_json, handle_errors, output_options
 from vidvpr.distill.config import (DISTILLED_IMAGES, FOLDER_REFERENCE_RADIUS_M, NEGATIVE_RADIUS_FRACTION,
                                    POSITIVE_RADIUS_FRACTION, DistillConfig)
 from vidvpr.models.backends import BACKEND_CHOICES
@@ -28,7 +28,7 @@ DEFAULTS = DistillConfig(train=Path("."), lq=())
                    "degradations applied in order, e.g. --lq resize:240p --lq jpeg:10; lowlight:-3 is 3 stops less "
                    "light (linear light, then a dark exposure's sensor noise and the camera's gamma), noise:SIGMA "
                    "Gaussian noise in 8-bit levels, blur:PX a Gaussian blur of PX pixels.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Run folder: student.pt (+ student.json), checkpoints/, losses.csv, train_state.pt.")
 @click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
               help="Encode folder of the --lq cells [default: the manifest folder's sibling 'enc'].")

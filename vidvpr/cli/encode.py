@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, executor_for, handle_errors, output_options, retry_lines, scheduler_option
+from vidvpr.cli.common import (NonEmptyPath, emit_json, executor_for, handle_errors, output_options, retry_lines,
+                               scheduler_option)
 from vidvpr.encoding.codecs import CODECS
 from vidvpr.encoding.plan import DEFAULT_QP_SPEC, DEFAULT_RES_SPEC, GOP_SECONDS, EncodeConfig
 
@@ -17,7 +18,7 @@ CODEC_HELP = "; ".join(f"{c.name}: {c.quantiser.name} {c.quantiser.low}-{c.quant
 
 @click.command("encode")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Output folder: OUT/<recording>/<view>/<res>/qp<NN>.mp4 (libx264), "
                    "OUT/<recording>/<view>/<res>/<codec>/<quantiser><NN>.mp4 (others), each + .json; OUT/encodes.csv, "
                    "encodes.json, rd.png.")

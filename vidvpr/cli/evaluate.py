@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import (
+    NonEmptyPath,
     comma_items,
     emit_json,
     executor_for,
@@ -54,7 +55,7 @@ def parse_seq_velocity(text: str) -> tuple[float, float]:
 
 @click.command("eval")
 @click.argument("manifest_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Output folder: results.csv/.json, predictions/, plots, descriptors/ (the cache), models/.")
 @click.option("--enc", "enc_dir", type=click.Path(path_type=Path), default=None,
               help="Encode grid folder (vidvpr encode --out) [default: evaluate the reference views only].")

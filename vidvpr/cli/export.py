@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options, parse_names
+from vidvpr.cli.common import NonEmptyPath, emit_json, handle_errors, output_options, parse_names
 from vidvpr.dataset.vpr_names import DEFAULT_JPEG_QUALITY, DEFAULT_VPR_SPLIT, VPR_SPLITS
 from vidvpr.encoding.codecs import CODECS, DEFAULT_CODEC
 
 
 @click.command("export")
 @click.argument("manifest_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Output folder: OUT/images/<split>/{database,queries}/*.jpg and OUT/export.json "
                    "(export-<split>.json for train and val).")
 @click.option("--root", type=click.Path(path_type=Path), default=None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import NonEmptyPath, emit_json, handle_errors, output_options
 from vidvpr.dataset.definition import PositivesSection, SamplingSection, TrajectoryFormat
 
 SAMPLING = SamplingSection()
@@ -15,7 +15,7 @@ RADIUS_M = PositivesSection().radius_m
 
 @click.command("manifest")
 @click.argument("definition", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Manifest folder to write (database.csv, query.csv, positives.json, manifest.json).")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root; every path must lie inside it [default: the definition's root, else the working directory].")

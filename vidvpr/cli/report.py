@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import emit_json, handle_errors, output_options
+from vidvpr.cli.common import NonEmptyPath, emit_json, handle_errors, output_options
 
 
 @click.command("report")
 @click.argument("study_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
+@click.option("--out", "out", required=True, type=NonEmptyPath(path_type=Path), help="The HTML file to write.")
 @click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Eval folder (repeatable) [default: those the study read; without a study, the study is "
                    "computed from these].")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vidvpr.cli.common import (
+    NonEmptyPath,
     emit_json,
     executor_for,
     handle_errors,
@@ -32,7 +33,7 @@ DEFAULTS, ENCODING = SliceConfig(), ViewEncoding()
 
 @click.command("slice")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path), help="Output directory.")
 @click.option("--yaw", "yaws", default=",".join(f"{yaw:g}" for yaw in DEFAULT_YAWS_DEG),
               help="View yaws in degrees (0 = centre column, + turns right).")
 @click.option("--pitch", default=DEFAULTS.pitch_deg, type=float, help="View pitch in degrees (+ looks up).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidvpr.cli.common import comma_items, emit_json, handle_errors, output_options
+from vidvpr.cli.common import NonEmptyPath, comma_items, emit_json, handle_errors, output_options
 from vidvpr.study.bdelta import INTERPOLATIONS
 from vidvpr.study.records import StudyRecord
 from vidvpr.study.stage import StudyConfig
@@ -38,7 +38,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 @click.command("study")
 @click.argument("eval_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Study folder: study.json, study.csv, plots (PNG and SVG); replaced as a whole.")
 @click.option("--recall-at", default=",".join(map(str, DEFAULTS.recall_at)), metavar="N,...",
               help="Recall@N for curves, Bjøntegaard deltas and the Pareto front.")
