@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from vidvpr.core.progress import progress_bar
+from vidvpr.core.progress import LOG_INTERVAL_S, progress_bar
 
 
 class Clock:
@@ -43,8 +43,14 @@ def test_finished_work_counted_at_once_draws_nothing(clock: Clock, capsys: pytes
     assert capsys.readouterr().err == ""
 
 
-def test_work_going_on_past_the_delay_is_drawn_and_cleared_at_the_end(clock: Clock,
-                                                                     capsys: pytest.CaptureFixture) -> None:
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr (captured, so not a terminal) taken for one."""
+    monkeypatch.setattr("vidvpr.core.progress._stderr_is_terminal", lambda: True)
+
+
+def test_work_going_on_past_the_delay_is_drawn_and_cleared_at_the_end(clock: Clock, capsys: pytest.CaptureFixture,
+                                                                     terminal: None) -> None:
     with progress_bar(None, "slice") as bar:
         bar.update(1)
         clock.now += 1
@@ -59,3 +65,22 @@ def test_quiet_draws_nothing_ever(clock: Clock, capsys: pytest.CaptureFixture) -
             bar.update(1)
             clock.now += 1
     assert capsys.readouterr().err == ""
+
+
+def test_a_terminal_sees_the_bar_redrawn_as_work_goes_on(clock: Clock, capsys: pytest.CaptureFixture,
+                                                         terminal: None) -> None:
+    with progress_bar(None, "slice") as bar:
+        for _ in range(30):
+            bar.update(1)
+            clock.now += 1
+        assert capsys.readouterr().err.count("slice:") >= 25
+
+
+def test_a_log_gets_the_bar_only_every_log_interval(clock: Clock, capsys: pytest.CaptureFixture) -> None:
+    """stderr to a file or a pipe: one line of progress per LOG_INTERVAL_S, not one per update."""
+    with progress_bar(None, "slice") as bar:
+        for _ in range(int(3 * LOG_INTERVAL_S)):
+            bar.update(1)
+            clock.now += 1
+        drawn = capsys.readouterr().err.count("slice:")
+    assert 1 <= drawn <= 3

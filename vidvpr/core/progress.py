@@ -8,6 +8,7 @@ from typing import Any
 from tqdm import tqdm
 
 DELAY_S = 0.5  # nothing for runs that finish (or fail) at once
+LOG_INTERVAL_S = 10.0  # stderr not a terminal (a log file, a pipe): a bar at most this often, not ten a second
 
 
 class WorkBar(tqdm):
@@ -39,8 +40,17 @@ class WorkBar(tqdm):
         super().close()
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
+
+
 def progress_bar(total: int | None, desc: str, unit: str = "frame", quiet: bool = False) -> Any:
-    """A bar on stderr (`WorkBar`); disabled (a no-op with the same interface) when quiet."""
+    """A bar on stderr (`WorkBar`); disabled (a no-op with the same interface) when quiet. Redrawn
+    every `LOG_INTERVAL_S` when stderr is not a terminal: every redraw of a bar is one more
+    carriage-return line in a log (the small demo study's log held thousands)."""
     return WorkBar(
         total=total,
         desc=desc,
@@ -51,4 +61,5 @@ def progress_bar(total: int | None, desc: str, unit: str = "frame", quiet: bool 
         leave=False,
         smoothing=0.1,
         delay=DELAY_S,
+        mininterval=0.1 if _stderr_is_terminal() else LOG_INTERVAL_S,
     )
