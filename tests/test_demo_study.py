@@ -234,3 +234,15 @@ def test_the_printed_table_keeps_world_names_apart_and_says_which_world_was_trai
     assert len({len(line) for line in table[:4]}) == 1  # header, cells and rows line up
     assert table[3].split() == ["distilled", "(QP", "cell)", "0.159", "0.159"]
     assert "the students trained on its database walk, so it is not held-out" in table[4]
+
+
+@pytest.mark.parametrize("qps", ["40.5", "40,,50", "abc"])
+def test_eval_qps_that_are_not_whole_numbers_are_refused_in_one_line(qps: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--eval-qps 40.5 was read as 40, silently."""
+    import vidvpr.demo.study as study
+
+    monkeypatch.setattr(study, "run_study", lambda *args, **kwargs: pytest.fail("the study ran"))
+    result = CliRunner().invoke(main, ["demo", "study", str(tmp_path), "--eval-qps", qps])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "--eval-qps" in result.output, result.output

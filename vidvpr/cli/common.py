@@ -137,6 +137,16 @@ def comma_items(text: str, option: str) -> list[str]:
     return parts
 
 
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    """'40,45,50' -> (40, 45, 50); an empty item is refused (`comma_items`), and so is anything but a
+    whole number (40.5 is not read as 40)."""
+    parts = comma_items(text, option)
+    try:
+        return tuple(int(part) for part in parts)
+    except ValueError:
+        raise click.BadParameter(f"{option} takes a comma-separated list of whole numbers, got {text!r}") from None
+
+
 def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
     """'a,b' → ('a', 'b'); None stays None; an empty item ('a,,b', 'a,') is refused as by `comma_items`."""
     return None if value is None else tuple(comma_items(value, option))
