@@ -19,7 +19,7 @@ from vidvpr.cli import main
 from vidvpr.core.sidecars import SliceSidecar
 from vidvpr.ingest import ImportConfig, import_footage
 from vidvpr.ingest.images import natural_key, rgb_to_planes
-from vidvpr.media.decode import decode_frames
+from vidvpr.media.decode import decode_frame_sets, decode_frames
 from vidvpr.media.ffmpeg import find_ffmpeg
 from vidvpr.media.metrics import image_psnr_db
 
@@ -100,6 +100,22 @@ def test_a_video_trimmed_without_reencoding_imports_the_frames_players_show(tmp_
     lumas, view_times = decode_luma_and_times(Path(result.path))
     assert [read_index_code(luma) for luma in lumas] == [read_index_code(luma) for luma in shown] == list(range(9, 20))
     assert view_times == [t - times[0] for t in times]
+
+
+def test_a_two_lens_video_trimmed_without_reencoding_decodes_the_frames_players_show(tmp_path: Path) -> None:
+    """The same trim on a camera's one-stream-per-lens file: `decode_frame_sets` called it truncated."""
+    ffmpeg = find_ffmpeg().path
+    lenses = [write_video(tmp_path / f"lens{k}.mp4", frames(20, seed=k), fps=Fraction(10), size=SIZE) for k in (0, 1)]
+    both, trimmed = tmp_path / "both.mp4", tmp_path / "trimmed.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(lenses[0]), "-i", str(lenses[1]), "-map", "0", "-map", "1", "-c",
+                    "copy", str(both)], check=True)
+    subprocess.run([ffmpeg, "-v", "error", "-ss", "0.9", "-i", str(both), "-map", "0", "-c", "copy", str(trimmed)],
+                   check=True)
+    with av.open(str(trimmed)) as container:
+        counted = container.streams.video[0].frames
+    pairs = list(decode_frame_sets(trimmed, 2, counted))
+    assert counted == 20 and len(pairs) == 11
+    assert [read_index_code(pair[0].y) for pair in pairs] == list(range(9, 20))
 
 
 @pytest.fixture(scope="module")

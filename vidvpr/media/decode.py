@@ -93,13 +93,14 @@ def decode_frame_sets(path: Path, streams: int, expected_frames: int = 0) -> Ite
     """Frame i of each of the first `streams` video streams, together, in presentation order
     (a camera that records one stream per lens). Times are those of the first stream.
 
-    Raises BadInput when the streams hold different numbers of frames or one errors mid-way.
+    Raises BadInput when the streams hold different numbers of frames or one errors mid-way. As in
+    `decode_frames`, packets an edit list cuts away (a trim without re-encoding) count as no frames.
     """
     path = Path(path)
     if streams == 1:
         yield from ((frame,) for frame in decode_frames(path, expected_frames))
         return
-    index = 0
+    index = discarded = 0
     try:
         with av.open(str(path)) as container:
             chosen = list(container.streams.video[:streams])
@@ -112,6 +113,8 @@ def decode_frame_sets(path: Path, streams: int, expected_frames: int = 0) -> Ite
             base = chosen[0].time_base
             start_pts: int | None = None
             for packet in container.demux(chosen):
+                if packet.stream.index == chosen[0].index:  # the stream `expected_frames` counts
+                    discarded += bool(packet.size and packet.is_discard)
                 for frame in packet.decode():
                     waiting[position[packet.stream.index]].append(frame)
                 while all(waiting):
@@ -127,7 +130,7 @@ def decode_frame_sets(path: Path, streams: int, expected_frames: int = 0) -> Ite
                                f"after frame {index}; the lenses' streams must have equal frame counts")
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: corrupt or truncated video stream at frame {index} ({av_problem(exc)})") from exc
-    _check_frame_count(path, index, expected_frames)
+    _check_frame_count(path, index, expected_frames - discarded if expected_frames else 0)
 
 
 def decode_selected(path: Path, indices: Sequence[int], format: str = "rgb24") -> Iterator[tuple[int, np.ndarray]]:
