@@ -709,6 +709,20 @@ def _hand_edited(tmp_path: Path, dataset: Path, name: str, edit) -> Path:
     return path
 
 
+@pytest.mark.parametrize("field, value", [("radius_m", 7.5), ("max_heading_diff_deg", 30.0)])
+def test_positives_made_with_another_radius_or_heading_limit_than_recorded_are_refused(tmp_path, dataset, field,
+                                                                                       value):
+    """A positives.json edited (and its hash re-recorded) to say another radius went unnoticed: eval
+    reports the manifest.json's radius over positives made with another."""
+    build_manifest(load_definition(dataset), tmp_path / "out")
+    path = tmp_path / "out" / "positives.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    rerecord_outputs(tmp_path / "out")
+    with pytest.raises(BadInput, match=rf"^{re.escape(str(path))}: positives within .* but manifest.json records .*; "
+                                       r"rebuild the manifest"):
+        load_manifest(tmp_path / "out")
+
+
 def test_a_query_row_without_its_count_is_refused(tmp_path, dataset):
     path = _hand_edited(tmp_path, dataset, "query.csv",
                         lambda lines: [lines[0], lines[1].rsplit(",", 1)[0] + ",\n", *lines[2:]])

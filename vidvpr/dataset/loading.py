@@ -102,6 +102,11 @@ def load_manifest(manifest_dir: str | Path, root: str | Path | None = None) -> M
     queries = read_rows(folder / CSV_FILES["query"], "query", base)
     _check_videos(folder, meta, database, queries)
     gt = PositivesFile.load(folder / POSITIVES_FILE)
+    recorded = (meta.parameters.get("radius_m"), meta.parameters.get("max_heading_diff_deg"))
+    if (gt.radius_m, gt.max_heading_diff_deg) != recorded:
+        raise BadInput(f"{folder / POSITIVES_FILE}: positives within {gt.radius_m:g} m (heading limit "
+                       f"{gt.max_heading_diff_deg}), but {MANIFEST_FILE} records {recorded[0]} m ({recorded[1]}); "
+                       f"rebuild the manifest (vidvpr manifest --out {folder})")
     index = {row.id: i for i, row in enumerate(database)}
     positives = []
     for row in queries:
