@@ -1033,3 +1033,12 @@ def test_a_failed_run_leaves_no_empty_out_folder(tmp_path, dataset):
     assert result.returncode == 2 and not (tmp_path / "new").exists()
     result = run_cli("export", str(tmp_path / "nothing"), "--out", str(tmp_path / "e"))
     assert result.returncode == 2 and not (tmp_path / "e").exists()
+
+
+def test_a_utm_zone_for_local_trajectories_is_warned_of(tmp_path, sliced_views, caplog):
+    """utm_zone (--utm-zone) only places lat/lon trajectories; with local ones it silently did nothing."""
+    definition = make_dataset(tmp_path / "ds", sliced_views, extra="utm_zone = 32")
+    with caplog.at_level(logging.WARNING, logger="vidvpr"):
+        build_manifest(load_definition(definition), tmp_path / "out")
+    assert any(record.getMessage() == f"{definition}: utm_zone 32 (--utm-zone) has no effect: every trajectory is in "
+               "local metres, none in latitude and longitude" for record in caplog.records), caplog.text

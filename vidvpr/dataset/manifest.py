@@ -297,6 +297,9 @@ def build_manifest(
                                             scale=options.scale, force_zone_number=spec.dataset.utm_zone))
         views.append(find_views(definition, rec))
     zone = trj.check_same_zone(trajectories, spec.dataset.shared_local_frame)
+    if spec.dataset.utm_zone is not None and zone is None:
+        LOG.warning("%s: utm_zone %d (--utm-zone) has no effect: every trajectory is in local metres, none in "
+                    "latitude and longitude", source, spec.dataset.utm_zone)
     files = {rec.name: {"trajectory": FileRecord.of(Path(traj.source), root),
                         "views": {view.name: {"video": FileRecord.of(view.video, root),
                                               "sidecar": FileRecord.of(view.sidecar_path, root)}
