@@ -297,7 +297,7 @@ def _line_scores_segments(rows_distances: np.ndarray, first: int, targets: int, 
                 sums[r, :-1] += sums[r - 1, 1:]
         cumulative[direction] = sums
     mine = targets - short
-    top = length - 1  # the first full target's row in `rows` (they start L - 1 rows before it)
+    top = full_first - (full_first - length + 1)  # the first full target's row in `rows`
     bottom = top + step * (mine - 1)
     best = np.full((mine, columns), np.inf, dtype=np.float32)
     which = np.zeros((mine, columns), dtype=np.int16)
@@ -325,9 +325,9 @@ def _line_scores_segments(rows_distances: np.ndarray, first: int, targets: int, 
         np.less(total, best, out=better)  # summing to the same total: compared as sums, scaled once after
         np.minimum(best, total, out=best)
         np.copyto(which, v, where=better)
-    mean_sums = np.concatenate([[0.0], np.cumsum(means, dtype=np.float64)])  # what centring took from a line
+    line_means = np.concatenate([[0.0], np.cumsum(means, dtype=np.float64)])
     ends = np.arange(top, bottom + 1, step) + 1
-    best += (mean_sums[ends] - mean_sums[ends - length]).astype(np.float32)[:, None]
+    best += (line_means[ends] - line_means[ends - length]).astype(np.float32)[:, None]
     best *= np.float32(1.0 / length)
     if not short:
         return best, which
