@@ -12,12 +12,9 @@ from hypothesis import strategies as st
 
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.sequence import (
-    Lines,
     SequenceSettings,
     _line_scores,
-    _line_scores_segments,
     _line_scores_tiled,
-    diagonal_segments,
     full_search,
     full_search_lengths,
     line_fits,
@@ -202,46 +199,9 @@ def test_line_scores_made_tile_by_tile_are_those_of_the_whole_block_bit_for_bit(
     last = first + step * (targets - 1)
     rows = np.random.default_rng(seed).random((last - max(0, first - length + 1) + 1, columns), dtype=np.float32)
     whole = _line_scores(rows, first, targets, length, starts, lines, step)
-    tiled = _line_scores_tiled(rows, first, targets, length, starts, lines, step, tile_targets, tile_columns,
-                               scorer=_line_scores)
+    tiled = _line_scores_tiled(rows, first, targets, length, starts, lines, step, tile_targets, tile_columns)
     np.testing.assert_array_equal(tiled[0], whole[0])
     np.testing.assert_array_equal(tiled[1], whole[1])
-
-
-@settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), length=st.integers(1, 8), step=st.integers(1, 4), reverse=st.booleans(),
-       first=st.integers(0, 10), targets=st.integers(1, 9), tile_targets=st.integers(1, 5),
-       tile_columns=st.integers(1, 12), cuts=st.lists(st.integers(1, 29), max_size=4), offset=st.floats(-50, 50))
-def test_line_scores_from_diagonal_sums_are_the_per_point_sums_to_float32_rounding(
-        seed, length, step, reverse, first, targets, tile_targets, tile_columns, cuts, offset) -> None:
-    """The searches' line sums (differences of cumulative sums along diagonals, tile by tile) score
-    every line end as the per-point reference does, to float32 rounding, whatever the distances'
-    level (normalised ones are centred on 0), and pick one of its best shapes."""
-    columns = 30
-    starts = np.array(sorted({0, columns, *cuts}))
-    lines = line_shapes(SequenceSettings(length, (0.5, 2.0), reverse=reverse))
-    last = first + step * (targets - 1)
-    rows = (np.random.default_rng(seed).random((last - max(0, first - length + 1) + 1, columns), dtype=np.float32)
-            + np.float32(offset))
-    reference, _ = _line_scores(rows, first, targets, length, starts, lines, step)
-    for scores, used in (_line_scores_segments(rows, first, targets, length, starts, lines, step),
-                         _line_scores_tiled(rows, first, targets, length, starts, lines, step, tile_targets,
-                                            tile_columns)):
-        np.testing.assert_array_equal(np.isinf(scores), np.isinf(reference))
-        np.testing.assert_allclose(scores, reference, rtol=1e-5, atol=1e-5)
-        for v in np.unique(used[np.isfinite(scores)]):  # the shape picked scores, by the reference, the best
-            alone = Lines(lines.velocities[v:v + 1], lines.offsets[v:v + 1])
-            picked = (used == v) & np.isfinite(scores)
-            np.testing.assert_allclose(_line_scores(rows, first, targets, length, starts, alone, step)[0][picked],
-                                       reference[picked], rtol=1e-5, atol=1e-5)
-
-
-def test_a_line_of_speed_1_is_one_diagonal_stretch_and_other_speeds_break_it() -> None:
-    assert diagonal_segments([0, 1, 2, 3]) == [(0, 3)]
-    assert diagonal_segments([0, 1, 3, 4, 6]) == [(0, 1), (2, 3), (4, 4)]  # faster: jumps a frame
-    assert diagonal_segments([0, 1, 1, 2]) == [(0, 1), (2, 3)]  # slower: a frame twice
-    assert diagonal_segments([0, -1, -2, -4]) == [(0, 2), (3, 3)]  # reverse
-    assert diagonal_segments([0]) == [(0, 0)]
 
 
 @settings(max_examples=60, deadline=None)

@@ -29,7 +29,7 @@ cheap coarse search proposes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -248,104 +248,13 @@ def _line_scores(rows_distances: np.ndarray, first: int, targets: int, length: i
     return best, which
 
 
-def diagonal_segments(offsets: Sequence[int]) -> list[tuple[int, int]]:
-    """The (first, last) points k of a line's stretches of diagonal steps: each point one query frame
-    and one database frame from the last (offsets rising by 1 forward, falling by 1 in reverse); a
-    speed other than 1 breaks the line into stretches, a line of speed 1 is one stretch."""
-    direction = 1 if offsets[-1] >= 0 else -1
-    out, first = [], 0
-    for k in range(len(offsets) - 1):
-        if offsets[k + 1] - offsets[k] != direction:
-            out.append((first, k))
-            first = k + 1
-    out.append((first, len(offsets) - 1))
-    return out
-
-
-def _line_scores_segments(rows_distances: np.ndarray, first: int, targets: int, length: int, starts: np.ndarray,
-                          lines: Lines, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """`_line_scores`, with the sums of targets whose sequence has all `length` frames made from
-    cumulative sums along the matrix's diagonals (forward) and anti-diagonals (reverse): a stretch of
-    diagonal steps (`diagonal_segments`) is the difference of two of them, so a line costs two slice
-    operations per stretch instead of one per point (at L = 20 and 0.8..1.25, 70 instead of 200 over
-    the 10 shapes). Each row is first centred on its mean (added back to every line after, exactly:
-    a line has one point per row), which keeps the cumulative sums small and their float32 rounding
-    at that of the per-point sums. Targets with shorter sequences (a run's first L - 1), and rows
-    that are not all finite, are scored point by point."""
-    positions = first + step * np.arange(targets)
-    short = int(np.searchsorted(positions, length - 1))  # targets whose sequence has fewer frames
-    row0 = max(0, first - length + 1)
-    if short == targets:
-        return _line_scores(rows_distances, first, targets, length, starts, lines, step)
-    full_first = int(positions[short])
-    rows = rows_distances[full_first - length + 1 - row0:]
-    means = rows.mean(axis=1, dtype=np.float64).astype(np.float32)
-    if not np.isfinite(means).all():
-        return _line_scores(rows_distances, first, targets, length, starts, lines, step)
-    count, columns = rows.shape
-    halo = int(np.abs(lines.offsets).max()) + 1
-    reverse = bool((lines.velocities < 0).any())
-    cumulative = {}
-    for direction in ((1, -1) if reverse else (1,)):
-        sums = np.zeros((count + 1, columns + 2 * halo), dtype=np.float32)  # row 0 and the halos: zeros
-        sums[1:, halo:halo + columns] = rows
-        sums[1:, halo:halo + columns] -= means[:, None]
-        for r in range(2, count + 1):  # each cell adds the one a frame back in both query and database
-            if direction == 1:
-                sums[r, 1:] += sums[r - 1, :-1]
-            else:
-                sums[r, :-1] += sums[r - 1, 1:]
-        cumulative[direction] = sums
-    mine = targets - short
-    top = full_first - (full_first - length + 1)  # the first full target's row in `rows`
-    bottom = top + step * (mine - 1)
-    best = np.full((mine, columns), np.inf, dtype=np.float32)
-    which = np.zeros((mine, columns), dtype=np.int16)
-    total = np.empty((mine, columns), dtype=np.float32)
-    better = np.empty((mine, columns), dtype=bool)
-    segments = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
-    for v, offsets in enumerate(lines.offsets.tolist()):
-        direction = 1 if offsets[-1] >= 0 else -1
-        sums = cumulative[direction]
-        for i, (a, b) in enumerate(diagonal_segments(offsets)):
-            n = b - a + 1  # points k = a..b: rows top - a down to top - b, columns j - o_a on along the stretch
-            near = halo - offsets[a]
-            far = near - direction * n
-            upper = sums[top - a + 1:bottom - a + 2:step, near:near + columns]
-            lower = sums[top - b:bottom - b + 1:step, far:far + columns]
-            if i == 0:
-                np.subtract(upper, lower, out=total)
-            else:
-                total += upper
-                total -= lower
-        reach = abs(offsets[-1])  # a line must lie wholly inside the run: not from an end too near its edge
-        for start, end in segments:
-            total[:, slice(start, min(end, start + reach)) if direction == 1 else slice(max(start, end - reach), end)] \
-                = np.inf
-        np.less(total, best, out=better)  # summing to the same total: compared as sums, scaled once after
-        np.minimum(best, total, out=best)
-        np.copyto(which, v, where=better)
-    line_means = np.concatenate([[0.0], np.cumsum(means, dtype=np.float64)])
-    ends = np.arange(top, bottom + 1, step) + 1
-    best += (line_means[ends] - line_means[ends - length]).astype(np.float32)[:, None]
-    best *= np.float32(1.0 / length)
-    if not short:
-        return best, which
-    head = _line_scores(rows_distances[:int(positions[short - 1]) - row0 + 1], first, short, length, starts, lines,
-                        step)
-    return np.concatenate([head[0], best]), np.concatenate([head[1], which])
-
-
 def _line_scores_tiled(rows_distances: np.ndarray, first: int, targets: int, length: int, starts: np.ndarray,
                        lines: Lines, step: int = 1, tile_targets: int = TILE_TARGETS,
-                       tile_columns: int = TILE_COLUMNS,
-                       scorer: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`_line_scores`' numbers made a tile of targets x line ends at a time, so that each tile's
-    running sums stay in the CPU's cache across the operations of every line, by `scorer`
-    (`_line_scores_segments`: the same numbers to float32 rounding; `_line_scores` tile by tile gives
-    them bit for bit). Tiles alone were 1.6-2.5 times less CPU at 512 x 20,000, L = 5-20; see
-    tools/bench_line_scores.py for both. A tile reads `halo` columns each side, as far as any line
-    reaches; a tile edge inside a run clips lines only in that halo, which is dropped."""
+                       tile_columns: int = TILE_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """`_line_scores`, the same numbers bit for bit, made a tile of targets x line ends at a time so
+    that each tile's running sums stay in the CPU's cache across the L additions of every line
+    (1.6-2.5 times less CPU at 512 x 20,000, L = 5-20: tools/bench_line_scores.py). A tile reads `halo` columns each side, as far
+    as any line reaches; a tile edge inside a run clips lines only in that halo, which is dropped."""
     columns = rows_distances.shape[1]
     halo = int(np.abs(lines.offsets).max()) if lines.offsets.size else 0
     row0 = max(0, first - length + 1)
@@ -359,8 +268,8 @@ def _line_scores_tiled(rows_distances: np.ndarray, first: int, targets: int, len
             b = min(columns, a + tile_columns)
             lo, hi = max(0, a - halo), min(columns, b + halo)
             tile_starts = np.unique(np.clip(starts, lo, hi)) - lo
-            scores, used = (scorer or _line_scores_segments)(rows_distances[rows, lo:hi], tile_first, t1 - t0,
-                                                             length, tile_starts, lines, step)
+            scores, used = _line_scores(rows_distances[rows, lo:hi], tile_first, t1 - t0, length, tile_starts, lines,
+                                        step)
             best[t0:t1, a:b], which[t0:t1, a:b] = scores[:, a - lo:b - lo], used[:, a - lo:b - lo]
     return best, which
 
