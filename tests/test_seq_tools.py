@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,35 @@ def test_the_coarse_bound_answers_as_the_full_search_when_every_end_is_kept() ->
     runs = DatabaseRuns.of(database_runs, 23)
     every = np.tile([2, 7, 10, 13, 18, 21], (12, 1))  # ±2 of these covers both runs' every frame
     assert np.array_equal(restricted_answer(scores, every, runs, 2), np.argmin(scores, axis=1))
+
+
+def test_a_sequence_benchmark_interrupted_is_one_line_and_exit_130(capsys: pytest.CaptureFixture) -> None:
+    sys.path.insert(0, str(TOOLS))
+    from bench_line_scores import run_tool
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stopped:
+        run_tool(interrupted)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip().endswith(": interrupted")
+
+
+def test_the_nordland_descriptor_cache_is_used_only_when_whole_and_made_the_same_way(tmp_path: Path) -> None:
+    """An interrupted or damaged cache is made again, never read as descriptors (it was a traceback)."""
+    sys.path.insert(0, str(TOOLS))
+    from bench_seq import _cached_descriptors
+
+    made_by = {"names": 3, "init": 400}
+    path = tmp_path / "nordland-descriptors.npz"
+    assert _cached_descriptors(path, made_by) is None  # absent
+    winter, summer = np.ones((3, 2), np.float32), np.zeros((3, 2), np.float32)
+    np.savez(path, winter=winter, summer=summer, made_by=json.dumps(made_by))
+    found = _cached_descriptors(path, made_by)
+    assert found is not None and np.array_equal(found[0], winter) and np.array_equal(found[1], summer)
+    assert _cached_descriptors(path, {**made_by, "names": 4}) is None  # made from other frames
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    assert _cached_descriptors(path, made_by) is None
+    path.write_text("[1, 2]")
+    assert _cached_descriptors(path, made_by) is None

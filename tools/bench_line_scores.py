@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 import numpy as np
@@ -41,6 +43,15 @@ def whole_number(low: int) -> Callable[[str], int]:
 
 
 positive, non_negative = whole_number(1), whole_number(0)
+
+
+def run_tool(main: Callable[[], None]) -> None:
+    """Run a sequence benchmark's `main`; Ctrl-C is one line and exit 130, as for vidvpr itself."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"{Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def main() -> None:
@@ -83,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -37,13 +37,15 @@ import argparse
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import click
 import numpy as np
 
-from bench_line_scores import non_negative, positive
+from bench_line_scores import non_negative, positive, run_tool
 from vidvpr.cli.evaluate import parse_seq_lengths, parse_seq_velocity
+from vidvpr.core.atomic import atomic_output
 from vidvpr.core.errors import BadInput
 from vidvpr.evaluate.recall import recall_at_n
 from vidvpr.evaluate.sequence import SequenceSettings, check_settings, full_search
@@ -97,6 +99,18 @@ def synthetic(size: int, queries: int, dim: int, seed: int = 0) -> tuple[np.ndar
             f"{len(query_runs)} runs")
 
 
+def _cached_descriptors(path: Path, made_by: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(winter, summer) descriptors cached at `path` by the same inputs, or None when absent, made
+    otherwise or unreadable (then made again)."""
+    try:
+        with np.load(path) as arrays:
+            if json.loads(str(arrays["made_by"])) == made_by:
+                return arrays["winter"], arrays["summer"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        pass
+    return None
+
+
 def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tuple[np.ndarray, np.ndarray, list, list,
                                                                                    list, str]:
     """(queries, database, query runs, database runs, positives, name): winter against summer (the
@@ -109,9 +123,10 @@ def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tup
 
     names = sorted(p.name for p in (folder / "summer").glob("*.png"))
     cached = work / "nordland-descriptors.npz"
-    if cached.is_file() and json.loads(str(np.load(cached)["made_by"])) == {"names": len(names), "init": INIT_IMAGES}:
-        arrays = np.load(cached)
-        queries, database = arrays["winter"], arrays["summer"]
+    made_by = {"names": len(names), "init": INIT_IMAGES}
+    stored = _cached_descriptors(cached, made_by)
+    if stored is not None:
+        queries, database = stored
     else:
         work.mkdir(parents=True, exist_ok=True)
         images = {season: [cv2.cvtColor(cv2.imread(str(folder / season / name), cv2.IMREAD_GRAYSCALE),
@@ -128,8 +143,8 @@ def nordland(folder: Path, work: Path, tolerance: int, first: int | None) -> tup
                 described[season] = np.concatenate([model(normalise_images(frames[s:s + 64])).numpy()
                                                     for s in range(0, len(frames), 64)])
         queries, database = described["winter"], described["summer"]
-        np.savez(cached, winter=queries, summer=database,
-                 made_by=json.dumps({"names": len(names), "init": INIT_IMAGES}))
+        with atomic_output(cached) as tmp:  # an interrupted run leaves no cache that looks finished
+            np.savez(tmp, winter=queries, summer=database, made_by=json.dumps(made_by))
     count = min(first or len(names), len(names))
     queries, database = queries[:count], database[:count]
     index = np.arange(count)
@@ -286,4 +301,4 @@ def compare(args: argparse.Namespace, queries: np.ndarray, database: np.ndarray,
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

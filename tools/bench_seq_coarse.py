@@ -33,7 +33,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_line_scores import non_negative, positive  # noqa: E402  (a sibling script)
+from bench_line_scores import non_negative, positive, run_tool  # noqa: E402  (a sibling script)
 from bench_seq import add_dataset_options, load_dataset, single_frame  # noqa: E402
 
 from vidvpr.cli.evaluate import parse_seq_lengths  # noqa: E402
@@ -145,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)
