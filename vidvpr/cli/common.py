@@ -137,14 +137,17 @@ def comma_items(text: str, option: str) -> list[str]:
     return parts
 
 
-def parse_int_list(text: str, option: str) -> tuple[int, ...]:
-    """'40,45,50' -> (40, 45, 50); an empty item is refused (`comma_items`), and so is anything but a
-    whole number (40.5 is not read as 40)."""
+def parse_numbers(text: str | None, kind: type, option: str) -> tuple | None:
+    """'40,45,50' -> (40, 45, 50) as `kind` (int or float); None stays None; an empty item is refused
+    (`comma_items`), and so is anything `kind` does not read (for int, 40.5 is not read as 40)."""
+    if text is None:
+        return None
     parts = comma_items(text, option)
     try:
-        return tuple(int(part) for part in parts)
+        return tuple(kind(part) for part in parts)
     except ValueError:
-        raise click.BadParameter(f"{option} takes a comma-separated list of whole numbers, got {text!r}") from None
+        what = "whole numbers" if kind is int else "numbers"
+        raise click.BadParameter(f"{option} takes a comma-separated list of {what}, got {text!r}") from None
 
 
 def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:

@@ -152,12 +152,12 @@ def demo_study(out_dir: Path, train_qp: int, eval_qps: str, size: str | None, ma
     OUT_DIR/study, the recall@1 tables printed, worlds.png."""
     from dataclasses import replace
 
-    from vidvpr.cli.common import parse_int_list
+    from vidvpr.cli.common import parse_numbers
     from vidvpr.core.progress import progress_bar
     from vidvpr.demo.study import StudyConfig, run_study, study_table
 
     base = StudyConfig()
-    qps = None if eval_qps.strip().lower() == "all" else parse_int_list(eval_qps, "--eval-qps")
+    qps = None if eval_qps.strip().lower() == "all" else parse_numbers(eval_qps, int, "--eval-qps")
     config = replace(base, train_qp=train_qp, eval_qps=qps, size=size,
                      distill=replace(base.distill, device=device, backend=backend, max_steps=max_steps))
     with progress_bar(None, "study", unit="step", quiet=quiet) as bar:

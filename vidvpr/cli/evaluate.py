@@ -8,11 +8,11 @@ import click
 
 from vidvpr.cli.common import (
     NonEmptyPath,
-    comma_items,
     emit_json,
     executor_for,
     handle_errors,
     output_options,
+    parse_numbers,
     retry_lines,
     scheduler_option,
 )
@@ -23,24 +23,9 @@ from vidvpr.models.backends import BACKEND_CHOICES
 DEFAULTS = EvalConfig()
 
 
-def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
-    if text is None:
-        return None
-    parts = comma_items(text, option)
-    try:
-        return tuple(kind(part) for part in parts)
-    except ValueError:
-        raise click.BadParameter(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
-
-
 def parse_seq_lengths(text: str) -> tuple[int, ...]:
     """'1,5,10,20' -> (1, 5, 10, 20); click.BadParameter for anything but a list of whole numbers."""
-    parts = comma_items(text, "--seq-len")
-    try:
-        return tuple(int(part) for part in parts)
-    except ValueError:
-        raise click.BadParameter(f"--seq-len takes a comma-separated list of whole numbers of frames, got {text!r}") \
-            from None
+    return parse_numbers(text, int, "--seq-len")
 
 
 def parse_seq_velocity(text: str) -> tuple[float, float]:
@@ -114,8 +99,10 @@ def eval_command(manifest_dir: Path, out_dir: Path, enc_dir: Path | None, models
     from vidvpr.evaluate.results import recall_table, trained_on_notes
 
     config = EvalConfig(models=models, enc_dir=enc_dir, protocol=protocol, input_size=input_size,
-                        cells=parse_names(cells, "--cells"), recall_at=_numbers(recall_at, int, "--recall-at"),
-                        thresholds_m=_numbers(thresholds, float, "--threshold"), index=index, batch_size=batch_size,
+                        cells=parse_names(cells, "--cells"),
+                        recall_at=parse_numbers(recall_at, int, "--recall-at"),
+                        thresholds_m=parse_numbers(thresholds, float, "--threshold"), index=index,
+                        batch_size=batch_size,
                         device=device, backend=backend, pca_dim=pca_dim, cache_dir=cache_dir, root=root,
                         save_preds=save_preds,
                         unmatched_queries=unmatched_queries, seq_lens=parse_seq_lengths(seq_lens),
