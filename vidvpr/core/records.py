@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vidvpr.core.atomic import write_json_atomic
 from vidvpr.core.errors import BadInput
+from vidvpr.core.text import printable
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,12 +34,7 @@ def validation_problem(exc: ValidationError) -> str:
     elif first.get("type") == "missing":
         message = "missing"
     more = f" (and {len(exc.errors()) - 1} more problem{'s' if len(exc.errors()) > 2 else ''})" if len(exc.errors()) > 1 else ""
-    return _printable(f"{where or 'top level'}: {message}{more}")
-
-
-def _printable(text: str) -> str:
-    """`text` with line breaks and other control characters escaped (keys come from the file)."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return printable(f"{where or 'top level'}: {message}{more}")
 
 
 def _is_branch_name(part: object) -> bool:

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from vidvpr.core.errors import BadInput
+from vidvpr.core.text import printable
 
 KNOWN = ("jpeg:Q (quality 1-100), resize:NNNp or resize:WxH, lowlight:EV (-10 to 0), noise:SIGMA (levels), "
          "blur:PX (pixels), or an encode cell RES/qpNN (e.g. 360p/qp40)")
@@ -207,15 +208,10 @@ class LowQuality:
         return idle
 
 
-def _shown(text: str) -> str:
-    """`text` with line breaks and other control characters escaped, for one-line messages."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
 def _number(text: str, item: str, low: int, high: int, what: str) -> int:
     # isdecimal, not isdigit ("²" is a digit int() refuses); past 18 digits int() may refuse it and no range holds it
     if not text.isdecimal() or len(text.lstrip("0")) > 18 or not low <= int(text) <= high:
-        raise BadInput(f"--lq {_shown(item)}: {what} must be an integer from {low} to {high}, got {_shown(repr(text))}")
+        raise BadInput(f"--lq {printable(item)}: {what} must be an integer from {low} to {high}, got {printable(repr(text))}")
     return int(text)
 
 
@@ -230,7 +226,7 @@ def _real(text: str, item: str, low: float, high: float, what: str, low_open: bo
         value < high if high_open else value <= high)
     if not inside:
         span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise BadInput(f"--lq {_shown(item)}: {what} must be a number in {span}, got {_shown(repr(text))}")
+        raise BadInput(f"--lq {printable(item)}: {what} must be a number in {span}, got {printable(repr(text))}")
     assert value is not None
     return value
 
@@ -241,7 +237,7 @@ def _resize(value: str, item: str) -> Resize:
         return Resize(_number(size.group(2), item, 1, 100_000, "height"), _number(size.group(1), item, 1, 100_000, "width"))
     if value.endswith("p"):
         return Resize(_number(value[:-1], item, 1, 100_000, "height"))
-    raise BadInput(f"--lq {_shown(item)}: give the size as NNNp (e.g. resize:240p) or WxH (e.g. resize:320x240)")
+    raise BadInput(f"--lq {printable(item)}: give the size as NNNp (e.g. resize:240p) or WxH (e.g. resize:320x240)")
 
 
 # kind -> (value, the whole item) -> the degradation, or BadInput naming the item
@@ -261,7 +257,7 @@ def parse_degradation(item: str) -> Degradation:
     listing the known kinds otherwise."""
     kind, _, value = item.strip().lower().partition(":")
     if kind not in PARSERS:
-        raise BadInput(f"Unknown degradation {_shown(repr(item))}. Use {KNOWN}.")
+        raise BadInput(f"Unknown degradation {printable(repr(item))}. Use {KNOWN}.")
     return PARSERS[kind](value, item)
 
 
@@ -272,7 +268,7 @@ def parse_low_quality(items: Sequence[str]) -> LowQuality:
     if not any(parts):
         raise BadInput(f"give what the student sees with --lq: {KNOWN}")
     if "" in parts:
-        raise BadInput(f"--lq has an empty item in {_shown(repr(','.join(items)))} (two commas in a row, one at an "
+        raise BadInput(f"--lq has an empty item in {printable(repr(','.join(items)))} (two commas in a row, one at an "
                        "end, or an empty --lq)")
     cells: list[str] = []
     degradations: list[Degradation] = []
@@ -284,5 +280,5 @@ def parse_low_quality(items: Sequence[str]) -> LowQuality:
         else:
             degradations.append(parse_degradation(part))
     if len(set(cells)) != len(cells):
-        raise BadInput(f"--lq names the same cell twice: {_shown(', '.join(cells))}")
+        raise BadInput(f"--lq names the same cell twice: {printable(', '.join(cells))}")
     return LowQuality(tuple(cells), tuple(degradations))

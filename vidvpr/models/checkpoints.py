@@ -27,6 +27,7 @@ from torch import nn
 
 from vidvpr.core.atomic import atomic_output
 from vidvpr.core.errors import BadInput
+from vidvpr.core.text import printable
 
 LOG = logging.getLogger(__name__)
 
@@ -178,12 +179,6 @@ def state_dict_of(checkpoint: Mapping[str, Any], source: str) -> dict[str, torch
     if not unwrapped:
         raise BadInput(f"{source}: checkpoint holds no weights")
     return unwrapped
-
-
-def printable(text: str) -> str:
-    """`text` from a checkpoint (a key, a recorded value) with line breaks and control characters
-    escaped, so a message that quotes it stays one line."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _listing(keys: list[str]) -> str:

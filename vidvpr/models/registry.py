@@ -16,10 +16,11 @@ import torch
 from pydantic import Field, ValidationError
 
 from vidvpr.core.errors import BadInput
+from vidvpr.core.text import printable
 from vidvpr.core.memory import retain_freed_memory
 from vidvpr.core.provenance import sha256_file
 from vidvpr.core.records import Strict, validation_problem
-from vidvpr.models.checkpoints import (is_vidvpr_checkpoint, load_checkpoint, printable, save_checkpoint, state_dict_of,
+from vidvpr.models.checkpoints import (is_vidvpr_checkpoint, load_checkpoint, save_checkpoint, state_dict_of,
                                        state_mismatch)
 from vidvpr.models.efficientnet import DEFAULT_STAGE, STAGES, EfficientNetLite0Features, packaged_weights_path
 from vidvpr.models.model import VPRModel
