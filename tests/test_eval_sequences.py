@@ -264,3 +264,17 @@ def test_sequences_of_real_nordland_frames_more_than_double_single_frame_recall(
                                                                             seq_normalise=True))
     recall = {row.seq_len: row.recall[1] for row in result.rows}
     assert recall[10] > 0.6 and recall[10] > 2 * recall[1], recall  # measured: 0.318 and 0.705
+
+
+def test_an_evaluation_of_the_reference_alone_leaves_no_recall_plot_of_an_earlier_one(sequences, dataset,  # noqa: F811
+                                                                                      tmp_path: Path) -> None:
+    """recall_vs_qp.png and recall_vs_kbps.png of encoded cells no longer evaluated contradicted the
+    results beside them, as recall_vs_seq_len.png did."""
+    import shutil
+
+    out = tmp_path / "e"
+    shutil.copytree(sequences[0], out, ignore=shutil.ignore_patterns("descriptors"))
+    assert (out / "recall_vs_qp.png").is_file() and (out / "recall_vs_kbps.png").is_file()
+    evaluate_grid(dataset[0], out, EvalConfig(enc_dir=dataset[1], cells=("reference",), batch_size=8,
+                                              cache_dir=sequences[0] / "descriptors"))
+    assert not (out / "recall_vs_qp.png").exists() and not (out / "recall_vs_kbps.png").exists()

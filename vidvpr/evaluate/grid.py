@@ -41,7 +41,7 @@ from vidvpr.evaluate.config import (  # noqa: F401  (re-exported)
 )
 from vidvpr.evaluate.costs import extraction_costs
 from vidvpr.evaluate.models import ModelChoice, described_dim, parse_model_choice, prepare_model, trained_on
-from vidvpr.evaluate.plots import plot_recall
+from vidvpr.evaluate.plots import RECALL_VS_KBPS, RECALL_VS_QP, plot_recall
 from vidvpr.evaluate.precision import precision_recall
 from vidvpr.evaluate.recall import (
     counted_ranks,
@@ -266,7 +266,7 @@ def evaluate_grid(manifest_dir: Path, out_dir: Path, config: EvalConfig,
         write_results_csv(results_csv, rows, ns)
         plots = plot_recall([row for row in rows if row.seq_len == 1], out_dir)
         plots += [path for path in (plot_recall_by_length(rows, out_dir), plot_precision_recall(rows, out_dir)) if path]
-        for name in {RECALL_VS_SEQ_LEN, PRECISION_RECALL} - {path.name for path in plots}:
+        for name in {RECALL_VS_QP, RECALL_VS_KBPS, RECALL_VS_SEQ_LEN, PRECISION_RECALL} - {path.name for path in plots}:
             (out_dir / name).unlink(missing_ok=True)  # an earlier evaluation's, which these results would contradict
         strips: list[Path] = []
         if config.save_preds:
