@@ -109,9 +109,8 @@ def encoded_cells(manifest: Manifest, enc_dir: Path, wanted: list[str] | None = 
         members = by_cell[key]
         missing = [(rec, view) for rec, view in needed if (rec, view) not in members]
         if missing:
-            sidecar = cell_paths(enc_dir, *missing[0], key[1], key[2], key[0])[1]
-            state = ("damaged or unfinished: vidvpr encode redoes it" if sidecar.exists() or sidecar.with_suffix(
-                ".mp4").exists() else "not encoded")
+            video, sidecar = cell_paths(enc_dir, *missing[0], key[1], key[2], key[0])
+            state = "damaged or unfinished: vidvpr encode redoes it" if sidecar.exists() or video.exists() else "not encoded"
             raise BadInput(f"{enc_dir}: cell {name} is missing for view {'/'.join(missing[0])} "
                            f"({sidecar.relative_to(enc_dir)}: {state}); encode it, or pick cells with --cells")
         videos = {}
